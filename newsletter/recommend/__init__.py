@@ -1,0 +1,1 @@
+"""recommend stage of the newsletter pipeline."""

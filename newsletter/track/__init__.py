@@ -1,0 +1,1 @@
+"""track stage of the newsletter pipeline."""
