@@ -1,4 +1,4 @@
-"""One validated Settings object, read from NEWSLETTER_* variables and an optional newsletter.toml."""
+"""One validated Settings object, from NEWSLETTER_* variables and an optional newsletter.toml."""
 
 from __future__ import annotations
 

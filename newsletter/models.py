@@ -111,9 +111,7 @@ class Interaction(SQLModel, table=True):
         Index("ix_interaction_subscriber_time", "subscriber_id", "occurred_at"),
         Index("ix_interaction_item", "item_id"),
     )
-    id: int | None = Field(
-        default=None, sa_column=Column(BIGINT_PK, primary_key=True)
-    )
+    id: int | None = Field(default=None, sa_column=Column(BIGINT_PK, primary_key=True))
     subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE")
     item_id: int = Field(foreign_key="item.id", ondelete="CASCADE")
     kind: str = Field(max_length=20)
