@@ -1,1 +1,32 @@
-"""deliver stage of the newsletter pipeline."""
+"""deliver stage of the newsletter pipeline: transports (SMTP, outbox, memory) and retry policy."""
+
+from newsletter.deliver.retry import Backoff, TokenBucket
+from newsletter.deliver.smtp import SmtpSettings, SmtpTransport, settings_from_url
+from newsletter.deliver.transport import (
+    BaseTransport,
+    MemoryTransport,
+    OutboxTransport,
+    OutgoingMessage,
+    SendResult,
+    SendStatus,
+    Transport,
+    TransportConfigError,
+    transport_from_url,
+)
+
+__all__ = [
+    "Backoff",
+    "BaseTransport",
+    "MemoryTransport",
+    "OutboxTransport",
+    "OutgoingMessage",
+    "SendResult",
+    "SendStatus",
+    "SmtpSettings",
+    "SmtpTransport",
+    "TokenBucket",
+    "Transport",
+    "TransportConfigError",
+    "settings_from_url",
+    "transport_from_url",
+]

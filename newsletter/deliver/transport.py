@@ -1,0 +1,268 @@
+"""Transports: one protocol to hand rendered messages to SMTP, an outbox folder or memory.
+
+A transport sends and reports; it never retries beyond reconnecting once when a connection
+was found dropped before the message was handed over (the dispatcher owns retry policy, see
+``retry.Backoff``). ``send_many`` consumes its iterable lazily *in the calling thread* and calls
+``on_result`` in the calling thread too, so a dispatcher can mark each message ``sending`` as
+it yields it and record each outcome as it arrives, without touching the database from
+worker threads.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, Protocol, Self
+
+SendStatus = Literal["sent", "transient", "permanent"]
+Stage = Literal["connect", "mail", "rcpt", "data", "write", "memory"]
+OnResult = Callable[["SendResult"], None]
+
+__all__ = [
+    "BaseTransport",
+    "MemoryTransport",
+    "OutboxTransport",
+    "OutgoingMessage",
+    "SendResult",
+    "SendStatus",
+    "Transport",
+    "TransportConfigError",
+    "transport_from_url",
+]
+
+
+class TransportConfigError(ValueError):
+    """A transport URL or option a user wrote is wrong; the message names the input and fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """One rendered message ready for the wire: envelope plus CRLF-serialized bytes."""
+
+    key: str | int
+    sender: str
+    recipients: Sequence[str]
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """The outcome of one send attempt, as the dispatcher records it.
+
+    ``status``: ``sent``; ``transient`` (4xx, dropped connection, timeout, connect failure:
+    try again later); ``permanent`` (5xx). ``stage`` says where it happened: only a
+    ``permanent`` failure at stage ``rcpt`` means the *address* is bad (bounce + suppress); a
+    failure at stage ``connect`` concerns the server or our credentials, not the message, and
+    should pause the run rather than burn attempts. ``maybe_delivered`` is true when the
+    connection died after the whole message was transmitted but before the server's reply:
+    the server may have accepted it (the at-least-once window).
+    """
+
+    key: str | int
+    status: SendStatus
+    code: int | None = None
+    detail: str = ""
+    stage: Stage | None = None
+    maybe_delivered: bool = False
+    refused: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+
+    @property
+    def bounced(self) -> bool:
+        """Tell whether the recipient address was refused for good (suppress it)."""
+        return self.status == "permanent" and self.stage == "rcpt"
+
+
+class Transport(Protocol):
+    """What the dispatcher needs from a way of delivering messages."""
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        """Send one message and return its outcome (never raises for a per-message failure)."""
+        ...
+
+    def send_many(
+        self, messages: Iterable[OutgoingMessage], *, on_result: OnResult | None = None
+    ) -> list[SendResult]:
+        """Send messages, calling ``on_result`` in the caller's thread as outcomes arrive.
+
+        Results arrive in completion order (not input order) when several connections are
+        used; the returned list holds them all in that order.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release connections and threads; the transport cannot be used afterwards."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class BaseTransport:
+    """Shared plumbing: serial ``send_many`` in the caller's thread, and the context manager."""
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        raise NotImplementedError
+
+    def send_many(
+        self, messages: Iterable[OutgoingMessage], *, on_result: OnResult | None = None
+    ) -> list[SendResult]:
+        """Send each message in turn, reporting each outcome before fetching the next one."""
+        results = []
+        for message in messages:
+            result = self.send(message)
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+        return results
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class MemoryTransport(BaseTransport):
+    """Keep sent messages in a list, with programmable failures per recipient, for tests.
+
+    ``failures`` maps a recipient to a status, or to a list of statuses consumed one per
+    attempt (``["transient", "transient"]`` fails twice, then sends). ``attempts`` logs
+    every result, ``sent`` only the messages that went through.
+    """
+
+    def __init__(self, *, failures: Mapping[str, SendStatus | Sequence[SendStatus]] | None = None):
+        self.sent: list[OutgoingMessage] = []
+        self.attempts: list[SendResult] = []
+        self._failures = {rcpt: _as_script(spec) for rcpt, spec in (failures or {}).items()}
+        self._lock = threading.Lock()
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        """Record the message as sent unless a programmed failure applies to a recipient."""
+        with self._lock:
+            result = self._scripted(message) or SendResult(message.key, "sent", 250, "OK")
+            if result.status == "sent":
+                self.sent.append(message)
+            self.attempts.append(result)
+        return result
+
+    def _scripted(self, message: OutgoingMessage) -> SendResult | None:
+        for rcpt in message.recipients:
+            script = self._failures.get(rcpt)
+            if script is None:
+                continue
+            status = script() if callable(script) else script.pop(0) if script else "sent"
+            if status == "transient":
+                return SendResult(message.key, "transient", 451, f"{rcpt}: try later", "rcpt")
+            if status == "permanent":
+                return SendResult(message.key, "permanent", 550, f"{rcpt}: no such user", "rcpt")
+        return None
+
+
+def _as_script(spec: SendStatus | Sequence[SendStatus]) -> Callable[[], str] | list[str]:
+    if isinstance(spec, str):
+        return lambda: spec
+    return list(spec)
+
+
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+
+
+class OutboxTransport(BaseTransport):
+    """Write one ``<key>.eml`` per message into a folder, atomically (dry runs, the demo).
+
+    Re-sending a message overwrites its file instead of adding one, so a resumed run leaves
+    exactly one file per message. ``fsync=True`` also survives power loss, at a cost.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], *, fsync: bool = False) -> None:
+        self.directory = Path(directory)
+        self.fsync = fsync
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, key: str | int) -> Path:
+        """Return the file a message key is written to; refuse keys unsafe as file names."""
+        name = str(key)
+        if not _SAFE_KEY.match(name):
+            raise ValueError(f"message key {name!r} is not usable as a file name")
+        return self.directory / f"{name}.eml"
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        """Write the message to a temporary file, then rename it over ``<key>.eml``."""
+        try:
+            target = self.path_for(message.key)
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".eml")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(message.data)
+                    if self.fsync:
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except (OSError, ValueError) as exc:
+            return SendResult(message.key, "transient", None, f"outbox: {exc}", "write")
+        return SendResult(message.key, "sent", 250, str(target), None)
+
+
+def transport_from_url(
+    url: str,
+    *,
+    connections: int | None = None,
+    rate: float | None = None,
+    timeout: float | None = None,
+) -> Transport:
+    """Build a transport from ``smtp://``, ``smtps://``, ``outbox:DIR`` or ``memory:``.
+
+    SMTP URLs: ``smtp://user:pass@host:port?starttls=required&connections=4&rate=100``;
+    keyword arguments override the query string. See ``smtp.settings_from_url``.
+    """
+    scheme, _, rest = url.partition(":")
+    scheme = scheme.lower()
+    if scheme in ("smtp", "smtps"):
+        from newsletter.deliver.smtp import SmtpTransport, settings_from_url
+
+        try:
+            settings, options = settings_from_url(url, timeout=timeout)
+        except ValueError as exc:
+            raise TransportConfigError(str(exc)) from None
+        return SmtpTransport(
+            settings,
+            connections=connections or int(options.get("connections", 1)),
+            rate=rate if rate is not None else _opt_float(options.get("rate"), url),
+        )
+    if scheme == "outbox":
+        directory = rest[2:] if rest.startswith("//") else rest
+        if not directory:
+            raise TransportConfigError(f"{url!r}: outbox needs a folder, e.g. outbox:./outbox")
+        return OutboxTransport(directory)
+    if scheme == "memory":
+        return MemoryTransport()
+    raise TransportConfigError(
+        f"unknown transport {url!r}: use smtp://host:port, smtps://host:port, outbox:DIR or memory:"
+    )
+
+
+def _opt_float(value: str | None, url: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise TransportConfigError(f"{url!r}: rate={value!r} is not a number") from None
