@@ -1,0 +1,216 @@
+"""The render context: a documented, frozen plain-data mapping that templates see (never ORM rows).
+
+``build_context(data, *, settings)`` turns plain render input (a dict, e.g. from the planner or
+``build_context_from_db``) into the frozen context. Every documented name is always present
+(``None`` or empty when unknown), so templates never trip over a missing key. Dicts become
+read-only ``MappingProxyType`` views and lists become tuples.
+
+Input shape (plain dict)::
+
+    {"message_id": 42, "arm": "personalized",
+     "subscriber": {"id", "email", "name", "first_name", "timezone", "attributes": {...}},
+     "campaign": {"id", "name", "kind"}, "run": {"id", "scheduled_for"},
+     "trigger": {"kind", "topic", "label"} | None,
+     "sections": [{"title", "slots": [{"position", "source",
+         "item": {"id", "title", "url", "image_url", "summary", "topics"},
+         "reason": {"kind", "text", "anchor"}}]}]}
+
+The documented context is ``CONTEXT_FIELDS`` below (path -> meaning); the linter checks template
+variables against it and ``templates/README.md`` reproduces it for template authors.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from newsletter.config import Settings
+from newsletter.render.links import MessageLinks
+
+CONTEXT_FIELDS: dict[str, str] = {
+    "message.id": "message id (stable across retries)",
+    "message.arm": "experiment arm: personalized | popular",
+    "subscriber.id": "subscriber id",
+    "subscriber.email": "recipient address",
+    "subscriber.name": "full name, or empty string",
+    "subscriber.first_name": "first name (given, else first word of name), or empty string",
+    "subscriber.timezone": "IANA timezone name",
+    "subscriber.attributes.*": "free-form subscriber attributes (strings, numbers)",
+    "campaign.id": "campaign id",
+    "campaign.name": "campaign name",
+    "campaign.kind": "digest | trigger",
+    "run.id": "run id",
+    "run.scheduled_for": "scheduled time, ISO 8601 string",
+    "run.date_label": "scheduled date for humans, e.g. '24 November 2026'",
+    "trigger.kind": "trigger rule kind (trigger campaigns), else None",
+    "trigger.topic": "the topic that fired the trigger, or None",
+    "trigger.label": "a human headline for the trigger, or None",
+    "hero": "the first pick (a slot, see sections[].slots[]), or None when there are no slots",
+    "sections[].title": "section heading",
+    "sections[].slots[].position": "0-based position of the slot within the message",
+    "sections[].slots[].source": "which recommender chose it (collaborative, content, explore…)",
+    "sections[].slots[].item.id": "item id",
+    "sections[].slots[].item.title": "item title",
+    "sections[].slots[].item.url": "item URL (http/https; rewritten to a tracked link)",
+    "sections[].slots[].item.image_url": "item image URL, or None",
+    "sections[].slots[].item.summary": "short item summary, or empty string",
+    "sections[].slots[].item.topics[]": "item topics (strings)",
+    "sections[].slots[].reason.kind": "reason kind: similar | popular | topic | fresh | explore …",
+    "sections[].slots[].reason.text": "the 'recommended because' sentence",
+    "sections[].slots[].reason.anchor": "the item or topic the reason refers to, or None",
+    "slot_count": "number of slots, hero included",
+    "unsubscribe_url": "signed unsubscribe page URL",
+    "preferences_url": "signed preferences page URL",
+    "view_url": "signed view-in-browser URL",
+    "postal_address": "sender's postal address (required in commercial email)",
+    "sender_name": "display name of the From address",
+    "preheader": "the rendered preheader (HTML template only)",
+}
+"""Every name a template may use. ``[]`` marks a list element, ``.*`` a free-form mapping.
+Slots appear in ``sections`` (hero excluded) and as ``hero``."""
+
+
+class ContextError(ValueError):
+    """Render input is missing a required field or has a wrong type; the message names it."""
+
+
+def freeze(value: Any) -> Any:
+    """Deep-convert dicts to read-only mappings and lists to tuples (plain data only)."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({str(k): freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) for v in value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise ContextError(f"render context accepts plain data only, got {type(value).__name__}")
+
+
+def _require(data: Mapping[str, Any], key: str, where: str) -> Any:
+    if key not in data or data[key] is None:
+        raise ContextError(f"render input: {where}.{key} is required")
+    return data[key]
+
+
+def _http_url(value: Any) -> str | None:
+    """Keep http(s) URLs only; anything else (javascript:, data:) is dropped."""
+    if not value:
+        return None
+    url = str(value).strip()
+    return url if re.match(r"(?i)^https?://", url) else None
+
+
+def _subscriber(data: Mapping[str, Any]) -> dict[str, Any]:
+    name = str(data.get("name") or "").strip()
+    first = str(data.get("first_name") or "").strip() or (name.split()[0] if name else "")
+    return {
+        "id": _require(data, "id", "subscriber"),
+        "email": str(_require(data, "email", "subscriber")),
+        "name": name,
+        "first_name": first,
+        "timezone": data.get("timezone") or "UTC",
+        "attributes": dict(data.get("attributes") or {}),
+    }
+
+
+def _slot(data: Mapping[str, Any], fallback_position: int) -> dict[str, Any]:
+    item = _require(data, "item", "slot")
+    reason = data.get("reason") or {}
+    url = _http_url(item.get("url"))
+    if url is None:
+        raise ContextError(f"render input: item {item.get('id')!r} needs an http(s) url")
+    position = data.get("position")
+    return {
+        "position": fallback_position if position is None else int(position),
+        "source": data.get("source") or "",
+        "item": {
+            "id": item.get("id"),
+            "title": str(_require(item, "title", "item")),
+            "url": url,
+            "image_url": _http_url(item.get("image_url")),
+            "summary": str(item.get("summary") or ""),
+            "topics": [str(t) for t in item.get("topics") or ()],
+        },
+        "reason": {
+            "kind": reason.get("kind") or "",
+            "text": str(reason.get("text") or ""),
+            "anchor": reason.get("anchor"),
+        },
+    }
+
+
+def _sections(raw: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any] | None, list[dict]]:
+    """Normalize sections; split off the hero (lowest position) from the section lists."""
+    sections: list[dict[str, Any]] = []
+    counter = 0
+    for section in raw:
+        slots: list[dict[str, Any]] = []
+        for slot in section.get("slots") or ():
+            slots.append(_slot(slot, counter))
+            counter += 1
+        sections.append({"title": str(section.get("title") or ""), "slots": slots})
+    every = [slot for section in sections for slot in section["slots"]]
+    hero = min(every, key=lambda s: s["position"]) if every else None
+    for section in sections:
+        section["slots"] = [s for s in section["slots"] if s is not hero]
+    return hero, [s for s in sections if s["slots"]]
+
+
+def _date_label(value: Any) -> str:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return f"{value.day} {value:%B %Y}" if isinstance(value, datetime) else ""
+
+
+def build_context(data: Mapping[str, Any], *, settings: Settings) -> Mapping[str, Any]:
+    """Build the frozen, documented render context for one message from plain render input."""
+    message_id = _require(data, "message_id", "input")
+    campaign, run = data.get("campaign") or {}, data.get("run") or {}
+    trigger = data.get("trigger") or {}
+    hero, sections = _sections(data.get("sections") or ())
+    links = MessageLinks(
+        base_url=settings.base_url, secret_key=settings.secret_key, message_id=message_id
+    )
+    sender_name = settings.sender.split("<")[0].strip().strip('"') if "<" in settings.sender else ""
+    context = {
+        "message": {"id": message_id, "arm": data.get("arm") or "personalized"},
+        "subscriber": _subscriber(_require(data, "subscriber", "input")),
+        "campaign": {
+            "id": campaign.get("id"),
+            "name": str(campaign.get("name") or "Newsletter"),
+            "kind": campaign.get("kind") or "digest",
+        },
+        "run": {
+            "id": run.get("id"),
+            "scheduled_for": run.get("scheduled_for"),
+            "date_label": _date_label(run.get("scheduled_for")),
+        },
+        "trigger": {k: trigger.get(k) for k in ("kind", "topic", "label")},
+        "hero": hero,
+        "sections": sections,
+        "slot_count": sum(len(s["slots"]) for s in sections) + (hero is not None),
+        "unsubscribe_url": links.unsubscribe(),
+        "preferences_url": links.preferences(),
+        "view_url": links.view(),
+        "postal_address": settings.postal_address,
+        "sender_name": sender_name,
+        "preheader": "",
+    }
+    return freeze(context)
+
+
+def slot_urls(context: Mapping[str, Any]) -> dict[str, int]:
+    """Map each item URL to its slot position (first wins), to credit clicks to slots."""
+    found: dict[str, int] = {}
+    slots = [context["hero"]] if context.get("hero") else []
+    slots += [slot for section in context.get("sections", ()) for slot in section["slots"]]
+    for slot in slots:
+        found.setdefault(slot["item"]["url"], slot["position"])
+    return found

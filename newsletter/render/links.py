@@ -1,0 +1,143 @@
+"""Tracking and account URLs for one message, and the rewriting of links in rendered parts.
+
+URL shapes (the web endpoints verify the tokens with ``newsletter.track.tokens``):
+
+    {base_url}/t/c/{token}        click: redirects to the signed destination
+    {base_url}/t/o/{token}.gif    open pixel
+    {base_url}/u/{token}          unsubscribe page (GET confirms, POST = RFC 8058 one-click)
+    {base_url}/p/{token}          preferences
+    {base_url}/v/{token}          view in browser
+
+``MessageLinks(base_url=..., secret_key=..., message_id=...)`` builds them for one message;
+``rewrite_html_links`` / ``rewrite_text_links`` turn every external http(s) link of a rendered
+part into a signed click link, attributing it to the slot whose item has that URL.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from newsletter.track import tokens
+
+ALLOWED_SCHEMES = ("https", "http", "mailto")
+_HREF = re.compile(r'(<a\b[^>]*?\bhref=)(["\'])(.*?)\2', re.IGNORECASE | re.DOTALL)
+_TEXT_URL = re.compile(r"https?://[^\s<>\"')\]]+", re.IGNORECASE)
+_SCHEME = re.compile(r"^\s*([a-zA-Z][a-zA-Z0-9+.-]*):")
+
+
+def click_url(*, base_url: str, token: str) -> str:
+    """The click-redirect URL for a click token."""
+    return f"{base_url.rstrip('/')}/t/c/{token}"
+
+
+def open_pixel_url(*, base_url: str, token: str) -> str:
+    """The open-pixel URL for an open token."""
+    return f"{base_url.rstrip('/')}/t/o/{token}.gif"
+
+
+def unsubscribe_url(*, base_url: str, token: str) -> str:
+    """The unsubscribe page (GET) and one-click endpoint (POST) for an unsubscribe token."""
+    return f"{base_url.rstrip('/')}/u/{token}"
+
+
+def preferences_url(*, base_url: str, token: str) -> str:
+    """The preferences page for a preferences token."""
+    return f"{base_url.rstrip('/')}/p/{token}"
+
+
+def view_url(*, base_url: str, token: str) -> str:
+    """The view-in-browser page for a view token."""
+    return f"{base_url.rstrip('/')}/v/{token}"
+
+
+def url_scheme(url: str) -> str | None:
+    """The lower-cased scheme of a URL, or None when it is relative."""
+    match = _SCHEME.match(url)
+    return match.group(1).lower() if match else None
+
+
+def is_allowed_url(url: str) -> bool:
+    """True for https, http and mailto URLs (the only schemes a message may link to)."""
+    return url_scheme(url) in ALLOWED_SCHEMES
+
+
+@dataclass(frozen=True, slots=True)
+class MessageLinks:
+    """Signs the tracking and account URLs of one message."""
+
+    base_url: str
+    secret_key: str
+    message_id: int | str
+
+    def click(self, url: str, slot: int | None) -> str:
+        """A signed click URL that redirects to ``url`` and credits ``slot``."""
+        token = tokens.sign_click(
+            secret_key=self.secret_key, message_id=self.message_id, slot=slot, url=url
+        )
+        return click_url(base_url=self.base_url, token=token)
+
+    def open_pixel(self) -> str:
+        """The open-pixel URL."""
+        token = tokens.sign_open(secret_key=self.secret_key, message_id=self.message_id)
+        return open_pixel_url(base_url=self.base_url, token=token)
+
+    def unsubscribe(self) -> str:
+        """The unsubscribe URL (also the List-Unsubscribe https target)."""
+        token = tokens.sign_unsubscribe(secret_key=self.secret_key, message_id=self.message_id)
+        return unsubscribe_url(base_url=self.base_url, token=token)
+
+    def preferences(self) -> str:
+        """The preferences URL."""
+        token = tokens.sign_preferences(secret_key=self.secret_key, message_id=self.message_id)
+        return preferences_url(base_url=self.base_url, token=token)
+
+    def view(self) -> str:
+        """The view-in-browser URL."""
+        token = tokens.sign_view(secret_key=self.secret_key, message_id=self.message_id)
+        return view_url(base_url=self.base_url, token=token)
+
+    def is_own(self, url: str) -> bool:
+        """True when ``url`` already points at our own endpoints (left as is)."""
+        return url.startswith(self.base_url.rstrip("/") + "/")
+
+
+def rewrite_html_links(html_text: str, *, links: MessageLinks, slots: Mapping[str, int]) -> str:
+    """Replace every external http(s) ``<a href>`` with a signed click URL; neuter bad schemes.
+
+    ``slots`` maps an item URL to its slot position, so a click is credited to that slot.
+    Links with a scheme other than https/http/mailto (``javascript:``, ``data:``) become ``#``.
+    """
+    cache: dict[str, str] = {}
+
+    def replace(match: re.Match[str]) -> str:
+        raw = match.group(3)
+        new = cache.get(raw)
+        if new is None:
+            url = html.unescape(raw).strip()
+            scheme = url_scheme(url)
+            if scheme in ("http", "https") and not links.is_own(url):
+                new = links.click(url, slots.get(url))
+            elif scheme is None or scheme in ALLOWED_SCHEMES:
+                new = raw
+            else:
+                new = "#"
+            cache[raw] = new
+        return f"{match.group(1)}{match.group(2)}{new}{match.group(2)}"
+
+    return _HREF.sub(replace, html_text)
+
+
+def rewrite_text_links(text: str, *, links: MessageLinks, slots: Mapping[str, int]) -> str:
+    """Replace every external http(s) URL in a text part with a signed click URL."""
+
+    def replace(match: re.Match[str]) -> str:
+        url = match.group(0).rstrip(".,;:!?")
+        tail = match.group(0)[len(url) :]
+        if links.is_own(url):
+            return match.group(0)
+        return links.click(url, slots.get(url)) + tail
+
+    return _TEXT_URL.sub(replace, text)

@@ -1,0 +1,180 @@
+"""Render one message: Jinja over compiled HTML, signed links, pixel, text part, headers, bytes.
+
+The dispatcher's entry point::
+
+    compiled = TemplateCache().get(load_template_source("digest"))      # once per version
+    context = build_context(render_input, settings=settings)              # once per message
+    rendered = render_message(compiled, context, settings=settings, now=now)
+    smtp.sendmail(sender, [rendered.recipient], rendered.bytes)
+
+``RenderedMessage.bytes`` is the CRLF-serialized RFC 5322 message (multipart/alternative,
+text/plain then text/html, UTF-8, quoted-printable) with From, To, Subject, Date, Message-ID
+(derived from the message id, so a retry reuses it), List-Unsubscribe (https one-click + mailto),
+List-Unsubscribe-Post (RFC 8058), List-Id and Feedback-ID. Rendering failures raise
+``RenderError``; sandbox violations raise its subclass ``TemplateSecurityError``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime, parseaddr
+from typing import Any
+
+from jinja2 import Template
+
+from newsletter.config import Settings
+from newsletter.render.compile import CompiledTemplate
+from newsletter.render.context import slot_urls
+from newsletter.render.links import MessageLinks, rewrite_html_links, rewrite_text_links
+from newsletter.render.mime import assemble, encode_address, format_address
+from newsletter.render.sandbox import RenderError, describe_error
+
+GMAIL_CLIP_BYTES = 102_000
+_BLANK_LINES = re.compile(r"\n{3,}")
+_TRAILING_SPACE = re.compile(r"[ \t]+\n")
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    """Everything the dispatcher needs to send one message, and the preview needs to show it."""
+
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    headers: tuple[tuple[str, str], ...]
+    message_id_header: str
+    recipient: str
+    bytes: builtins.bytes
+    warnings: tuple[str, ...] = ()
+
+
+def _render(template: Template, context: Mapping[str, Any], *, name: str) -> str:
+    try:
+        return template.render(context)
+    except Exception as exc:  # every template failure becomes a RenderError naming the part
+        raise describe_error(exc, template=name) from exc
+
+
+def sender_domain(settings: Settings) -> str:
+    """The domain of the From address (for Message-ID, List-Id and the mailto unsubscribe)."""
+    return parseaddr(settings.sender)[1].rpartition("@")[2] or "localhost"
+
+
+def message_id_header(message_id: int | str, *, settings: Settings) -> str:
+    """A Message-ID derived from the message id and the install's key: stable across retries."""
+    tag = hashlib.sha256(f"{settings.secret_key}\x00{message_id}".encode()).hexdigest()[:12]
+    return f"<nl.{message_id}.{tag}@{sender_domain(settings)}>"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "newsletter"
+
+
+def build_headers(
+    context: Mapping[str, Any], *, subject: str, settings: Settings, now: datetime
+) -> tuple[tuple[str, str], ...]:
+    """The message headers, values unencoded (``mime.assemble`` encodes and folds them)."""
+    domain = sender_domain(settings)
+    subscriber, campaign, run = context["subscriber"], context["campaign"], context["run"]
+    unsubscribe = context["unsubscribe_url"]
+    token = unsubscribe.rstrip("/").rpartition("/")[2]
+    list_name = campaign["name"].replace('"', "'")
+    return (
+        ("From", encode_address(settings.sender)),
+        ("To", format_address(subscriber["name"], subscriber["email"])),
+        ("Subject", subject),
+        ("Date", format_datetime(now)),
+        ("Message-ID", message_id_header(context["message"]["id"], settings=settings)),
+        (
+            "List-Unsubscribe",
+            f"<{unsubscribe}>, <mailto:unsubscribe@{domain}?subject=unsubscribe%20{token}>",
+        ),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ("List-Id", f'"{list_name}" <{_slug(campaign["name"])}.{domain}>'),
+        (
+            "Feedback-ID",
+            f"{campaign['id']}:{run['id']}:{context['message']['arm']}:{_slug(domain)}",
+        ),
+    )
+
+
+def _tidy_text(text: str) -> str:
+    text = _TRAILING_SPACE.sub("\n", text.replace("\r\n", "\n"))
+    return _BLANK_LINES.sub("\n\n", text).strip() + "\n"
+
+
+def _insert_pixel(html: str, url: str) -> str:
+    pixel = (
+        f'<img src="{url}" width="1" height="1" alt="" '
+        'style="display:block;width:1px;height:1px;border:0;margin:0;padding:0;" />'
+    )
+    at = html.rfind("</body>")
+    return html[:at] + pixel + html[at:] if at >= 0 else html + pixel
+
+
+def render_parts(
+    compiled: CompiledTemplate, context: Mapping[str, Any], *, settings: Settings
+) -> tuple[str, str, str, str]:
+    """Subject, preheader, HTML (tracked links + pixel) and text (tracked links) of a message."""
+    name = compiled.name
+    subject = " ".join(_render(compiled.subject, context, name=f"{name}/subject.txt").split())
+    preheader = " ".join(_render(compiled.preheader, context, name=f"{name}/preheader.txt").split())
+    html = _render(compiled.html, {**context, "preheader": preheader}, name=f"{name}/template")
+    text = _tidy_text(_render(compiled.text, context, name=f"{name}/text.txt"))
+    links = MessageLinks(
+        base_url=settings.base_url,
+        secret_key=settings.secret_key,
+        message_id=context["message"]["id"],
+    )
+    slots = slot_urls(context)
+    html = _insert_pixel(rewrite_html_links(html, links=links, slots=slots), links.open_pixel())
+    text = rewrite_text_links(text, links=links, slots=slots)
+    return subject, preheader, html, text
+
+
+def _warnings(subject: str, html: str, text: str) -> tuple[str, ...]:
+    found = []
+    if not subject:
+        found.append("the subject is empty")
+    elif len(subject) > 150:
+        found.append(f"the subject is {len(subject)} characters long (keep it under ~80)")
+    size = len(html.encode("utf-8"))
+    if size > GMAIL_CLIP_BYTES:
+        found.append(f"the HTML is {size // 1000} KB: Gmail clips messages over 102 KB")
+    if "{{" in html or "{%" in html or "{{" in text:
+        found.append("unrendered Jinja remains in the output (check the template's escaping)")
+    return tuple(found)
+
+
+def render_message(
+    compiled: CompiledTemplate,
+    context: Mapping[str, Any],
+    *,
+    settings: Settings,
+    now: datetime,
+) -> RenderedMessage:
+    """Render one message from a compiled template and a frozen context into SMTP-ready bytes."""
+    subject, preheader, html, text = render_parts(compiled, context, settings=settings)
+    if not subject:
+        raise RenderError(f"{compiled.name}/subject.txt rendered an empty subject")
+    headers = build_headers(context, subject=subject, settings=settings, now=now)
+    mid = dict(headers)["Message-ID"]
+    boundary = "=_nl_" + hashlib.sha256(mid.encode()).hexdigest()[:24]
+    data = assemble(headers=headers, text=text, html=html, boundary=boundary)
+    return RenderedMessage(
+        subject=subject,
+        preheader=preheader,
+        html=html,
+        text=text,
+        headers=headers,
+        message_id_header=mid,
+        recipient=context["subscriber"]["email"],
+        bytes=data,
+        warnings=_warnings(subject, html, text),
+    )

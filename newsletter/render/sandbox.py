@@ -1,0 +1,80 @@
+"""The Jinja environments templates run in: immutable sandbox, no dunder access, no surprises.
+
+Templates are written by marketers, so they are untrusted code. Every template runs in an
+``ImmutableSandboxedEnvironment``; HTML autoescapes, text parts do not. An unsafe attribute
+access (``''.__class__``, ``cycler.__init__.__globals__``, ``|attr('__class__')``, format-string
+tricks) raises ``TemplateSecurityError`` at once instead of quietly rendering an empty string.
+Preview uses ``StrictUndefined`` so every misspelt name fails loudly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, Undefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+REMOVED_GLOBALS = ("cycler", "joiner", "lipsum")
+DENIED_ATTRIBUTES = frozenset({"format", "format_map", "mro"})
+
+
+class RenderError(ValueError):
+    """A template failed to render for a message; the message says which template and why."""
+
+
+class TemplateSecurityError(RenderError):
+    """A template tried something the sandbox forbids (dunder access, unsafe calls)."""
+
+
+def _check_denied(obj: Any, name: str) -> None:
+    if name in DENIED_ATTRIBUTES and not (isinstance(obj, Mapping) and name in obj):
+        raise SecurityError(f"access to {name!r} of a {type(obj).__name__!r} object is not allowed")
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Immutable sandbox that fails loudly on unsafe attribute access."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """Refuse ``str.format``/``format_map`` (templates format with ``|format``)."""
+        _check_denied(obj, attribute)
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        """Same rule for ``obj['format']``, which falls back to attribute access."""
+        if isinstance(argument, str):
+            _check_denied(obj, argument)
+        return super().getitem(obj, argument)
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Undefined:
+        raise SecurityError(
+            f"access to attribute {attribute!r} of a {type(obj).__name__!r} object is not allowed"
+        )
+
+
+@cache
+def environment(*, html: bool, strict: bool = False) -> ImmutableSandboxedEnvironment:
+    """The shared sandbox for HTML (autoescaped) or text parts; strict = StrictUndefined."""
+    env = _Sandbox(
+        autoescape=html,
+        undefined=StrictUndefined if strict else Undefined,
+        trim_blocks=not html,
+        lstrip_blocks=not html,
+        keep_trailing_newline=False,
+        auto_reload=False,
+        cache_size=0,
+    )
+    for name in REMOVED_GLOBALS:
+        env.globals.pop(name, None)
+    return env
+
+
+def describe_error(exc: BaseException, *, template: str) -> RenderError:
+    """Wrap a Jinja failure into a RenderError (or TemplateSecurityError) naming the template."""
+    if isinstance(exc, SecurityError):
+        return TemplateSecurityError(f"template security error in {template}: {exc}")
+    line = getattr(exc, "lineno", None)
+    where = f"{template}, line {line}" if line else template
+    kind = type(exc).__name__ if isinstance(exc, TemplateError) else "error"
+    return RenderError(f"{where}: {kind}: {exc}")

@@ -1,0 +1,214 @@
+"""Signed, URL-safe tracking tokens that bind a message, a slot, a destination and a purpose.
+
+A token is ``base64url(payload || mac)`` without padding, where ``mac`` is the first 16 bytes
+(128 bits) of HMAC-SHA256 over ``version || payload`` with the project secret key. The payload
+is compact binary, not JSON, so a click token is roughly the destination URL plus ~30 characters:
+
+    payload = purpose (1 byte) | slot + 1 (varint, 0 = no slot) | message id | url (rest)
+    message id = 0x00 + varint (integer ids) or 0x01 + varint length + UTF-8 (string ids)
+
+Public API (the web endpoints and the renderer call these; the secret is always a keyword):
+
+    sign_click(*, secret_key, message_id, slot, url) -> str          # /t/c/{token}
+    sign_open(*, secret_key, message_id) -> str                       # /t/o/{token}.gif
+    sign_unsubscribe / sign_preferences / sign_view(*, secret_key, message_id) -> str
+    verify_click(token, *, secret_key) -> TokenPayload               # .url is the redirect target
+    verify_open / verify_unsubscribe / verify_preferences / verify_view(token, *, secret_key)
+    verify_token(token, *, secret_key, purpose=None) -> TokenPayload
+    TokenError                                                        # tamper, garbage, wrong use
+
+Tokens do not expire: a link in a years-old email must still redirect and unsubscribe.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from dataclasses import dataclass
+from enum import IntEnum
+
+VERSION = b"\x01"
+MAC_BYTES = 16
+MAX_TOKEN_CHARS = 8192
+
+
+class TokenError(ValueError):
+    """A token is malformed, tampered with, signed with another key or used for another purpose."""
+
+
+class Purpose(IntEnum):
+    """What a token may be used for; a token for one purpose never verifies as another."""
+
+    CLICK = 1
+    OPEN = 2
+    UNSUBSCRIBE = 3
+    PREFERENCES = 4
+    VIEW = 5
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPayload:
+    """The facts a verified token vouches for."""
+
+    purpose: Purpose
+    message_id: int | str
+    slot: int | None = None
+    url: str | None = None
+
+
+def _key(secret_key: str | bytes) -> bytes:
+    if not secret_key:
+        raise TokenError("no secret key configured: set NEWSLETTER_SECRET_KEY")
+    return secret_key.encode("utf-8") if isinstance(secret_key, str) else secret_key
+
+
+def _varint(value: int) -> bytes:
+    if value < 0:
+        raise TokenError(f"cannot encode negative number {value} in a token")
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while pos < len(data) and shift < 64:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+    raise TokenError("token payload is truncated")
+
+
+def _encode_payload(payload: TokenPayload) -> bytes:
+    parts = [bytes([payload.purpose]), _varint(0 if payload.slot is None else payload.slot + 1)]
+    if isinstance(payload.message_id, int) and not isinstance(payload.message_id, bool):
+        parts += [b"\x00", _varint(payload.message_id)]
+    else:
+        raw = str(payload.message_id).encode("utf-8")
+        parts += [b"\x01", _varint(len(raw)), raw]
+    if payload.url is not None:
+        parts.append(payload.url.encode("utf-8"))
+    return b"".join(parts)
+
+
+def _decode_payload(data: bytes) -> TokenPayload:
+    try:
+        purpose = Purpose(data[0])
+    except (IndexError, ValueError) as exc:
+        raise TokenError("token has an unknown purpose") from exc
+    slot_plus_one, pos = _read_varint(data, 1)
+    if pos >= len(data):
+        raise TokenError("token payload is truncated")
+    kind = data[pos]
+    if kind == 0:
+        message_id: int | str
+        message_id, pos = _read_varint(data, pos + 1)
+    elif kind == 1:
+        length, pos = _read_varint(data, pos + 1)
+        message_id, pos = data[pos : pos + length].decode("utf-8"), pos + length
+    else:
+        raise TokenError("token has an unknown message id encoding")
+    url = data[pos:].decode("utf-8") if purpose is Purpose.CLICK else None
+    slot = None if slot_plus_one == 0 else slot_plus_one - 1
+    return TokenPayload(purpose=purpose, message_id=message_id, slot=slot, url=url)
+
+
+def sign_payload(payload: TokenPayload, *, secret_key: str | bytes) -> str:
+    """Serialize and sign a payload into a URL-safe token (no padding, no '/' or '+')."""
+    body = _encode_payload(payload)
+    mac = hmac.digest(_key(secret_key), VERSION + body, "sha256")[:MAC_BYTES]
+    return base64.urlsafe_b64encode(body + mac).rstrip(b"=").decode("ascii")
+
+
+def verify_token(
+    token: str, *, secret_key: str | bytes, purpose: Purpose | None = None
+) -> TokenPayload:
+    """Check a token's signature (constant time) and return its payload, or raise TokenError."""
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
+        raise TokenError("token is empty or too long")
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise TokenError("token is not valid base64url") from exc
+    if len(raw) <= MAC_BYTES:
+        raise TokenError("token is too short")
+    body, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
+    expected = hmac.digest(_key(secret_key), VERSION + body, "sha256")[:MAC_BYTES]
+    if not hmac.compare_digest(mac, expected):
+        raise TokenError("token signature does not match (tampered or signed with another key)")
+    try:
+        payload = _decode_payload(body)
+    except UnicodeDecodeError as exc:
+        raise TokenError("token payload is not valid UTF-8") from exc
+    if purpose is not None and payload.purpose is not purpose:
+        raise TokenError(f"token is for {payload.purpose.name.lower()}, not {purpose.name.lower()}")
+    return payload
+
+
+def sign_click(
+    *, secret_key: str | bytes, message_id: int | str, slot: int | None, url: str
+) -> str:
+    """Token for a click link: redirects only to ``url``, attributes the click to the slot."""
+    payload = TokenPayload(purpose=Purpose.CLICK, message_id=message_id, slot=slot, url=url)
+    return sign_payload(payload, secret_key=secret_key)
+
+
+def sign_open(*, secret_key: str | bytes, message_id: int | str) -> str:
+    """Token for the open pixel of a message."""
+    return sign_payload(TokenPayload(Purpose.OPEN, message_id), secret_key=secret_key)
+
+
+def sign_unsubscribe(*, secret_key: str | bytes, message_id: int | str) -> str:
+    """Token for the unsubscribe page and the RFC 8058 one-click POST."""
+    return sign_payload(TokenPayload(Purpose.UNSUBSCRIBE, message_id), secret_key=secret_key)
+
+
+def sign_preferences(*, secret_key: str | bytes, message_id: int | str) -> str:
+    """Token for the preferences page of the message's subscriber."""
+    return sign_payload(TokenPayload(Purpose.PREFERENCES, message_id), secret_key=secret_key)
+
+
+def sign_view(*, secret_key: str | bytes, message_id: int | str) -> str:
+    """Token for the view-in-browser page of a message."""
+    return sign_payload(TokenPayload(Purpose.VIEW, message_id), secret_key=secret_key)
+
+
+def verify_click(token: str, *, secret_key: str | bytes) -> TokenPayload:
+    """Verify a click token; ``.url`` is the only place the redirect may go."""
+    return verify_token(token, secret_key=secret_key, purpose=Purpose.CLICK)
+
+
+def verify_open(token: str, *, secret_key: str | bytes) -> TokenPayload:
+    """Verify an open-pixel token (the endpoint strips the ``.gif`` suffix first)."""
+    return verify_token(token, secret_key=secret_key, purpose=Purpose.OPEN)
+
+
+def verify_unsubscribe(token: str, *, secret_key: str | bytes) -> TokenPayload:
+    """Verify an unsubscribe token."""
+    return verify_token(token, secret_key=secret_key, purpose=Purpose.UNSUBSCRIBE)
+
+
+def verify_preferences(token: str, *, secret_key: str | bytes) -> TokenPayload:
+    """Verify a preferences token."""
+    return verify_token(token, secret_key=secret_key, purpose=Purpose.PREFERENCES)
+
+
+def verify_view(token: str, *, secret_key: str | bytes) -> TokenPayload:
+    """Verify a view-in-browser token."""
+    return verify_token(token, secret_key=secret_key, purpose=Purpose.VIEW)
+
+
+def token_digest(token: str) -> str:
+    """A short stable fingerprint of a token, for logs (never log the token itself)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()[:12]
