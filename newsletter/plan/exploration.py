@@ -1,0 +1,94 @@
+"""Thompson sampling over fresh and rarely shown items, with logged propensities.
+
+Each candidate item has a Beta(1 + clicks, 1 + exposures - clicks) posterior on its
+click-through rate (human clicks over exposures in earlier messages). The policy draws a
+*bank* of ``draws`` posterior samples once per run; an exploration slot then picks one draw
+uniformly at random and takes the best item in it that the message does not already hold.
+
+Propensity: because the policy is exactly "a uniform draw from the bank", the probability it
+chose item ``i`` given the message's exclusions is the share of bank draws whose best
+non-excluded item is ``i``. That share is what we log; it is also a Monte-Carlo estimate of
+the ideal Thompson probability P(i is the argmax of the posterior), with standard error about
+``sqrt(p (1 - p) / draws)``. It is always in (0, 1] for the chosen item. Pure numpy; the
+random generator is injected, so plans are reproducible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+Array = np.ndarray
+TOP_PER_DRAW = 32
+
+
+@dataclass(frozen=True)
+class ThompsonBank:
+    """A bank of posterior draws, stored as each draw's top items (candidate item indices)."""
+
+    items: Array  # candidate item indices (into the catalogue), shape (K,)
+    top: Array  # shape (draws, L): per draw, catalogue item indices best first
+
+    @property
+    def draws(self) -> int:
+        return int(self.top.shape[0])
+
+
+def thompson_bank(
+    *, items: Array, clicks: Array, exposures: Array, rng: np.random.Generator, draws: int = 256
+) -> ThompsonBank:
+    """Draw `draws` CTR samples per candidate from its Beta posterior and keep each draw's top."""
+    items = np.asarray(items, dtype=np.int64)
+    clicks = np.clip(np.asarray(clicks, dtype=np.float64), 0, None)
+    exposures = np.maximum(np.asarray(exposures, dtype=np.float64), clicks)
+    if len(items) == 0:
+        return ThompsonBank(items=items, top=np.zeros((draws, 0), dtype=np.int64))
+    samples = rng.beta(1.0 + clicks, 1.0 + exposures - clicks, size=(draws, len(items)))
+    width = min(TOP_PER_DRAW, len(items))
+    part = np.argpartition(-samples, width - 1, axis=1)[:, :width]
+    order = np.argsort(-np.take_along_axis(samples, part, axis=1), axis=1, kind="stable")
+    return ThompsonBank(items=items, top=items[np.take_along_axis(part, order, axis=1)])
+
+
+def winners(bank: ThompsonBank, excluded: Array) -> Array:
+    """Per (message, draw): the best item of the draw not excluded for that message (-1: none).
+
+    `excluded` is a boolean (messages, n_catalogue_items) mask.
+    """
+    if bank.top.shape[1] == 0:
+        return np.full((excluded.shape[0], bank.draws), -1, dtype=np.int64)
+    blocked = excluded[:, bank.top]  # (B, draws, L)
+    free = ~blocked
+    first = free.argmax(axis=2)
+    best = bank.top[np.arange(bank.draws)[None, :], first]
+    return np.where(free.any(axis=2), best, -1)
+
+
+def explore(
+    bank: ThompsonBank, excluded: Array, *, rng: np.random.Generator
+) -> tuple[Array, Array]:
+    """Pick one exploration item per message and its propensity (item -1 when none is left).
+
+    `excluded` (messages x catalogue items, bool) is updated in place with the picks.
+    """
+    n = excluded.shape[0]
+    if n == 0 or bank.top.shape[1] == 0:
+        return np.full(n, -1, dtype=np.int64), np.zeros(n)
+    win = winners(bank, excluded)
+    chosen = win[np.arange(n), rng.integers(0, bank.draws, size=n)]
+    propensity = (win == chosen[:, None]).mean(axis=1)
+    propensity[chosen < 0] = 0.0
+    rows = np.flatnonzero(chosen >= 0)
+    excluded[rows, chosen[rows]] = True
+    return chosen, propensity
+
+
+def explore_counts(
+    n_messages: int, *, n_items: int, share: float, rng: np.random.Generator
+) -> Array:
+    """Exploration slots per message: share * n_items, randomly rounded so the mean is exact."""
+    target = share * n_items
+    base = int(np.floor(target))
+    extra = rng.random(n_messages) < (target - base)
+    return np.minimum(base + extra.astype(np.int64), n_items)

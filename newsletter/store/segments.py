@@ -1,0 +1,201 @@
+"""Compile a segment rule tree to SQL: a SELECT of subscriber ids, on SQLite and PostgreSQL.
+
+JSON attributes use SQLAlchemy's JSON accessors (``json_extract`` on SQLite, ``->>`` on
+PostgreSQL). A raw ``sql`` rule becomes ``subscriber.id IN (<sql>)``; it is validated as a
+single read-only SELECT when parsed, and executed in a read-only transaction
+(``SET TRANSACTION READ ONLY`` / ``PRAGMA query_only``), so a write fails even if a check
+were fooled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    and_,
+    false,
+    func,
+    literal_column,
+    not_,
+    or_,
+    select,
+    text,
+    true,
+)
+
+from newsletter.models import Event, Interaction, ItemTopic, Subscriber
+from newsletter.plan.segments import (
+    Attribute,
+    Combine,
+    Engaged,
+    Interactions,
+    Match,
+    Not,
+    RawSql,
+    Rule,
+    SegmentDefinition,
+    SegmentError,
+    Signup,
+)
+
+S = Subscriber.__table__.c  # type: ignore[attr-defined]
+I = Interaction.__table__.c  # type: ignore[attr-defined]  # noqa: E741
+E = Event.__table__.c  # type: ignore[attr-defined]
+T = ItemTopic.__table__.c  # type: ignore[attr-defined]
+ENGAGEMENT_KINDS = ("open", "click")
+
+
+def rule_clause(rule: Rule, *, now: datetime) -> ColumnElement[bool]:
+    """The WHERE clause (over the subscriber table) that a rule stands for at time `now`."""
+    if isinstance(rule, Combine):
+        parts = [rule_clause(r, now=now) for r in rule.rules]
+        return and_(true(), *parts) if rule.op == "all" else or_(false(), *parts)
+    if isinstance(rule, Not):
+        return not_(rule_clause(rule.rule, now=now))
+    if isinstance(rule, Match):
+        return _match(rule)
+    if isinstance(rule, Attribute):
+        return _attribute(rule)
+    if isinstance(rule, Signup):
+        return _signup(rule, now)
+    if isinstance(rule, Interactions):
+        return _interactions(rule, now)
+    if isinstance(rule, Engaged):
+        since = now - timedelta(days=rule.within_days)
+        engaged = select(E.subscriber_id).where(
+            E.kind.in_(ENGAGEMENT_KINDS), E.is_machine.is_(False), E.occurred_at >= since
+        )
+        return S.id.in_(engaged)
+    if isinstance(rule, RawSql):
+        raw = text(rule.sql.replace(":", r"\:")).columns(literal_column("id"))
+        return S.id.in_(select(literal_column("id")).select_from(raw.subquery("raw_segment")))
+    raise TypeError(f"unknown rule {rule!r}")
+
+
+def _match(rule: Match) -> ColumnElement[bool]:
+    column = {"status": S.status, "locale": S.locale, "timezone": S.timezone}[rule.field]
+    exact = [v for v in rule.values if not (rule.field == "timezone" and v.endswith("/"))]
+    parts: list[ColumnElement[bool]] = [column.in_(exact)] if exact else []
+    for value in rule.values:
+        if rule.field == "locale":
+            parts.append(column.like(f"{value}-%"))
+        elif rule.field == "timezone" and value.endswith("/"):
+            parts.append(column.like(f"{value}%"))
+    return or_(false(), *parts)
+
+
+def _attribute(rule: Attribute) -> ColumnElement[bool]:
+    element = S.attributes[rule.key]
+    if rule.op == "exists":
+        present = element.as_string().is_not(None)
+        return present if rule.value else not_(present)
+    values = rule.value if rule.op == "in" else (rule.value,)
+    if rule.op in ("gte", "lte"):
+        number = element.as_float()
+        return number >= rule.value if rule.op == "gte" else number <= rule.value
+    matches = or_(false(), *[_json_equals(element, v) for v in values])
+    return matches if rule.op != "not_equals" else not_(matches)
+
+
+def _json_equals(element: Any, value: Any) -> ColumnElement[bool]:
+    if isinstance(value, bool):
+        return element.as_boolean() == value  # type: ignore[no-any-return]
+    if isinstance(value, int | float):
+        return element.as_float() == float(value)  # type: ignore[no-any-return]
+    return element.as_string() == str(value)  # type: ignore[no-any-return]
+
+
+def _signup(rule: Signup, now: datetime) -> ColumnElement[bool]:
+    parts = []
+    if rule.within_days is not None:
+        parts.append(S.created_at >= now - timedelta(days=rule.within_days))
+    if rule.older_than_days is not None:
+        parts.append(S.created_at < now - timedelta(days=rule.older_than_days))
+    return and_(true(), *parts)
+
+
+def _interactions(rule: Interactions, now: datetime) -> ColumnElement[bool]:
+    def having(count_clause: Any) -> Select[Any]:
+        query = select(I.subscriber_id)
+        if rule.topics:
+            query = query.join(ItemTopic, T.item_id == I.item_id).where(T.topic.in_(rule.topics))
+        if rule.kinds:
+            query = query.where(I.kind.in_(rule.kinds))
+        if rule.within_days is not None:
+            query = query.where(I.occurred_at >= now - timedelta(days=rule.within_days))
+        count = func.count(func.distinct(I.id)) if rule.topics else func.count()
+        return query.group_by(I.subscriber_id).having(count_clause(count))
+
+    parts: list[ColumnElement[bool]] = []
+    if rule.at_least > 0:
+        parts.append(S.id.in_(having(lambda c: c >= rule.at_least)))
+    if rule.at_most is not None:
+        parts.append(S.id.not_in(having(lambda c: c > rule.at_most)))
+    return and_(true(), *parts)
+
+
+def segment_query(definition: SegmentDefinition, *, now: datetime) -> Select[Any]:
+    """SELECT subscriber.id for every subscriber the segment selects at `now`, by id."""
+    return select(S.id).where(rule_clause(definition.rule, now=now)).order_by(S.id)
+
+
+def has_raw_sql(rule: Rule) -> bool:
+    """Whether the tree holds a raw sql rule (which needs the read-only guard)."""
+    if isinstance(rule, Combine):
+        return any(has_raw_sql(r) for r in rule.rules)
+    if isinstance(rule, Not):
+        return has_raw_sql(rule.rule)
+    return isinstance(rule, RawSql)
+
+
+@contextmanager
+def read_only(engine: Engine) -> Iterator[Connection]:
+    """A connection whose transaction cannot write (rolled back at the end either way)."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SET TRANSACTION READ ONLY"))
+        else:
+            connection.exec_driver_sql("PRAGMA query_only = ON")
+        try:
+            yield connection
+        finally:
+            connection.rollback()
+            if engine.dialect.name != "postgresql":
+                connection.exec_driver_sql("PRAGMA query_only = OFF")
+
+
+def segment_ids(engine: Engine, definition: SegmentDefinition, *, now: datetime) -> list[int]:
+    """The ids of the subscribers in a segment at `now` (raw sql checked and run read-only)."""
+    query = segment_query(definition, now=now)
+    with read_only(engine) as connection:
+        if has_raw_sql(definition.rule):
+            _check_raw_columns(connection, definition.rule, definition.source)
+        return [int(row[0]) for row in connection.execute(query)]
+
+
+def _check_raw_columns(connection: Connection, rule: Rule, source: str) -> None:
+    """Each raw sql rule must run and return exactly one column (the subscriber id)."""
+    if isinstance(rule, Combine):
+        for sub in rule.rules:
+            _check_raw_columns(connection, sub, source)
+    elif isinstance(rule, Not):
+        _check_raw_columns(connection, rule.rule, source)
+    elif isinstance(rule, RawSql):
+        probe = text(f"SELECT * FROM ({rule.sql.replace(':', chr(92) + ':')}) AS probe LIMIT 0")
+        try:
+            keys = list(connection.execute(probe).keys())
+        except Exception as exc:  # the database names the problem; we name the file
+            connection.rollback()
+            first = str(exc).splitlines()[0]
+            raise SegmentError(f"{source}: the sql rule fails: {first}") from exc
+        if len(keys) != 1:
+            raise SegmentError(
+                f"{source}: the sql rule must return one column of subscriber ids, got {keys}"
+            )
