@@ -206,7 +206,9 @@ class _Parser:
             kinds=self.strings(f["kind"], "kind") if "kind" in f else (),
             topics=self.strings(f["topic"], "topic") if "topic" in f else (),
             within_days=None if within is None else self.number(within, "within_days"),
-            at_least=self.number(f["at_least"], "at_least", integer=True) if "at_least" in f else 1,
+            at_least=self.number(f["at_least"], "at_least", integer=True)
+            if "at_least" in f
+            else int(at_most is None),
             at_most=None if at_most is None else self.number(at_most, "at_most", integer=True),
         )
 
