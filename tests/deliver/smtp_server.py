@@ -16,7 +16,9 @@ Faults, drawn from a seeded random source: ``flaky_rate`` answers 421 (then clos
 MAIL, RCPT and DATA; ``drop_rate`` closes the connection without an answer at those stages
 (before the message is stored); ``drop_after_store_rate`` stores the message and then drops
 the connection before answering (the ambiguous at-least-once window); ``reject`` answers 550
-for the listed recipients; ``delay`` slows every DATA down.
+for the listed recipients; ``delay`` slows every DATA down; ``max_per_connection`` closes a
+connection quietly after that many messages (as many real servers do), which exercises the
+client's reconnect. ``X-Peer`` (client address:port) is stored too, to count connections.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import ssl
 import subprocess
@@ -35,13 +38,14 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 
 ENVELOPE_FROM = "X-Envelope-From"
 ENVELOPE_TO = "X-Envelope-To"
+PEER = "X-Peer"
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class ReceivedMessage:
     recipients: tuple[str, ...]
     message_id: str | None
     data: bytes
+    peer: str = ""
 
 
 @dataclass
@@ -64,7 +69,6 @@ class SmtpTestServer:
     directory: Path
     process: subprocess.Popen[bytes]
     log_path: Path | None = None
-    received_cache: list[ReceivedMessage] = field(default_factory=list, repr=False)
 
     @property
     def url(self) -> str:
@@ -120,6 +124,7 @@ def start_smtp_server(
     tls_key: str | os.PathLike[str] | None = None,
     implicit_tls: bool = False,
     delay: float = 0.0,
+    max_per_connection: int = 0,
     ready_timeout: float = 15.0,
 ) -> SmtpTestServer:
     """Start the server in a new process on a free loopback port and wait until it listens."""
@@ -131,6 +136,7 @@ def start_smtp_server(
     args += ["--ready-file", str(ready), "--parent-pid", str(os.getpid()), "--seed", str(seed)]
     args += ["--flaky-rate", str(flaky_rate), "--drop-rate", str(drop_rate)]
     args += ["--drop-after-store-rate", str(drop_after_store_rate), "--delay", str(delay)]
+    args += ["--max-per-connection", str(max_per_connection)]
     for address in reject:
         args += ["--reject", address]
     if auth:
@@ -181,6 +187,7 @@ def read_received(directory: str | os.PathLike[str]) -> list[ReceivedMessage]:
                 recipients=rcpts,
                 message_id=message_id.strip() if message_id else None,
                 data=data,
+                peer=envelope[PEER] or "",
             )
         )
     return out
@@ -194,6 +201,59 @@ def count_by_message_id(directory: str | os.PathLike[str]) -> Counter[str | None
 def count_by_recipient(directory: str | os.PathLike[str]) -> Counter[str]:
     """Count the messages stored in ``directory`` per envelope recipient."""
     return Counter(r for m in read_received(directory) for r in m.recipients)
+
+
+def make_self_signed_cert(directory: str | os.PathLike[str]) -> tuple[Path, Path] | None:
+    """Write a throwaway certificate for localhost/127.0.0.1; None if no tool can make one.
+
+    Uses the ``cryptography`` package when installed, else the ``openssl`` command.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    try:
+        _cert_with_cryptography(cert, key)
+        return cert, key
+    except ImportError:
+        pass
+    if not shutil.which("openssl"):
+        return None
+    subj = ["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
+    cmd = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"]
+    cmd += ["-keyout", str(key), "-out", str(cert), *subj]
+    done = subprocess.run(cmd, capture_output=True, timeout=60, check=False)
+    return (cert, key) if done.returncode == 0 else None
+
+
+def _cert_with_cryptography(cert_path: Path, key_path: Path) -> None:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    san = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName(san), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    fmt = serialization.PrivateFormat.PKCS8
+    no_pw = serialization.NoEncryption()
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, fmt, no_pw))
 
 
 # --------------------------------------------------------------------------- server process
@@ -220,14 +280,14 @@ class _Handler:
             return "451 4.3.0 flaky: try again later"
         return None
 
-    async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: N802
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if fault := self._fault(server):
             return fault
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.reject:
             return f"550 5.1.1 <{address}>: recipient rejected"
         if fault := self._fault(server):
@@ -235,18 +295,22 @@ class _Handler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+    async def handle_DATA(self, server, session, envelope):
         if self.opts.delay:
             await asyncio.sleep(self.opts.delay)
         if fault := self._fault(server):
             return fault
-        self._store(envelope)
+        self._store(envelope, session.peer)
         if self.rng.random() < self.opts.drop_after_store_rate:
             server.transport.close()
+        session.stored = getattr(session, "stored", 0) + 1
+        if self.opts.max_per_connection and session.stored >= self.opts.max_per_connection:
+            asyncio.get_running_loop().call_soon(server.transport.close)  # after the 250
         return "250 2.0.0 OK: queued"
 
-    def _store(self, envelope: Any) -> None:
-        head = f"{ENVELOPE_FROM}: {envelope.mail_from}\r\n"
+    def _store(self, envelope: Any, peer: Any) -> None:
+        head = f"{PEER}: {peer[0]}:{peer[1]}\r\n" if peer else ""
+        head += f"{ENVELOPE_FROM}: {envelope.mail_from}\r\n"
         head += f"{ENVELOPE_TO}: {','.join(envelope.rcpt_tos)}\r\n\r\n"
         name = uuid.uuid4().hex
         tmp = self.directory / f".{name}.tmp"
@@ -268,9 +332,9 @@ def _protocol_factory(opts: argparse.Namespace, loop: asyncio.AbstractEventLoop)
     handler = _Handler(opts)
     user, _, password = (opts.auth or "").partition(":")
 
-    def authenticator(server, session, envelope, mechanism, auth_data):  # noqa: ANN001
+    def authenticator(server, session, envelope, mechanism, auth_data):
         ok = auth_data.login.decode() == user and auth_data.password.decode() == password
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535
 
     starttls = _tls_context(opts) if not opts.implicit_tls else None
 
@@ -333,6 +397,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--drop-rate", type=float, default=0.0)
     p.add_argument("--drop-after-store-rate", type=float, default=0.0)
     p.add_argument("--delay", type=float, default=0.0)
+    p.add_argument("--max-per-connection", type=int, default=0)
     p.add_argument("--reject", action="append", default=[])
     p.add_argument("--auth", default=None, help="user:password; AUTH becomes required")
     p.add_argument("--tls-cert", default=None)
