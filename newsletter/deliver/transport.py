@@ -203,8 +203,8 @@ class OutboxTransport(BaseTransport):
 
     def send(self, message: OutgoingMessage) -> SendResult:
         """Write the message to a temporary file, then rename it over ``<key>.eml``."""
+        target = self.path_for(message.key)
         try:
-            target = self.path_for(message.key)
             fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".eml")
             try:
                 with os.fdopen(fd, "wb") as fh:
@@ -216,7 +216,7 @@ class OutboxTransport(BaseTransport):
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
             return SendResult(message.key, "transient", None, f"outbox: {exc}", "write")
         return SendResult(message.key, "sent", 250, str(target), None)
 
