@@ -1,0 +1,288 @@
+"""The SQL the planner needs: campaigns, runs, subscriber profiles, send history, the plan.
+
+Writes are idempotent by the unique constraints: a run is unique per (campaign,
+scheduled_for), a message per (run, subscriber), an assignment per (experiment, subscriber).
+:func:`write_shard` inserts one shard's messages, slots and assignments in one transaction
+and skips subscribers the run already holds, so planning again inserts nothing new.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from newsletter.models import (
+    Assignment,
+    Campaign,
+    Event,
+    Message,
+    Run,
+    Segment,
+    Slot,
+    Subscriber,
+    Suppression,
+)
+from newsletter.store.bulk import bulk_insert
+
+CHUNK = 5000
+LIVE = ("planned", "rendered", "sending", "sent")
+M = Message.__table__.c  # type: ignore[attr-defined]
+SL = Slot.__table__.c  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What cadence and slots need to know about one subscriber."""
+
+    id: int
+    email: str
+    status: str
+    timezone: str
+    frequency: str
+    topics: list[str]
+    suppressed: str | None
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
+    for start in range(0, len(ids), CHUNK):
+        yield [int(i) for i in ids[start : start + CHUNK]]
+
+
+def find_campaign(engine: Engine, name: str) -> Campaign | None:
+    """The campaign called `name`, or None."""
+    with engine.connect() as c:
+        row = c.execute(select(Campaign).where(Campaign.name == name)).first()  # type: ignore[arg-type]
+    return Campaign.model_validate(row._mapping) if row else None
+
+
+def campaign_names(engine: Engine) -> list[str]:
+    with engine.connect() as c:
+        t = Campaign.__table__.c  # type: ignore[attr-defined]
+        return [str(r[0]) for r in c.execute(select(t.name).order_by(t.name))]
+
+
+def segment_source(engine: Engine, name: str) -> str | None:
+    """The YAML of a segment stored in the database (edited in the UI), or None."""
+    with engine.connect() as c:
+        t = Segment.__table__.c  # type: ignore[attr-defined]
+        found = c.execute(select(t.definition).where(t.name == name)).scalar()
+    return None if found is None else str(found)
+
+
+def _insert(connection: Connection, table: Any) -> Any:
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def ensure_run(engine: Engine, *, campaign_id: int, scheduled_for: datetime, now: datetime) -> Run:
+    """The run of a campaign for one scheduled time, created if it does not exist yet."""
+    table = Run.__table__  # type: ignore[attr-defined]
+    with engine.begin() as c:
+        c.execute(
+            _insert(c, table)
+            .values(
+                campaign_id=campaign_id,
+                scheduled_for=scheduled_for,
+                status="planning",
+                stats={},
+                created_at=now,
+            )  # fmt: skip
+            .on_conflict_do_nothing()
+        )
+    found = find_run(engine, campaign_id=campaign_id, scheduled_for=scheduled_for)
+    assert found is not None
+    return found
+
+
+def find_run(engine: Engine, *, campaign_id: int, scheduled_for: datetime) -> Run | None:
+    with engine.connect() as c:
+        row = c.execute(
+            select(Run).where(Run.campaign_id == campaign_id, Run.scheduled_for == scheduled_for)  # type: ignore[arg-type]
+        ).first()
+    return Run.model_validate(row._mapping) if row else None
+
+
+def latest_run(engine: Engine, *, campaign_id: int, at: datetime | None) -> Run | None:
+    """The newest run of a campaign scheduled at or before `at` (any time when None)."""
+    query = select(Run).where(Run.campaign_id == campaign_id)  # type: ignore[arg-type]
+    if at is not None:
+        query = query.where(Run.scheduled_for <= at)  # type: ignore[arg-type]
+    with engine.connect() as c:
+        row = c.execute(query.order_by(Run.scheduled_for.desc())).first()  # type: ignore[attr-defined]
+    return Run.model_validate(row._mapping) if row else None
+
+
+def profiles(engine: Engine, ids: Sequence[int]) -> list[Profile]:
+    """Status, timezone, preferences and suppression of the given subscribers, by id."""
+    s = Subscriber.__table__.c  # type: ignore[attr-defined]
+    sup = Suppression.__table__.c  # type: ignore[attr-defined]
+    out: list[Profile] = []
+    with engine.connect() as c:
+        for chunk in _chunks(ids):
+            rows = c.execute(
+                select(s.id, s.email, s.status, s.timezone, s.frequency, s.topics, sup.reason)
+                .outerjoin(sup, func.lower(sup.email) == func.lower(s.email))
+                .where(s.id.in_(chunk)).order_by(s.id)
+            ).all()  # fmt: skip
+            out.extend(Profile(r[0], r[1], r[2], r[3], r[4], list(r[5] or []), r[6]) for r in rows)
+    return out
+
+
+def subscriber_id(engine: Engine, key: str) -> int | None:
+    """Find a subscriber by id, email or external key."""
+    s = Subscriber.__table__.c  # type: ignore[attr-defined]
+    conditions = [s.email == key, s.external_key == key]
+    if key.isdigit():
+        conditions.insert(0, s.id == int(key))
+    with engine.connect() as c:
+        for condition in conditions:
+            found = c.execute(select(s.id).where(condition)).scalar()
+            if found is not None:
+                return int(found)
+    return None
+
+
+def send_times(
+    engine: Engine, ids: Sequence[int], *, start: datetime, end: datetime, exclude_run: int
+) -> dict[int, list[datetime]]:
+    """Times (sent_at, else planned_for) of live messages in [start, end], other runs only."""
+    when = func.coalesce(M.sent_at, M.planned_for)
+    out: dict[int, list[datetime]] = defaultdict(list)
+    with engine.connect() as c:
+        for chunk in _chunks(ids):
+            query = select(M.subscriber_id, M.sent_at, M.planned_for).where(
+                M.subscriber_id.in_(chunk), M.status.in_(LIVE), M.run_id != exclude_run,
+                when >= start, when <= end,
+            )  # fmt: skip
+            for sid, sent_at, planned_for in c.execute(query):
+                out[int(sid)].append(sent_at or planned_for)
+    return out
+
+
+def item_feedback(engine: Engine) -> tuple[dict[int, int], dict[int, int]]:
+    """Per item id: exposures (slots of sent messages) and human clicks on them."""
+    e = Event.__table__.c  # type: ignore[attr-defined]
+    with engine.connect() as c:
+        shown = c.execute(
+            select(SL.item_id, func.count()).join(Message.__table__, M.id == SL.message_id)  # type: ignore[attr-defined]
+            .where(M.status == "sent").group_by(SL.item_id)
+        ).all()  # fmt: skip
+        clicked = c.execute(
+            select(e.item_id, func.count(func.distinct(e.message_id)))
+            .where(e.kind == "click", e.is_machine.is_(False), e.item_id.is_not(None))
+            .group_by(e.item_id)
+        ).all()  # fmt: skip
+    return {int(i): int(n) for i, n in shown}, {int(i): int(n) for i, n in clicked}
+
+
+def assignments(engine: Engine, experiment: str, ids: Sequence[int]) -> dict[int, str]:
+    """Arms already recorded for these subscribers in an experiment (sticky)."""
+    a = Assignment.__table__.c  # type: ignore[attr-defined]
+    out: dict[int, str] = {}
+    with engine.connect() as c:
+        for chunk in _chunks(ids):
+            query = select(a.subscriber_id, a.arm).where(
+                a.experiment == experiment, a.subscriber_id.in_(chunk)
+            )
+            out.update((int(s), str(arm)) for s, arm in c.execute(query))
+    return out
+
+
+def write_shard(
+    engine: Engine,
+    *,
+    run_id: int,
+    messages: pd.DataFrame,
+    slots: pd.DataFrame,
+    assignments: pd.DataFrame,
+) -> int:
+    """Persist one shard in one transaction; returns the number of new messages.
+
+    `messages` has the Message columns but run_id/id; `slots` the Slot columns with
+    `subscriber_id` in place of `message_id`. Subscribers already in the run are left alone.
+    """
+    if messages.empty:
+        return 0
+    ids = [int(i) for i in messages["subscriber_id"]]
+    with engine.begin() as c:
+        existing = _planned(c, run_id, ids)
+        fresh = messages[~messages["subscriber_id"].isin(existing)].assign(run_id=run_id)
+        bulk_insert(c, "message", fresh)
+        bulk_insert(c, "assignment", assignments)
+        new_ids = _message_ids(c, run_id, [i for i in ids if i not in existing])
+        rows = slots[slots["subscriber_id"].isin(new_ids.keys())]
+        rows = rows.assign(message_id=rows["subscriber_id"].map(new_ids))
+        bulk_insert(c, "slot", rows.drop(columns=["subscriber_id"]), ignore_conflicts=False)
+    return len(fresh)
+
+
+def _planned(c: Connection, run_id: int, ids: list[int]) -> set[int]:
+    out: set[int] = set()
+    for chunk in _chunks(ids):
+        query = select(M.subscriber_id).where(M.run_id == run_id, M.subscriber_id.in_(chunk))
+        out.update(int(r[0]) for r in c.execute(query))
+    return out
+
+
+def _message_ids(c: Connection, run_id: int, ids: list[int]) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for chunk in _chunks(ids):
+        query = select(M.subscriber_id, M.id).where(M.run_id == run_id, M.subscriber_id.in_(chunk))
+        out.update((int(s), int(m)) for s, m in c.execute(query))
+    return out
+
+
+def run_counts(engine: Engine, run_id: int) -> list[tuple[str, str, str | None, int]]:
+    """(arm, status, reason, messages) for a run, from the persisted plan."""
+    with engine.connect() as c:
+        rows = c.execute(
+            select(M.arm, M.status, M.reason, func.count()).where(M.run_id == run_id)
+            .group_by(M.arm, M.status, M.reason)
+        ).all()  # fmt: skip
+    return [(str(a), str(s), r, int(n)) for a, s, r, n in rows]
+
+
+def finish_run(engine: Engine, *, run_id: int, stats: dict[str, Any], now: datetime) -> None:
+    """Mark a run planned and store its stats."""
+    table = Run.__table__  # type: ignore[attr-defined]
+    with engine.begin() as c:
+        c.execute(
+            update(table).where(table.c.id == run_id)
+            .values(status="planned", stats=stats, finished_at=now)
+        )  # fmt: skip
+
+
+def message_and_slots(
+    engine: Engine, *, run_id: int, subscriber_id: int
+) -> tuple[Message, list[Slot]] | None:
+    """One subscriber's message in a run and its slots (by position), or None."""
+    with engine.connect() as c:
+        row = c.execute(
+            select(Message).where(Message.run_id == run_id, Message.subscriber_id == subscriber_id)  # type: ignore[arg-type]
+        ).first()
+        if row is None:
+            return None
+        message = Message.model_validate(row._mapping)
+        slots = c.execute(
+            select(Slot).where(Slot.message_id == message.id).order_by(Slot.position)  # type: ignore[arg-type]
+        ).all()
+    return message, [Slot.model_validate(s._mapping) for s in slots]
+
+
+def item_titles(engine: Engine, ids: Iterable[int]) -> dict[int, str]:
+    from newsletter.models import Item
+
+    t = Item.__table__.c  # type: ignore[attr-defined]
+    wanted = sorted({int(i) for i in ids})
+    with engine.connect() as c:
+        return {
+            int(i): str(title)
+            for i, title in c.execute(select(t.id, t.title).where(t.id.in_(wanted)))
+        }
