@@ -93,7 +93,7 @@ def ensure_run(engine: Engine, *, campaign_id: int, scheduled_for: datetime, now
                 status="planning",
                 stats={},
                 created_at=now,
-            )  # fmt: skip
+            )
             .on_conflict_do_nothing()
         )
     found = find_run(engine, campaign_id=campaign_id, scheduled_for=scheduled_for)
