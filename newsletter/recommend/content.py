@@ -1,0 +1,191 @@
+"""Content generators: TF-IDF item vectors, user profiles, and the "fresh items" generator.
+
+Item vector = L2-normalised ``[text_weight * tfidf(title + text), topic_weight * tfidf(topics)]``
+(scikit-learn ``TfidfVectorizer``). A user's profile is the weighted mean of the vectors of the
+items they engaged with, plus the vector of the topics they declared; the score is the cosine
+between profile and item. Items need no interactions, so this is what serves new items.
+For very large (users x catalogue) products the vectors are reduced by truncated SVD
+(``dims``), which keeps scoring a dense BLAS product.
+
+:class:`Fresh` ranks only items published in the last ``days`` days by the same match.
+:meth:`ContentModel.anchors` names the history item most similar to a recommended item
+("Similar to <title>"); :meth:`ContentModel.topic_anchor` the declared topic it matches.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+from newsletter.recommend.base import (
+    DAY,
+    Array,
+    InteractionData,
+    ItemCatalog,
+    ScoringModel,
+    to_dense,
+)
+from newsletter.recommend.weighting import WeightingConfig, interaction_matrix
+
+EXACT_WORK_LIMIT = 5e9
+
+
+def _identity(tokens: list[str]) -> list[str]:
+    """Analyzer for pre-tokenised topic lists (module-level so models stay picklable)."""
+    return tokens
+
+
+def item_vectors(
+    catalog: ItemCatalog, *, text_weight: float = 1.0, topic_weight: float = 1.0
+) -> tuple[sp.csr_matrix, TfidfVectorizer]:
+    """Return L2-normalised TF-IDF item vectors and the fitted topic vectorizer."""
+    texts = [f"{t} {x}" for t, x in zip(catalog.titles, catalog.texts, strict=True)]
+    text_vec = TfidfVectorizer(sublinear_tf=True, stop_words="english", min_df=1)
+    try:
+        text_part = text_vec.fit_transform(texts)
+    except ValueError:
+        text_part = sp.csr_matrix((len(texts), 0))
+    topics = [[str(x).lower() for x in t] or ["(none)"] for t in catalog.topics]
+    topic_vec = TfidfVectorizer(analyzer=_identity, sublinear_tf=True)
+    topic_part = topic_vec.fit_transform(topics)
+    stacked = sp.hstack([text_weight * text_part, topic_weight * topic_part]).tocsr()
+    return normalize(stacked).astype(np.float32), topic_vec
+
+
+class ContentModel(ScoringModel):
+    """Cosine between a user's content profile and every item's TF-IDF vector."""
+
+    name = "content"
+
+    def __init__(
+        self,
+        *,
+        text_weight: float = 1.0,
+        topic_weight: float = 1.0,
+        declared_weight: float = 1.0,
+        dims: int | None = None,
+        weighting: WeightingConfig | None = None,
+    ) -> None:
+        """Weights of text vs topics vs declared topics; ``dims`` forces SVD reduction."""
+        self.text_weight = text_weight
+        self.topic_weight = topic_weight
+        self.declared_weight = declared_weight
+        self.dims = dims
+        self.weighting = weighting or WeightingConfig()
+        # sparse TF-IDF rows, or dense SVD rows for very large products (see module doc)
+        self.vectors: Any = sp.csr_matrix((0, 0))
+        self.declared: sp.csr_matrix = sp.csr_matrix((0, 0))
+        self.matrix: sp.csr_matrix = sp.csr_matrix((0, 0))
+        self.topics: list[list[str]] = []
+        self.user_topics: list[list[str]] = []
+        self.projection: TruncatedSVD | None = None
+
+    def fit(self, data: InteractionData, catalog: ItemCatalog, *, now: float) -> Self:
+        """Vectorise the catalogue and keep the weighted histories for profiles."""
+        vectors, topic_vec = item_vectors(
+            catalog, text_weight=self.text_weight, topic_weight=self.topic_weight
+        )
+        self.matrix = interaction_matrix(data, self.weighting, now=now)
+        self.n_items = data.n_items
+        self.topics = [[str(x).lower() for x in t] for t in catalog.topics]
+        self.user_topics = [[str(x).lower() for x in t] for t in (data.user_topics or [])]
+        self.user_topics += [[] for _ in range(data.n_users - len(self.user_topics))]
+        n_text = vectors.shape[1] - len(topic_vec.vocabulary_)
+        declared = topic_vec.transform([t or ["(none)"] for t in self.user_topics])
+        keep = np.ones(declared.shape[1], dtype=np.float32)
+        if "(none)" in topic_vec.vocabulary_:
+            keep[topic_vec.vocabulary_["(none)"]] = 0.0
+        declared = sp.csr_matrix(declared.multiply(keep[None, :]))
+        pad = sp.csr_matrix((data.n_users, n_text))
+        self.declared = normalize(sp.hstack([pad, declared]).tocsr()).astype(np.float32)
+        self.vectors = self._maybe_reduce(vectors, data.n_users)
+        return self
+
+    def _maybe_reduce(self, vectors: sp.csr_matrix, n_users: int) -> Any:
+        """Reduce by SVD when asked, or when exact sparse scoring would be too much work."""
+        dims = self.dims
+        if dims is None and float(vectors.nnz) * n_users > EXACT_WORK_LIMIT:
+            dims = 128
+        if dims is None or dims >= min(vectors.shape) - 1:
+            self.projection = None
+            return vectors
+        svd = TruncatedSVD(n_components=dims, random_state=0)
+        reduced = svd.fit_transform(vectors)
+        self.projection = svd
+        return normalize(reduced).astype(np.float32)
+
+    def profiles(self, users: Array) -> Array:
+        """Return L2-normalised user profiles (history mean plus declared topics)."""
+        hist = normalize(self.matrix[users], norm="l1")
+        prof = hist @ self.vectors
+        prof = to_dense(prof)
+        declared_rows = self.declared[users]
+        if self.projection is not None:
+            declared = self.projection.transform(declared_rows)
+        else:
+            declared = declared_rows.toarray()
+        prof = normalize(prof) + self.declared_weight * normalize(declared)
+        return normalize(prof).astype(np.float32)
+
+    def score(self, users: Array) -> Array:
+        """Return cosine(profile, item) for every item."""
+        prof = self.profiles(users)
+        return np.asarray(self.vectors @ prof.T).T
+
+    def item_similarity(self, items: Array, others: Array) -> Array:
+        """Return the cosine matrix between two lists of items."""
+        a, b = self.vectors[items], self.vectors[others]
+        sim = a @ b.T
+        return to_dense(sim)
+
+    def anchors(self, users: Array, items: Array) -> Array:
+        """Return, per (user, item), the most similar engaged history item (-1: none)."""
+        out = np.full(items.shape, -1, dtype=np.int64)
+        for r, user in enumerate(np.asarray(users)):
+            row = self.matrix[int(user)]
+            valid = items[r] >= 0
+            if row.nnz == 0 or not valid.any():
+                continue
+            sim = self.item_similarity(row.indices, items[r][valid]) * row.data[:, None]
+            best = sim.argmax(axis=0)
+            good = sim[best, np.arange(sim.shape[1])] > 0
+            out[r, np.flatnonzero(valid)[good]] = row.indices[best[good]]
+        return out
+
+    def topic_anchor(self, user: int, item: int) -> str | None:
+        """Return the first declared topic of ``user`` that ``item`` carries, if any."""
+        mine = self.user_topics[user] if user < len(self.user_topics) else []
+        for topic in self.topics[item]:
+            if topic in mine:
+                return topic
+        return None
+
+
+class Fresh(ContentModel):
+    """Items published in the last ``days`` days, ranked by content match to the user."""
+
+    name = "fresh"
+
+    def __init__(self, *, days: float = 14.0, **kwargs: object) -> None:
+        """``days`` is the freshness window; other arguments as for ContentModel."""
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.days = days
+        self.is_fresh: Array = np.zeros(0, dtype=bool)
+
+    def fit(self, data: InteractionData, catalog: ItemCatalog, *, now: float) -> Self:
+        """Fit the content model and mark the items published within the window."""
+        super().fit(data, catalog, now=now)
+        published = np.asarray(catalog.published_at, dtype=np.float64)
+        self.is_fresh = (published >= now - self.days * DAY) & (published <= now)
+        return self
+
+    def score(self, users: Array) -> Array:
+        """Content match on fresh items; every other item is ``-inf``."""
+        scores = super().score(users).astype(np.float64)
+        scores[:, ~self.is_fresh] = -np.inf
+        return scores

@@ -1,0 +1,235 @@
+"""Hybrid recommender: merge every generator's candidates, rank, re-rank, explore, explain.
+
+Typical use by the planner::
+
+    model = HybridRecommender(HybridConfig()).fit(data, catalog, now=now, feedback=feedback)
+    items, scores = model.recommend(users, 8)                   # Recommender protocol
+    recs = model.recommend_explained(users, 8, exclude=sent)    # + sources, propensities, reasons
+    holdout = model.popular_items(8)                            # the `popular` arm
+    section = model.section("fresh", users, 3)                  # "New in your topics"
+
+Generators: ``ease`` (catalogues up to ``ease_max_catalogue`` items) and ``knn``
+(collaborative), ``content``, ``fresh``, ``popularity`` and ``prior`` (metadata-predicted
+popularity). Each source's top ``candidates_per_source`` items per user are merged; the union
+is scored by a :class:`~newsletter.recommend.ranker.LinearRanker` (calibrated defaults, or a
+logistic regression once ``feedback`` with clicks exists). A user without history gets content
+on their declared topics, then popularity, because their collaborative features are zero.
+Re-ranking removes consumed (``exclude_consumed``), inactive, expired and rule-failing items,
+then applies MMR diversity and a per-topic cap; ``explore_slots`` adds logged exploration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from newsletter.recommend import features as feat
+from newsletter.recommend.base import (
+    BATCH,
+    Array,
+    Feedback,
+    InteractionData,
+    ItemCatalog,
+    Recommendations,
+    as_seconds,
+    mask_scores,
+    top_n,
+)
+from newsletter.recommend.explain import Explainer
+from newsletter.recommend.explore import explore
+from newsletter.recommend.ranker import LinearRanker, fit_logistic_ranker
+from newsletter.recommend.rerank import available_items, diversify, primary_topics
+from newsletter.recommend.weighting import WeightingConfig, consumed_matrix
+
+DEFAULT_BLEND: dict[str, float] = {
+    "ease": 1.0,
+    "knn": 0.3,
+    "content": 0.05,
+    "fresh": 0.05,
+    "popularity": 0.1,
+    "prior": 0.02,
+    "recency": 0.0,
+}
+
+
+@dataclass(frozen=True)
+class HybridConfig:
+    """Everything the hybrid needs to know; defaults come from ``tune`` (see README)."""
+
+    weighting: WeightingConfig = field(default_factory=WeightingConfig)
+    ease_lambda: float = 200.0
+    ease_max_items: int = 4000
+    ease_max_catalogue: int = 50_000
+    knn_k: int = 100
+    knn_shrink: float = 10.0
+    popularity_half_life_days: float | None = 7.0
+    recency_half_life_days: float = 30.0
+    fresh_days: float = 14.0
+    blend: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_BLEND))
+    candidates_per_source: int = 200
+    exclude_consumed: bool = True
+    filters: Mapping[str, Any] = field(default_factory=dict)
+    mmr_lambda: float = 1.0
+    topic_cap: int | None = None
+    explore_slots: int = 0
+    explore_pool: int = 30
+    seed: int = 0
+
+
+class HybridRecommender:
+    """The product recommender: see the module docstring for the call sequence."""
+
+    name = "hybrid"
+
+    def __init__(self, config: HybridConfig | None = None) -> None:
+        """Keep the configuration; nothing is learned until :meth:`fit`."""
+        self.config = config or HybridConfig()
+        self.ranker = LinearRanker.from_blend(self.config.blend)
+        self.generators: dict[str, Any] = {}
+        self.n_items = 0
+
+    def fit(
+        self,
+        data: InteractionData,
+        catalog: ItemCatalog,
+        *,
+        now: float | datetime,
+        feedback: Feedback | None = None,
+    ) -> Self:
+        """Fit every generator, the availability mask and (with feedback) the learned ranker."""
+        seconds = as_seconds(now)
+        self.n_items = data.n_items
+        self.generators = feat.fit_generators(self.config, data, catalog, now=seconds)
+        self.consumed = consumed_matrix(data)
+        self.activity = np.log1p(np.diff(self.consumed.indptr)).astype(np.float64)
+        self.available = available_items(catalog, now=seconds, filters=self.config.filters)
+        self.recency = feat.recency(
+            catalog, now=seconds, half_life=self.config.recency_half_life_days
+        )
+        self.topic_ids = primary_topics(catalog)
+        self.embeddings = feat.diversity_embeddings(self.generators["content"], self.config)
+        collab = self.generators.get("ease") or self.generators.get("knn")
+        self.explainer = Explainer(
+            titles=catalog.titles, collaborative=collab, content=self.generators["content"]
+        )
+        self.ranker = LinearRanker.from_blend(self.config.blend)
+        if feedback is not None and len(feedback.user_idx):
+            self.fit_ranker(feedback)
+        return self
+
+    def fit_ranker(self, feedback: Feedback) -> bool:
+        """Learn the logistic ranker from logged slots; keep the defaults if it cannot."""
+        users = np.asarray(feedback.user_idx, dtype=np.int64)
+        items = np.asarray(feedback.item_idx, dtype=np.int64)
+        pairs: dict[str, list[Array]] = {}
+        for start in range(0, len(users), BATCH):
+            u, i = users[start : start + BATCH], items[start : start + BATCH]
+            block = self.features(u)
+            for name, values in block.items():
+                pairs.setdefault(name, []).append(values[np.arange(len(u)), i])
+        stacked = {k: np.concatenate(v) for k, v in pairs.items()}
+        ranker = fit_logistic_ranker(stacked, self.activity[users], feedback.clicked)
+        if ranker is not None:
+            self.ranker = ranker
+        return ranker is not None
+
+    def features(self, users: Array) -> dict[str, Array]:
+        """Return every ranking feature for a batch of users, each ``(len(users), n_items)``."""
+        return feat.batch_features(self, np.asarray(users, dtype=np.int64))
+
+    def _scored(
+        self, users: Array, exclude: sp.csr_matrix | None, candidates: Array | None
+    ) -> tuple[Array, Array]:
+        """Return merged-candidate scores and the winning source index per item for a batch."""
+        block = self.features(users)
+        weights = self.ranker.user_weights(self.activity[users])
+        total, source = feat.blend(block, weights)
+        allowed = self.available if candidates is None else self.available & candidates
+        total = mask_scores(total, users, exclude=exclude, candidates=allowed)
+        if self.config.exclude_consumed:
+            total = mask_scores(total, users, exclude=self.consumed, candidates=None)
+        merged = feat.candidate_union(block, self.config.candidates_per_source, allowed)
+        total[~merged & np.isfinite(total)] -= 1e3
+        return total, source
+
+    def recommend(
+        self,
+        users: Array,
+        n: int,
+        *,
+        exclude: sp.csr_matrix | None = None,
+        candidates: Array | None = None,
+    ) -> tuple[Array, Array]:
+        """Return the top-n items and scores per user (the Recommender protocol)."""
+        recs = self.recommend_explained(
+            users, n, exclude=exclude, candidates=candidates, reasons=False
+        )
+        return recs.items, recs.scores
+
+    def recommend_explained(
+        self,
+        users: Array,
+        n: int,
+        *,
+        exclude: sp.csr_matrix | None = None,
+        candidates: Array | None = None,
+        reasons: bool = True,
+    ) -> Recommendations:
+        """Return ranked, re-ranked and explored slots with source, propensity and reasons."""
+        users = np.asarray(users, dtype=np.int64)
+        parts = [
+            self._recommend_batch(users[s : s + BATCH], n, exclude, candidates)
+            for s in range(0, len(users), BATCH)
+        ]
+        items = np.vstack([p[0] for p in parts]) if parts else np.zeros((0, n), dtype=np.int64)
+        scores = np.vstack([p[1] for p in parts]) if parts else np.zeros((0, n))
+        sources = np.vstack([p[2] for p in parts]) if parts else np.zeros((0, n), dtype=object)
+        props = np.vstack([p[3] for p in parts]) if parts else np.zeros((0, n))
+        why = self.explainer.explain(users, items, sources) if reasons else []
+        return Recommendations(users, items, scores, sources, props, why)
+
+    def _recommend_batch(
+        self, users: Array, n: int, exclude: sp.csr_matrix | None, candidates: Array | None
+    ) -> tuple[Array, Array, Array, Array]:
+        """Rank, diversify and explore one batch of users."""
+        cfg = self.config
+        total, source = self._scored(users, exclude, candidates)
+        width = n + max(
+            cfg.explore_pool if cfg.explore_slots else 0,
+            2 * n if cfg.mmr_lambda < 1 or cfg.topic_cap else 0,
+        )
+        pool, pool_scores = top_n(total, width)
+        if cfg.mmr_lambda < 1.0 or cfg.topic_cap is not None:
+            pool, pool_scores = diversify(
+                pool,
+                pool_scores,
+                n=width,
+                embeddings=self.embeddings,
+                topics=self.topic_ids,
+                mmr_lambda=cfg.mmr_lambda,
+                topic_cap=cfg.topic_cap,
+            )
+        items, scores, explored, props = explore(
+            users, pool, pool_scores, n=n, slots=cfg.explore_slots, seed=cfg.seed
+        )
+        names = np.array(feat.SOURCE_LABELS, dtype=object)
+        src = names[np.take_along_axis(source, np.maximum(items, 0), axis=1)]
+        src[explored] = "explore"
+        src[items < 0] = ""
+        return items, scores, src, props
+
+    def popular_items(self, n: int, *, candidates: Array | None = None) -> Array:
+        """Return the n most popular available items (the popularity holdout arm)."""
+        allowed = self.available if candidates is None else self.available & candidates
+        return self.generators["popularity"].ranking(n, candidates=allowed)
+
+    def section(
+        self, source: str, users: Array, n: int, *, exclude: sp.csr_matrix | None = None
+    ) -> Recommendations:
+        """Return one generator's own list (e.g. "collaborative", "fresh", "popularity")."""
+        return feat.section(self, source, np.asarray(users, dtype=np.int64), n, exclude=exclude)
