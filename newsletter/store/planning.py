@@ -128,7 +128,7 @@ def profiles(engine: Engine, ids: Sequence[int]) -> list[Profile]:
         for chunk in _chunks(ids):
             rows = c.execute(
                 select(s.id, s.email, s.status, s.timezone, s.frequency, s.topics, sup.reason)
-                .outerjoin(sup, func.lower(sup.email) == func.lower(s.email))
+                .outerjoin(Suppression.__table__, sup.email == s.email)  # type: ignore[attr-defined]
                 .where(s.id.in_(chunk)).order_by(s.id)
             ).all()  # fmt: skip
             out.extend(Profile(r[0], r[1], r[2], r[3], r[4], list(r[5] or []), r[6]) for r in rows)

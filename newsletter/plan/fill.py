@@ -1,0 +1,140 @@
+"""Fill the slots of a batch of messages: sections, exploration, the popularity holdout.
+
+Personalized messages: each gets ``explore_counts`` exploration slots (Thompson sampling,
+:mod:`newsletter.plan.exploration`), and the remaining slots are split over the campaign's
+sections; the exploration slots are taken from the largest section quota. Sections are
+filled in order with candidates not already in the message; a section short of candidates
+leaves its slots to a backfill pass over every section's remaining candidates. Items never
+repeat inside a message. Deterministic slots have propensity 1; exploration slots carry the
+probability the policy chose them. Popular-arm messages take the popularity ranking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from newsletter.plan.campaigns import CampaignConfig
+from newsletter.plan.exploration import ThompsonBank, explore, explore_counts
+from newsletter.plan.slots import Candidates, SlotSource, sentence_for
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class PlannedSlot:
+    """One slot before persistence (item is a catalogue index)."""
+
+    section: str
+    item: int
+    source: str
+    score: float
+    propensity: float
+    reason_kind: str
+    reason_anchor: str | None
+    reason_text: str
+
+
+def reduce_quotas(quotas: list[int], take: int) -> list[int]:
+    """Remove `take` slots from the largest quotas (ties: the later section gives first)."""
+    out = list(quotas)
+    for _ in range(min(take, sum(out))):
+        biggest = max(range(len(out)), key=lambda i: (out[i], i))
+        out[biggest] -= 1
+    return out
+
+
+def exploration_picks(
+    bank: ThompsonBank, history: sp.csr_matrix, users: Array, counts: Array,
+    rng: np.random.Generator,
+) -> tuple[Array, Array]:  # fmt: skip
+    """Per message, up to counts[b] exploration items (-1 = none) and their propensities."""
+    width = int(counts.max()) if len(counts) else 0
+    items = np.full((len(users), width), -1, dtype=np.int64)
+    props = np.zeros((len(users), width))
+    excluded = history[users].toarray() > 0
+    for j in range(width):
+        rows = np.flatnonzero(counts > j)
+        block = excluded[rows]
+        items[rows, j], props[rows, j] = explore(bank, block, rng=rng)
+        excluded[rows] = block
+    return items, props
+
+
+def _take(
+    cand: Candidates, b: int, title: str, want: int, used: set[int], out: list[PlannedSlot]
+) -> int:
+    """Append up to `want` unused candidates of row b to `out`; returns how many were added."""
+    added = 0
+    for c, item in enumerate(cand.items[b]):
+        if added >= want:
+            break
+        item = int(item)
+        if item < 0 or item in used:
+            continue
+        anchor = None if cand.anchors is None else cand.anchors[b, c]
+        text, anchor = sentence_for(cand.sentence, anchor)
+        out.append(PlannedSlot(title, item, cand.source, float(cand.scores[b, c]), 1.0,
+                               cand.reason_kind, anchor, text))  # fmt: skip
+        used.add(item)
+        added += 1
+    return added
+
+
+def assemble(
+    b: int, *, config: CampaignConfig, cands: list[Candidates], picks: Array, props: Array,
+    means: Array,
+) -> list[PlannedSlot]:  # fmt: skip
+    """The slots of message b: sections in order, backfill, then the exploration section."""
+    explore_slots = [
+        PlannedSlot(config.exploration_section, int(i), "explore", float(means[i]), float(p),
+                    "explore", None, "Something new we think you might like")
+        for i, p in zip(picks, props, strict=True) if i >= 0
+    ]  # fmt: skip
+    used = {s.item for s in explore_slots}
+    quotas = reduce_quotas(config.section_quotas(), len(explore_slots))
+    per_section: list[list[PlannedSlot]] = [[] for _ in config.sections]
+    for k, section in enumerate(config.sections):
+        _take(cands[k], b, section.title, quotas[k], used, per_section[k])
+    missing = config.n_items - len(explore_slots) - sum(len(s) for s in per_section)
+    for k, section in enumerate(config.sections):
+        if missing <= 0:
+            break
+        missing -= _take(cands[k], b, section.title, missing, used, per_section[k])
+    return [slot for section in per_section for slot in section] + explore_slots
+
+
+def fill_personalized(
+    source: SlotSource, users: Array, *, config: CampaignConfig, bank: ThompsonBank,
+    history: sp.csr_matrix, means: Array, rng: np.random.Generator,
+) -> list[list[PlannedSlot]]:  # fmt: skip
+    """Slots for a batch of personalized messages (user indices), sections plus exploration."""
+    counts = explore_counts(
+        len(users), n_items=config.n_items, share=config.exploration_share, rng=rng
+    )
+    picks, props = exploration_picks(bank, history, users, counts, rng)
+    quotas = config.section_quotas()
+    cands = [
+        source.candidates(s.kind, users, q + config.n_items)
+        for s, q in zip(config.sections, quotas, strict=True)
+    ]
+    return [
+        assemble(b, config=config, cands=cands, picks=picks[b], props=props[b], means=means)
+        for b in range(len(users))
+    ]
+
+
+def fill_popular(
+    source: SlotSource, users: Array, *, config: CampaignConfig
+) -> list[list[PlannedSlot]]:
+    """Slots for the popularity holdout: the popularity ranking, under the first section title."""
+    cand = source.popular(users, config.n_items)
+    title = config.sections[0].title
+    out: list[list[PlannedSlot]] = []
+    for b in range(len(users)):
+        slots: list[PlannedSlot] = []
+        _take(cand, b, title, config.n_items, set(), slots)
+        out.append(slots)
+    return out

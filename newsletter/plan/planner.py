@@ -1,0 +1,253 @@
+"""Plan a run: segment -> suppression -> cadence -> arms -> slots -> persist, shard by shard.
+
+:func:`plan_run` is the entry point. It creates (or finds) the run for ``(campaign,
+scheduled_for)``, selects the segment, prepares what every shard shares (the fitted slot
+source and the Thompson bank; both are derived from the run id and the database, so a
+remote worker could rebuild them), then plans each shard of subscribers
+(``subscriber_id % shard_count``) in its own transaction with :func:`plan_shard`. Subscribers
+the run already holds are left alone, so planning the same run again inserts nothing new.
+Every left-out member is stored as a ``skipped`` message with its reason, and the run's stats
+count subscribers by arm and by reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from newsletter.config import Settings
+from newsletter.db import as_utc
+from newsletter.models import Campaign
+from newsletter.plan.campaigns import CampaignConfig, parse_campaign_config
+from newsletter.plan.decide import Verdict, decide
+from newsletter.plan.experiments import DEFAULT_SALT, assign_arms, experiment_name
+from newsletter.plan.exploration import ThompsonBank, thompson_bank
+from newsletter.plan.fill import PlannedSlot, fill_personalized, fill_popular
+from newsletter.plan.segments import SegmentDefinition, SegmentError
+from newsletter.plan.sources import SourceParts, default_slot_source, exploration_inputs
+from newsletter.store import planning as store
+from newsletter.store.matrices import Matrices, load_matrices
+from newsletter.store.segments import segment_ids
+
+BATCH = 2000
+SlotSourceFactory = Callable[[Matrices, CampaignConfig, datetime], SourceParts]
+
+
+class PlanError(ValueError):
+    """The run cannot be planned (unknown campaign or segment); the message says which."""
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every shard of a run shares (rebuildable from the run id and the database)."""
+
+    run_id: int
+    campaign: Campaign
+    config: CampaignConfig
+    scheduled_for: datetime
+    members: list[int]
+    matrices: Matrices
+    parts: SourceParts
+    bank: ThompsonBank
+    means: np.ndarray
+    experiment: str
+    default_salt: str
+    default_timezone: str
+    seed: int
+
+
+@dataclass
+class PlanResult:
+    """Counts of one planning pass (stats come from the persisted plan, so re-runs agree)."""
+
+    run_id: int
+    campaign: str
+    scheduled_for: datetime
+    segment_size: int
+    new_messages: int
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_segment(engine: Any, name: str, *, folder: Path | None = None) -> SegmentDefinition:
+    """A segment by name: a database row (edited in the UI) first, then ``segments/NAME.yaml``."""
+    from newsletter.db import shipped_path
+    from newsletter.plan.segments import load_segment_file, parse_segment, segment_files
+
+    stored = store.segment_source(engine, name)
+    if stored is not None:
+        return parse_segment(stored, source=f"segment {name!r} (database)", name=name)
+    files = segment_files(folder or shipped_path("segments"))
+    if name not in files:
+        known = ", ".join(sorted(files)) or "none"
+        raise SegmentError(f"unknown segment {name!r}; known segments: {known}")
+    return load_segment_file(files[name])
+
+
+def _campaign(engine: Any, campaign: str | Campaign) -> Campaign:
+    if isinstance(campaign, Campaign):
+        return campaign
+    found = store.find_campaign(engine, campaign)
+    if found is None:
+        known = ", ".join(store.campaign_names(engine)) or "none yet"
+        raise PlanError(f"unknown campaign {campaign!r}; known campaigns: {known}")
+    return found
+
+
+def prepare_run(
+    engine: Any, *, campaign: str | Campaign, now: datetime, settings: Settings,
+    scheduled_for: datetime | None = None, source_factory: SlotSourceFactory | None = None,
+    segment_folder: Path | None = None, seed: int = 0,
+) -> RunContext:  # fmt: skip
+    """Create or find the run, select its segment, fit the slot source and the Thompson bank."""
+    camp = _campaign(engine, campaign)
+    config = parse_campaign_config(camp.config, campaign=camp.name)
+    when = as_utc(scheduled_for or now)
+    assert camp.id is not None
+    run = store.ensure_run(engine, campaign_id=camp.id, scheduled_for=when, now=now)
+    assert run.id is not None
+    members = segment_ids(engine, resolve_segment(engine, camp.segment_name, folder=segment_folder),
+                          now=now)  # fmt: skip
+    matrices = load_matrices(engine)
+    parts = (source_factory or default_slot_source)(matrices, config, now)
+    exposures, clicks = store.item_feedback(engine)
+    pool, pool_clicks, pool_shown, means = exploration_inputs(
+        matrices, config, now=now, exposures=exposures, clicks=clicks
+    )
+    rng = np.random.default_rng([run.id, seed])
+    bank = thompson_bank(items=pool, clicks=pool_clicks, exposures=pool_shown, rng=rng)
+    salt = str(getattr(settings, "experiment_salt", DEFAULT_SALT))
+    return RunContext(
+        run_id=run.id, campaign=camp, config=config, scheduled_for=when, members=members,
+        matrices=matrices, parts=parts, bank=bank, means=means,
+        experiment=experiment_name(config.arms, salt), default_salt=salt,
+        default_timezone=settings.default_timezone, seed=seed,
+    )  # fmt: skip
+
+
+def shard_verdicts(engine: Any, ctx: RunContext, ids: list[int]) -> list[Verdict]:
+    """Arms (sticky: recorded ones win) and cadence verdicts for one shard's subscribers."""
+    profiles = store.profiles(engine, ids)
+    known = [p.id for p in profiles]
+    recorded = store.assignments(engine, ctx.experiment, known)
+    hashed = assign_arms(known, shares=ctx.config.arms, default_salt=ctx.default_salt)
+    history = store.send_times(
+        engine, known, start=ctx.scheduled_for - timedelta(days=31),
+        end=ctx.scheduled_for + timedelta(days=8), exclude_run=ctx.run_id,
+    )  # fmt: skip
+    return [
+        decide(p, arm=recorded.get(p.id, str(arm)), others=history.get(p.id, []),
+               config=ctx.config, kind=ctx.campaign.kind, scheduled_for=ctx.scheduled_for,
+               default_timezone=ctx.default_timezone)
+        for p, arm in zip(profiles, hashed, strict=True)
+    ]  # fmt: skip
+
+
+def shard_slots(ctx: RunContext, verdicts: list[Verdict], rng: Any) -> dict[int, list[PlannedSlot]]:
+    """Slots per planned subscriber id: personalized or popularity-ranked by arm."""
+    out: dict[int, list[PlannedSlot]] = {}
+    for arm in ("personalized", "popular"):
+        ids = np.array([v.subscriber_id for v in verdicts
+                        if v.status == "planned" and v.arm == arm], dtype=np.int64)  # fmt: skip
+        users = ctx.matrices.user_index(ids)
+        ids, users = ids[users >= 0], users[users >= 0]
+        for start in range(0, len(users), BATCH):
+            batch = users[start : start + BATCH]
+            if arm == "popular":
+                slots = fill_popular(ctx.parts.source, batch, config=ctx.config)
+            else:
+                slots = fill_personalized(
+                    ctx.parts.source, batch, config=ctx.config, bank=ctx.bank,
+                    history=ctx.parts.history, means=ctx.means, rng=rng,
+                )  # fmt: skip
+            out.update(zip(ids[start : start + BATCH].tolist(), slots, strict=True))
+    return out
+
+
+def _frames(
+    ctx: RunContext, verdicts: list[Verdict], slots: dict[int, list[PlannedSlot]], shard: int,
+    now: datetime,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """Message, slot and assignment rows of a shard, ready for bulk insertion."""
+    rows, slot_rows = [], []
+    item_ids = ctx.matrices.item_ids
+    for v in verdicts:
+        status, reason = v.status, v.reason
+        if status == "planned" and not slots.get(v.subscriber_id):
+            status, reason = "skipped", "no_items"
+        rows.append((v.subscriber_id, v.arm, status, reason, shard, v.planned_for, 0, now))
+        for pos, s in enumerate(slots.get(v.subscriber_id, []) if status == "planned" else []):
+            slot_rows.append((v.subscriber_id, pos, s.section, int(item_ids[s.item]), s.source,
+                              s.score, s.propensity, s.reason_kind, s.reason_anchor,
+                              s.reason_text))  # fmt: skip
+    messages = pd.DataFrame(rows, columns=["subscriber_id", "arm", "status", "reason", "shard",
+                                           "planned_for", "attempts", "updated_at"])  # fmt: skip
+    for column in ("planned_for", "updated_at"):
+        messages[column] = pd.to_datetime(messages[column], utc=True)
+    slot_frame = pd.DataFrame(slot_rows, columns=["subscriber_id", "position", "section",
+        "item_id", "source", "score", "propensity", "reason_kind", "reason_anchor",
+        "reason_text"])  # fmt: skip
+    assignments = pd.DataFrame({"experiment": ctx.experiment,
+        "subscriber_id": [v.subscriber_id for v in verdicts], "arm": [v.arm for v in verdicts],
+        "assigned_at": pd.Timestamp(now)})  # fmt: skip
+    return messages, slot_frame, assignments
+
+
+def plan_shard(engine: Any, ctx: RunContext, *, shard: int, shard_count: int, now: datetime) -> int:
+    """Plan one shard of the run's members in one transaction; returns new messages."""
+    ids = [i for i in ctx.members if i % shard_count == shard]
+    if not ids:
+        return 0
+    verdicts = shard_verdicts(engine, ctx, ids)
+    rng = np.random.default_rng([ctx.run_id, shard, ctx.seed])
+    slots = shard_slots(ctx, verdicts, rng)
+    messages, slot_frame, assignments = _frames(ctx, verdicts, slots, shard, now)
+    return store.write_shard(
+        engine, run_id=ctx.run_id, messages=messages, slots=slot_frame, assignments=assignments
+    )
+
+
+def run_stats(engine: Any, ctx: RunContext, shard_count: int) -> dict[str, Any]:
+    """Counts by arm (planned messages) and by skip reason, from the persisted plan."""
+    arms: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
+    deferred = 0
+    for arm, status, reason, n in store.run_counts(engine, ctx.run_id):
+        if status == "skipped":
+            skipped[reason or "unknown"] += n
+        else:
+            arms[arm] += n
+            deferred += n if reason == "quiet_hours_deferred" else 0
+    return {
+        "segment": len(ctx.members), "planned": sum(arms.values()), "deferred": deferred,
+        "arms": dict(sorted(arms.items())), "skipped": dict(sorted(skipped.items())),
+        "shards": shard_count, "experiment": ctx.experiment,
+    }  # fmt: skip
+
+
+def plan_run(
+    engine: Any, *, campaign: str | Campaign, now: datetime, settings: Settings,
+    scheduled_for: datetime | None = None, shard_count: int = 1,
+    source_factory: SlotSourceFactory | None = None, segment_folder: Path | None = None,
+    seed: int = 0,
+) -> PlanResult:  # fmt: skip
+    """Plan (or re-plan, idempotently) one run of a campaign and store its stats."""
+    now = as_utc(now)
+    ctx = prepare_run(
+        engine, campaign=campaign, now=now, settings=settings, scheduled_for=scheduled_for,
+        source_factory=source_factory, segment_folder=segment_folder, seed=seed,
+    )  # fmt: skip
+    new = sum(
+        plan_shard(engine, ctx, shard=s, shard_count=shard_count, now=now)
+        for s in range(shard_count)
+    )
+    stats = run_stats(engine, ctx, shard_count)
+    store.finish_run(engine, run_id=ctx.run_id, stats=stats, now=now)
+    return PlanResult(ctx.run_id, ctx.campaign.name, ctx.scheduled_for, len(ctx.members), new,
+                      stats)  # fmt: skip

@@ -1,0 +1,148 @@
+"""Where slot candidates come from: the SlotSource seam, and a source over fitted generators.
+
+A :class:`SlotSource` answers, for a batch of user indices and one section kind, ranked
+candidates with a score, a source name, a reason kind, a sentence template and per-slot
+anchors (the title or topic a reason names). It must leave out what the user already
+consumed. :class:`ModelSlotSource` implements it over any ``Recommender`` (the hybrid once it
+lands; a collaborative model today) plus the ``Popularity`` generator:
+
+* ``top_picks`` -- the ranker's best items ("Picked for you");
+* ``because_you_read`` -- the ranker's items whose strongest history anchor is known
+  (``ranker.anchors``), "Because you read <title>";
+* ``new_in_topics`` -- the ranker restricted to items published within ``fresh_days``,
+  "New in <topic>" (the user's declared topic the item carries, else its first topic);
+* ``trending`` -- the popularity ranking, "Trending this week".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import scipy.sparse as sp
+
+from newsletter.recommend.base import DAY, ItemCatalog, Recommender
+from newsletter.recommend.popular import Popularity
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Ranked candidates for one section: arrays of shape (users, n); item -1 = none."""
+
+    items: Array
+    scores: Array
+    source: str
+    reason_kind: str
+    sentence: str  # may contain {anchor}
+    anchors: Array | None = None  # object array of str | None, same shape as items
+
+
+class SlotSource(Protocol):
+    """Candidates per section kind for a batch of users (already-consumed items left out)."""
+
+    def candidates(self, kind: str, users: Array, n: int) -> Candidates: ...
+
+    def popular(self, users: Array, n: int) -> Candidates: ...
+
+
+@dataclass
+class ModelSlotSource:
+    """A SlotSource over a fitted ranker, the popularity generator and the catalogue."""
+
+    ranker: Recommender
+    popularity: Popularity
+    catalog: ItemCatalog
+    history: sp.csr_matrix  # users x items, nonzero = consumed
+    user_topics: list[list[str]]
+    now: float
+    fresh_days: float = 14.0
+    anchor_model: Any = None  # has anchors(users, items); defaults to the ranker
+    _cache: dict[tuple[int, int, str], tuple[Array, Array]] = field(default_factory=dict)
+
+    def _ranked(self, users: Array, n: int, *, fresh: bool = False) -> tuple[Array, Array]:
+        key = (id(users), n, "fresh" if fresh else "all")
+        if key not in self._cache:
+            mask = self._fresh_mask() if fresh else self._live_mask()
+            self._cache.clear() if len(self._cache) > 8 else None
+            self._cache[key] = self.ranker.recommend(
+                users, n, exclude=self.history, candidates=mask
+            )
+        return self._cache[key]
+
+    def _live_mask(self) -> Array:
+        active = self.catalog.active
+        live = np.ones(self.catalog.n_items, bool) if active is None else np.asarray(active, bool)
+        if self.catalog.expires_at is not None:
+            live &= np.asarray(self.catalog.expires_at, dtype=np.float64) > self.now
+        return live
+
+    def _fresh_mask(self) -> Array:
+        published = np.asarray(self.catalog.published_at, dtype=np.float64)
+        recent = (published >= self.now - self.fresh_days * DAY) & (published <= self.now)
+        return self._live_mask() & recent
+
+    def candidates(self, kind: str, users: Array, n: int) -> Candidates:
+        """Ranked candidates of one section kind (see the module docstring)."""
+        if kind == "trending":
+            return self._trending(users, n, "trending", "Trending this week")
+        if kind == "new_in_topics":
+            items, scores = self._ranked(users, n, fresh=True)
+            anchors = self._topic_anchors(users, items)
+            return Candidates(items, scores, "fresh", "new_in_topic", "New in {anchor}", anchors)
+        items, scores = self._ranked(users, max(n, 24))
+        source = str(getattr(self.ranker, "name", "model"))
+        anchor_model = self.anchor_model or self.ranker
+        if kind == "because_you_read" and hasattr(anchor_model, "anchors"):
+            anchor_items = np.asarray(anchor_model.anchors(users, items))
+            titles = np.array([*self.catalog.titles, None], dtype=object)
+            named: Any = np.where(anchor_items >= 0, titles[anchor_items], None)
+            known = np.where(anchor_items >= 0, items, -1)
+            return Candidates(known, scores, source, "because_you_read",
+                              "Because you read {anchor}", named)  # fmt: skip
+        return Candidates(items[:, :n], scores[:, :n], source, "top_pick", "Picked for you")
+
+    def popular(self, users: Array, n: int) -> Candidates:
+        """The popularity ranking for the holdout arm (minus what each user consumed)."""
+        return self._trending(users, n, "popular", "Popular with readers this week")
+
+    def _trending(self, users: Array, n: int, kind: str, sentence: str) -> Candidates:
+        ranking = self.popularity.ranking(n + 64, candidates=self._live_mask())
+        items = np.tile(ranking, (len(users), 1))
+        seen = self.history[users][:, ranking].toarray() > 0 if len(ranking) else None
+        if seen is not None:
+            items[seen] = -1
+        scores = np.tile(self.popularity.item_scores[ranking], (len(users), 1))
+        return Candidates(items, scores, "popularity", kind, sentence)
+
+    def _topic_anchors(self, users: Array, items: Array) -> Array:
+        out = np.full(items.shape, None, dtype=object)
+        for r, user in enumerate(users):
+            mine = set(self.user_topics[int(user)]) if int(user) < len(self.user_topics) else set()
+            for c, item in enumerate(items[r]):
+                if item >= 0:
+                    topics = self.catalog.topics[int(item)]
+                    out[r, c] = next(
+                        (t for t in topics if t in mine), topics[0] if topics else None
+                    )
+        return out
+
+
+def history_matrix(n_users: int, n_items: int, users: Array, items: Array) -> sp.csr_matrix:
+    """A users x items 0/1 matrix of what each user already consumed."""
+    data = np.ones(len(users), dtype=np.float32)
+    matrix = sp.csr_matrix((data, (users, items)), shape=(n_users, n_items))
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix
+
+
+def sentence_for(template: str, anchor: Any) -> tuple[str, str | None]:
+    """The reason text and anchor of one slot (templates without an anchor fall back)."""
+    if "{anchor}" not in template:
+        return template, None
+    if anchor is None:
+        return "Picked for you", None
+    return template.format(anchor=anchor), str(anchor)

@@ -1,0 +1,90 @@
+"""Build the slot source a run uses, and the inputs of the exploration policy.
+
+:func:`default_slot_source` fits the hybrid recommender (``newsletter.recommend.hybrid``)
+and wraps it in a :class:`~newsletter.plan.slots.ModelSlotSource`: top picks and fresh items
+from the hybrid, "Because you read" anchors from its collaborative generator, trending and the
+holdout from its popularity generator. :func:`collaborative_slot_source` is the lighter
+alternative (a collaborative model plus popularity), used when ``ranker="collaborative"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import scipy.sparse as sp
+
+from newsletter.plan.campaigns import CampaignConfig
+from newsletter.plan.slots import ModelSlotSource, SlotSource, history_matrix
+from newsletter.recommend.base import DAY
+from newsletter.recommend.popular import Popularity
+from newsletter.store.matrices import Matrices
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class SourceParts:
+    """A fitted slot source and the consumed-items matrix it excludes."""
+
+    source: SlotSource
+    history: sp.csr_matrix
+
+
+def _history(m: Matrices) -> sp.csr_matrix:
+    d = m.data
+    return history_matrix(d.n_users, d.n_items, d.user_idx, d.item_idx)
+
+
+def collaborative_slot_source(m: Matrices, config: CampaignConfig, now: datetime) -> SourceParts:
+    """Collaborative ranker (EASE or item kNN by catalogue size) plus popularity."""
+    from newsletter.recommend.collaborative import collaborative_for
+
+    seconds = now.timestamp()
+    ranker = collaborative_for(m.data.n_items).fit(m.data, m.catalog, now=seconds)
+    popularity = Popularity().fit(m.data, m.catalog, now=seconds)
+    history = _history(m)
+    source = ModelSlotSource(
+        ranker=ranker, popularity=popularity, catalog=m.catalog, history=history,
+        user_topics=[list(t) for t in (m.data.user_topics or [])], now=seconds,
+        fresh_days=config.fresh_days,
+    )  # fmt: skip
+    return SourceParts(source, history)
+
+
+def default_slot_source(m: Matrices, config: CampaignConfig, now: datetime) -> SourceParts:
+    """The hybrid recommender behind every section (see the module docstring)."""
+    from newsletter.recommend.hybrid import HybridConfig, HybridRecommender
+
+    seconds = now.timestamp()
+    model = HybridRecommender(HybridConfig(fresh_days=config.fresh_days))
+    model.fit(m.data, m.catalog, now=seconds)
+    history = _history(m)
+    gens = model.generators
+    source = ModelSlotSource(
+        ranker=model, popularity=gens["popularity"], catalog=m.catalog, history=history,
+        user_topics=[list(t) for t in (m.data.user_topics or [])], now=seconds,
+        fresh_days=config.fresh_days, anchor_model=gens.get("ease") or gens.get("knn"),
+    )  # fmt: skip
+    return SourceParts(source, history)
+
+
+def exploration_inputs(
+    m: Matrices, config: CampaignConfig, *, now: datetime, exposures: dict[int, int],
+    clicks: dict[int, int],
+) -> tuple[Array, Array, Array, Array]:  # fmt: skip
+    """The exploration pool (fresh or rarely shown live items), its clicks and exposures,
+    and the posterior mean CTR of every catalogue item."""
+    shown = np.array([exposures.get(int(i), 0) for i in m.item_ids], dtype=np.float64)
+    clicked = np.minimum([clicks.get(int(i), 0) for i in m.item_ids], shown)
+    seconds = now.timestamp()
+    cat = m.catalog
+    live = np.ones(cat.n_items, bool) if cat.active is None else np.asarray(cat.active, bool)
+    if cat.expires_at is not None:
+        live &= np.asarray(cat.expires_at, dtype=np.float64) > seconds
+    published = np.asarray(cat.published_at, dtype=np.float64)
+    fresh = (published >= seconds - config.fresh_days * DAY) & (published <= seconds)
+    pool = np.flatnonzero(live & (fresh | (shown < config.explore_max_exposures)))
+    means = (clicked + 1.0) / (shown + 2.0)
+    return pool, clicked[pool], shown[pool], means
