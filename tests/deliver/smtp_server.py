@@ -18,7 +18,8 @@ MAIL, RCPT and DATA; ``drop_rate`` closes the connection without an answer at th
 the connection before answering (the ambiguous at-least-once window); ``reject`` answers 550
 for the listed recipients; ``delay`` slows every DATA down; ``max_per_connection`` closes a
 connection quietly after that many messages (as many real servers do), which exercises the
-client's reconnect. ``X-Peer`` (client address:port) is stored too, to count connections.
+client's reconnect; ``pipelining=False`` stops advertising PIPELINING. ``X-Peer`` (client
+address:port) is stored too, to count connections.
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ def start_smtp_server(
     implicit_tls: bool = False,
     delay: float = 0.0,
     max_per_connection: int = 0,
+    pipelining: bool = True,
     ready_timeout: float = 15.0,
 ) -> SmtpTestServer:
     """Start the server in a new process on a free loopback port and wait until it listens."""
@@ -137,6 +139,7 @@ def start_smtp_server(
     args += ["--flaky-rate", str(flaky_rate), "--drop-rate", str(drop_rate)]
     args += ["--drop-after-store-rate", str(drop_after_store_rate), "--delay", str(delay)]
     args += ["--max-per-connection", str(max_per_connection)]
+    args += [] if pipelining else ["--no-pipelining"]
     for address in reject:
         args += ["--reject", address]
     if auth:
@@ -280,6 +283,12 @@ class _Handler:
             return "451 4.3.0 flaky: try again later"
         return None
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.opts.pipelining:  # aiosmtpd reads pipelined commands fine; advertise it
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if fault := self._fault(server):
             return fault
@@ -398,6 +407,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--drop-after-store-rate", type=float, default=0.0)
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--max-per-connection", type=int, default=0)
+    p.add_argument("--no-pipelining", dest="pipelining", action="store_false")
     p.add_argument("--reject", action="append", default=[])
     p.add_argument("--auth", default=None, help="user:password; AUTH becomes required")
     p.add_argument("--tls-cert", default=None)

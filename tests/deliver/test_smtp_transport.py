@@ -31,13 +31,17 @@ def _peers(server: SmtpTestServer) -> Counter[str]:
     return Counter(m.peer for m in server.received())
 
 
+@pytest.mark.parametrize("pipelining", [True, False])
 def test_one_connection_is_reused_for_every_message(
-    smtp_server: SmtpTestServer, make_messages: Make
+    smtp_server_factory: Factory, make_messages: Make, pipelining: bool
 ):
-    with transport_from_url(smtp_server.url) as transport:
+    server = smtp_server_factory(pipelining=pipelining, reject=["user5@example.test"])
+    with transport_from_url(server.url) as transport:
         results = transport.send_many(make_messages(12))
-    assert [r.status for r in results] == ["sent"] * 12
-    assert list(_peers(smtp_server).values()) == [12]
+    assert [r.status for r in results] == ["sent"] * 5 + ["permanent"] + ["sent"] * 6
+    assert list(_peers(server).values()) == [11]
+    for message in server.received():  # dot-stuffing survived the round trip
+        assert b"\r\n.a line starting with a dot\r\n" in message.data
 
 
 def test_parallel_connections_share_the_work(smtp_server_factory: Factory, make_messages: Make):
@@ -152,8 +156,11 @@ def test_recipient_refused_with_5xx_is_a_permanent_bounce(
     assert len(server.received()) == 3
 
 
-def test_4xx_answers_are_transient(smtp_server_factory: Factory, make_messages: Make):
-    server = smtp_server_factory(flaky_rate=1.0, seed=3)
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_4xx_answers_are_transient(
+    smtp_server_factory: Factory, make_messages: Make, pipelining: bool
+):
+    server = smtp_server_factory(flaky_rate=1.0, seed=3, pipelining=pipelining)
     with transport_from_url(server.url) as transport:
         results = transport.send_many(make_messages(6))
     assert {r.status for r in results} == {"transient"}
@@ -169,13 +176,15 @@ def test_connection_refused_is_transient_at_connect(make_messages: Make):
     assert "127.0.0.1:1" in result.detail
 
 
+@pytest.mark.parametrize("pipelining", [True, False])
 def test_flaky_server_outcomes_match_what_arrived(
-    flaky_smtp_server: SmtpTestServer, make_messages: Make
+    smtp_server_factory: Factory, make_messages: Make, pipelining: bool
 ):
     """sent => stored once; plain transient => not stored; maybe_delivered => at most once."""
-    with transport_from_url(flaky_smtp_server.url, connections=3) as transport:
+    server = smtp_server_factory(flaky_rate=0.25, drop_rate=0.05, seed=1234, pipelining=pipelining)
+    with transport_from_url(server.url, connections=3) as transport:
         results = transport.send_many(make_messages(60))
-    _assert_outcomes_match(results, flaky_smtp_server)
+    _assert_outcomes_match(results, server)
     assert Counter(r.status for r in results)["transient"] > 0
 
 
