@@ -20,16 +20,18 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib.metadata import version
 from pathlib import Path
 
 import mrml
 from jinja2 import Template, TemplateSyntaxError
 
+from newsletter.render.qp import prepare_html
 from newsletter.render.sandbox import environment
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
-ENGINE_VERSION = f"mrml-{version('mrml')}+newsletter-1"
+ENGINE_VERSION = f"mrml-{version('mrml')}+newsletter-2"
 PARTS = ("template.mjml", "subject.txt", "preheader.txt", "text.txt")
 _INCLUDE = re.compile(r'<mj-include\s+path="([^"]+)"\s*/>')
 _JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
@@ -94,6 +96,7 @@ class TemplateSource:
     text: str
     partials: Mapping[str, str] = field(default_factory=dict)
 
+    @cached_property
     def digest(self) -> str:
         """SHA-256 over all sources, partials and the engine version: the compile cache key."""
         h = hashlib.sha256(ENGINE_VERSION.encode())
@@ -112,6 +115,7 @@ class CompiledTemplate:
     key: str
     html_source: str
     html: Template
+    html_qp: Template
     subject: Template
     preheader: Template
     text: Template
@@ -204,9 +208,9 @@ def compile_mjml(source: TemplateSource) -> str:
         raise CompileError(f"MJML does not compile: {exc}", path=path, line=None) from exc
 
 
-def _jinja(text: str, *, html: bool, strict: bool, path: str) -> Template:
+def _jinja(text: str, *, html: bool, strict: bool, path: str, qp: bool = False) -> Template:
     try:
-        return environment(html=html, strict=strict).from_string(text)
+        return environment(html=html, strict=strict, qp=qp).from_string(text)
     except TemplateSyntaxError as exc:
         raise CompileError(f"Jinja syntax: {exc.message}", path=path, line=exc.lineno) from exc
 
@@ -220,9 +224,12 @@ def compile_template(
     html = compile_mjml(source) if html_source is None else html_source
     return CompiledTemplate(
         name=name,
-        key=source.digest(),
+        key=source.digest,
         html_source=html,
         html=_jinja(html, html=True, strict=strict, path=f"{name}/template.mjml (compiled)"),
+        html_qp=_jinja(
+            prepare_html(html), html=True, qp=True, strict=strict, path=f"{name}/template.mjml"
+        ),
         subject=_jinja(source.subject, html=False, strict=strict, path=f"{name}/subject.txt"),
         preheader=_jinja(source.preheader, html=False, strict=strict, path=f"{name}/preheader.txt"),
         text=_jinja(source.text, html=False, strict=strict, path=f"{name}/text.txt"),
@@ -239,7 +246,7 @@ class TemplateCache:
 
     def get(self, source: TemplateSource, *, strict: bool = False) -> CompiledTemplate:
         """The compiled template for this exact source, compiling only on first sight."""
-        key = (source.digest(), strict)
+        key = (source.digest, strict)
         found = self._compiled.get(key)
         if found is None:
             found = compile_template(source, strict=strict, html_source=self._load(key[0]))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -77,17 +78,23 @@ class ContextError(ValueError):
     """Render input is missing a required field or has a wrong type; the message names it."""
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def freeze(value: Any) -> Any:
     """Deep-convert dicts to read-only mappings and lists to tuples (plain data only)."""
-    if isinstance(value, Mapping):
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict or isinstance(value, Mapping):
         return MappingProxyType({str(k): freeze(v) for k, v in value.items()})
-    if isinstance(value, list | tuple):
-        return tuple(freeze(v) for v in value)
+    if kind is list or kind is tuple:
+        return tuple([freeze(v) for v in value])
     if isinstance(value, datetime):
         return value.isoformat()
-    if value is None or isinstance(value, str | int | float | bool):
+    if isinstance(value, _SCALARS):
         return value
-    raise ContextError(f"render context accepts plain data only, got {type(value).__name__}")
+    raise ContextError(f"render context accepts plain data only, got {kind.__name__}")
 
 
 def _require(data: Mapping[str, Any], key: str, where: str) -> Any:
@@ -160,6 +167,7 @@ def _sections(raw: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any] | None, 
     return hero, [s for s in sections if s["slots"]]
 
 
+@lru_cache(maxsize=256)
 def _date_label(value: Any) -> str:
     if isinstance(value, str):
         try:
@@ -167,6 +175,10 @@ def _date_label(value: Any) -> str:
         except ValueError:
             return value
     return f"{value.day} {value:%B %Y}" if isinstance(value, datetime) else ""
+
+
+def _hashable(value: Any) -> Any:
+    return value if isinstance(value, str | datetime) else None
 
 
 def build_context(data: Mapping[str, Any], *, settings: Settings) -> Mapping[str, Any]:
@@ -190,7 +202,7 @@ def build_context(data: Mapping[str, Any], *, settings: Settings) -> Mapping[str
         "run": {
             "id": run.get("id"),
             "scheduled_for": run.get("scheduled_for"),
-            "date_label": _date_label(run.get("scheduled_for")),
+            "date_label": _date_label(_hashable(run.get("scheduled_for"))),
         },
         "trigger": {k: trigger.get(k) for k in ("kind", "topic", "label")},
         "hero": hero,

@@ -18,7 +18,6 @@ from collections.abc import Iterable
 from email.header import Header
 from email.utils import formataddr, parseaddr
 
-_NEWLINES = re.compile(r"\r\n|\r|\n")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 MAX_HEADER_LINE = 78
 
@@ -67,25 +66,38 @@ def format_address(name: str, address: str) -> str:
 
 def quoted_printable(text: str) -> bytes:
     """UTF-8 quoted-printable with CRLF line ends and soft breaks at 76 octets."""
-    body = _NEWLINES.sub("\r\n", text)
-    if not body.endswith("\r\n"):
-        body += "\r\n"
-    return binascii.b2a_qp(body.encode("utf-8"), istext=True, header=False)
+    body = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not body.endswith("\n"):
+        body += "\n"
+    encoded = binascii.b2a_qp(body.encode("utf-8"), istext=True, header=False)
+    return encoded.replace(b"\n", b"\r\n")
 
 
-def _part(subtype: str, text: str) -> bytes:
+def _part(subtype: str, encoded: bytes) -> bytes:
+    if not encoded.endswith(b"\r\n"):
+        encoded += b"\r\n"
     return (
         f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
         "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-    ).encode("ascii") + quoted_printable(text)
+    ).encode("ascii") + encoded
 
 
-def assemble(*, headers: Iterable[tuple[str, str]], text: str, html: str, boundary: str) -> bytes:
+def assemble(
+    *,
+    headers: Iterable[tuple[str, str]],
+    text: str,
+    boundary: str,
+    html: str | None = None,
+    html_qp: str | None = None,
+) -> bytes:
     """Serialize a multipart/alternative message (text first) ready for SMTP ``DATA``.
 
-    ``headers`` values must already be encoded (use ``encode_header`` values or plain ASCII);
+    Give the HTML either plain (``html``, encoded here) or already quoted-printable
+    (``html_qp``, as rendered by a QP template). Header values are encoded and folded here;
     the boundary must contain ``=_`` so it can never occur in quoted-printable bodies.
     """
+    if html_qp is None:
+        html_qp = quoted_printable(html or "").decode("ascii")
     if "=_" not in boundary:
         raise ValueError("boundary must contain '=_' (it then cannot occur in QP bodies)")
     head = "\r\n".join(encode_header(name, value) for name, value in headers)
@@ -98,9 +110,9 @@ def assemble(*, headers: Iterable[tuple[str, str]], text: str, html: str, bounda
         (
             head.encode("utf-8"),
             delimiter,
-            _part("plain", text),
+            _part("plain", quoted_printable(text)),
             delimiter,
-            _part("html", html),
+            _part("html", html_qp.encode("ascii")),
             f"--{boundary}--\r\n".encode("ascii"),
         )
     )

@@ -23,35 +23,44 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime, parseaddr
+from functools import cached_property
 from typing import Any
 
 from jinja2 import Template
 
 from newsletter.config import Settings
+from newsletter.render import qp
 from newsletter.render.compile import CompiledTemplate
 from newsletter.render.context import slot_urls
-from newsletter.render.links import MessageLinks, rewrite_html_links, rewrite_text_links
+from newsletter.render.links import LinkRewriter, MessageLinks, rewrite_text_links
 from newsletter.render.mime import assemble, encode_address, format_address
 from newsletter.render.sandbox import RenderError, describe_error
 
 GMAIL_CLIP_BYTES = 102_000
-_BLANK_LINES = re.compile(r"\n{3,}")
-_TRAILING_SPACE = re.compile(r"[ \t]+\n")
 
 
 @dataclass(frozen=True)
 class RenderedMessage:
-    """Everything the dispatcher needs to send one message, and the preview needs to show it."""
+    """Everything the dispatcher needs to send one message, and the preview needs to show it.
+
+    ``html_qp`` is the HTML body exactly as sent (quoted-printable); ``html`` decodes it on
+    first access, so the hot path never pays for it.
+    """
 
     subject: str
     preheader: str
-    html: str
+    html_qp: str
     text: str
     headers: tuple[tuple[str, str], ...]
     message_id_header: str
     recipient: str
     bytes: builtins.bytes
     warnings: tuple[str, ...] = ()
+
+    @cached_property
+    def html(self) -> str:
+        """The plain HTML part (decoded from ``html_qp``)."""
+        return qp.decode(self.html_qp).replace("\r\n", "\n")
 
 
 def _render(template: Template, context: Mapping[str, Any], *, name: str) -> str:
@@ -105,50 +114,43 @@ def build_headers(
 
 
 def _tidy_text(text: str) -> str:
-    text = _TRAILING_SPACE.sub("\n", text.replace("\r\n", "\n"))
-    return _BLANK_LINES.sub("\n\n", text).strip() + "\n"
-
-
-def _insert_pixel(html: str, url: str) -> str:
-    pixel = (
-        f'<img src="{url}" width="1" height="1" alt="" '
-        'style="display:block;width:1px;height:1px;border:0;margin:0;padding:0;" />'
-    )
-    at = html.rfind("</body>")
-    return html[:at] + pixel + html[at:] if at >= 0 else html + pixel
+    """Strip trailing spaces, collapse runs of blank lines, end with one newline."""
+    text = "\n".join([line.rstrip() for line in text.replace("\r\n", "\n").split("\n")])
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    return text.strip() + "\n"
 
 
 def render_parts(
     compiled: CompiledTemplate, context: Mapping[str, Any], *, settings: Settings
 ) -> tuple[str, str, str, str]:
-    """Subject, preheader, HTML (tracked links + pixel) and text (tracked links) of a message."""
+    """Subject, preheader, QP-encoded HTML (tracked links + pixel) and text (tracked links)."""
     name = compiled.name
     subject = " ".join(_render(compiled.subject, context, name=f"{name}/subject.txt").split())
     preheader = " ".join(_render(compiled.preheader, context, name=f"{name}/preheader.txt").split())
-    html = _render(compiled.html, {**context, "preheader": preheader}, name=f"{name}/template")
-    text = _tidy_text(_render(compiled.text, context, name=f"{name}/text.txt"))
     links = MessageLinks(
         base_url=settings.base_url,
         secret_key=settings.secret_key,
         message_id=context["message"]["id"],
     )
     slots = slot_urls(context)
-    html = _insert_pixel(rewrite_html_links(html, links=links, slots=slots), links.open_pixel())
+    extra = {
+        "preheader": preheader,
+        qp.LINKS_VAR: LinkRewriter(links, slots),
+        qp.PIXEL_VAR: links.open_pixel(),
+    }
+    html_qp = _render(compiled.html_qp, {**context, **extra}, name=f"{name}/template.mjml")
+    text = _tidy_text(_render(compiled.text, context, name=f"{name}/text.txt"))
     text = rewrite_text_links(text, links=links, slots=slots)
-    return subject, preheader, html, text
+    return subject, preheader, html_qp, text
 
 
-def _warnings(subject: str, html: str, text: str) -> tuple[str, ...]:
+def _warnings(subject: str, html_qp: str) -> tuple[str, ...]:
     found = []
-    if not subject:
-        found.append("the subject is empty")
-    elif len(subject) > 150:
+    if len(subject) > 150:
         found.append(f"the subject is {len(subject)} characters long (keep it under ~80)")
-    size = len(html.encode("utf-8"))
-    if size > GMAIL_CLIP_BYTES:
-        found.append(f"the HTML is {size // 1000} KB: Gmail clips messages over 102 KB")
-    if "{{" in html or "{%" in html or "{{" in text:
-        found.append("unrendered Jinja remains in the output (check the template's escaping)")
+    if len(html_qp) > GMAIL_CLIP_BYTES:
+        found.append(f"the HTML is {len(html_qp) // 1000} KB: Gmail clips messages over 102 KB")
     return tuple(found)
 
 
@@ -160,21 +162,21 @@ def render_message(
     now: datetime,
 ) -> RenderedMessage:
     """Render one message from a compiled template and a frozen context into SMTP-ready bytes."""
-    subject, preheader, html, text = render_parts(compiled, context, settings=settings)
+    subject, preheader, html_qp, text = render_parts(compiled, context, settings=settings)
     if not subject:
         raise RenderError(f"{compiled.name}/subject.txt rendered an empty subject")
     headers = build_headers(context, subject=subject, settings=settings, now=now)
     mid = dict(headers)["Message-ID"]
     boundary = "=_nl_" + hashlib.sha256(mid.encode()).hexdigest()[:24]
-    data = assemble(headers=headers, text=text, html=html, boundary=boundary)
+    data = assemble(headers=headers, text=text, html_qp=html_qp, boundary=boundary)
     return RenderedMessage(
         subject=subject,
         preheader=preheader,
-        html=html,
+        html_qp=html_qp,
         text=text,
         headers=headers,
         message_id_header=mid,
         recipient=context["subscriber"]["email"],
         bytes=data,
-        warnings=_warnings(subject, html, text),
+        warnings=_warnings(subject, html_qp),
     )

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
+from types import MappingProxyType
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 REMOVED_GLOBALS = ("cycler", "joiner", "lipsum")
+_PLAIN_MAPPINGS = (dict, MappingProxyType)
 DENIED_ATTRIBUTES = frozenset({"format", "format_map", "mro"})
 
 
@@ -37,7 +39,9 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     """Immutable sandbox that fails loudly on unsafe attribute access."""
 
     def getattr(self, obj: Any, attribute: str) -> Any:
-        """Refuse ``str.format``/``format_map`` (templates format with ``|format``)."""
+        """Plain-data keys first (fast, and data cannot be unsafe); refuse ``str.format``."""
+        if type(obj) in _PLAIN_MAPPINGS and attribute in obj:
+            return obj[attribute]
         _check_denied(obj, attribute)
         return super().getattr(obj, attribute)
 
@@ -54,19 +58,27 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
 
 @cache
-def environment(*, html: bool, strict: bool = False) -> ImmutableSandboxedEnvironment:
-    """The shared sandbox for HTML (autoescaped) or text parts; strict = StrictUndefined."""
+def environment(
+    *, html: bool, strict: bool = False, qp: bool = False
+) -> ImmutableSandboxedEnvironment:
+    """The shared sandbox for HTML (autoescaped) or text parts; strict = StrictUndefined;
+    qp = every output is escaped and quoted-printable encoded (see ``render.qp``)."""
+    from newsletter.render.qp import qp_value, tracked
+
     env = _Sandbox(
         autoescape=html,
+        finalize=qp_value if qp else None,
+        newline_sequence="\r\n" if qp else "\n",
+        keep_trailing_newline=qp,
         undefined=StrictUndefined if strict else Undefined,
         trim_blocks=not html,
         lstrip_blocks=not html,
-        keep_trailing_newline=False,
         auto_reload=False,
         cache_size=0,
     )
     for name in REMOVED_GLOBALS:
         env.globals.pop(name, None)
+    env.filters["tracked"] = tracked
     return env
 
 

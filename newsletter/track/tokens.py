@@ -28,6 +28,8 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import lru_cache
+from typing import Any
 
 VERSION = b"\x01"
 MAC_BYTES = 16
@@ -58,10 +60,28 @@ class TokenPayload:
     url: str | None = None
 
 
-def _key(secret_key: str | bytes) -> bytes:
+@lru_cache(maxsize=8)
+def _keyed(secret_key: str | bytes) -> tuple[Any, Any]:
+    """Inner and outer SHA-256 states of HMAC (RFC 2104) for a key, to copy per token."""
     if not secret_key:
         raise TokenError("no secret key configured: set NEWSLETTER_SECRET_KEY")
-    return secret_key.encode("utf-8") if isinstance(secret_key, str) else secret_key
+    key = secret_key.encode("utf-8") if isinstance(secret_key, str) else secret_key
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\x00")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key) + VERSION)
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    return inner, outer
+
+
+def _mac(secret_key: str | bytes, body: bytes) -> bytes:
+    """Truncated HMAC-SHA256(key, VERSION || body), identical to ``hmac.digest``."""
+    inner, outer = _keyed(secret_key)
+    inner = inner.copy()
+    inner.update(body)
+    outer = outer.copy()
+    outer.update(inner.digest())
+    return outer.digest()[:MAC_BYTES]
 
 
 def _varint(value: int) -> bytes:
@@ -127,7 +147,7 @@ def _decode_payload(data: bytes) -> TokenPayload:
 def sign_payload(payload: TokenPayload, *, secret_key: str | bytes) -> str:
     """Serialize and sign a payload into a URL-safe token (no padding, no '/' or '+')."""
     body = _encode_payload(payload)
-    mac = hmac.digest(_key(secret_key), VERSION + body, "sha256")[:MAC_BYTES]
+    mac = _mac(secret_key, body)
     return base64.urlsafe_b64encode(body + mac).rstrip(b"=").decode("ascii")
 
 
@@ -144,7 +164,7 @@ def verify_token(
     if len(raw) <= MAC_BYTES:
         raise TokenError("token is too short")
     body, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
-    expected = hmac.digest(_key(secret_key), VERSION + body, "sha256")[:MAC_BYTES]
+    expected = _mac(secret_key, body)
     if not hmac.compare_digest(mac, expected):
         raise TokenError("token signature does not match (tampered or signed with another key)")
     try:
