@@ -88,3 +88,16 @@ def exploration_inputs(
     pool = np.flatnonzero(live & (fresh | (shown < config.explore_max_exposures)))
     means = (clicked + 1.0) / (shown + 2.0)
     return pool, clicked[pool], shown[pool], means
+
+
+def popularity_slot_source(m: Matrices, config: CampaignConfig, now: datetime) -> SourceParts:
+    """Every section from the popularity ranking: the fallback without a trained model."""
+    seconds = now.timestamp()
+    popularity = Popularity().fit(m.data, m.catalog, now=seconds)
+    history = _history(m)
+    source = ModelSlotSource(
+        ranker=popularity, popularity=popularity, catalog=m.catalog, history=history,
+        user_topics=[list(t) for t in (m.data.user_topics or [])], now=seconds,
+        fresh_days=config.fresh_days,
+    )  # fmt: skip
+    return SourceParts(source, history)
