@@ -111,8 +111,9 @@ def assemble(
             head.encode("utf-8"),
             delimiter,
             _part("plain", quoted_printable(text)),
+            b"\r\n",  # the CRLF before a delimiter belongs to it, not to the body
             delimiter,
             _part("html", html_qp.encode("ascii")),
-            f"--{boundary}--\r\n".encode("ascii"),
+            f"\r\n--{boundary}--\r\n".encode("ascii"),
         )
     )

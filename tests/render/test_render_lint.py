@@ -1,0 +1,97 @@
+"""The template linter: each rule fires on the right line, and shipped templates are clean."""
+
+from __future__ import annotations
+
+import pytest
+
+from newsletter.render.compile import load_template_source
+from newsletter.render.lint import MAX_TEMPLATE_BYTES, lint_file, lint_template
+
+
+def _wrap(body: str) -> str:
+    return f"<mjml>\n<mj-body>\n<mj-section>\n<mj-column>\n{body}\n</mj-column>\n</mj-section>\n</mj-body>\n</mjml>\n"
+
+
+def _issues(body: str) -> list[tuple[int, str]]:
+    return [(i.line, i.message) for i in lint_file(_wrap(body), path="t.mjml", mjml=True)]
+
+
+@pytest.mark.parametrize("name", ["digest", "trigger"])
+def test_shipped_templates_lint_clean(name) -> None:
+    assert lint_template(load_template_source(name)) == []
+
+
+def test_unknown_variables_are_errors_with_suggestions() -> None:
+    issues = _issues(
+        "<mj-text>{{ subscriber.frist_name }}</mj-text>\n<mj-text>{{ subscriber_name }}</mj-text>"
+    )
+    assert (5, "unknown variable 'subscriber.frist_name' (did you mean 'first_name'?)") in issues
+    assert (6, "unknown variable 'subscriber_name' (did you mean 'subscriber'?)") in issues
+
+
+def test_loop_variables_follow_the_documented_context() -> None:
+    body = (
+        "<mj-raw>{% for section in sections %}{% for slot in section.slots %}</mj-raw>\n"
+        "<mj-text>{{ slot.item.title }} {{ slot.reason.text }} {{ loop.index }}</mj-text>\n"
+        "<mj-text>{{ slot.item.tilte }}</mj-text>\n"
+        "<mj-raw>{% endfor %}{% endfor %}</mj-raw>"
+    )
+    assert _issues(body) == [(7, "unknown variable 'slot.item.tilte' (did you mean 'title'?)")]
+
+
+def test_free_form_attributes_and_filters_are_accepted() -> None:
+    body = "<mj-text>{{ subscriber.attributes.plan|upper }} {{ hero.item.topics|join(', ') }}</mj-text>"
+    assert _issues(body) == []
+
+
+def test_jinja_in_layout_attributes_is_an_error_but_allowed_in_href() -> None:
+    body = '<mj-image width="{{ w }}" src="{{ hero.item.image_url }}" href="{{ hero.item.url }}" />'
+    issues = _issues(body)
+    assert len(issues) == 2
+    assert any(line == 5 and "numeric or layout attribute 'width'" in m for line, m in issues)
+    assert (5, "unknown variable 'w'") in issues
+
+
+def test_control_flow_outside_mj_raw_is_an_error() -> None:
+    issues = _issues("{% if hero %}\n<mj-text>x</mj-text>\n{% endif %}")
+    assert [line for line, _ in issues] == [5, 7]
+    assert "must sit inside <mj-raw> (found in <mj-column>)" in issues[0][1]
+
+
+def test_angle_brackets_inside_jinja_tags_are_errors() -> None:
+    issues = _issues("<mj-raw>{% if slot_count > 3 %}</mj-raw>\n<mj-raw>{% endif %}</mj-raw>")
+    assert len(issues) == 1 and issues[0][0] == 5 and "is gt" in issues[0][1]
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "data:text/html,x", "file:///etc/passwd"])
+def test_disallowed_link_schemes_are_errors(url) -> None:
+    issues = _issues(f'<mj-button href="{url}">x</mj-button>')
+    assert len(issues) == 1 and issues[0][0] == 5 and "link scheme" in issues[0][1]
+
+
+def test_allowed_link_schemes_pass() -> None:
+    body = '<mj-text><a href="https://a.example">a</a> <a href="mailto:x@y.z">m</a></mj-text>'
+    assert _issues(body) == []
+
+
+def test_unbalanced_and_unknown_mjml_elements_name_line_and_column() -> None:
+    issues = lint_file(_wrap("<mj-txt>x</mj-txt>"), path="t.mjml", mjml=True)
+    assert (issues[0].line, issues[0].column) == (5, 1)
+    assert "unknown MJML element <mj-txt>" in issues[0].message
+    issues = lint_file(_wrap("  <mj-text>x</mj-column>"), path="t.mjml", mjml=True)
+    assert (issues[0].line, issues[0].column) == (5, 13)
+
+
+def test_jinja_syntax_errors_name_the_line() -> None:
+    issues = lint_file("Hi\n{{ subscriber.name \n", path="subject.txt", mjml=False)
+    assert len(issues) == 1 and issues[0].line == 2 and "Jinja syntax" in issues[0].message
+
+
+def test_size_cap() -> None:
+    issues = lint_file("x" * (MAX_TEMPLATE_BYTES + 1), path="big.txt", mjml=False)
+    assert len(issues) == 1 and "limit" in issues[0].message
+
+
+def test_issue_renders_as_path_line_column() -> None:
+    issue = lint_file("{{ nope }}", path="digest/subject.txt", mjml=False)[0]
+    assert str(issue) == "digest/subject.txt:1:1: error: unknown variable 'nope'"
