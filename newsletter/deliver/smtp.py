@@ -119,9 +119,14 @@ class SmtpConnection:
     def __init__(self, settings: SmtpSettings) -> None:
         self.settings = settings
         self._smtp: smtplib.SMTP | None = None
+        self._lock = threading.Lock()  # one transaction at a time, whichever thread asks
 
     def send(self, message: OutgoingMessage) -> SendResult:
         """Send one message; reconnect and resend once if the connection dropped before DATA end."""
+        with self._lock:
+            return self._send(message)
+
+    def _send(self, message: OutgoingMessage) -> SendResult:
         for attempt in (1, 2):
             try:
                 smtp = self._smtp or self._connect()

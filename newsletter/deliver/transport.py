@@ -91,7 +91,9 @@ class Transport(Protocol):
         """Send messages, calling ``on_result`` in the caller's thread as outcomes arrive.
 
         Results arrive in completion order (not input order) when several connections are
-        used; the returned list holds them all in that order.
+        used; the returned list holds them all in that order. If ``on_result`` or the
+        iterable raises, messages already handed to a connection (at most two per
+        connection) may still be sent: they are in the ``sending`` window.
         """
         ...
 
