@@ -8,8 +8,9 @@ Naive path: per message Jinja over the MJML source, an mrml compile, the same li
 then an ``email.message.EmailMessage`` serialized with ``policy.SMTP``.
 
 Rates are messages per CPU-second of this single-threaded process (``time.process_time``), so
-other load on the machine does not count against them. Both produce SMTP-ready bytes for a digest with 8 slots. Run: ``python benchmarks/bench_render.py``
-(one core; pin it with ``taskset -c 0`` for steadier figures).
+other load on the machine does not count against them. Both produce SMTP-ready bytes for a
+digest with 8 slots. Run: ``python benchmarks/bench_render.py`` (one core; pin it with
+``taskset -c 0`` for steadier figures).
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from newsletter.config import ConfigError, Settings, load_settings
 
@@ -37,6 +39,156 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 def print_json(data: object) -> None:
     """Print machine-readable JSON on stdout (no rich markup)."""
     typer.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+ConfigOption = typer.Option(None, "--config", help="newsletter.toml to use.")
+
+
+def migrated_engine(settings: Settings) -> Engine:
+    """The configured database, migrated to the newest schema."""
+    from newsletter.db import ensure_schema, make_engine
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        ensure_schema(engine)
+    except OperationalError as exc:
+        raise fail(f"cannot open database {engine.url!r}: {exc.orig}") from exc
+    return engine
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head", config: Path | None = ConfigOption) -> None:
+    """Apply schema migrations up to REVISION (default: the newest)."""
+    from newsletter.db import current_revision, make_engine, upgrade
+
+    engine = make_engine(settings_or_exit(config).resolved_database_url)
+    upgrade(engine, revision)
+    console.print(f"database {engine.url!r} at revision {current_revision(engine)}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str, config: Path | None = ConfigOption) -> None:
+    """Revert schema migrations down to REVISION ('base' removes every table)."""
+    from newsletter.db import current_revision, downgrade, make_engine
+
+    engine = make_engine(settings_or_exit(config).resolved_database_url)
+    downgrade(engine, revision)
+    console.print(f"database {engine.url!r} at revision {current_revision(engine) or 'base'}")
+
+
+@db_app.command("current")
+def db_current(config: Path | None = ConfigOption) -> None:
+    """Print the schema revision of the database and the newest one available."""
+    from newsletter.db import current_revision, head_revision, make_engine
+
+    engine = make_engine(settings_or_exit(config).resolved_database_url)
+    console.print(f"current: {current_revision(engine) or 'base'}; newest: {head_revision(engine)}")
+
+
+@app.command("stats")
+def stats_command(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Count subscribers, items and interactions in the configured database."""
+    from newsletter.store.queries import count_rows
+
+    counts = count_rows(migrated_engine(settings_or_exit(config)))
+    if as_json:
+        print_json(counts)
+        return
+    for name, value in counts.items():
+        console.print(f"{name:>13}: {value:,}")
+
+
+@import_app.command("movielens")
+def import_movielens_command(directory: Path, config: Path | None = ConfigOption) -> None:
+    """Import a MovieLens folder (ratings.csv, movies.csv, tags.csv)."""
+    from newsletter.db import now_utc
+    from newsletter.store.movielens import MovieLensError, import_movielens
+    from newsletter.store.queries import count_rows
+
+    engine = migrated_engine(settings_or_exit(config))
+    with console.status(f"importing {directory} ..."):
+        try:
+            offered = import_movielens(engine, directory, now=now_utc())
+        except MovieLensError as exc:
+            raise fail(str(exc), 2) from exc
+    console.print(f"read {offered}; database now holds {count_rows(engine)}")
+
+
+@import_app.command("csv")
+def import_csv_command(
+    subscribers: Path | None = typer.Option(None, help="Subscribers CSV file."),
+    items: Path | None = typer.Option(None, help="Items CSV file."),
+    interactions: Path | None = typer.Option(None, help="Interactions CSV file."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Import subscriber, item and interaction CSV files; bad rows are listed, good rows load."""
+    from newsletter.db import now_utc
+    from newsletter.store.csv_import import import_csv
+    from newsletter.store.records import RowError
+
+    if not (subscribers or items or interactions):
+        raise fail("give at least one of --subscribers, --items, --interactions", 2)
+    for path in (subscribers, items, interactions):
+        if path is not None and not path.is_file():
+            raise fail(f"{path}: no such file", 2)
+    settings = settings_or_exit(config)
+    engine = migrated_engine(settings)
+    try:
+        report = import_csv(engine, subscribers=subscribers, items=items,
+                            interactions=interactions, now=now_utc(),
+                            default_timezone=settings.default_timezone)  # fmt: skip
+    except RowError as exc:
+        raise fail(str(exc), 2) from exc
+    if as_json:
+        print_json({**report.as_dict(), "rejected": [str(r) for r in report.rejected]})
+    else:
+        for entity, numbers in report.as_dict().items():
+            console.print(f"{entity}: {numbers['loaded']} loaded of {numbers['read']} read, "
+                          f"{numbers['rejected']} rejected")  # fmt: skip
+        for row in report.rejected:
+            err_console.print(f"[yellow]rejected[/yellow] {row}", markup=True, highlight=False)
+    if report.rejected:
+        raise typer.Exit(1)
+
+
+@app.command("sync")
+def sync_command(
+    source: list[str] = typer.Option(None, help="Source name(s) from [sources.*]; default: all."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Pull new subscribers, items and interactions from the configured external databases."""
+    from newsletter.db import now_utc
+    from newsletter.store.sync import SyncError, sync_source
+
+    settings = settings_or_exit(config)
+    names = source or sorted(settings.sources)
+    unknown = [n for n in names if n not in settings.sources]
+    if not names or unknown:
+        known = ", ".join(sorted(settings.sources)) or "none configured"
+        raise fail(f"unknown source(s) {', '.join(unknown) or '(none given)'}; known: {known}", 2)
+    engine = migrated_engine(settings)
+    summary: dict[str, object] = {}
+    for name in names:
+        try:
+            reports = sync_source(engine, name=name, source=settings.sources[name], now=now_utc())
+        except SyncError as exc:
+            raise fail(str(exc), 2) from exc
+        summary[name] = {r.entity: {"fetched": r.fetched, "loaded": r.loaded,
+                                    "rejected": [str(x) for x in r.rejected],
+                                    "watermark": r.watermark} for r in reports}  # fmt: skip
+    if as_json:
+        print_json(summary)
+        return
+    for name, entities in summary.items():
+        for entity, numbers in entities.items():  # type: ignore[attr-defined]
+            console.print(f"{name}.{entity}: fetched {numbers['fetched']}, loaded "
+                          f"{numbers['loaded']}, rejected {len(numbers['rejected'])}, "
+                          f"watermark {numbers['watermark']}")  # fmt: skip
 
 
 segment_app = typer.Typer(no_args_is_help=True, help="Segments: who a rule selects.")
@@ -155,6 +307,43 @@ def why_command(
         return
     for line in answer.lines():
         console.print(line, markup=False)
+
+
+@app.command("preview")
+def preview_command(
+    template: str = typer.Argument(..., help="Template name (database or shipped) or folder."),
+    subscriber: int | None = typer.Option(None, help="Render for this subscriber id."),
+    out: Path | None = typer.Option(None, help="Write the HTML part to this .html file."),
+    eml: Path | None = typer.Option(None, help="Write the whole message to this .eml file."),
+    config: Path | None = typer.Option(None, help="newsletter.toml to use."),
+) -> None:
+    """Render TEMPLATE strictly on real data (fixture data on an empty database)."""
+    from newsletter.db import now_utc
+    from newsletter.render.compile import CompileError
+    from newsletter.render.preview import PreviewError, preview, preview_engine
+    from newsletter.render.sandbox import RenderError
+
+    settings = settings_or_exit(config)
+    engine = preview_engine(settings)
+    try:
+        result = preview(template, settings=settings, engine=engine, subscriber=subscriber,
+                         now=now_utc())  # fmt: skip
+    except (PreviewError, CompileError, RenderError) as exc:
+        raise fail(str(exc), 2) from exc
+    rendered = result.rendered
+    if out:
+        out.write_text(rendered.html, encoding="utf-8")
+    if eml:
+        eml.write_bytes(rendered.bytes)
+    console.print(f"[bold]{rendered.subject}[/bold]  ({result.data_source} data)")
+    console.print(f"  preheader: {rendered.preheader}")
+    console.print(f"  to: {rendered.recipient}; {len(rendered.bytes) / 1000:.1f} KB; "
+                  f"text part {len(rendered.text)} characters")  # fmt: skip
+    for path in (out, eml):
+        if path:
+            console.print(f"  wrote {path}")
+    for warning in result.warnings:
+        err_console.print(f"[yellow]warning:[/yellow] {warning}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,5 +1,7 @@
 """The render context: a documented, frozen plain-data mapping that templates see (never ORM rows).
 
+``build_context_from_db(session, message_id=..., settings=...)`` does the same for a planned
+message in the database (via ``render_input_from_db``, which returns the plain input).
 ``build_context(data, *, settings)`` turns plain render input (a dict, e.g. from the planner or
 ``build_context_from_db``) into the frozen context. Every documented name is always present
 (``None`` or empty when unknown), so templates never trip over a missing key. Dicts become
@@ -26,10 +28,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from newsletter.config import Settings
 from newsletter.render.links import MessageLinks
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 CONTEXT_FIELDS: dict[str, str] = {
     "message.id": "message id (stable across retries)",
@@ -226,3 +231,77 @@ def slot_urls(context: Mapping[str, Any]) -> dict[str, int]:
     for slot in slots:
         found.setdefault(slot["item"]["url"], slot["position"])
     return found
+
+
+def subscriber_input(row: Any) -> dict[str, Any]:
+    """Plain subscriber input from a Subscriber row."""
+    return {
+        "id": row.id,
+        "email": row.email,
+        "name": row.name,
+        "timezone": row.timezone,
+        "attributes": dict(row.attributes or {}),
+    }
+
+
+def item_input(row: Any) -> dict[str, Any]:
+    """Plain item input from an Item row."""
+    return {
+        "id": row.id,
+        "title": row.title,
+        "url": row.url,
+        "image_url": row.image_url,
+        "summary": row.summary,
+        "topics": list(row.topics or ()),
+    }
+
+
+def render_input_from_db(session: Session, *, message_id: int) -> dict[str, Any]:
+    """Plain render input for a planned message, read through the ORM (no rows leak out)."""
+    from sqlmodel import select
+
+    from newsletter.models import Campaign, Item, Message, Run, Slot, Subscriber
+
+    message = session.get(Message, message_id)
+    if message is None:
+        raise ContextError(f"message {message_id} does not exist")
+    subscriber = session.get(Subscriber, message.subscriber_id)
+    run = session.get(Run, message.run_id)
+    campaign = session.get(Campaign, run.campaign_id) if run else None
+    if subscriber is None or run is None or campaign is None:
+        raise ContextError(f"message {message_id} has no subscriber, run or campaign")
+    slots = session.exec(
+        select(Slot).where(Slot.message_id == message_id).order_by(Slot.position)  # type: ignore[arg-type]
+    ).all()
+    ids = sorted({slot.item_id for slot in slots})
+    items = {i.id: i for i in session.exec(select(Item).where(Item.id.in_(ids)))}  # type: ignore[union-attr]
+    titles = dict(campaign.config.get("section_titles") or {})
+    sections: dict[str, list[dict[str, Any]]] = {}
+    for slot in slots:
+        item = items[slot.item_id]
+        sections.setdefault(slot.section, []).append({
+            "position": slot.position,
+            "source": slot.source,
+            "item": item_input(item),
+            "reason": {"kind": slot.reason_kind, "text": slot.reason_text,
+                       "anchor": slot.reason_anchor},
+        })  # fmt: skip
+    return {
+        "message_id": message_id,
+        "arm": message.arm,
+        "subscriber": subscriber_input(subscriber),
+        "campaign": {"id": campaign.id, "name": campaign.name, "kind": campaign.kind},
+        "run": {"id": run.id, "scheduled_for": run.scheduled_for},
+        "trigger": campaign.config.get("trigger") if campaign.kind == "trigger" else None,
+        "sections": [
+            {"title": titles.get(key, key.replace("_", " ").capitalize()), "slots": value}
+            for key, value in sections.items()
+        ],
+    }  # fmt: skip
+
+
+def build_context_from_db(
+    session: Session, *, message_id: int, settings: Settings
+) -> Mapping[str, Any]:
+    """The frozen render context of a planned message, from the database."""
+    return build_context(render_input_from_db(session, message_id=message_id), settings=settings)

@@ -61,8 +61,9 @@ LAYOUT = """() => {
   const images = [...document.images].filter(i => !i.src.includes('/t/o/'));
   return {
     scrollWidth: document.documentElement.scrollWidth,
-    images: images.map(i => ({src: i.src, natural: i.naturalWidth, width: i.getBoundingClientRect().width,
-                              right: i.getBoundingClientRect().right, alt: i.alt})),
+    images: images.map(i => ({src: i.src, natural: i.naturalWidth, alt: i.alt,
+                              width: i.getBoundingClientRect().width,
+                              right: i.getBoundingClientRect().right})),
     links: [...document.querySelectorAll('a[href]')].length,
     text: document.body.innerText,
   };

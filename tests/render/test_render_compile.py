@@ -48,8 +48,12 @@ def test_key_covers_partials_and_engine_version(monkeypatch) -> None:
     partials["partials/footer.mjml"] += "<!-- v2 -->"
     assert dataclasses.replace(source, partials=partials).digest != source.digest
     monkeypatch.setattr(compile_module, "ENGINE_VERSION", "mrml-9.9.9+newsletter-2")
-    assert TemplateSource(**{f.name: getattr(source, f.name) for f in dataclasses.fields(source)}
-                          ).digest != source.digest  # fmt: skip
+    assert (
+        TemplateSource(
+            **{f.name: getattr(source, f.name) for f in dataclasses.fields(source)}
+        ).digest
+        != source.digest
+    )
 
 
 def test_disk_cache_skips_mrml_in_a_new_process(tmp_path, mrml_calls) -> None:
@@ -89,8 +93,9 @@ def test_unclosed_and_unknown_elements_report_positions() -> None:
     with pytest.raises(CompileError, match=r"t/template.mjml:2:1: <mj-body> is never closed"):
         compile_template(_source("<mjml></mjml>\n<mj-body>\n"))
     with pytest.raises(CompileError, match=r":1:16: unknown MJML element <mj-sektion>"):
-        compile_template(_source("<mjml><mj-body>\n<mj-sektion></mj-sektion></mj-body></mjml>"
-                                 .replace("\n", "")))  # fmt: skip
+        compile_template(
+            _source("<mjml><mj-body>\n<mj-sektion></mj-sektion></mj-body></mjml>".replace("\n", ""))
+        )
 
 
 def test_unknown_partial_and_jinja_syntax_errors_name_the_file() -> None:

@@ -55,8 +55,9 @@ def test_injection_payloads_raise_a_template_security_error(payload, settings) -
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_injection_payloads_are_lint_errors(payload) -> None:
     issues = lint_file(f"{payload}\n", path="evil.txt", mjml=False)
-    assert any("template security" in i.message or "unknown variable" in i.message
-               for i in issues), issues  # fmt: skip
+    assert any(
+        "template security" in i.message or "unknown variable" in i.message for i in issues
+    ), issues
 
 
 def test_sandbox_does_not_execute_anything(settings, tmp_path) -> None:

@@ -1,0 +1,166 @@
+"""Render context from the database, and `newsletter preview` on real and fixture data."""
+
+from __future__ import annotations
+
+import email
+from datetime import UTC, datetime
+from email import policy
+
+import pytest
+from conftest import NOW
+from sqlmodel import Session
+from typer.testing import CliRunner
+
+from newsletter.cli import app
+from newsletter.models import Campaign, Item, Message, Run, Slot, Subscriber
+from newsletter.render.compile import load_template_source
+from newsletter.render.context import build_context_from_db
+from newsletter.render.preview import PreviewError, preview
+from newsletter.render.render import render_message
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+def _seed(engine) -> tuple[int, int]:
+    """A subscriber with a planned 3-slot message in two sections: (message id, subscriber id)."""
+    with Session(engine, expire_on_commit=False) as session:
+        person = Subscriber(
+            email="grace@example.org",
+            name="Grace Hopper",
+            timezone="America/New_York",
+            attributes={"plan": "team"},
+            created_at=T0,
+            updated_at=T0,
+        )
+        items = [
+            Item(
+                external_key=f"k{i}",
+                title=f"Compilers, part {i}",
+                url=f"https://ex.org/c/{i}",
+                summary=f"Summary {i}",
+                image_url=None if i == 2 else f"https://img.ex.org/{i}.png",
+                topics=["compilers"],
+                updated_at=T0,
+            )
+            for i in range(3)
+        ]
+        campaign = Campaign(
+            name="Friday Picks",
+            kind="digest",
+            template_name="digest",
+            config={"section_titles": {"more": "More picks"}},
+            created_at=T0,
+        )
+        session.add_all([person, *items, campaign])
+        session.flush()
+        run = Run(campaign_id=campaign.id, scheduled_for=T0, created_at=T0)
+        session.add(run)
+        session.flush()
+        message = Message(
+            run_id=run.id,
+            subscriber_id=person.id,
+            arm="personalized",
+            planned_for=T0,
+            updated_at=T0,
+        )
+        session.add(message)
+        session.flush()
+        for position, (item, section) in enumerate(
+            zip(items, ["top", "more", "more"], strict=True)
+        ):
+            session.add(
+                Slot(
+                    message_id=message.id,
+                    position=position,
+                    section=section,
+                    item_id=item.id,
+                    source="hybrid",
+                    score=1.0,
+                    propensity=0.9,
+                    reason_kind="similar",
+                    reason_anchor="compilers",
+                    reason_text=f"Because you read about compilers ({position}).",
+                )
+            )
+        session.commit()
+        return int(message.id), int(person.id)
+
+
+def test_context_from_db_has_hero_sections_and_reasons(engine, settings) -> None:
+    message_id, _ = _seed(engine)
+    with Session(engine) as session:
+        context = build_context_from_db(session, message_id=message_id, settings=settings)
+    assert context["subscriber"]["first_name"] == "Grace"
+    assert context["campaign"]["name"] == "Friday Picks"
+    assert context["hero"]["item"]["title"] == "Compilers, part 0"
+    assert [s["title"] for s in context["sections"]] == ["More picks"]
+    slots = context["sections"][0]["slots"]
+    assert [s["position"] for s in slots] == [1, 2]
+    assert slots[1]["item"]["image_url"] is None
+    assert slots[0]["reason"]["text"] == "Because you read about compilers (1)."
+    assert context["run"]["date_label"] == "20 November 2026"
+    with pytest.raises(TypeError):
+        context["subscriber"]["email"] = "x"  # type: ignore[index]
+
+
+def test_preview_uses_the_subscribers_planned_message(engine, settings) -> None:
+    message_id, subscriber_id = _seed(engine)
+    result = preview("digest", settings=settings, engine=engine, subscriber=subscriber_id, now=NOW)
+    assert result.data_source == "database"
+    assert result.rendered.recipient == "grace@example.org"
+    assert result.rendered.subject == "Compilers, part 0 and 2 more picks for you"
+    for position in range(3):
+        assert f"Because you read about compilers ({position})." in result.rendered.text
+    assert f"<nl.{message_id}." in result.rendered.message_id_header
+
+
+def test_preview_falls_back_to_fixture_data_on_an_empty_database(sqlite_engine, settings) -> None:
+    result = preview("digest", settings=settings, engine=sqlite_engine, now=NOW)
+    assert result.data_source == "fixture"
+    assert result.rendered.subject == "Async Python in practice and 7 more picks for you"
+    with pytest.raises(PreviewError, match="subscriber 99"):
+        preview("digest", settings=settings, engine=sqlite_engine, subscriber=99, now=NOW)
+
+
+def test_db_rendered_message_matches_the_stored_rows(sqlite_engine, settings, digest) -> None:
+    message_id, _ = _seed(sqlite_engine)
+    with Session(sqlite_engine) as session:
+        context = build_context_from_db(session, message_id=message_id, settings=settings)
+    rendered = render_message(digest, context, settings=settings, now=NOW)
+    parsed = email.message_from_bytes(rendered.bytes, policy=policy.default)
+    assert parsed["To"] == "Grace Hopper <grace@example.org>"
+    assert parsed["List-Id"] == '"Friday Picks" <friday-picks.news.example.com>'
+
+
+def test_cli_preview_writes_html_and_eml(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", f"sqlite:///{tmp_path / 'none.db'}")
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "cli-preview-secret-123")
+    result = CliRunner().invoke(
+        app, ["preview", "trigger", "--out", "t.html", "--eml", "t.eml"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert "New in python: Async Python in practice" in result.output
+    assert "(fixture data)" in result.output
+    assert (tmp_path / "t.html").read_text().lower().startswith("<!doctype html>")
+    parsed = email.message_from_bytes((tmp_path / "t.eml").read_bytes(), policy=policy.default)
+    assert parsed["Subject"] == "New in python: Async Python in practice"
+    assert not (tmp_path / "none.db").exists()  # previewing never creates a database
+
+
+def test_cli_preview_reports_template_errors_without_traceback(tmp_path, monkeypatch) -> None:
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    source = load_template_source("digest")
+    (folder / "template.mjml").write_text(
+        source.mjml.replace("{{ subscriber.first_name", "{{ subscriber.frist_name")
+    )
+    for part in ("subject.txt", "preheader.txt", "text.txt"):
+        (folder / part).write_text("Hello")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", f"sqlite:///{tmp_path / 'none.db'}")
+    result = CliRunner().invoke(app, ["preview", str(folder)])
+    assert result.exit_code == 2
+    output = " ".join(result.output.split())
+    assert "broken/template.mjml:7:1: error: unknown variable 'subscriber.frist_name'" in output
+    assert "did you mean 'first_name'?" in output
