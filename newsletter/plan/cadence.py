@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from newsletter.plan.campaigns import CadenceRules
@@ -42,6 +43,7 @@ class CadenceDecision:
         return self.ok and self.reason == QUIET_DEFERRED
 
 
+@lru_cache(maxsize=1024)
 def zone(name: str | None, default: str = "UTC") -> ZoneInfo:
     """The subscriber's ZoneInfo; an unknown or empty name falls back to `default`."""
     try:
@@ -60,6 +62,11 @@ def local_wall_time(day: date, at: time, tz: ZoneInfo) -> datetime:
 
 def digest_send_time(*, scheduled_for: datetime, tz: ZoneInfo, hour: int) -> datetime:
     """The subscriber's local send hour on the run's date (the date of `scheduled_for` there)."""
+    return _digest_send_time(scheduled_for, tz, hour)
+
+
+@lru_cache(maxsize=4096)
+def _digest_send_time(scheduled_for: datetime, tz: ZoneInfo, hour: int) -> datetime:
     day = scheduled_for.astimezone(tz).date()
     return local_wall_time(day, time(hour), tz)
 

@@ -79,6 +79,7 @@ class CampaignConfig(BaseModel):
     exploration_section: str = "Something new"
     fresh_days: float = Field(default=14.0, gt=0)
     explore_max_exposures: int = Field(default=200, ge=0)
+    ranker: Literal["hybrid", "collaborative", "popularity"] = "hybrid"
     arms: ArmShares = Field(default_factory=ArmShares)
     cadence: CadenceRules = Field(default_factory=CadenceRules)
 

@@ -31,13 +31,49 @@ from newsletter.plan.experiments import DEFAULT_SALT, assign_arms, experiment_na
 from newsletter.plan.exploration import ThompsonBank, thompson_bank
 from newsletter.plan.fill import PlannedSlot, fill_personalized, fill_popular
 from newsletter.plan.segments import SegmentDefinition, SegmentError
-from newsletter.plan.sources import SourceParts, default_slot_source, exploration_inputs
+from newsletter.plan.sources import FACTORIES, SourceParts, exploration_inputs
 from newsletter.store import planning as store
 from newsletter.store.matrices import Matrices, load_matrices
 from newsletter.store.segments import segment_ids
 
 BATCH = 2000
 SlotSourceFactory = Callable[[Matrices, CampaignConfig, datetime], SourceParts]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The fitted slot source, the id maps and the Thompson bank of one run."""
+
+    matrices: Matrices
+    parts: SourceParts
+    bank: ThompsonBank
+    means: np.ndarray
+
+
+@dataclass
+class LazySource:
+    """Loads matrices, fits the slot source and draws the bank on first use (a re-plan of a
+    fully planned run never needs them). Derived from the run id and the database only."""
+
+    engine: Any
+    config: CampaignConfig
+    now: datetime
+    factory: SlotSourceFactory
+    seed: list[int]
+    _value: Prepared | None = None
+
+    def get(self) -> Prepared:
+        if self._value is None:
+            matrices = load_matrices(self.engine)
+            parts = self.factory(matrices, self.config, self.now)
+            exposures, clicks = store.item_feedback(self.engine)
+            pool, pool_clicks, pool_shown, means = exploration_inputs(
+                matrices, self.config, now=self.now, exposures=exposures, clicks=clicks
+            )
+            rng = np.random.default_rng(self.seed)
+            bank = thompson_bank(items=pool, clicks=pool_clicks, exposures=pool_shown, rng=rng)
+            self._value = Prepared(matrices, parts, bank, means)
+        return self._value
 
 
 class PlanError(ValueError):
@@ -53,10 +89,7 @@ class RunContext:
     config: CampaignConfig
     scheduled_for: datetime
     members: list[int]
-    matrices: Matrices
-    parts: SourceParts
-    bank: ThompsonBank
-    means: np.ndarray
+    lazy: LazySource
     experiment: str
     default_salt: str
     default_timezone: str
@@ -114,18 +147,12 @@ def prepare_run(
     assert run.id is not None
     members = segment_ids(engine, resolve_segment(engine, camp.segment_name, folder=segment_folder),
                           now=now)  # fmt: skip
-    matrices = load_matrices(engine)
-    parts = (source_factory or default_slot_source)(matrices, config, now)
-    exposures, clicks = store.item_feedback(engine)
-    pool, pool_clicks, pool_shown, means = exploration_inputs(
-        matrices, config, now=now, exposures=exposures, clicks=clicks
-    )
-    rng = np.random.default_rng([run.id, seed])
-    bank = thompson_bank(items=pool, clicks=pool_clicks, exposures=pool_shown, rng=rng)
+    factory = source_factory or FACTORIES[config.ranker]
+    lazy = LazySource(engine, config, now, factory, [run.id, seed])
     salt = str(getattr(settings, "experiment_salt", DEFAULT_SALT))
     return RunContext(
         run_id=run.id, campaign=camp, config=config, scheduled_for=when, members=members,
-        matrices=matrices, parts=parts, bank=bank, means=means,
+        lazy=lazy,
         experiment=experiment_name(config.arms, salt), default_salt=salt,
         default_timezone=settings.default_timezone, seed=seed,
     )  # fmt: skip
@@ -152,19 +179,22 @@ def shard_verdicts(engine: Any, ctx: RunContext, ids: list[int]) -> list[Verdict
 def shard_slots(ctx: RunContext, verdicts: list[Verdict], rng: Any) -> dict[int, list[PlannedSlot]]:
     """Slots per planned subscriber id: personalized or popularity-ranked by arm."""
     out: dict[int, list[PlannedSlot]] = {}
+    planned = [v for v in verdicts if v.status == "planned"]
+    if not planned:
+        return out
+    prep = ctx.lazy.get()
     for arm in ("personalized", "popular"):
-        ids = np.array([v.subscriber_id for v in verdicts
-                        if v.status == "planned" and v.arm == arm], dtype=np.int64)  # fmt: skip
-        users = ctx.matrices.user_index(ids)
+        ids = np.array([v.subscriber_id for v in planned if v.arm == arm], dtype=np.int64)
+        users = prep.matrices.user_index(ids)
         ids, users = ids[users >= 0], users[users >= 0]
         for start in range(0, len(users), BATCH):
             batch = users[start : start + BATCH]
             if arm == "popular":
-                slots = fill_popular(ctx.parts.source, batch, config=ctx.config)
+                slots = fill_popular(prep.parts.source, batch, config=ctx.config)
             else:
                 slots = fill_personalized(
-                    ctx.parts.source, batch, config=ctx.config, bank=ctx.bank,
-                    history=ctx.parts.history, means=ctx.means, rng=rng,
+                    prep.parts.source, batch, config=ctx.config, bank=prep.bank,
+                    history=prep.parts.history, means=prep.means, rng=rng,
                 )  # fmt: skip
             out.update(zip(ids[start : start + BATCH].tolist(), slots, strict=True))
     return out
@@ -176,7 +206,7 @@ def _frames(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:  # fmt: skip
     """Message, slot and assignment rows of a shard, ready for bulk insertion."""
     rows, slot_rows = [], []
-    item_ids = ctx.matrices.item_ids
+    item_ids = ctx.lazy.get().matrices.item_ids if slots else np.zeros(0, dtype=np.int64)
     for v in verdicts:
         status, reason = v.status, v.reason
         if status == "planned" and not slots.get(v.subscriber_id):
@@ -201,7 +231,9 @@ def _frames(
 
 def plan_shard(engine: Any, ctx: RunContext, *, shard: int, shard_count: int, now: datetime) -> int:
     """Plan one shard of the run's members in one transaction; returns new messages."""
-    ids = [i for i in ctx.members if i % shard_count == shard]
+    members = [i for i in ctx.members if i % shard_count == shard]
+    done = store.planned_in_run(engine, run_id=ctx.run_id, ids=members)
+    ids = [i for i in members if i not in done]
     if not ids:
         return 0
     verdicts = shard_verdicts(engine, ctx, ids)

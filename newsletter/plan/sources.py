@@ -4,7 +4,8 @@
 and wraps it in a :class:`~newsletter.plan.slots.ModelSlotSource`: top picks and fresh items
 from the hybrid, "Because you read" anchors from its collaborative generator, trending and the
 holdout from its popularity generator. :func:`collaborative_slot_source` is the lighter
-alternative (a collaborative model plus popularity), used when ``ranker="collaborative"``.
+alternative (a collaborative model plus popularity), :func:`popularity_slot_source` the
+fallback without a model; a campaign picks one with ``ranker`` in its config.
 """
 
 from __future__ import annotations
@@ -101,3 +102,10 @@ def popularity_slot_source(m: Matrices, config: CampaignConfig, now: datetime) -
         fresh_days=config.fresh_days,
     )  # fmt: skip
     return SourceParts(source, history)
+
+
+FACTORIES = {
+    "hybrid": default_slot_source,
+    "collaborative": collaborative_slot_source,
+    "popularity": popularity_slot_source,
+}

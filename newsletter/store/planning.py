@@ -223,6 +223,12 @@ def write_shard(
     return len(fresh)
 
 
+def planned_in_run(engine: Engine, *, run_id: int, ids: Sequence[int]) -> set[int]:
+    """The subscribers among `ids` that already have a message in the run."""
+    with engine.connect() as c:
+        return _planned(c, run_id, [int(i) for i in ids])
+
+
 def _planned(c: Connection, run_id: int, ids: list[int]) -> set[int]:
     out: set[int] = set()
     for chunk in _chunks(ids):

@@ -1,0 +1,99 @@
+"""Benchmark: plan a weekly digest for N subscribers (segment, cadence, arms, slots, persist).
+
+Builds a synthetic world (newsletter.simulate.world) in a fresh database, adds suppressions
+and last week's messages so cadence has work to do, then times each stage of plan_run, and
+a second (idempotent) pass. Not a test; results go to benchmarks/README.md.
+
+    taskset -c 0,1 python benchmarks/bench_plan.py --subscribers 100000
+    taskset -c 0,1 python benchmarks/bench_plan.py --database-url postgresql://postgres@127.0.0.1/test
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import text
+
+from newsletter.config import Settings
+from newsletter.db import make_engine, session_scope, upgrade
+from newsletter.models import Campaign, Run
+from newsletter.plan import sources
+from newsletter.plan.planner import plan_run, plan_shard, prepare_run, run_stats
+from newsletter.simulate.world import generate_world, world_now
+from newsletter.store.bulk import bulk_insert
+from newsletter.store.frames import load_frames
+
+FACTORIES = sources.FACTORIES
+
+
+def build(url: str, n: int, items: int, interactions: int) -> object:
+    """A migrated database holding the world, 1% suppressions and last week's messages."""
+    engine = make_engine(url)
+    if url.startswith("postgresql"):
+        with engine.begin() as c:
+            c.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    upgrade(engine)
+    now = world_now()
+    world = generate_world(subscribers=n, items=items, interactions=interactions, now=now)
+    load_frames(engine, world.frames, now=now, origin="bench")
+    rng = np.random.default_rng(5)
+    with session_scope(engine) as s:
+        s.add(Campaign(id=1, name="weekly", template_name="digest", created_at=now))
+        s.add(Campaign(id=2, name="breaking", template_name="t", kind="trigger", created_at=now))
+        s.flush()
+        s.add(Run(id=1, campaign_id=2, scheduled_for=now - timedelta(days=1), created_at=now))
+    with engine.begin() as c:
+        ids = np.array([r[0] for r in c.execute(text("SELECT id FROM subscriber"))])
+        emails = [r[0] for r in c.execute(text("SELECT email FROM subscriber"))]
+        sup = rng.choice(len(emails), size=n // 100, replace=False)
+        bulk_insert(c, "suppression", pd.DataFrame({"email": [emails[i] for i in sup],
+                    "reason": "bounced", "created_at": pd.Timestamp(now)}))  # fmt: skip
+        sent = rng.choice(ids, size=n // 5, replace=False)  # a trigger yesterday for 20%
+        when = pd.Timestamp(now) - pd.to_timedelta(rng.integers(4, 30, size=len(sent)), unit="h")
+        bulk_insert(c, "message", pd.DataFrame({"run_id": 1, "subscriber_id": sent,
+                    "arm": "personalized", "status": "sent", "shard": 0, "planned_for": when,
+                    "sent_at": when, "attempts": 1, "updated_at": pd.Timestamp(now)}))  # fmt: skip
+    return engine
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=100_000)
+    parser.add_argument("--items", type=int, default=3000)
+    parser.add_argument("--interactions", type=int, default=1_500_000)
+    parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--source", choices=sorted(FACTORIES), default="hybrid")
+    parser.add_argument("--database-url", default="")
+    args = parser.parse_args()
+    url = args.database_url or f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
+    t0 = time.perf_counter()
+    engine = build(url, args.subscribers, args.items, args.interactions)
+    print(f"setup (not timed): {time.perf_counter() - t0:.1f} s  [{url.split(':')[0]}]")
+    now = world_now()
+    t0 = time.perf_counter()
+    ctx = prepare_run(engine, campaign="weekly", now=now, settings=Settings(),
+                      source_factory=FACTORIES[args.source])  # type: ignore[arg-type]  # fmt: skip
+    ctx.lazy.get()
+    t1 = time.perf_counter()
+    new = sum(plan_shard(engine, ctx, shard=s, shard_count=args.shards, now=now)
+              for s in range(args.shards))  # type: ignore[arg-type]  # fmt: skip
+    stats = run_stats(engine, ctx, args.shards)  # type: ignore[arg-type]
+    t2 = time.perf_counter()
+    print(f"prepare (segment, load matrices, fit {args.source}, Thompson bank): {t1 - t0:.1f} s")
+    print(f"shards (profiles, cadence, arms, slots, persist): {t2 - t1:.1f} s")
+    print(f"total plan: {t2 - t0:.1f} s; new messages {new}; stats {stats}")
+    t0 = time.perf_counter()
+    again = plan_run(engine, campaign="weekly", now=now, settings=Settings(),
+                     shard_count=args.shards, source_factory=FACTORIES[args.source])  # type: ignore[arg-type]  # fmt: skip
+    elapsed = time.perf_counter() - t0
+    print(f"re-plan (idempotent): {elapsed:.1f} s; new messages {again.new_messages}")
+
+
+if __name__ == "__main__":
+    main()
