@@ -155,6 +155,27 @@ def import_csv_command(
         raise typer.Exit(1)
 
 
+@app.command("demo")
+def demo_command(
+    directory: Path = typer.Option(Path("newsletter-demo"), "--dir", help="Folder to build in."),
+    subscribers: int = typer.Option(2000, min=1, help="Synthetic subscribers."),
+    items: int = typer.Option(400, min=1, help="Synthetic articles."),
+    interactions: int = typer.Option(40000, min=0, help="Synthetic interactions."),
+    seed: int = typer.Option(7, help="Random seed (same seed, same demo)."),
+) -> None:
+    """Build a demo database from a synthetic publisher and run the pipeline on it."""
+    from newsletter.db import now_utc
+    from newsletter.pipeline import run_demo
+
+    result = run_demo(directory=directory, now=now_utc(), subscribers=subscribers, items=items,
+                      interactions=interactions, seed=seed,
+                      progress=lambda line: console.print(f"[dim]·[/dim] {line}"))  # fmt: skip
+    console.print(f"[bold]demo ready[/bold] in {result.directory} ({result.database_url})")
+    for step, summary in result.steps.items():
+        console.print(f"  {step}: {summary}")
+    console.print(f"try: NEWSLETTER_DATABASE_URL={result.database_url} newsletter stats")
+
+
 @app.command("sync")
 def sync_command(
     source: list[str] = typer.Option(None, help="Source name(s) from [sources.*]; default: all."),

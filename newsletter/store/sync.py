@@ -1,0 +1,195 @@
+"""Incremental sync from a customer's own database through configured, read-only queries.
+
+Each entity query (subscribers, items, interactions) is one SELECT returning the columns of
+`newsletter.store.records`. A query that also returns its watermark column (`updated_at` for
+subscribers and items, `occurred_at` for interactions) is synced incrementally: we remember the
+largest value seen and next time fetch only rows above it. Without that column every sync
+re-reads the whole result and upserts it, which is idempotent but slower.
+
+Queries run in a read-only transaction (PostgreSQL: READ ONLY; SQLite: query_only), and only
+a single SELECT (or WITH ... SELECT) statement is accepted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from newsletter.config import SourceQueries
+from newsletter.db import make_engine
+from newsletter.models import SyncState
+from newsletter.store import ingest
+from newsletter.store.records import (
+    RejectedRow,
+    RowError,
+    parse_interaction,
+    parse_item,
+    parse_subscriber,
+    parse_time,
+)
+
+WATERMARKS = {"subscribers": "updated_at", "items": "updated_at", "interactions": "occurred_at"}
+ENTITIES = ("subscribers", "items", "interactions")
+BATCH_ROWS = 5000
+FORBIDDEN = re.compile(
+    r"\b(insert|update|delete|merge|drop|alter|create|truncate|grant|revoke|copy|attach|pragma|"
+    r"vacuum|call|do|lock|set)\b",
+    re.IGNORECASE,
+)
+
+
+class SyncError(ValueError):
+    """A source or query problem the user must fix; the message names the source and entity."""
+
+
+@dataclass
+class EntitySync:
+    """What one entity's sync fetched, loaded and rejected, and its new watermark."""
+
+    entity: str
+    fetched: int = 0
+    loaded: int = 0
+    rejected: list[RejectedRow] = field(default_factory=list)
+    watermark: str | None = None
+
+
+def validate_select(query: str, *, where: str) -> str:
+    """Accept one read-only SELECT/WITH statement; refuse writes and multiple statements."""
+    stripped = re.sub(r"--[^\n]*|/\*.*?\*/", " ", query, flags=re.DOTALL).strip().rstrip(";")
+    without_strings = re.sub(r"'(?:[^']|'')*'", "''", stripped)
+    if ";" in without_strings:
+        raise SyncError(f"{where}: only one statement is allowed (found ';')")
+    if not re.match(r"^(select|with)\b", without_strings, re.IGNORECASE):
+        raise SyncError(f"{where}: must be a SELECT (or WITH ... SELECT) query")
+    bad = FORBIDDEN.search(without_strings)
+    if bad:
+        raise SyncError(f"{where}: read-only queries only; {bad.group(0)!r} is not allowed")
+    return stripped
+
+
+def _read_only(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SET TRANSACTION READ ONLY"))
+    elif connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("PRAGMA query_only = ON")
+
+
+def _fetch(
+    source: Engine, query: str, *, watermark_column: str, watermark: str | None
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run the query (filtered above the watermark when the column is there)."""
+    with source.connect() as connection, connection.begin():
+        _read_only(connection)
+        probe = connection.execute(text(f"SELECT * FROM ({query}) AS q WHERE 1 = 0"))
+        columns = list(probe.keys())
+        if watermark_column in columns and watermark is not None:
+            sql = f"SELECT * FROM ({query}) AS q WHERE q.{watermark_column} > :wm"
+            result = connection.execute(text(sql), {"wm": watermark})
+        else:
+            result = connection.execute(text(f"SELECT * FROM ({query}) AS q"))
+        rows = [tuple(r) for r in result]
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("PRAGMA query_only = OFF")
+    return columns, rows
+
+
+def _to_watermark(value: Any) -> str:
+    """Keep the source's own value (as text), so the next query compares like with like."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+PARSERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "subscribers": parse_subscriber,
+    "items": parse_item,
+    "interactions": parse_interaction,
+}
+
+
+def _write(
+    connection: Connection, entity: str, batch: list[tuple[int, dict[str, Any]]], *, where: str,
+    now: datetime,
+) -> tuple[int, list[RejectedRow]]:  # fmt: skip
+    if entity == "subscribers":
+        return ingest.upsert_subscribers(connection, batch, source=where, now=now)
+    if entity == "items":
+        return ingest.upsert_items(connection, batch, now=now)
+    return ingest.insert_interactions(connection, batch, source=where, origin="sync")
+
+
+def sync_entity(
+    engine: Engine, source: Engine, *, name: str, entity: str, query: str, now: datetime
+) -> EntitySync:
+    """Fetch one entity above its watermark, load it, and move the watermark on."""
+    where = f"source {name!r} {entity} query"
+    query = validate_select(query, where=where)
+    column = WATERMARKS[entity]
+    with Session(engine) as session:
+        state = session.get(SyncState, (name, entity))
+        previous = state.watermark if state else None
+    try:
+        columns, rows = _fetch(source, query, watermark_column=column, watermark=previous)
+    except SQLAlchemyError as exc:
+        raise SyncError(f"{where} failed: {str(getattr(exc, 'orig', exc))[:300]}") from exc
+    report = EntitySync(entity=entity, fetched=len(rows), watermark=previous)
+    parsed: list[tuple[int, dict[str, Any]]] = []
+    for number, row in enumerate(rows, start=1):
+        try:
+            parsed.append((number, PARSERS[entity](dict(zip(columns, row, strict=True)))))
+        except RowError as exc:
+            report.rejected.append(RejectedRow(where, number, str(exc)))
+    if column in columns and rows:
+        index = columns.index(column)
+        dated = [(parse_time(r[index], column), r[index]) for r in rows if r[index] is not None]
+        if dated:
+            report.watermark = _to_watermark(max(dated, key=lambda pair: pair[0])[1])
+    with engine.begin() as connection:
+        for start in range(0, len(parsed), BATCH_ROWS):
+            batch = parsed[start : start + BATCH_ROWS]
+            loaded, rejected = _write(connection, entity, batch, where=where, now=now)
+            report.loaded += loaded
+            report.rejected.extend(rejected)
+        _save_state(connection, name, entity, report, now)
+    return report
+
+
+def _save_state(
+    connection: Connection, name: str, entity: str, report: EntitySync, now: datetime
+) -> None:
+    with Session(bind=connection) as session:
+        state = session.get(SyncState, (name, entity)) or SyncState(
+            source=name, entity=entity, updated_at=now
+        )
+        state.watermark = report.watermark
+        state.rows_loaded = (state.rows_loaded or 0) + report.loaded
+        state.updated_at = now
+        session.add(state)
+        session.flush()
+
+
+def sync_source(
+    engine: Engine, *, name: str, source: SourceQueries, now: datetime
+) -> list[EntitySync]:
+    """Sync every configured entity of one source, subscribers and items first."""
+    source_engine = make_engine(source.url)
+    try:
+        reports = []
+        for entity in ENTITIES:
+            query = getattr(source, entity)
+            if query:
+                reports.append(
+                    sync_entity(
+                        engine, source_engine, name=name, entity=entity, query=query, now=now
+                    )
+                )
+        return reports
+    finally:
+        source_engine.dispose()
