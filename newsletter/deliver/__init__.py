@@ -1,7 +1,7 @@
 """deliver stage of the newsletter pipeline: transports (SMTP, outbox, memory) and retry policy."""
 
 from newsletter.deliver.retry import Backoff, TokenBucket
-from newsletter.deliver.smtp import SmtpSettings, SmtpTransport, settings_from_url
+from newsletter.deliver.smtp import SmtpTransport
 from newsletter.deliver.transport import (
     BaseTransport,
     MemoryTransport,
@@ -9,8 +9,10 @@ from newsletter.deliver.transport import (
     OutgoingMessage,
     SendResult,
     SendStatus,
+    SmtpSettings,
     Transport,
     TransportConfigError,
+    settings_from_url,
     transport_from_url,
 )
 

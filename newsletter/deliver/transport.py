@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -19,10 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Protocol, Self
+from urllib.parse import parse_qs, unquote, urlsplit
 
 SendStatus = Literal["sent", "transient", "permanent"]
 Stage = Literal["connect", "mail", "rcpt", "data", "write", "memory"]
 OnResult = Callable[["SendResult"], None]
+Security = Literal["none", "starttls", "starttls-required", "tls"]
+_TRUE = {"1", "true", "yes", "on", "opportunistic"}
 
 __all__ = [
     "BaseTransport",
@@ -31,8 +35,10 @@ __all__ = [
     "OutgoingMessage",
     "SendResult",
     "SendStatus",
+    "SmtpSettings",
     "Transport",
     "TransportConfigError",
+    "settings_from_url",
     "transport_from_url",
 ]
 
@@ -223,6 +229,66 @@ class OutboxTransport(BaseTransport):
         return SendResult(message.key, "sent", 250, str(target), None)
 
 
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    """Where and how to connect: host, port, TLS mode, credentials, timeout."""
+
+    host: str
+    port: int
+    security: Security = "none"
+    username: str | None = None
+    password: str | None = None
+    timeout: float = 30.0
+    ssl_context: ssl.SSLContext | None = None
+    local_hostname: str | None = None
+
+
+def settings_from_url(
+    url: str, *, timeout: float | None = None
+) -> tuple[SmtpSettings, Mapping[str, str]]:
+    """Parse ``smtp[s]://user:pass@host:port?starttls=…&verify=0`` into settings and options.
+
+    ``starttls=1`` upgrades when the server offers it; ``starttls=required`` refuses to send
+    otherwise; ``smtps://`` is implicit TLS (default port 465). ``verify=0`` accepts any
+    certificate (local test servers only). Other query keys (``connections``, ``rate``,
+    ``timeout``) are returned as options.
+    """
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise ValueError(f"{url!r}: no host; write e.g. smtp://localhost:25")
+    query = {k.lower(): v[-1] for k, v in parse_qs(parts.query).items()}
+    implicit = parts.scheme.lower() == "smtps"
+    starttls = query.get("starttls", "").lower()
+    if implicit:
+        security: Security = "tls"
+    elif starttls == "required":
+        security = "starttls-required"
+    elif starttls in _TRUE:
+        security = "starttls"
+    elif starttls in ("", "0", "false", "no", "off"):
+        security = "none"
+    else:
+        raise ValueError(f"{url!r}: starttls={starttls!r}; use starttls=1 or starttls=required")
+    context = None
+    if query.get("verify", "1").lower() in ("0", "false", "no", "off"):
+        context = ssl._create_unverified_context()
+    try:
+        port = parts.port or (465 if implicit else 25)
+        seconds = timeout if timeout is not None else float(query.get("timeout", 30))
+    except ValueError as exc:
+        raise ValueError(f"{url!r}: {exc}") from None
+    settings = SmtpSettings(
+        host=parts.hostname,
+        port=port,
+        security=security,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+        timeout=seconds,
+        ssl_context=context,
+    )
+    return settings, query
+
+
 def transport_from_url(
     url: str,
     *,
@@ -233,12 +299,12 @@ def transport_from_url(
     """Build a transport from ``smtp://``, ``smtps://``, ``outbox:DIR`` or ``memory:``.
 
     SMTP URLs: ``smtp://user:pass@host:port?starttls=required&connections=4&rate=100``;
-    keyword arguments override the query string. See ``smtp.settings_from_url``.
+    keyword arguments override the query string. See ``settings_from_url``.
     """
     scheme, _, rest = url.partition(":")
     scheme = scheme.lower()
     if scheme in ("smtp", "smtps"):
-        from newsletter.deliver.smtp import SmtpTransport, settings_from_url
+        from newsletter.deliver.smtp import SmtpTransport
 
         try:
             settings, options = settings_from_url(url, timeout=timeout)

@@ -278,8 +278,7 @@ class _Handler:
             return "421 4.3.2 dropped"  # never reaches the client
         if roll < self.opts.drop_rate + self.opts.flaky_rate:
             if self.rng.random() < 0.5:
-                asyncio.get_running_loop().call_soon(server.transport.close)
-                return "421 4.3.2 flaky: closing connection"
+                return _answer_and_close(server, "421 4.3.2 flaky: closing connection")
             return "451 4.3.0 flaky: try again later"
         return None
 
@@ -314,7 +313,7 @@ class _Handler:
             server.transport.close()
         session.stored = getattr(session, "stored", 0) + 1
         if self.opts.max_per_connection and session.stored >= self.opts.max_per_connection:
-            asyncio.get_running_loop().call_soon(server.transport.close)  # after the 250
+            return _answer_and_close(server, "250 2.0.0 OK: queued, goodbye")
         return "250 2.0.0 OK: queued"
 
     def _store(self, envelope: Any, peer: Any) -> None:
@@ -325,6 +324,13 @@ class _Handler:
         tmp = self.directory / f".{name}.tmp"
         tmp.write_bytes(head.encode() + envelope.original_content)
         os.replace(tmp, self.directory / f"{name}.eml")
+
+
+def _answer_and_close(server: Any, reply: str) -> str:
+    """Send ``reply``, then close at once: pipelined commands already read get no answer."""
+    server.transport.write(reply.encode() + b"\r\n")
+    server.transport.close()  # flushes the reply first
+    return reply  # aiosmtpd's own push goes nowhere: the transport is closed
 
 
 def _tls_context(opts: argparse.Namespace) -> ssl.SSLContext | None:
