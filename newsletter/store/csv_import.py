@@ -118,7 +118,8 @@ def _write_batch(
             loaded, rejected = write(connection, batch, report.source)
     except SQLAlchemyError as exc:
         first, last = batch[0][0], batch[-1][0]
-        reason = f"batch of lines {first}-{last} not loaded: {str(getattr(exc, "orig", None) or exc)[:300]}"
+        detail = str(getattr(exc, "orig", None) or exc)[:300]
+        reason = f"batch of lines {first}-{last} not loaded: {detail}"
         report.rejected.append(RejectedRow(report.source, first, reason))
         return
     report.loaded += loaded
