@@ -223,3 +223,43 @@ class _FakeClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+@pytest.mark.parametrize("connections", [1, 3])
+def test_bad_addresses_and_partial_refusals(
+    smtp_server_factory: Factory, make_messages: Make, connections: int
+):
+    server = smtp_server_factory(reject=["gone@example.test"])
+    ok, bad, partial = make_messages(3)
+    bad = OutgoingMessage(bad.key, bad.sender, ["jos\u00e9@example.test"], bad.data)
+    partial = OutgoingMessage(
+        partial.key, partial.sender, ["gone@example.test", "here@x.test"], partial.data
+    )
+    with transport_from_url(server.url, connections=connections) as transport:
+        results = {r.key: r for r in transport.send_many([ok, bad, partial])}
+    assert results[0].status == "sent"
+    assert (results[1].status, results[1].stage) == ("permanent", "rcpt")
+    assert "ASCII" in results[1].detail
+    assert results[2].status == "sent" and set(results[2].refused) == {"gone@example.test"}
+    assert server.count_by_recipient() == {"user0@example.test": 1, "here@x.test": 1}
+
+
+@pytest.mark.parametrize("connections", [1, 3])
+def test_a_failing_source_is_raised_after_in_flight_outcomes(
+    smtp_server: SmtpTestServer, make_messages: Make, connections: int
+):
+    messages = make_messages(4)
+    seen: list[SendResult] = []
+
+    def source():
+        yield from messages[:3]
+        raise RuntimeError("database went away")
+
+    with transport_from_url(smtp_server.url, connections=connections) as transport:
+        with pytest.raises(RuntimeError, match="database went away"):
+            transport.send_many(source(), on_result=seen.append)
+        assert transport.send(messages[3]).status == "sent"  # still usable
+    smtp_server.wait_for(4, timeout=5)
+    assert set(smtp_server.count_by_message_id().values()) == {1}
+    if connections == 1:  # in the caller's thread, every handed-out message is reported
+        assert sorted(r.key for r in seen) == [0, 1, 2]
