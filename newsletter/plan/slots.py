@@ -96,7 +96,7 @@ class ModelSlotSource:
         source = str(getattr(self.ranker, "name", "model"))
         anchor_model = self.anchor_model or self.ranker
         if kind == "because_you_read" and hasattr(anchor_model, "anchors"):
-            anchor_items = np.asarray(anchor_model.anchors(users, items))
+            anchor_items = anchors_for(anchor_model, users, items)
             titles = np.array([*self.catalog.titles, None], dtype=object)
             named: Any = np.where(anchor_items >= 0, titles[anchor_items], None)
             known = np.where(anchor_items >= 0, items, -1)
@@ -128,6 +128,47 @@ class ModelSlotSource:
                         (t for t in topics if t in mine), topics[0] if topics else None
                     )
         return out
+
+
+def anchors_for(model: Any, users: Array, items: Array, *, max_history: int = 32) -> Array:
+    """Per (user, item): the history item contributing most to ``X[u] @ S`` (-1: none).
+
+    Vectorised over the batch for item models (``matrix``, ``items``, ``weights``), using each
+    user's ``max_history`` heaviest history items; other models use their own ``anchors``.
+    """
+    if not all(hasattr(model, a) for a in ("matrix", "items", "weights", "n_items")):
+        return np.asarray(model.anchors(users, items))
+    pos = np.full(model.n_items, -1, dtype=np.int64)
+    pos[model.items] = np.arange(len(model.items))
+    hist, weight = _top_history(sp.csr_matrix(model.matrix[users]), max_history)
+    hp = np.where(hist >= 0, pos[np.maximum(hist, 0)], -1)
+    ip = np.where(items >= 0, pos[np.maximum(items, 0)], -1)
+    rows = np.broadcast_to(np.maximum(hp, 0)[:, :, None], (*hp.shape, items.shape[1]))
+    cols = np.broadcast_to(np.maximum(ip, 0)[:, None, :], rows.shape)
+    weights: Any = model.weights
+    if hasattr(weights, "tocsr"):
+        sub = np.asarray(weights.tocsr()[rows.ravel(), cols.ravel()]).reshape(rows.shape)
+    else:
+        sub = np.asarray(weights)[rows, cols]
+    valid = (hp[:, :, None] >= 0) & (ip[:, None, :] >= 0)
+    contrib = np.where(valid, weight[:, :, None] * sub, -np.inf)
+    best = contrib.argmax(axis=1)
+    value = np.take_along_axis(contrib, best[:, None, :], axis=1)[:, 0, :]
+    return np.where(value > 0, np.take_along_axis(hist, best, axis=1), -1)
+
+
+def _top_history(rows: sp.csr_matrix, width: int) -> tuple[Array, Array]:
+    """The `width` heaviest history items per row (-1 / 0 padded), from a CSR block."""
+    n = rows.shape[0]
+    row_of = np.repeat(np.arange(n), np.diff(rows.indptr))
+    order = np.lexsort((-rows.data, row_of))
+    rank = np.arange(len(order)) - rows.indptr[row_of[order]]
+    keep = rank < width
+    hist = np.full((n, width), -1, dtype=np.int64)
+    weight = np.zeros((n, width))
+    hist[row_of[order][keep], rank[keep]] = rows.indices[order][keep]
+    weight[row_of[order][keep], rank[keep]] = rows.data[order][keep]
+    return hist, weight
 
 
 def history_matrix(n_users: int, n_items: int, users: Array, items: Array) -> sp.csr_matrix:
