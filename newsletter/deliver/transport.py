@@ -38,6 +38,7 @@ __all__ = [
     "SmtpSettings",
     "Transport",
     "TransportConfigError",
+    "redact",
     "settings_from_url",
     "transport_from_url",
 ]
@@ -237,7 +238,7 @@ class SmtpSettings:
     port: int
     security: Security = "none"
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     timeout: float = 30.0
     ssl_context: ssl.SSLContext | None = None
     local_hostname: str | None = None
@@ -254,8 +255,9 @@ def settings_from_url(
     ``timeout``) are returned as options.
     """
     parts = urlsplit(url)
+    shown = redact(url)
     if not parts.hostname:
-        raise ValueError(f"{url!r}: no host; write e.g. smtp://localhost:25")
+        raise ValueError(f"{shown!r}: no host; write e.g. smtp://localhost:25")
     query = {k.lower(): v[-1] for k, v in parse_qs(parts.query).items()}
     implicit = parts.scheme.lower() == "smtps"
     starttls = query.get("starttls", "").lower()
@@ -268,15 +270,17 @@ def settings_from_url(
     elif starttls in ("", "0", "false", "no", "off"):
         security = "none"
     else:
-        raise ValueError(f"{url!r}: starttls={starttls!r}; use starttls=1 or starttls=required")
+        raise ValueError(f"{shown!r}: starttls={starttls!r}; use starttls=1 or starttls=required")
     context = None
     if query.get("verify", "1").lower() in ("0", "false", "no", "off"):
-        context = ssl._create_unverified_context()
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
     try:
         port = parts.port or (465 if implicit else 25)
         seconds = timeout if timeout is not None else float(query.get("timeout", 30))
     except ValueError as exc:
-        raise ValueError(f"{url!r}: {exc}") from None
+        raise ValueError(f"{shown!r}: {exc}") from None
     settings = SmtpSettings(
         host=parts.hostname,
         port=port,
@@ -312,8 +316,8 @@ def transport_from_url(
             raise TransportConfigError(str(exc)) from None
         return SmtpTransport(
             settings,
-            connections=connections or int(options.get("connections", 1)),
-            rate=rate if rate is not None else _opt_float(options.get("rate"), url),
+            connections=connections or int(_opt_float("connections", options, url) or 1),
+            rate=rate if rate is not None else _opt_float("rate", options, url),
         )
     if scheme == "outbox":
         directory = rest[2:] if rest.startswith("//") else rest
@@ -323,14 +327,26 @@ def transport_from_url(
     if scheme == "memory":
         return MemoryTransport()
     raise TransportConfigError(
-        f"unknown transport {url!r}: use smtp://host:port, smtps://host:port, outbox:DIR or memory:"
+        f"unknown transport {redact(url)!r}: "
+        "use smtp://host:port, smtps://host:port, outbox:DIR or memory:"
     )
 
 
-def _opt_float(value: str | None, url: str) -> float | None:
+def redact(url: str) -> str:
+    """Return the URL with its password replaced by ``***`` (for messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return parts._replace(netloc=f"{user}:***@{netloc[1]}").geturl()
+
+
+def _opt_float(name: str, options: Mapping[str, str], url: str) -> float | None:
+    value = options.get(name)
     if value is None:
         return None
     try:
         return float(value)
     except ValueError:
-        raise TransportConfigError(f"{url!r}: rate={value!r} is not a number") from None
+        raise TransportConfigError(f"{redact(url)!r}: {name}={value!r} is not a number") from None

@@ -56,6 +56,8 @@ def test_url_options_and_keyword_overrides():
         ("ftp://x", ["ftp://x", "smtp://", "outbox:DIR", "memory:"]),
         ("smtp://h?starttls=maybe", ["starttls=", "required"]),
         ("smtp://h?rate=fast", ["rate=", "fast"]),
+        ("smtp://h?connections=many", ["connections=", "many"]),
+        ("smtp://u:hunter2@h?starttls=maybe", ["u:***@h"]),
         ("smtp://:25", ["no host"]),
         ("outbox:", ["outbox needs a folder"]),
     ],
@@ -65,6 +67,7 @@ def test_bad_urls_get_a_clear_error_naming_the_input(url: str, names: list[str])
         transport_from_url(url)
     for name in names:
         assert name in str(caught.value)
+    assert "hunter2" not in str(caught.value)
 
 
 def test_outbox_writes_one_file_per_message_and_overwrites_on_resend(
