@@ -17,8 +17,8 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema migrations.")
 import_app = typer.Typer(no_args_is_help=True, help="Import behaviour from files.")
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def settings_or_exit(config: Path | None = None) -> Settings:

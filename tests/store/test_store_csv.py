@@ -74,7 +74,8 @@ def test_broken_rows_are_reported_by_line_and_the_rest_loads(
         ("items.csv", 4): "bad url 'ftp://example.com/3': expected http(s)://...",
         ("interactions.csv", 4): "bad occurred_at 'yesterday': expected ISO 8601 or Unix seconds",
         ("interactions.csv", 5): (
-            "unknown kind 'teleport': expected one of view, read, click, like, cart, purchase, rating"
+            "unknown kind 'teleport': expected one of "
+            "view, read, click, like, cart, purchase, rating"
         ),
         ("interactions.csv", 6): "missing subscriber_key",
         ("interactions.csv", 7): "unknown item_key 'i9'",
