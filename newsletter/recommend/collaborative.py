@@ -48,11 +48,17 @@ class ItemModel(ScoringModel):
         self.fit_weights(self.matrix)
         return self
 
+    def score_rows(self, rows: sp.csr_matrix) -> Array:
+        """Return ``rows @ S`` for history rows restricted to the modelled items."""
+        return to_dense(rows @ self.weights)
+
+    def pair_weights(self, hist: Array, items: Array) -> Array:
+        """Return the dense block ``S[hist][:, items]`` (positions in the modelled items)."""
+        return to_dense(self.weights[hist][:, items])
+
     def score(self, users: Array) -> Array:
         """Return ``X[users] @ S`` spread back onto the full item index space."""
-        rows = self.matrix[users][:, self.items]
-        part = rows @ self.weights
-        part = to_dense(part)
+        part = self.score_rows(self.matrix[users][:, self.items])
         out = np.zeros((len(users), self.n_items), dtype=np.float32)
         out[:, self.items] = part
         return out
@@ -69,8 +75,7 @@ class ItemModel(ScoringModel):
             ok_h, ok_i = hp >= 0, (ip >= 0) & (items[r] >= 0)
             if not ok_h.any() or not ok_i.any():
                 continue
-            sub = self.weights[hp[ok_h]][:, ip[ok_i]]
-            sub = to_dense(sub)
+            sub = self.pair_weights(hp[ok_h], ip[ok_i])
             contrib = w[ok_h, None] * sub
             best = contrib.argmax(axis=0)
             good = contrib[best, np.arange(contrib.shape[1])] > 0
@@ -119,7 +124,13 @@ def _keep_top_k(dense: Array, k: int) -> sp.csr_matrix:
 
 
 class EASE(ItemModel):
-    """Embarrassingly shallow autoencoder: ``B = I - P / diag(P)``, ``P = (X'X + lambda I)^-1``."""
+    """Embarrassingly shallow autoencoder: ``B = I - P / diag(P)``, ``P = (X'X + lambda I)^-1``.
+
+    With fewer users than engaged items it uses the Woodbury identity,
+    ``P = (I - X' (lambda I + X X')^-1 X) / lambda``, so the inverse is users x users and no
+    item x item matrix is ever formed; otherwise the ``max_items`` most engaged items are solved
+    directly (a dense ``m x m`` inverse).
+    """
 
     name = "ease"
 
@@ -127,22 +138,29 @@ class EASE(ItemModel):
         self,
         *,
         lam: float = 200.0,
-        max_items: int = 6000,
+        max_items: int = 4000,
         weighting: WeightingConfig | None = None,
     ) -> None:
-        """``lam`` is the L2 penalty; only the ``max_items`` most engaged items are modelled."""
+        """``lam`` is the L2 penalty; ``max_items`` bounds the size of the dense inverse."""
         super().__init__(weighting=weighting)
         self.lam = lam
         self.max_items = max_items
+        self.dual: Array | None = None
+        self.diag: Array = np.zeros(0)
+        self.sub: sp.csr_matrix = sp.csr_matrix((0, 0))
 
     def fit_weights(self, matrix: sp.csr_matrix) -> None:
-        """Solve the closed form on the most engaged items."""
+        """Solve the closed form, in the dual when users are fewer than engaged items."""
         counts = np.diff(sp.csc_matrix(matrix).indptr)
         engaged = np.flatnonzero(counts > 0)
+        active = matrix[np.diff(matrix.indptr) > 0]
+        if active.shape[0] < len(engaged) and active.shape[0] <= self.max_items:
+            self.items = engaged
+            self._fit_dual(sp.csr_matrix(active[:, engaged], dtype=np.float64))
+            return
         if len(engaged) > self.max_items:
-            engaged = np.sort(
-                engaged[np.argsort(-counts[engaged], kind="stable")[: self.max_items]]
-            )
+            top = np.argsort(-counts[engaged], kind="stable")[: self.max_items]
+            engaged = np.sort(engaged[top])
         sub = matrix[:, engaged]
         gram = (sub.T @ sub).toarray().astype(np.float64)
         gram[np.diag_indices_from(gram)] += self.lam
@@ -151,10 +169,36 @@ class EASE(ItemModel):
         weights[np.diag_indices_from(weights)] = 0.0
         self.items = engaged
         self.weights = weights.astype(np.float32)
+        self.dual = None
+
+    def _fit_dual(self, sub: sp.csr_matrix) -> None:
+        """Keep ``K X`` with ``K = (lambda I + X X')^-1`` and the diagonal of ``P``."""
+        kernel = to_dense(sub @ sub.T)
+        kernel[np.diag_indices_from(kernel)] += self.lam
+        self.dual = np.linalg.solve(kernel, to_dense(sub))
+        self.diag = (1.0 - np.asarray(sub.multiply(self.dual).sum(axis=0)).ravel()) / self.lam
+        self.sub = sub
+
+    def score_rows(self, rows: sp.csr_matrix) -> Array:
+        """Return ``rows @ B``; in the dual ``rows - (rows @ P) / diag(P)``."""
+        if self.dual is None:
+            return super().score_rows(rows)
+        dense = to_dense(rows).astype(np.float64)
+        rp = (dense - to_dense(rows @ self.sub.T) @ self.dual) / self.lam
+        return (dense - rp / self.diag).astype(np.float32)
+
+    def pair_weights(self, hist: Array, items: Array) -> Array:
+        """Return ``B[hist][:, items]`` (built from the dual factors when in the dual)."""
+        if self.dual is None:
+            return super().pair_weights(hist, items)
+        eye = (hist[:, None] == items[None, :]).astype(np.float64)
+        cross = to_dense(self.sub[:, hist].T @ self.dual[:, items])
+        p = (eye - cross) / self.lam
+        return eye - p / self.diag[items][None, :]
 
 
 def collaborative_for(
-    n_items: int, *, ease_max_items: int = 6000, weighting: WeightingConfig | None = None
+    n_items: int, *, ease_max_items: int = 4000, weighting: WeightingConfig | None = None
 ) -> ItemModel:
     """Pick EASE for catalogues small enough for a dense inverse, else sparse ItemKNN."""
     if n_items <= ease_max_items:

@@ -20,8 +20,13 @@ import pandas as pd
 import scipy.sparse as sp
 
 from newsletter.recommend.base import Array, InteractionData, ItemCatalog, ScoringModel
-from newsletter.recommend.content import item_vectors
+from newsletter.recommend.collaborative import EASE, ItemKNN
+from newsletter.recommend.content import ContentModel, Fresh, item_vectors
+from newsletter.recommend.hybrid import HybridConfig, HybridRecommender
+from newsletter.recommend.popular import MetadataPrior, Popularity
 from newsletter.recommend.splits import Split, cold_item_split, ranking_metrics, temporal_split
+from newsletter.recommend.tune import tune
+from newsletter.recommend.weighting import WeightingConfig
 
 PROTOCOLS = ("temporal-20", "cold-items")
 YEAR = re.compile(r"\((\d{4})\)\s*$")
@@ -97,7 +102,7 @@ def make_split(ml: MovieLens, protocol: str) -> Split:
 
 
 def score_model(
-    model: ScoringModel, split: Split, *, vectors: sp.csr_matrix, k: int = 10
+    model: ScoringModel | HybridRecommender, split: Split, *, vectors: sp.csr_matrix, k: int = 10
 ) -> dict[str, float]:
     """Rank for every evaluated user and compute the metrics, coverage and diversity."""
     recs, _ = model.recommend(split.users, k, exclude=split.exclude, candidates=split.candidates)
@@ -121,16 +126,54 @@ def intra_list_diversity(recs: Array, vectors: sp.csr_matrix) -> float:
     return float(np.mean(values)) if values else 0.0
 
 
-def evaluate(*, data_dir: Path, protocol: str) -> dict[str, Any]:
-    """Run the protocol on a MovieLens folder; return ``{"protocol", "users", "models"}``."""
-    from newsletter.recommend.models import evaluation_models
+def evaluation_models(config: HybridConfig) -> dict[str, Any]:
+    """Return the baseline, every generator alone (tuned weighting) and the hybrid."""
+    w = config.weighting
+    return {
+        "popularity": Popularity(
+            weighting=WeightingConfig(value_power=0.0, min_value=4.0), half_life_days=None
+        ),
+        "item-knn": ItemKNN(k=config.knn_k, shrink=config.knn_shrink, weighting=w),
+        "ease": EASE(lam=config.ease_lambda, max_items=config.ease_max_items, weighting=w),
+        "content": ContentModel(
+            text_weight=config.text_weight, topic_weight=config.topic_weight, weighting=w
+        ),
+        "fresh": Fresh(days=365.0, weighting=w),
+        "prior": MetadataPrior(weighting=w),
+        "hybrid": HybridRecommender(config),
+    }
 
+
+def evaluate(*, data_dir: Path, protocol: str, tuned: bool = True) -> dict[str, Any]:
+    """Run the protocol on a MovieLens folder; return ``{"protocol", "users", "models"}``.
+
+    With ``tuned`` (the default) hyper-parameters are chosen by :func:`tune.tune` on a
+    validation split of the training input; otherwise the shipped defaults are used.
+    """
     ml = load_movielens(data_dir)
     split = make_split(ml, protocol)
     vectors, _ = item_vectors(ml.catalog)
     now = float(split.train.timestamp.max())
+    config = HybridConfig()
+    tuning: dict[str, Any] = {}
+    if tuned:
+        result = tune(split.train, ml.catalog, protocol=protocol)
+        config = result.config
+        tuning = {"validation_ndcg@10": result.validation_ndcg, "config": describe(config)}
     results: dict[str, dict[str, float]] = {}
-    for name, model in evaluation_models(split, ml.catalog, protocol=protocol).items():
+    for name, model in evaluation_models(config).items():
         model.fit(split.train, ml.catalog, now=now)
         results[name] = score_model(model, split, vectors=vectors)
-    return {"protocol": protocol, "users": len(split.users), "models": results}
+    return {"protocol": protocol, "users": len(split.users), "models": results, "tuning": tuning}
+
+
+def describe(config: HybridConfig) -> dict[str, Any]:
+    """Return the tuned hyper-parameters as plain JSON-able values."""
+    return {
+        "value_power": config.weighting.value_power,
+        "half_life_days": config.weighting.half_life_days,
+        "decay_from": config.weighting.decay_from,
+        "ease_lambda": config.ease_lambda,
+        "topic_weight": config.topic_weight,
+        "blend": dict(config.blend),
+    }

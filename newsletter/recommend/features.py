@@ -45,7 +45,9 @@ def fit_generators(
         gens["ease"] = EASE(lam=config.ease_lambda, max_items=config.ease_max_items, weighting=w)
     if config.blend.get("knn", 0.0) > 0 or "ease" not in gens:
         gens["knn"] = ItemKNN(k=config.knn_k, shrink=config.knn_shrink, weighting=w)
-    gens["content"] = ContentModel(weighting=w)
+    gens["content"] = ContentModel(
+        text_weight=config.text_weight, topic_weight=config.topic_weight, weighting=w
+    )
     gens["popularity"] = Popularity(
         weighting=replace(w, value_power=0.0), half_life_days=config.popularity_half_life_days
     )

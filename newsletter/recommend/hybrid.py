@@ -65,6 +65,8 @@ class HybridConfig:
     ease_lambda: float = 200.0
     ease_max_items: int = 4000
     ease_max_catalogue: int = 50_000
+    text_weight: float = 1.0
+    topic_weight: float = 1.0
     knn_k: int = 100
     knn_shrink: float = 10.0
     popularity_half_life_days: float | None = 7.0

@@ -7,7 +7,10 @@ Weight of one event = ``kind weight`` x ``value factor`` x ``time decay``:
 * the value factor ``(value / value_scale) ** value_power`` uses an explicit strength such as a
   star rating when the store provides one (``InteractionData.value``);
 * events whose value is below ``min_value`` (e.g. ratings under 4 stars) are dropped;
-* time decay ``0.5 ** ((now - t) / half_life)`` when a half-life is set;
+* time decay ``0.5 ** ((ref - t) / half_life)`` when a half-life is set, where ``ref`` is
+  ``now`` (``decay_from="now"``: old behaviour fades for everyone) or the subscriber's own
+  latest event (``decay_from="user"``: a subscriber's recent interests outweigh their old
+  ones, however long ago they were last active);
 * machine-flagged events (scanner clicks, privacy prefetch opens) are dropped.
 
 Repeated events on the same (user, item) add up.
@@ -45,6 +48,7 @@ class WeightingConfig:
     value_power: float = 2.0
     half_life_days: float | None = None
     min_value: float | None = None
+    decay_from: str = "now"
 
 
 def event_weights(data: InteractionData, config: WeightingConfig, *, now: float) -> Array:
@@ -60,7 +64,13 @@ def event_weights(data: InteractionData, config: WeightingConfig, *, now: float)
         if config.min_value is not None:
             weights[np.asarray(data.value, dtype=np.float64) < config.min_value] = 0.0
     if config.half_life_days:
-        age_days = np.maximum(now - np.asarray(data.timestamp, dtype=np.float64), 0.0) / DAY
+        times = np.asarray(data.timestamp, dtype=np.float64)
+        ref = np.full(len(times), now)
+        if config.decay_from == "user" and len(times):
+            last = np.full(data.n_users, -np.inf)
+            np.maximum.at(last, data.user_idx, times)
+            ref = last[data.user_idx]
+        age_days = np.maximum(ref - times, 0.0) / DAY
         weights *= 0.5 ** (age_days / config.half_life_days)
     if data.machine is not None:
         weights[np.asarray(data.machine, dtype=bool)] = 0.0
