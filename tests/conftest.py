@@ -8,73 +8,14 @@ when it is unreachable they skip, except under CI=true where they fail.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from newsletter.db import make_engine, upgrade
-
-POSTGRES_URL = os.environ.get(
-    "NEWSLETTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def movielens_dir() -> Path:
-    """The shared MovieLens folder (override with NEWSLETTER_MOVIELENS_DIR)."""
-    override = os.environ.get("NEWSLETTER_MOVIELENS_DIR")
-    if override:
-        return Path(override)
-    return REPO_ROOT.parent / "shared" / "data" / "movielens-latest-small"
-
-
-def _postgres_available() -> str | None:
-    """None when the server answers, else the reason it does not."""
-    try:
-        probe = make_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
-        with probe.connect() as connection:
-            connection.execute(text("select 1"))
-        probe.dispose()
-    except Exception as exc:  # any driver error means unreachable
-        return f"{type(exc).__name__}: {exc}".splitlines()[0]
-    return None
-
-
-_PG_STATE: dict[str, str | None] = {}
-
-
-def require_postgres() -> None:
-    """Skip (or fail under CI) when PostgreSQL is unreachable."""
-    if "reason" not in _PG_STATE:
-        _PG_STATE["reason"] = _postgres_available()
-    reason = _PG_STATE["reason"]
-    if reason is None:
-        return
-    if IN_CI:
-        pytest.fail(f"PostgreSQL is required under CI but unreachable at {POSTGRES_URL}: {reason}")
-    pytest.skip(f"PostgreSQL unreachable at {POSTGRES_URL}: {reason}")
-
-
-def fresh_postgres_engine() -> Iterator[Engine]:
-    """An engine whose search_path is a new, empty schema; the schema is dropped afterwards."""
-    require_postgres()
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+from testsupport import fresh_postgres_engine
 
 
 @pytest.fixture

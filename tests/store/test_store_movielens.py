@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import movielens_dir
 from newsletter.cli import app
+from testsupport import movielens_dir
 
 runner = CliRunner()
 

@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import Engine, select, text
 from sqlmodel import Session
 
-from conftest import POSTGRES_URL, require_postgres
 from newsletter.config import SourceQueries
 from newsletter.db import make_engine
 from newsletter.models import Interaction, Subscriber
 from newsletter.store.queries import count_rows
 from newsletter.store.sync import SyncError, sync_source, validate_select
+from testsupport import POSTGRES_URL, require_postgres
 
 SHOP_SCHEMA = [
     "CREATE TABLE customers (cid INTEGER PRIMARY KEY, mail VARCHAR(200), tz VARCHAR(50),"
