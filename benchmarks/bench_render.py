@@ -33,7 +33,12 @@ from newsletter.render.compile import (
 )
 from newsletter.render.context import build_context, slot_urls
 from newsletter.render.fixtures import fixture_input
-from newsletter.render.links import MessageLinks, rewrite_html_links, rewrite_text_links
+from newsletter.render.links import (
+    LinkRewriter,
+    MessageLinks,
+    rewrite_html_links,
+    rewrite_text_links,
+)
 from newsletter.render.render import build_headers, render_message
 from newsletter.render.sandbox import environment
 
@@ -70,7 +75,7 @@ def naive_path(source: TemplateSource) -> Callable[[int], bytes]:
         slots = slot_urls(context)
         html = mrml.to_html(html_t.render(context), render_options=options).content
         html = rewrite_html_links(html, links=links, slots=slots)
-        text = rewrite_text_links(text_t.render(context), links=links, slots=slots)
+        text = rewrite_text_links(text_t.render(context), rewriter=LinkRewriter(links, slots))
         subject = " ".join(subject_t.render(context).split())
         msg = EmailMessage()
         for name, value in build_headers(context, subject=subject, settings=SETTINGS, now=NOW):

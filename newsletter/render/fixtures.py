@@ -1,13 +1,22 @@
 """Fixture render input: a realistic digest for previews on an empty database, tests and benchmarks.
 
 ``fixture_input(slots=8, message_id=1, kind="digest")`` returns plain render input (see
-``newsletter.render.context``) with a hero and sections, images, summaries and reason lines.
+``newsletter.render.context``) with a hero and sections, images, summaries and reason lines;
+``render_fixture(compiled, settings)`` renders it through the production path at
+``FIXTURE_NOW``.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
+    from newsletter.render.compile import CompiledTemplate
+    from newsletter.render.render import RenderedMessage
+
+FIXTURE_NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
 _TITLES = (  # title, topic, reason kind, reason sentence
     (
@@ -98,3 +107,16 @@ def fixture_input(
         else None,
         "sections": sections,
     }
+
+
+def render_fixture(
+    compiled: CompiledTemplate, settings: Settings, **overrides: Any
+) -> RenderedMessage:
+    """Render the fixture input (trigger flavour for trigger templates) at ``FIXTURE_NOW``."""
+    from newsletter.render.context import build_context
+    from newsletter.render.render import render_message
+
+    kind = "trigger" if compiled.name.startswith("trigger") else "digest"
+    data = {**fixture_input(kind=kind), **overrides}
+    context = build_context(data, settings=settings)
+    return render_message(compiled, context, settings=settings, now=FIXTURE_NOW)

@@ -161,14 +161,11 @@ def rewrite_html_links(html_text: str, *, links: MessageLinks, slots: Mapping[st
     return "".join(out)
 
 
-def rewrite_text_links(text: str, *, links: MessageLinks, slots: Mapping[str, int]) -> str:
+def rewrite_text_links(text: str, *, rewriter: LinkRewriter) -> str:
     """Replace every external http(s) URL in a text part with a signed click URL."""
 
     def replace(match: re.Match[str]) -> str:
         url = match.group(0).rstrip(".,;:!?")
-        tail = match.group(0)[len(url) :]
-        if links.is_own(url):
-            return match.group(0)
-        return links.click(url, slots.get(url)) + tail
+        return rewriter(url) + match.group(0)[len(url) :]
 
     return _TEXT_URL.sub(replace, text)

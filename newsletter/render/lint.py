@@ -205,6 +205,27 @@ def _jinja_issues(text: str, *, path: str, bindings: Mapping[str, str | None]) -
     return checker.issues
 
 
+UNSUPPORTED_IN_MJML = {
+    nodes.Macro: 'macros (use an MJML partial: <mj-include path="partials/..." />)',
+    nodes.CallBlock: "{% call %} blocks",
+    nodes.AssignBlock: "block {% set %} (set a value with {% set x = ... %})",
+    nodes.Include: "{% include %} (use <mj-include>)",
+    nodes.Import: "{% import %}",
+    nodes.FromImport: "{% from ... import %}",
+}
+
+
+def _unsupported_issues(text: str, *, path: str) -> Iterator[LintIssue]:
+    """Constructs whose output would be escaped twice by the QP renderer, or need a loader."""
+    try:
+        tree = environment(html=True).parse(text)
+    except TemplateSyntaxError:
+        return
+    for kind, label in UNSUPPORTED_IN_MJML.items():
+        for node in tree.find_all(kind):
+            yield LintIssue(path, node.lineno or 1, 1, f"{label} are not supported in MJML")
+
+
 def _mjml_issues(text: str, *, path: str) -> Iterator[LintIssue]:
     """MJML-specific rules: structure, control flow placement, attributes, <> and schemes."""
     try:
@@ -216,6 +237,7 @@ def _mjml_issues(text: str, *, path: str) -> Iterator[LintIssue]:
             line, col = line_col(text, match.start())
             yield LintIssue(path, line, col, ANGLE_MESSAGE)
     yield from _placement_issues(text, path=path)
+    yield from _unsupported_issues(text, path=path)
     for match in _LINK.finditer(text):
         value = match.group(3).strip()
         literal = value.split("{", 1)[0]

@@ -12,11 +12,12 @@ UTF-8 and quoted-printable, so no line exceeds 76 octets whatever the MJML outpu
 
 from __future__ import annotations
 
-import binascii
 import re
 from collections.abc import Iterable
 from email.header import Header
 from email.utils import formataddr, parseaddr
+
+from newsletter.render.qp import qp_chunk
 
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 MAX_HEADER_LINE = 78
@@ -69,8 +70,7 @@ def quoted_printable(text: str) -> bytes:
     body = text.replace("\r\n", "\n").replace("\r", "\n")
     if not body.endswith("\n"):
         body += "\n"
-    encoded = binascii.b2a_qp(body.encode("utf-8"), istext=True, header=False)
-    return encoded.replace(b"\n", b"\r\n")
+    return qp_chunk(body).encode("ascii")
 
 
 def _part(subtype: str, encoded: bytes) -> bytes:

@@ -7,7 +7,8 @@ compiled HTML's Jinja source once per template version:
 * every static chunk is QP-encoded in advance and ends on a line break (soft ``=\\r\\n`` when it
   did not end on a newline), so whatever follows starts at column 0;
 * every ``{{ expression }}`` output is HTML-escaped and QP-encoded by the environment's
-  ``finalize`` hook (``qp_value``), again ending on a line break;
+  ``finalize`` hook (``qp_value``), again ending on a line break (Jinja's autoescape is off in
+  this environment because the hook escapes; ``Markup`` values such as ``|safe`` pass as is);
 * every ``href`` becomes ``{{ (...)|tracked }}`` (a signed click URL per message) and an open
   pixel is added before ``</body>``.
 
@@ -25,11 +26,12 @@ from typing import Any
 
 from jinja2 import pass_context
 from jinja2.runtime import Context
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from newsletter.render.links import LinkRewriter
 
 MAX_LINE = 76
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;"})
 _SPECIAL = re.compile(r"[&<>\"']").search
 _JINJA = re.compile(r"(\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\})", re.DOTALL)
 _HREF = re.compile(r"""(href=)(["'])(.*?)\2""", re.DOTALL)
@@ -38,48 +40,70 @@ PIXEL_VAR = "_nl_pixel"
 LINKS_VAR = "_nl_links"
 
 
-def _wrap_last_line(encoded: str) -> str:
-    """Split a final line longer than 75 octets (room for the '=') without cutting an escape."""
-    head, sep, last = encoded.rpartition("\r\n")
-    prefix = head + sep
+def _escape(text: str) -> str:
+    """HTML-escape like markupsafe (& < > " ')."""
+    return text.translate(_ESCAPES)
+
+
+def _wrap(line: str, limit: int) -> str:
+    """Soft-break a line into pieces of at most ``limit`` octets without cutting an escape."""
     pieces = []
-    while len(last) > MAX_LINE - 1:
-        cut = MAX_LINE - 3
-        if last[cut - 1] == "=":
+    while len(line) > limit:
+        cut = limit - 2  # leaves room for the '=' and never splits "=XX"
+        if line[cut - 1] == "=":
             cut -= 1
-        elif last[cut - 2] == "=":
+        elif line[cut - 2] == "=":
             cut -= 2
-        pieces.append(last[:cut])
-        last = last[cut:]
-    pieces.append(last)
-    return prefix + "=\r\n".join(pieces)
+        pieces.append(line[:cut])
+        line = line[cut:]
+    pieces.append(line)
+    return "=\r\n".join(pieces)
+
+
+def _rewrap(encoded: str) -> str:
+    """Enforce 76 octets per line (b2a_qp can exceed it when it encodes trailing whitespace)
+    and 75 on the last line, which gets a soft break appended."""
+    lines = encoded.split("\r\n")
+    last = len(lines) - 1
+    return "\r\n".join(
+        _wrap(line, MAX_LINE - 1 if i == last else MAX_LINE) if len(line) > MAX_LINE - 1 else line
+        for i, line in enumerate(lines)
+    )
 
 
 def qp_chunk(text: str) -> str:
     """QP-encode text (UTF-8, CRLF) so that it ends on a line break: hard if it ended on a
-    newline, else a soft ``=\\r\\n``. Lines never exceed 76 octets."""
+    newline, else a soft ``=\r\n``. Lines never exceed 76 octets."""
     if not text:
         return ""
     body = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
     encoded = binascii.b2a_qp(body, istext=True, header=False).decode("ascii")
-    encoded = encoded.replace("\n", "\r\n")
-    if encoded.endswith("\r\n"):
-        return encoded
-    return _wrap_last_line(encoded) + "=\r\n"
+    encoded = _rewrap(encoded.replace("\n", "\r\n"))
+    return encoded if encoded.endswith("\r\n") else encoded + "=\r\n"
 
 
-def qp_value(value: Any) -> Markup:
-    """Jinja ``finalize`` for QP HTML: escape the value (unless Markup), then QP-encode it."""
+def qp_value(value: Any) -> str:
+    """Jinja ``finalize`` for QP HTML: HTML-escape the value (unless Markup), then QP-encode.
+
+    The QP environment has Jinja's own autoescape off (this hook escapes instead), which saves
+    two Markup round trips per expression; macros and block ``set`` are refused by the linter.
+    Printable ASCII without ``=`` (most values, and every tracked URL) is cut into 75-octet
+    soft-broken lines by slicing; anything else goes through ``binascii.b2a_qp``.
+    """
     if type(value) is str:
-        text = str(escape(value)) if _SPECIAL(value) else value
+        text = _escape(value) if _SPECIAL(value) else value
+    elif isinstance(value, Markup):
+        text = str(value)
     else:
-        text = str(value) if isinstance(value, Markup) else str(escape(value))
+        text = _escape(str(value))
     if not text:
-        return Markup("")
-    short = len(text) < MAX_LINE - 2 and text[-1] != " "
-    if short and text.isascii() and text.isprintable() and "=" not in text:
-        return Markup(text + "=\r\n")
-    return Markup(qp_chunk(text))
+        return ""
+    if "=" not in text and text.isascii() and text.isprintable():
+        if len(text) < MAX_LINE:
+            return text + "=\r\n"
+        step = MAX_LINE - 1
+        return "=\r\n".join([text[i : i + step] for i in range(0, len(text), step)]) + "=\r\n"
+    return qp_chunk(text)
 
 
 @pass_context

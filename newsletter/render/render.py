@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime, parseaddr
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from jinja2 import Template
@@ -72,7 +72,13 @@ def _render(template: Template, context: Mapping[str, Any], *, name: str) -> str
 
 def sender_domain(settings: Settings) -> str:
     """The domain of the From address (for Message-ID, List-Id and the mailto unsubscribe)."""
-    return parseaddr(settings.sender)[1].rpartition("@")[2] or "localhost"
+    return _sender(settings.sender)[1]
+
+
+@lru_cache(maxsize=16)
+def _sender(sender: str) -> tuple[str, str]:
+    """The encoded From header and the sender's domain (parsed once per sender string)."""
+    return encode_address(sender), parseaddr(sender)[1].rpartition("@")[2] or "localhost"
 
 
 def message_id_header(message_id: int | str, *, settings: Settings) -> str:
@@ -95,7 +101,7 @@ def build_headers(
     token = unsubscribe.rstrip("/").rpartition("/")[2]
     list_name = campaign["name"].replace('"', "'")
     return (
-        ("From", encode_address(settings.sender)),
+        ("From", _sender(settings.sender)[0]),
         ("To", format_address(subscriber["name"], subscriber["email"])),
         ("Subject", subject),
         ("Date", format_datetime(now)),
@@ -134,14 +140,11 @@ def render_parts(
         message_id=context["message"]["id"],
     )
     slots = slot_urls(context)
-    extra = {
-        "preheader": preheader,
-        qp.LINKS_VAR: LinkRewriter(links, slots),
-        qp.PIXEL_VAR: links.open_pixel(),
-    }
+    rewriter = LinkRewriter(links, slots)
+    extra = {"preheader": preheader, qp.LINKS_VAR: rewriter, qp.PIXEL_VAR: links.open_pixel()}
     html_qp = _render(compiled.html_qp, {**context, **extra}, name=f"{name}/template.mjml")
     text = _tidy_text(_render(compiled.text, context, name=f"{name}/text.txt"))
-    text = rewrite_text_links(text, links=links, slots=slots)
+    text = rewrite_text_links(text, rewriter=rewriter)
     return subject, preheader, html_qp, text
 
 

@@ -66,7 +66,7 @@ def environment(
     from newsletter.render.qp import qp_value, tracked
 
     env = _Sandbox(
-        autoescape=html,
+        autoescape=html and not qp,  # the QP finalize hook escapes instead
         finalize=qp_value if qp else None,
         newline_sequence="\r\n" if qp else "\n",
         keep_trailing_newline=qp,

@@ -12,7 +12,8 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import render_fixture
+
+from newsletter.render.fixtures import render_fixture
 
 CHROMIUM = Path(os.environ.get("NEWSLETTER_CHROMIUM", "/usr/bin/chromium"))
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}

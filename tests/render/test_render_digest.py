@@ -8,10 +8,9 @@ from email import policy
 from email.message import EmailMessage
 from html.parser import HTMLParser
 
-from conftest import NOW, render_fixture
-
 from newsletter.render.context import build_context
-from newsletter.render.fixtures import fixture_input
+from newsletter.render.fixtures import FIXTURE_NOW as NOW
+from newsletter.render.fixtures import fixture_input, render_fixture
 from newsletter.render.render import render_message
 from newsletter.track import tokens
 

@@ -97,3 +97,16 @@ def test_size_cap() -> None:
 def test_issue_renders_as_path_line_column() -> None:
     issue = lint_file("{{ nope }}", path="digest/subject.txt", mjml=False)[0]
     assert str(issue) == "digest/subject.txt:1:1: error: unknown variable 'nope'"
+
+
+@pytest.mark.parametrize(
+    "construct",
+    [
+        "{% macro card(x) %}{{ x }}{% endmacro %}",
+        "{% set block %}<b>x</b>{% endset %}",
+        "{% include 'other.mjml' %}",
+    ],
+)
+def test_macros_block_set_and_include_are_refused_in_mjml(construct) -> None:
+    issues = _issues(f"<mj-raw>{construct}</mj-raw>")
+    assert any(line == 5 and "not supported in MJML" in m for line, m in issues), issues

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from email import policy
 
 import pytest
-from conftest import NOW
 from sqlmodel import Session
 from typer.testing import CliRunner
 
@@ -15,6 +14,7 @@ from newsletter.cli import app
 from newsletter.models import Campaign, Item, Message, Run, Slot, Subscriber
 from newsletter.render.compile import load_template_source
 from newsletter.render.context import build_context_from_db
+from newsletter.render.fixtures import FIXTURE_NOW as NOW
 from newsletter.render.preview import PreviewError, preview
 from newsletter.render.render import render_message
 

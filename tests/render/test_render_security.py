@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import NOW
 
 from newsletter.render.compile import TemplateSource, compile_template, load_template_source
 from newsletter.render.context import build_context
+from newsletter.render.fixtures import FIXTURE_NOW as NOW
 from newsletter.render.fixtures import fixture_input
 from newsletter.render.lint import lint_file
 from newsletter.render.render import render_message
