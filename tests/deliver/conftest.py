@@ -4,10 +4,16 @@
 drops connections (seeded); ``smtp_server_factory(**options)``: any other mix (see
 ``smtp_server.start_smtp_server``). Every server is stopped at teardown. ``make_messages(n)``
 builds ``OutgoingMessage`` objects with the stdlib ``email`` package.
+
+Another test folder can use the server without these fixtures::
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "deliver"))
+    from smtp_server import start_smtp_server
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -15,9 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from smtp_server import SmtpTestServer, make_self_signed_cert, start_smtp_server
 
 from newsletter.deliver import OutgoingMessage
+
+sys.path.insert(0, str(Path(__file__).parent))  # `import smtp_server` under any import mode
+from smtp_server import (
+    SmtpTestServer,
+    make_self_signed_cert,
+    start_smtp_server,
+)
 
 SENDER = "news@sender.test"
 
