@@ -64,6 +64,8 @@ def _rewrap(encoded: str) -> str:
     """Enforce 76 octets per line (b2a_qp can exceed it when it encodes trailing whitespace)
     and 75 on the last line, which gets a soft break appended."""
     lines = encoded.split("\r\n")
+    if max(map(len, lines)) < MAX_LINE:
+        return encoded
     last = len(lines) - 1
     return "\r\n".join(
         _wrap(line, MAX_LINE - 1 if i == last else MAX_LINE) if len(line) > MAX_LINE - 1 else line
