@@ -110,3 +110,13 @@ def test_issue_renders_as_path_line_column() -> None:
 def test_macros_block_set_and_include_are_refused_in_mjml(construct) -> None:
     issues = _issues(f"<mj-raw>{construct}</mj-raw>")
     assert any(line == 5 and "not supported in MJML" in m for line, m in issues), issues
+
+
+def test_templates_readme_documents_every_context_field() -> None:
+    from pathlib import Path
+
+    from newsletter.render.context import CONTEXT_FIELDS
+
+    readme = (Path(__file__).resolve().parents[2] / "templates" / "README.md").read_text()
+    for name in CONTEXT_FIELDS:
+        assert f"| `{name}` |" in readme, name
