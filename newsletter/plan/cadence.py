@@ -104,6 +104,8 @@ def cap_reason(
     *, send_at: datetime, others: Sequence[datetime], tz: ZoneInfo, rules: CadenceRules
 ) -> str | None:
     """The first cadence cap that sending at `send_at` would break, else None."""
+    if not others and rules.max_per_7_days > 0 and rules.max_per_day > 0:
+        return None
     week = sum(1 for t in others if send_at - timedelta(days=7) < t <= send_at)
     if week >= rules.max_per_7_days:
         return "frequency_cap_7d"

@@ -63,46 +63,78 @@ def exploration_picks(
     return items, props
 
 
+@dataclass(frozen=True)
+class _Rows:
+    """A section's candidates as Python lists (cheap to walk message by message)."""
+
+    items: list[list[int]]
+    scores: list[list[float]]
+    anchors: list[list[object]] | None
+    source: str
+    reason_kind: str
+    sentence: str
+
+    @classmethod
+    def of(cls, cand: Candidates) -> _Rows:
+        anchors = None if cand.anchors is None else cand.anchors.tolist()
+        return cls(cand.items.tolist(), cand.scores.tolist(), anchors, cand.source,
+                   cand.reason_kind, cand.sentence)  # fmt: skip
+
+
+_SENTENCES: dict[tuple[str, object], tuple[str, str | None]] = {}
+
+
+def _sentence(template: str, anchor: object) -> tuple[str, str | None]:
+    key = (template, anchor)
+    if key not in _SENTENCES:
+        if len(_SENTENCES) > 100_000:
+            _SENTENCES.clear()
+        _SENTENCES[key] = sentence_for(template, anchor)
+    return _SENTENCES[key]
+
+
 def _take(
-    cand: Candidates, b: int, title: str, want: int, used: set[int], out: list[PlannedSlot]
+    rows: _Rows, b: int, title: str, want: int, used: set[int], out: list[PlannedSlot]
 ) -> int:
     """Append up to `want` unused candidates of row b to `out`; returns how many were added."""
     added = 0
-    for c, item in enumerate(cand.items[b]):
+    anchors = None if rows.anchors is None else rows.anchors[b]
+    scores = rows.scores[b]
+    for c, item in enumerate(rows.items[b]):
         if added >= want:
             break
-        item = int(item)
         if item < 0 or item in used:
             continue
-        anchor = None if cand.anchors is None else cand.anchors[b, c]
-        text, anchor = sentence_for(cand.sentence, anchor)
-        out.append(PlannedSlot(title, item, cand.source, float(cand.scores[b, c]), 1.0,
-                               cand.reason_kind, anchor, text))  # fmt: skip
+        text, anchor = _sentence(rows.sentence, None if anchors is None else anchors[c])
+        out.append(PlannedSlot(title, item, rows.source, scores[c], 1.0, rows.reason_kind,
+                               anchor, text))  # fmt: skip
         used.add(item)
         added += 1
     return added
 
 
 def assemble(
-    b: int, *, config: CampaignConfig, cands: list[Candidates], picks: Array, props: Array,
-    means: Array,
+    b: int, *, config: CampaignConfig, rows: list[_Rows], picks: list[int], props: list[float],
+    means: Array, quotas: dict[int, list[int]],
 ) -> list[PlannedSlot]:  # fmt: skip
     """The slots of message b: sections in order, backfill, then the exploration section."""
     explore_slots = [
-        PlannedSlot(config.exploration_section, int(i), "explore", float(means[i]), float(p),
+        PlannedSlot(config.exploration_section, i, "explore", float(means[i]), p,
                     "explore", None, "Something new we think you might like")
         for i, p in zip(picks, props, strict=True) if i >= 0
     ]  # fmt: skip
     used = {s.item for s in explore_slots}
-    quotas = reduce_quotas(config.section_quotas(), len(explore_slots))
+    if len(explore_slots) not in quotas:
+        quotas[len(explore_slots)] = reduce_quotas(config.section_quotas(), len(explore_slots))
+    quota = quotas[len(explore_slots)]
     per_section: list[list[PlannedSlot]] = [[] for _ in config.sections]
     for k, section in enumerate(config.sections):
-        _take(cands[k], b, section.title, quotas[k], used, per_section[k])
+        _take(rows[k], b, section.title, quota[k], used, per_section[k])
     missing = config.n_items - len(explore_slots) - sum(len(s) for s in per_section)
     for k, section in enumerate(config.sections):
         if missing <= 0:
             break
-        missing -= _take(cands[k], b, section.title, missing, used, per_section[k])
+        missing -= _take(rows[k], b, section.title, missing, used, per_section[k])
     return [slot for section in per_section for slot in section] + explore_slots
 
 
@@ -115,22 +147,25 @@ def fill_personalized(
         len(users), n_items=config.n_items, share=config.exploration_share, rng=rng
     )
     picks, props = exploration_picks(bank, history, users, counts, rng)
-    quotas = config.section_quotas()
-    cands = [
-        source.candidates(s.kind, users, q + config.n_items)
-        for s, q in zip(config.sections, quotas, strict=True)
+    base = config.section_quotas()
+    rows = [
+        _Rows.of(source.candidates(s.kind, users, q + config.n_items))
+        for s, q in zip(config.sections, base, strict=True)
     ]
+    quotas: dict[int, list[int]] = {}
+    pick_rows, prop_rows = picks.tolist(), props.tolist()
     return [
-        assemble(b, config=config, cands=cands, picks=picks[b], props=props[b], means=means)
+        assemble(b, config=config, rows=rows, picks=pick_rows[b], props=prop_rows[b],
+                 means=means, quotas=quotas)
         for b in range(len(users))
-    ]
+    ]  # fmt: skip
 
 
 def fill_popular(
     source: SlotSource, users: Array, *, config: CampaignConfig
 ) -> list[list[PlannedSlot]]:
     """Slots for the popularity holdout: the popularity ranking, under the first section title."""
-    cand = source.popular(users, config.n_items)
+    cand = _Rows.of(source.popular(users, config.n_items))
     title = config.sections[0].title
     out: list[list[PlannedSlot]] = []
     for b in range(len(users)):

@@ -11,6 +11,7 @@ parsing happens in Python.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -86,7 +87,15 @@ def _events(connection: Connection, since: datetime | None) -> list[Any]:
     if since is not None:
         query = query.where(i.occurred_at >= since)
         clicks = clicks.where(e.occurred_at >= since)
-    return list(connection.execute(query.union_all(clicks)).all())
+    # The raw DBAPI rows: no per-value result processing (times are already float seconds).
+    return list(connection.execute(query.union_all(clicks)).cursor.fetchall())
+
+
+def _topics(raw: str | None) -> list[str]:
+    """Decode a JSON topic list (most are empty, so skip the parser for those)."""
+    if not raw or raw == "[]":
+        return []
+    return [str(t) for t in json.loads(raw)]
 
 
 def _values(values: Array) -> Array | None:
@@ -100,7 +109,8 @@ def load_matrices(engine: Engine, *, since: datetime | None = None) -> Matrices:
     """Read subscribers, items and behaviour (since `since`, if given) as integer arrays."""
     s = Subscriber.__table__.c  # type: ignore[attr-defined]
     with engine.connect() as connection:
-        subs = connection.execute(select(s.id, s.topics).order_by(s.id)).all()
+        result = connection.execute(select(s.id, cast(s.topics, String)).order_by(s.id))
+        subs = result.cursor.fetchall()
         item_ids, catalog = _catalog(connection)
         rows = _events(connection, since)
     subscriber_ids = np.array([r[0] for r in subs], dtype=np.int64)
@@ -111,9 +121,9 @@ def load_matrices(engine: Engine, *, since: datetime | None = None) -> Matrices:
     values = np.array([np.nan if v is None else v for v in cols[4]], dtype=np.float64)
     data = InteractionData(
         n_users=len(subscriber_ids), n_items=len(item_ids), user_idx=users[keep],
-        item_idx=items[keep], kind=np.array(cols[2], dtype=object)[keep],
+        item_idx=items[keep], kind=np.array(cols[2], dtype=str)[keep],
         timestamp=np.array(cols[3], dtype=np.float64)[keep],
         value=_values(values[keep]),
-        user_topics=[list(r[1] or []) for r in subs],
+        user_topics=[_topics(r[1]) for r in subs],
     )  # fmt: skip
     return Matrices(data=data, catalog=catalog, subscriber_ids=subscriber_ids, item_ids=item_ids)

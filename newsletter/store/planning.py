@@ -46,7 +46,6 @@ class Profile:
     status: str
     timezone: str
     frequency: str
-    topics: list[str]
     suppressed: str | None
 
 
@@ -127,11 +126,11 @@ def profiles(engine: Engine, ids: Sequence[int]) -> list[Profile]:
     with engine.connect() as c:
         for chunk in _chunks(ids):
             rows = c.execute(
-                select(s.id, s.email, s.status, s.timezone, s.frequency, s.topics, sup.reason)
+                select(s.id, s.email, s.status, s.timezone, s.frequency, sup.reason)
                 .outerjoin(Suppression.__table__, sup.email == s.email)  # type: ignore[attr-defined]
                 .where(s.id.in_(chunk)).order_by(s.id)
             ).all()  # fmt: skip
-            out.extend(Profile(r[0], r[1], r[2], r[3], r[4], list(r[5] or []), r[6]) for r in rows)
+            out.extend(Profile(*r) for r in rows)
     return out
 
 
