@@ -367,5 +367,35 @@ def preview_command(
         err_console.print(f"[yellow]warning:[/yellow] {warning}")
 
 
+@app.command()
+def evaluate(
+    data: Path = typer.Option(..., "--data", help="MovieLens-format folder (ratings.csv, ...)."),
+    protocol: str = typer.Option("temporal-20", help="temporal-20 or cold-items."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    no_tune: bool = typer.Option(False, "--no-tune", help="Use shipped defaults, skip tuning."),
+) -> None:
+    """Offline evaluation of the recommenders on a MovieLens folder (no database needed)."""
+    from rich.table import Table
+
+    from newsletter.recommend.evaluate import DataError
+    from newsletter.recommend.evaluate import evaluate as run_evaluation
+
+    try:
+        result = run_evaluation(data_dir=data, protocol=protocol, tuned=not no_tune)
+    except DataError as exc:
+        raise fail(str(exc), 2) from exc
+    if as_json:
+        print_json(result)
+        return
+    metrics = ("ndcg@10", "recall@10", "map@10", "coverage", "diversity")
+    table = Table(title=f"{result['protocol']}: {result['users']} users")
+    table.add_column("model")
+    for metric in metrics:
+        table.add_column(metric, justify="right")
+    for name, row in result["models"].items():
+        table.add_row(name, *(f"{row[m]:.4f}" for m in metrics))
+    console.print(table)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -166,6 +166,19 @@ def to_dense(matrix: Any) -> Array:
     return np.asarray(matrix)
 
 
+def tie_break(n_items: int) -> Array:
+    """Return tiny fixed pseudo-random offsets (< 1e-9) so exact ties never favour low indices.
+
+    Without it, items with equal scores (e.g. no interactions at all) would come out in index
+    order, which in real catalogues correlates with age and would flatter a model by accident.
+    """
+    idx = np.arange(n_items, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        x = (idx + np.uint64(0x9E3779B97F4A7C15)) * np.uint64(0xBF58476D1CE4E5B9)
+        x = x ^ (x >> np.uint64(31))
+    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53) * 1e-9
+
+
 def top_n(scores: Array, n: int) -> tuple[Array, Array]:
     """Return the indices and values of the n largest entries per row, sorted descending.
 
@@ -235,7 +248,7 @@ class ScoringModel:
         scores = np.full((len(users), n), -np.inf)
         for start in range(0, len(users), BATCH):
             batch = users[start : start + BATCH]
-            block = np.asarray(self.score(batch), dtype=np.float64)
+            block = np.asarray(self.score(batch), dtype=np.float64) + tie_break(self.n_items)
             block = mask_scores(block, batch, exclude=exclude, candidates=candidates)
             items[start : start + BATCH], scores[start : start + BATCH] = top_n(block, n)
         return items, scores

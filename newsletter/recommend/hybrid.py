@@ -38,6 +38,7 @@ from newsletter.recommend.base import (
     Recommendations,
     as_seconds,
     mask_scores,
+    tie_break,
     top_n,
 )
 from newsletter.recommend.explain import Explainer
@@ -151,6 +152,7 @@ class HybridRecommender:
         block = self.features(users)
         weights = self.ranker.user_weights(self.activity[users])
         total, source = feat.blend(block, weights)
+        total += tie_break(self.n_items)
         allowed = self.available if candidates is None else self.available & candidates
         total = mask_scores(total, users, exclude=exclude, candidates=allowed)
         if self.config.exclude_consumed:

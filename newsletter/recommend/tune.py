@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 
 from newsletter.recommend.base import Array, InteractionData, ItemCatalog, mask_scores, top_n
+from newsletter.recommend.collaborative import EASE, ItemKNN, ItemModel
+from newsletter.recommend.content import ContentModel
 from newsletter.recommend.explore import hash01
 from newsletter.recommend.hybrid import HybridConfig, HybridRecommender
 from newsletter.recommend.ranker import FEATURES
@@ -32,7 +34,7 @@ GRID: dict[str, tuple[Any, ...]] = {
     "half_life_days": (None, 180.0, 720.0),
     "ease_lambda": (50.0, 100.0, 200.0, 400.0),
     "topic_weight": (0.5, 1.0, 2.0),
-    "weight": (0.0, 0.02, 0.05, 0.1, 0.2, 0.4),
+    "weight": (0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.5, 3.0),
 }
 
 
@@ -77,10 +79,14 @@ def _features(config: HybridConfig, split: Split, catalog: ItemCatalog) -> dict[
 
 def _collab_trial(config: HybridConfig, split: Split, catalog: ItemCatalog) -> float:
     """Validation NDCG of the collaborative generator alone under ``config``."""
-    solo = replace(config, blend={"ease": 1.0}, candidates_per_source=10**9)
-    feats = _features(solo, split, catalog)
-    key = "ease" if np.any(feats["ease"]) else "knn"
-    return split_ndcg(feats[key], split)
+    now = float(split.train.timestamp.max())
+    model: ItemModel = EASE(
+        lam=config.ease_lambda, max_items=config.ease_max_items, weighting=config.weighting
+    )
+    if split.train.n_items > config.ease_max_catalogue:
+        model = ItemKNN(k=config.knn_k, shrink=config.knn_shrink, weighting=config.weighting)
+    model.fit(split.train, catalog, now=now)
+    return split_ndcg(model.score(split.users), split)
 
 
 def _tune_collaborative(
@@ -180,8 +186,12 @@ def _tune_content(
                 topic_weight=topic_weight,
                 weighting=replace(config.weighting, value_power=power),
             )
-            solo = replace(candidate, blend={"content": 1.0})
-            score = split_ndcg(_features(solo, split, catalog)["content"], split)
+            model = ContentModel(
+                text_weight=candidate.text_weight,
+                topic_weight=topic_weight,
+                weighting=candidate.weighting,
+            ).fit(split.train, catalog, now=float(split.train.timestamp.max()))
+            score = split_ndcg(model.score(split.users), split)
             trials.append((f"value_power={power},topic_weight={topic_weight}", score))
             if score > best_score + 1e-4:
                 best_score, best = score, candidate
