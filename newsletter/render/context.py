@@ -256,6 +256,25 @@ def item_input(row: Any) -> dict[str, Any]:
     }
 
 
+def _db_sections(
+    slots: Sequence[Any], items: Mapping[Any, Any], titles: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """Group slot rows by their section key, in position order, as plain section input."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for slot in slots:
+        grouped.setdefault(slot.section, []).append({
+            "position": slot.position,
+            "source": slot.source,
+            "item": item_input(items[slot.item_id]),
+            "reason": {"kind": slot.reason_kind, "text": slot.reason_text,
+                       "anchor": slot.reason_anchor},
+        })  # fmt: skip
+    return [
+        {"title": titles.get(key, key.replace("_", " ").capitalize()), "slots": value}
+        for key, value in grouped.items()
+    ]
+
+
 def render_input_from_db(session: Session, *, message_id: int) -> dict[str, Any]:
     """Plain render input for a planned message, read through the ORM (no rows leak out)."""
     from sqlmodel import select
@@ -276,16 +295,7 @@ def render_input_from_db(session: Session, *, message_id: int) -> dict[str, Any]
     ids = sorted({slot.item_id for slot in slots})
     items = {i.id: i for i in session.exec(select(Item).where(Item.id.in_(ids)))}  # type: ignore[union-attr]
     titles = dict(campaign.config.get("section_titles") or {})
-    sections: dict[str, list[dict[str, Any]]] = {}
-    for slot in slots:
-        item = items[slot.item_id]
-        sections.setdefault(slot.section, []).append({
-            "position": slot.position,
-            "source": slot.source,
-            "item": item_input(item),
-            "reason": {"kind": slot.reason_kind, "text": slot.reason_text,
-                       "anchor": slot.reason_anchor},
-        })  # fmt: skip
+    sections = _db_sections(slots, items, titles)
     return {
         "message_id": message_id,
         "arm": message.arm,
@@ -293,10 +303,7 @@ def render_input_from_db(session: Session, *, message_id: int) -> dict[str, Any]
         "campaign": {"id": campaign.id, "name": campaign.name, "kind": campaign.kind},
         "run": {"id": run.id, "scheduled_for": run.scheduled_for},
         "trigger": campaign.config.get("trigger") if campaign.kind == "trigger" else None,
-        "sections": [
-            {"title": titles.get(key, key.replace("_", " ").capitalize()), "slots": value}
-            for key, value in sections.items()
-        ],
+        "sections": sections,
     }  # fmt: skip
 
 
