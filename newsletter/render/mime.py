@@ -21,6 +21,7 @@ from newsletter.render.qp import qp_chunk
 
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 MAX_HEADER_LINE = 78
+MAX_WORD = 900  # longer words cannot be folded: they are RFC 2047-encoded (and split) instead
 
 
 def clean_header_value(value: str) -> str:
@@ -43,7 +44,7 @@ def _fold_ascii(name: str, value: str) -> str:
 def encode_header(name: str, value: str) -> str:
     """One header field, folded with CRLF, RFC 2047-encoded (UTF-8) when it is not ASCII."""
     value = clean_header_value(value)
-    if value.isascii():
+    if value.isascii() and max(map(len, value.split(" ")), default=0) < MAX_WORD:
         return _fold_ascii(name, value)
     encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
     return f"{name}: {encoded}"

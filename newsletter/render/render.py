@@ -168,7 +168,10 @@ def render_message(
     subject, preheader, html_qp, text = render_parts(compiled, context, settings=settings)
     if not subject:
         raise RenderError(f"{compiled.name}/subject.txt rendered an empty subject")
-    headers = build_headers(context, subject=subject, settings=settings, now=now)
+    try:
+        headers = build_headers(context, subject=subject, settings=settings, now=now)
+    except ValueError as exc:
+        raise RenderError(f"message {context['message']['id']}: {exc}") from exc
     mid = dict(headers)["Message-ID"]
     boundary = "=_nl_" + hashlib.sha256(mid.encode()).hexdigest()[:24]
     data = assemble(headers=headers, text=text, html_qp=html_qp, boundary=boundary)

@@ -103,3 +103,20 @@ def test_header_injection_is_neutralized() -> None:
 def test_quoted_printable_body_ends_with_crlf_and_keeps_trailing_space() -> None:
     encoded = quoted_printable("a \nb\t")
     assert encoded == b"a=20\r\nb=09\r\n"
+
+
+def test_unfoldable_long_words_are_encoded_so_lines_stay_short() -> None:
+    folded = encode_header("Subject", "x" * 2000)
+    assert max(len(line) for line in folded.split("\r\n")) <= 78
+    from email.header import decode_header, make_header
+
+    assert str(make_header(decode_header(folded.split(": ", 1)[1]))) == "x" * 2000
+
+
+def test_invalid_recipient_is_a_render_error(settings, digest) -> None:
+    from newsletter.render.sandbox import RenderError
+
+    data = fixture_input()
+    data["subscriber"]["email"] = "not-an-address"
+    with pytest.raises(RenderError, match="not an email address"):
+        render_message(digest, build_context(data, settings=settings), settings=settings, now=NOW)
