@@ -49,7 +49,8 @@ def fit_generators(
         text_weight=config.text_weight, topic_weight=config.topic_weight, weighting=w
     )
     gens["popularity"] = Popularity(
-        weighting=replace(w, value_power=0.0), half_life_days=config.popularity_half_life_days
+        weighting=replace(w, value_power=0.0, decay_from="now"),
+        half_life_days=config.popularity_half_life_days,
     )
     if config.blend.get("prior", 0.0) > 0:
         gens["prior"] = MetadataPrior(weighting=replace(w, half_life_days=None))
