@@ -12,6 +12,7 @@ UTF-8 and quoted-printable, so no line exceeds 76 octets whatever the MJML outpu
 
 from __future__ import annotations
 
+import binascii
 import re
 from collections.abc import Iterable
 from email.header import Header
@@ -71,7 +72,10 @@ def quoted_printable(text: str) -> bytes:
     body = text.replace("\r\n", "\n").replace("\r", "\n")
     if not body.endswith("\n"):
         body += "\n"
-    return qp_chunk(body).encode("ascii")
+    encoded = binascii.b2a_qp(body.encode("utf-8"), istext=True, header=False)
+    if max(map(len, encoded.split(b"\n"))) > 76:  # b2a_qp overshoots on trailing whitespace
+        return qp_chunk(body).encode("ascii")
+    return encoded.replace(b"\n", b"\r\n")
 
 
 def _part(subtype: str, encoded: bytes) -> bytes:

@@ -110,16 +110,28 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
     raise TokenError("token payload is truncated")
 
 
+@lru_cache(maxsize=256)
+def _message_bytes(message_id: int | str) -> bytes:
+    """The encoded message id (cached: a message signs a dozen tokens in a row)."""
+    if isinstance(message_id, int) and not isinstance(message_id, bool):
+        return b"\x00" + _varint(message_id)
+    raw = str(message_id).encode("utf-8")
+    return b"\x01" + _varint(len(raw)) + raw
+
+
+def _encode(purpose: Purpose, message_id: int | str, slot: int | None, url: str | None) -> bytes:
+    if slot is not None and slot < 0:
+        raise TokenError(f"slot position must be >= 0, got {slot}")
+    slot_code = 0 if slot is None else slot + 1
+    head = (
+        bytes((purpose, slot_code)) if slot_code < 0x80 else bytes((purpose,)) + _varint(slot_code)
+    )
+    tail = b"" if url is None else url.encode("utf-8")
+    return head + _message_bytes(message_id) + tail
+
+
 def _encode_payload(payload: TokenPayload) -> bytes:
-    parts = [bytes([payload.purpose]), _varint(0 if payload.slot is None else payload.slot + 1)]
-    if isinstance(payload.message_id, int) and not isinstance(payload.message_id, bool):
-        parts += [b"\x00", _varint(payload.message_id)]
-    else:
-        raw = str(payload.message_id).encode("utf-8")
-        parts += [b"\x01", _varint(len(raw)), raw]
-    if payload.url is not None:
-        parts.append(payload.url.encode("utf-8"))
-    return b"".join(parts)
+    return _encode(payload.purpose, payload.message_id, payload.slot, payload.url)
 
 
 def _decode_payload(data: bytes) -> TokenPayload:
@@ -144,11 +156,13 @@ def _decode_payload(data: bytes) -> TokenPayload:
     return TokenPayload(purpose=purpose, message_id=message_id, slot=slot, url=url)
 
 
+def _sign(body: bytes, secret_key: str | bytes) -> str:
+    return base64.urlsafe_b64encode(body + _mac(secret_key, body)).rstrip(b"=").decode("ascii")
+
+
 def sign_payload(payload: TokenPayload, *, secret_key: str | bytes) -> str:
     """Serialize and sign a payload into a URL-safe token (no padding, no '/' or '+')."""
-    body = _encode_payload(payload)
-    mac = _mac(secret_key, body)
-    return base64.urlsafe_b64encode(body + mac).rstrip(b"=").decode("ascii")
+    return _sign(_encode_payload(payload), secret_key)
 
 
 def verify_token(
@@ -180,8 +194,7 @@ def sign_click(
     *, secret_key: str | bytes, message_id: int | str, slot: int | None, url: str
 ) -> str:
     """Token for a click link: redirects only to ``url``, attributes the click to the slot."""
-    payload = TokenPayload(purpose=Purpose.CLICK, message_id=message_id, slot=slot, url=url)
-    return sign_payload(payload, secret_key=secret_key)
+    return _sign(_encode(Purpose.CLICK, message_id, slot, url), secret_key)
 
 
 def sign_open(*, secret_key: str | bytes, message_id: int | str) -> str:

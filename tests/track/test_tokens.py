@@ -84,3 +84,8 @@ def test_other_key_garbage_and_empty_tokens_raise_token_error() -> None:
         tokens.verify_open(token, secret_key="another-key")
     with pytest.raises(TokenError, match="secret key"):
         tokens.sign_open(secret_key="", message_id=1)
+
+
+def test_negative_slots_are_refused() -> None:
+    with pytest.raises(TokenError, match="slot"):
+        tokens.sign_click(secret_key=KEY, message_id=1, slot=-1, url="https://e.com")
