@@ -32,7 +32,6 @@ from newsletter.render.links import LinkRewriter
 
 MAX_LINE = 76
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;"})
-_SPECIAL = re.compile(r"[&<>\"']").search
 _JINJA = re.compile(r"(\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\})", re.DOTALL)
 _HREF = re.compile(r"""(href=)(["'])(.*?)\2""", re.DOTALL)
 _EXPR = re.compile(r"\{\{-?(.*?)-?\}\}", re.DOTALL)
@@ -40,9 +39,15 @@ PIXEL_VAR = "_nl_pixel"
 LINKS_VAR = "_nl_links"
 
 
-def _escape(text: str) -> str:
+def _translate_escape(text: str) -> str:
     """HTML-escape like markupsafe (& < > " ')."""
     return text.translate(_ESCAPES)
+
+
+try:  # markupsafe's C escaper (same output, ~10x faster); fall back to str.translate
+    from markupsafe._speedups import _escape_inner as _escape
+except ImportError:  # pragma: no cover - pure-Python markupsafe
+    _escape = _translate_escape
 
 
 def _wrap(line: str, limit: int) -> str:
@@ -93,7 +98,7 @@ def qp_value(value: Any) -> str:
     soft-broken lines by slicing; anything else goes through ``binascii.b2a_qp``.
     """
     if type(value) is str:
-        text = _escape(value) if _SPECIAL(value) else value
+        text = _escape(value)
     elif isinstance(value, Markup):
         text = str(value)
     else:

@@ -120,3 +120,12 @@ def test_invalid_recipient_is_a_render_error(settings, digest) -> None:
     data["subscriber"]["email"] = "not-an-address"
     with pytest.raises(RenderError, match="not an email address"):
         render_message(digest, build_context(data, settings=settings), settings=settings, now=NOW)
+
+
+def test_fallback_escaper_matches_markupsafe() -> None:
+    from markupsafe import escape
+
+    from newsletter.render.qp import _translate_escape
+
+    for text in ["plain", "<a href='x'>&amp;\"</a>", "é & ü", ""]:
+        assert _translate_escape(text) == str(escape(text))
