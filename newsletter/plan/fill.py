@@ -12,6 +12,7 @@ probability the policy chose them. Popular-arm messages take the popularity rank
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,9 +24,8 @@ from newsletter.plan.slots import Candidates, SlotSource, sentence_for
 Array = np.ndarray
 
 
-@dataclass(frozen=True)
-class PlannedSlot:
-    """One slot before persistence (item is a catalogue index)."""
+class PlannedSlot(NamedTuple):
+    """One slot before persistence (item is a catalogue index); a tuple, as there are many."""
 
     section: str
     item: int

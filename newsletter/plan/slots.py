@@ -9,8 +9,9 @@ lands; a collaborative model today) plus the ``Popularity`` generator:
 * ``top_picks`` -- the ranker's best items ("Picked for you");
 * ``because_you_read`` -- the ranker's items whose strongest history anchor is known
   (``ranker.anchors``), "Because you read <title>";
-* ``new_in_topics`` -- the ranker restricted to items published within ``fresh_days``,
-  "New in <topic>" (the user's declared topic the item carries, else its first topic);
+* ``new_in_topics`` -- the items published within ``fresh_days`` among the ranker's top
+  ``WIDE`` (one ranking serves every personalized section), "New in <topic>" (the user's
+  declared topic the item carries, else its first topic);
 * ``trending`` -- the popularity ranking, "Trending this week".
 """
 
@@ -26,6 +27,7 @@ from newsletter.recommend.base import DAY, ItemCatalog, Recommender
 from newsletter.recommend.popular import Popularity
 
 Array = np.ndarray
+WIDE = 64  # ranked candidates per user shared by the personalized sections
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,15 @@ class ModelSlotSource:
     anchor_model: Any = None  # has anchors(users, items); defaults to the ranker
     _cache: dict[tuple[int, int, str], tuple[Array, Array]] = field(default_factory=dict)
 
+    def _fresh_only(self, items: Array, scores: Array) -> tuple[Array, Array]:
+        """Keep the fresh items of ranked rows, best first (the rest become -1 at the end)."""
+        fresh = self._fresh_mask()[np.maximum(items, 0)] & (items >= 0)
+        order = np.argsort(~fresh, axis=1, kind="stable")
+        items = np.where(fresh, items, -1)
+        return np.take_along_axis(items, order, 1), np.take_along_axis(scores, order, 1)
+
     def _ranked(self, users: Array, n: int, *, fresh: bool = False) -> tuple[Array, Array]:
+        """One ranking per batch, shared by the sections (cached on the batch's identity)."""
         key = (id(users), n, "fresh" if fresh else "all")
         if key not in self._cache:
             mask = self._fresh_mask() if fresh else self._live_mask()
@@ -89,10 +99,11 @@ class ModelSlotSource:
         if kind == "trending":
             return self._trending(users, n, "trending", "Trending this week")
         if kind == "new_in_topics":
-            items, scores = self._ranked(users, n, fresh=True)
-            anchors = self._topic_anchors(users, items)
-            return Candidates(items, scores, "fresh", "new_in_topic", "New in {anchor}", anchors)
-        items, scores = self._ranked(users, max(n, 24))
+            items, scores = self._fresh_only(*self._ranked(users, max(n, WIDE)))
+            anchors = self._topic_anchors(users, items[:, :n])
+            return Candidates(items[:, :n], scores[:, :n], "fresh", "new_in_topic",
+                              "New in {anchor}", anchors)  # fmt: skip
+        items, scores = self._ranked(users, max(n, WIDE))
         source = str(getattr(self.ranker, "name", "model"))
         anchor_model = self.anchor_model or self.ranker
         if kind == "because_you_read" and hasattr(anchor_model, "anchors"):
