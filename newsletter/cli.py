@@ -155,6 +155,60 @@ def import_csv_command(
         raise typer.Exit(1)
 
 
+campaign_app = typer.Typer(no_args_is_help=True, help="Campaigns: what to send to whom and when.")
+app.add_typer(campaign_app, name="campaign")
+
+
+@campaign_app.command("add")
+def campaign_add(
+    name: str,
+    template: str = typer.Option("digest", help="Template name (shipped or saved)."),
+    segment: str = typer.Option("everyone", help="Segment name (segments/*.yaml or saved)."),
+    kind: str = typer.Option("digest", help="digest (on a schedule) or trigger (on behaviour)."),
+    schedule: str | None = typer.Option(None, help="Cron expression for digests."),
+    config_file: Path | None = typer.Option(
+        None, "--campaign-config", help="JSON or YAML file with the campaign's settings."
+    ),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Create campaign NAME, or update it if it exists."""
+    import yaml
+
+    from newsletter.db import now_utc
+    from newsletter.plan.campaigns import CampaignConfigError, parse_campaign_config
+    from newsletter.store.campaigns import upsert_campaign
+
+    if kind not in {"digest", "trigger"}:
+        raise fail(f"--kind {kind!r}: expected digest or trigger", 2)
+    raw: dict[str, object] = {}
+    if config_file is not None:
+        try:
+            raw = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise fail(f"{config_file}: cannot read campaign settings: {exc}", 2) from exc
+        if not isinstance(raw, dict):
+            raise fail(f"{config_file}: expected a mapping of settings", 2)
+    try:
+        parse_campaign_config(raw, campaign=name)
+    except CampaignConfigError as exc:
+        raise fail(str(exc), 2) from exc
+    engine = migrated_engine(settings_or_exit(config))
+    campaign = upsert_campaign(engine, name=name, template_name=template, segment_name=segment,
+                               kind=kind, schedule=schedule, config=raw, now=now_utc())  # fmt: skip
+    console.print(f"campaign {campaign.name!r} (id {campaign.id}): {kind}, template "
+                  f"{template!r}, segment {segment!r}")  # fmt: skip
+
+
+@campaign_app.command("list")
+def campaign_list(config: Path | None = ConfigOption) -> None:
+    """List the campaigns."""
+    from newsletter.store.campaigns import list_campaigns
+
+    for c in list_campaigns(migrated_engine(settings_or_exit(config))):
+        console.print(f"{c.id:>4}  {c.name:<24} {c.kind:<8} template={c.template_name} "
+                      f"segment={c.segment_name} schedule={c.schedule or '-'}")  # fmt: skip
+
+
 @app.command("demo")
 def demo_command(
     directory: Path = typer.Option(Path("newsletter-demo"), "--dir", help="Folder to build in."),
