@@ -30,7 +30,12 @@ from jinja2 import Template, TemplateSyntaxError
 from newsletter.render.qp import prepare_html
 from newsletter.render.sandbox import environment
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+_PACKAGE = Path(__file__).resolve().parents[1]
+# A wheel ships the templates under newsletter/_shipped/; a checkout has them at the root.
+TEMPLATES_DIR = next(
+    (p for p in (_PACKAGE / "_shipped" / "templates", _PACKAGE.parent / "templates") if p.is_dir()),
+    _PACKAGE.parent / "templates",
+)
 ENGINE_VERSION = f"mrml-{version('mrml')}+newsletter-2"
 PARTS = ("template.mjml", "subject.txt", "preheader.txt", "text.txt")
 _INCLUDE = re.compile(r'<mj-include\s+path="([^"]+)"\s*/>')
@@ -133,7 +138,7 @@ def load_template_source(name: str | Path, *, directory: Path = TEMPLATES_DIR) -
         )
     texts = {part: (folder / part).read_text(encoding="utf-8") for part in PARTS}
     partials: dict[str, str] = {}
-    for root in {folder.parent, directory}:
+    for root in dict.fromkeys([folder.parent, directory]):  # the template's own partials win
         for path in sorted((root / "partials").glob("*.mjml")):
             partials.setdefault(f"partials/{path.name}", path.read_text(encoding="utf-8"))
     return TemplateSource(
