@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlalchemy import Engine
+from sqlmodel import Session, select
 
 from newsletter.models import Campaign
 
@@ -24,7 +24,7 @@ def upsert_campaign(
 ) -> Campaign:
     """Insert the campaign NAME, or update its fields if it exists (runs stay attached)."""
     with Session(engine, expire_on_commit=False) as session:
-        campaign = session.exec(select(Campaign).where(Campaign.name == name)).scalars().first()
+        campaign = session.exec(select(Campaign).where(Campaign.name == name)).first()
         if campaign is None:
             campaign = Campaign(name=name, template_name=template_name, created_at=now)
         campaign.kind = kind
@@ -42,4 +42,4 @@ def upsert_campaign(
 def list_campaigns(engine: Engine) -> list[Campaign]:
     """Every campaign, by name."""
     with Session(engine) as session:
-        return list(session.exec(select(Campaign).order_by(Campaign.name)).scalars().all())
+        return list(session.exec(select(Campaign).order_by(Campaign.name)).all())
