@@ -210,7 +210,33 @@ def compile_mjml(source: TemplateSource) -> str:
     try:
         return mrml.to_html(expanded, render_options=options).content
     except OSError as exc:
-        raise CompileError(f"MJML does not compile: {exc}", path=path, line=None) from exc
+        where = locate_mjml_error(source.mjml)
+        line, col, hint = where if where else (None, None, "")
+        message = f"MJML does not compile: {exc}{hint}"
+        raise CompileError(message, path=path, line=line, column=col) from exc
+
+
+_SUSPECTS = (
+    (re.compile(r"<!--(?![\s\S]*?-->)"), "; this comment is never closed"),
+    (re.compile(r"<mj-[a-z-]+\b[^>]*?\s[\w-]+=(?=[^\s\"'>])"), "; quote attribute values"),
+    (re.compile(r"<(?![a-zA-Z/!])"), "; write a literal '<' as &lt;"),
+    (re.compile(r"</mjml>\s*\S"), "; nothing may follow </mjml>"),
+)
+
+
+def locate_mjml_error(source: str) -> tuple[int, int, str] | None:
+    """Best guess at where mrml (which reports no position) stumbled, with a hint."""
+    masked = _JINJA.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), source)
+    found = []
+    for pattern, hint in _SUSPECTS:
+        match = pattern.search(masked)
+        if match:
+            found.append((match.start(), hint))
+    if not found:
+        return None
+    offset, hint = min(found)
+    line, col = line_col(source, offset)
+    return line, col, hint
 
 
 def _jinja(text: str, *, html: bool, strict: bool, path: str, qp: bool = False) -> Template:

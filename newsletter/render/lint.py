@@ -31,6 +31,7 @@ from newsletter.render.compile import (
     TemplateSource,
     check_structure,
     line_col,
+    locate_mjml_error,
 )
 from newsletter.render.context import CONTEXT_FIELDS
 from newsletter.render.links import ALLOWED_SCHEMES, url_scheme
@@ -232,6 +233,10 @@ def _mjml_issues(text: str, *, path: str) -> Iterator[LintIssue]:
         check_structure(text, path=path)
     except CompileError as exc:
         yield LintIssue(path, exc.line or 1, exc.column or 1, str(exc).split(": ", 1)[1])
+    suspect = locate_mjml_error(text)
+    if suspect:
+        line, col, hint = suspect
+        yield LintIssue(path, line, col, "MJML will not parse here" + hint)
     for match in _JINJA.finditer(text):
         if "<" in match.group(0) or ">" in match.group(0):
             line, col = line_col(text, match.start())

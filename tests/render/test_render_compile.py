@@ -111,3 +111,19 @@ def test_unknown_partial_and_jinja_syntax_errors_name_the_file() -> None:
 def test_unknown_template_name_lists_shipped_ones() -> None:
     with pytest.raises(FileNotFoundError, match="shipped templates: digest, trigger"):
         load_template_source("nope")
+
+
+@pytest.mark.parametrize(
+    ("body", "where", "hint"),
+    [
+        ("<mj-text>x</mj-text>\n<!-- never closed", (6, 1), "comment is never closed"),
+        ("<mj-text>a < b</mj-text>", (5, 12), "literal '<'"),
+        ("<mj-image src=x />", (5, 1), "quote attribute values"),
+    ],
+)
+def test_mrml_failures_are_located_with_a_hint(body, where, hint) -> None:
+    head, tail = "<mjml>\n<mj-body>\n<mj-section>\n<mj-column>\n", "\n</mj-column>\n</mj-section>"
+    mjml = f"{head}{body}{tail}\n</mj-body>\n</mjml>"
+    with pytest.raises(CompileError, match=hint) as info:
+        compile_template(_source(mjml))
+    assert (info.value.line, info.value.column) == where
