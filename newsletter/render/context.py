@@ -116,60 +116,72 @@ def _http_url(value: Any) -> str | None:
     return url if re.match(r"(?i)^https?://", url) else None
 
 
-def _subscriber(data: Mapping[str, Any]) -> dict[str, Any]:
+_P = MappingProxyType
+
+
+def _plain_id(value: Any) -> Any:
+    return value if value is None or type(value) in (int, str) else str(value)
+
+
+def _subscriber(data: Mapping[str, Any]) -> Mapping[str, Any]:
     name = str(data.get("name") or "").strip()
     first = str(data.get("first_name") or "").strip() or (name.split()[0] if name else "")
-    return {
-        "id": _require(data, "id", "subscriber"),
+    return _P({
+        "id": _plain_id(_require(data, "id", "subscriber")),
         "email": str(_require(data, "email", "subscriber")),
         "name": name,
         "first_name": first,
-        "timezone": data.get("timezone") or "UTC",
-        "attributes": dict(data.get("attributes") or {}),
-    }
+        "timezone": str(data.get("timezone") or "UTC"),
+        "attributes": freeze(dict(data.get("attributes") or {})),
+    })  # fmt: skip
 
 
-def _slot(data: Mapping[str, Any], fallback_position: int) -> dict[str, Any]:
+def _slot(data: Mapping[str, Any], fallback_position: int) -> Mapping[str, Any]:
+    """One frozen slot (built frozen: a generic deep freeze costs more than the rest)."""
     item = _require(data, "item", "slot")
     reason = data.get("reason") or {}
     url = _http_url(item.get("url"))
     if url is None:
         raise ContextError(f"render input: item {item.get('id')!r} needs an http(s) url")
     position = data.get("position")
-    return {
+    anchor = reason.get("anchor")
+    return _P({
         "position": fallback_position if position is None else int(position),
-        "source": data.get("source") or "",
-        "item": {
-            "id": item.get("id"),
+        "source": str(data.get("source") or ""),
+        "item": _P({
+            "id": _plain_id(item.get("id")),
             "title": str(_require(item, "title", "item")),
             "url": url,
             "image_url": _http_url(item.get("image_url")),
             "summary": str(item.get("summary") or ""),
-            "topics": [str(t) for t in item.get("topics") or ()],
-        },
-        "reason": {
-            "kind": reason.get("kind") or "",
+            "topics": tuple([str(t) for t in item.get("topics") or ()]),
+        }),
+        "reason": _P({
+            "kind": str(reason.get("kind") or ""),
             "text": str(reason.get("text") or ""),
-            "anchor": reason.get("anchor"),
-        },
-    }
+            "anchor": None if anchor is None else str(anchor),
+        }),
+    })  # fmt: skip
 
 
-def _sections(raw: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any] | None, list[dict]]:
+def _sections(raw: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, Any] | None, tuple]:
     """Normalize sections; split off the hero (lowest position) from the section lists."""
-    sections: list[dict[str, Any]] = []
+    built: list[tuple[str, list[Mapping[str, Any]]]] = []
     counter = 0
     for section in raw:
-        slots: list[dict[str, Any]] = []
+        slots = []
         for slot in section.get("slots") or ():
             slots.append(_slot(slot, counter))
             counter += 1
-        sections.append({"title": str(section.get("title") or ""), "slots": slots})
-    every = [slot for section in sections for slot in section["slots"]]
+        built.append((str(section.get("title") or ""), slots))
+    every = [slot for _, slots in built for slot in slots]
     hero = min(every, key=lambda s: s["position"]) if every else None
-    for section in sections:
-        section["slots"] = [s for s in section["slots"] if s is not hero]
-    return hero, [s for s in sections if s["slots"]]
+    sections = []
+    for title, slots in built:
+        kept = tuple(s for s in slots if s is not hero)
+        if kept:
+            sections.append(_P({"title": title, "slots": kept}))
+    return hero, tuple(sections)
 
 
 @lru_cache(maxsize=256)
@@ -196,20 +208,21 @@ def build_context(data: Mapping[str, Any], *, settings: Settings) -> Mapping[str
         base_url=settings.base_url, secret_key=settings.secret_key, message_id=message_id
     )
     sender_name = settings.sender.split("<")[0].strip().strip('"') if "<" in settings.sender else ""
+    scheduled = run.get("scheduled_for")
     context = {
-        "message": {"id": message_id, "arm": data.get("arm") or "personalized"},
+        "message": _P({"id": _plain_id(message_id), "arm": str(data.get("arm") or "personalized")}),
         "subscriber": _subscriber(_require(data, "subscriber", "input")),
-        "campaign": {
-            "id": campaign.get("id"),
+        "campaign": _P({
+            "id": _plain_id(campaign.get("id")),
             "name": str(campaign.get("name") or "Newsletter"),
-            "kind": campaign.get("kind") or "digest",
-        },
-        "run": {
-            "id": run.get("id"),
-            "scheduled_for": run.get("scheduled_for"),
-            "date_label": _date_label(_hashable(run.get("scheduled_for"))),
-        },
-        "trigger": {k: trigger.get(k) for k in ("kind", "topic", "label")},
+            "kind": str(campaign.get("kind") or "digest"),
+        }),
+        "run": _P({
+            "id": _plain_id(run.get("id")),
+            "scheduled_for": freeze(scheduled),
+            "date_label": _date_label(_hashable(scheduled)),
+        }),
+        "trigger": freeze({k: trigger.get(k) for k in ("kind", "topic", "label")}),
         "hero": hero,
         "sections": sections,
         "slot_count": sum(len(s["slots"]) for s in sections) + (hero is not None),
@@ -219,8 +232,8 @@ def build_context(data: Mapping[str, Any], *, settings: Settings) -> Mapping[str
         "postal_address": settings.postal_address,
         "sender_name": sender_name,
         "preheader": "",
-    }
-    return freeze(context)
+    }  # fmt: skip
+    return _P(context)
 
 
 def slot_urls(context: Mapping[str, Any]) -> dict[str, int]:
