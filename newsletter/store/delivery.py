@@ -1,0 +1,267 @@
+"""The SQL delivery needs: claim, mark sending/sent/failed/skipped, bounces, reconcile, counts.
+
+Every status change is one conditional UPDATE in its own short transaction (``WHERE status =
+'planned'`` to claim, ``WHERE status = 'sending'`` to record an outcome), so two workers on
+the same shard can never both send a message, and a record from a stale worker is a no-op.
+``mark_sending`` re-checks the subscriber's status and the suppression list in the same
+transaction, so an unsubscribe that lands during a run stops the not-yet-sent message.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from newsletter.models import Message, Run, Subscriber, Suppression
+
+M = Message.__table__.c  # type: ignore[attr-defined]
+S = Subscriber.__table__.c  # type: ignore[attr-defined]
+SUP = Suppression.__table__.c  # type: ignore[attr-defined]
+R = Run.__table__.c  # type: ignore[attr-defined]
+CLAIMABLE = ("planned", "rendered")
+STATUS_REASONS = ("unsubscribed", "bounced", "complained")
+UNKNOWN_AFTER_CRASH = "unknown_after_crash"
+RETRYABLE = ("transient",)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of trying to mark a message ``sending``: claimed, skipped (why) or lost."""
+
+    status: str  # sending | skipped | taken
+    reason: str | None = None
+
+
+@dataclass
+class RunCounts:
+    """Messages of a run by status, skipped ones by reason, failed ones by reason."""
+
+    by_status: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
+
+
+def planned_ids(
+    engine: Engine, *, run_id: int, shard: int | None, after_id: int = 0, limit: int = 500
+) -> list[int]:
+    """Ids of claimable messages of a run (one shard, or all when None), ascending."""
+    query = select(M.id).where(M.run_id == run_id, M.status.in_(CLAIMABLE), M.id > after_id)
+    if shard is not None:
+        query = query.where(M.shard == shard)
+    with engine.connect() as c:
+        return [int(r[0]) for r in c.execute(query.order_by(M.id).limit(limit))]
+
+
+def run_shards(engine: Engine, *, run_id: int) -> list[int]:
+    """The shard numbers that hold messages of a run."""
+    with engine.connect() as c:
+        rows = c.execute(select(M.shard).where(M.run_id == run_id).distinct().order_by(M.shard))
+        return [int(r[0]) for r in rows]
+
+
+def _stop_reason(c: Connection, message_id: int) -> str | None:
+    """Why the message's recipient may no longer be emailed (status first), else None."""
+    row = c.execute(
+        select(S.status, SUP.reason)
+        .select_from(Message.__table__.join(Subscriber.__table__, S.id == M.subscriber_id))  # type: ignore[attr-defined]
+        .outerjoin(Suppression.__table__, SUP.email == S.email)  # type: ignore[attr-defined]
+        .where(M.id == message_id)
+    ).first()
+    if row is None:
+        return None
+    status, suppressed = row
+    if status != "active":
+        return str(status)
+    if suppressed:
+        return str(suppressed) if suppressed in STATUS_REASONS else "suppressed"
+    return None
+
+
+def mark_sending(engine: Engine, *, message_id: int, now: datetime) -> Claim:
+    """Claim a planned message for one SMTP transaction, or skip it if its recipient left.
+
+    One committed transaction: re-check unsubscribe/bounce/suppression, then
+    ``UPDATE … SET status='sending', attempts=attempts+1 WHERE status IN ('planned','rendered')``.
+    ``taken`` means another worker (or an earlier pass) already moved the message on.
+    """
+    with engine.begin() as c:
+        reason = _stop_reason(c, message_id)
+        claimable = (M.id == message_id) & M.status.in_(CLAIMABLE)
+        if reason is not None:
+            done = c.execute(
+                update(Message.__table__).where(claimable)  # type: ignore[attr-defined]
+                .values(status="skipped", reason=reason, updated_at=now)
+            ).rowcount  # fmt: skip
+            return Claim("skipped", reason) if done else Claim("taken")
+        done = c.execute(
+            update(Message.__table__).where(claimable)  # type: ignore[attr-defined]
+            .values(status="sending", attempts=M.attempts + 1, updated_at=now)
+        ).rowcount  # fmt: skip
+    return Claim("sending") if done else Claim("taken")
+
+
+def _set_from_sending(c: Connection, message_id: int, **values: object) -> bool:
+    query = update(Message.__table__).where(M.id == message_id, M.status == "sending")  # type: ignore[attr-defined]
+    return bool(c.execute(query.values(**values)).rowcount)
+
+
+def mark_sent(engine: Engine, *, message_id: int, subject: str | None, now: datetime) -> bool:
+    """Record the server's 250 for a ``sending`` message (False: it was not ``sending``)."""
+    with engine.begin() as c:
+        return _set_from_sending(c, message_id, status="sent", sent_at=now, updated_at=now,
+                                 subject=subject, reason=None, error=None)  # fmt: skip
+
+
+def mark_retry(
+    engine: Engine, *, message_id: int, error: str, now: datetime, count: bool = True
+) -> bool:
+    """Put a ``sending`` message back to ``planned`` after a transient failure.
+
+    ``count=False`` gives the attempt back (a connect failure is about our server, not it).
+    """
+    attempts = M.attempts if count else M.attempts - 1
+    with engine.begin() as c:
+        return _set_from_sending(c, message_id, status="planned", error=error[:2000],
+                                 attempts=attempts, updated_at=now)  # fmt: skip
+
+
+def mark_failed(
+    engine: Engine, *, message_id: int, reason: str, error: str, now: datetime,
+    from_status: Sequence[str] = ("sending",),
+) -> bool:  # fmt: skip
+    """Record a final failure with its reason (transient, rejected, render_error…)."""
+    with engine.begin() as c:
+        query = update(Message.__table__).where(M.id == message_id, M.status.in_(from_status))  # type: ignore[attr-defined]
+        done = c.execute(
+            query.values(status="failed", reason=reason, error=error[:2000], updated_at=now)
+        ).rowcount
+    return bool(done)
+
+
+def _insert(c: Connection, table: object) -> object:
+    dialect = postgresql if c.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def record_bounce(engine: Engine, *, message_id: int, error: str, now: datetime) -> bool:
+    """A 5xx for the recipient: message failed 'bounced', subscriber bounced, address suppressed.
+
+    All three in one transaction; the subscriber keeps a stronger status (unsubscribed,
+    complained) and an existing suppression row keeps its reason.
+    """
+    with engine.begin() as c:
+        if not _set_from_sending(c, message_id, status="failed", reason="bounced",
+                                 error=error[:2000], updated_at=now):  # fmt: skip
+            return False
+        sid = c.execute(select(M.subscriber_id).where(M.id == message_id)).scalar_one()
+        c.execute(
+            update(Subscriber.__table__).where(S.id == sid, S.status == "active")  # type: ignore[attr-defined]
+            .values(status="bounced", updated_at=now)
+        )  # fmt: skip
+        email = c.execute(select(S.email).where(S.id == sid)).scalar_one()
+        insert = _insert(c, Suppression.__table__)  # type: ignore[attr-defined]
+        c.execute(
+            insert.values(email=email, reason="bounced", created_at=now)  # type: ignore[attr-defined]
+            .on_conflict_do_nothing()
+        )  # fmt: skip
+    return True
+
+
+def sending_ids(engine: Engine, *, run_id: int, shard: int | None = None) -> list[int]:
+    """Messages left in ``sending`` (their outcome is unknown after a crash)."""
+    query = select(M.id).where(M.run_id == run_id, M.status == "sending")
+    if shard is not None:
+        query = query.where(M.shard == shard)
+    with engine.connect() as c:
+        return [int(r[0]) for r in c.execute(query.order_by(M.id))]
+
+
+def reconcile_sending(engine: Engine, *, run_id: int, resend: bool, now: datetime) -> int:
+    """Settle every ``sending`` message of a run: back to planned (resend) or failed (unknown)."""
+    query = update(Message.__table__).where(M.run_id == run_id, M.status == "sending")  # type: ignore[attr-defined]
+    if resend:
+        query = query.values(status="planned", updated_at=now)
+    else:
+        query = query.values(status="failed", reason=UNKNOWN_AFTER_CRASH, updated_at=now,
+                             error="the process stopped during the SMTP transaction")  # fmt: skip
+    with engine.begin() as c:
+        return int(c.execute(query).rowcount)
+
+
+def requeue_failed(
+    engine: Engine, *, run_id: int, reasons: Iterable[str] = RETRYABLE, now: datetime
+) -> int:
+    """Move failed messages with one of ``reasons`` back to planned, attempts reset."""
+    query = update(Message.__table__).where(  # type: ignore[attr-defined]
+        M.run_id == run_id, M.status == "failed", M.reason.in_(list(reasons))
+    )
+    with engine.begin() as c:
+        return int(
+            c.execute(query.values(status="planned", attempts=0, reason=None, updated_at=now))
+            .rowcount
+        )  # fmt: skip
+
+
+def message_attempts(engine: Engine, *, message_id: int) -> int:
+    with engine.connect() as c:
+        return int(c.execute(select(M.attempts).where(M.id == message_id)).scalar_one())
+
+
+def run_counts(engine: Engine, *, run_id: int) -> RunCounts:
+    """Count a run's messages by status, and skipped/failed ones by reason."""
+    with engine.connect() as c:
+        rows = c.execute(
+            select(M.status, M.reason, func.count()).where(M.run_id == run_id)
+            .group_by(M.status, M.reason)
+        ).all()  # fmt: skip
+    status: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
+    for st, reason, n in rows:
+        status[str(st)] += int(n)
+        if st == "skipped":
+            skipped[reason or "unknown"] += int(n)
+        elif st == "failed":
+            failed[reason or "unknown"] += int(n)
+    return RunCounts(dict(sorted(status.items())), dict(sorted(skipped.items())),
+                     dict(sorted(failed.items())))  # fmt: skip
+
+
+def run_campaign_id(engine: Engine, *, run_id: int) -> int | None:
+    """The campaign of a run, or None when the run does not exist."""
+    with engine.connect() as c:
+        found = c.execute(select(R.campaign_id).where(R.id == run_id)).scalar()
+    return None if found is None else int(found)
+
+
+def set_run_status(
+    engine: Engine, *, run_id: int, status: str, now: datetime, finished: bool = False
+) -> None:
+    """Set a run's status (delivering, delivered, paused); stamp finished_at when finished."""
+    values: dict[str, object] = {"status": status}
+    if finished:
+        values["finished_at"] = now
+    with engine.begin() as c:
+        c.execute(update(Run.__table__).where(R.id == run_id).values(**values))  # type: ignore[attr-defined]
+
+
+def run_template_name(engine: Engine, *, run_id: int) -> str | None:
+    """The template name of the campaign a run belongs to, or None for an unknown run."""
+    from newsletter.models import Campaign
+
+    c_ = Campaign.__table__.c  # type: ignore[attr-defined]
+    with engine.connect() as c:
+        found = c.execute(
+            select(c_.template_name).join(Run.__table__, R.campaign_id == c_.id)  # type: ignore[attr-defined]
+            .where(R.id == run_id)
+        ).scalar()  # fmt: skip
+    return None if found is None else str(found)
