@@ -40,6 +40,7 @@ ENGINE_VERSION = f"mrml-{version('mrml')}+newsletter-2"
 PARTS = ("template.mjml", "subject.txt", "preheader.txt", "text.txt")
 _INCLUDE = re.compile(r'<mj-include\s+path="([^"]+)"\s*/>')
 _JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+_RAW_BLOCK = re.compile(r"\{%-?\s*raw\s*-?%\}")
 _MJ_TAG = re.compile(r"<(/?)(mj(?:ml|-[a-z-]+))\b((?:[^>\"']|\"[^\"]*\"|'[^']*')*?)(/?)>")
 KNOWN_TAGS = frozenset(
     [
@@ -251,6 +252,11 @@ def compile_template(
 ) -> CompiledTemplate:
     """Compile all four parts (MJML once, unless ``html_source`` was cached) into Jinja objects."""
     name = source.name
+    raw = _RAW_BLOCK.search(source.mjml)
+    if raw:
+        line, col = line_col(source.mjml, raw.start())
+        raise CompileError("{% raw %} is not supported in MJML templates",
+                           path=f"{name}/template.mjml", line=line, column=col)  # fmt: skip
     _jinja(source.mjml, html=True, strict=strict, path=f"{name}/template.mjml")
     html = compile_mjml(source) if html_source is None else html_source
     return CompiledTemplate(

@@ -27,6 +27,7 @@ from jinja2 import TemplateSyntaxError, nodes
 from newsletter.render.compile import (
     _JINJA,
     _MJ_TAG,
+    _RAW_BLOCK,
     CompileError,
     TemplateSource,
     check_structure,
@@ -233,6 +234,10 @@ def _mjml_issues(text: str, *, path: str) -> Iterator[LintIssue]:
         check_structure(text, path=path)
     except CompileError as exc:
         yield LintIssue(path, exc.line or 1, exc.column or 1, str(exc).split(": ", 1)[1])
+    raw = _RAW_BLOCK.search(text)
+    if raw:
+        line, col = line_col(text, raw.start())
+        yield LintIssue(path, line, col, "{% raw %} is not supported in MJML")
     suspect = locate_mjml_error(text)
     if suspect:
         line, col, hint = suspect

@@ -120,3 +120,13 @@ def test_templates_readme_documents_every_context_field() -> None:
     readme = (Path(__file__).resolve().parents[2] / "templates" / "README.md").read_text()
     for name in CONTEXT_FIELDS:
         assert f"| `{name}` |" in readme, name
+
+
+def test_raw_blocks_are_refused_in_mjml() -> None:
+    from newsletter.render.compile import CompileError, TemplateSource, compile_template
+
+    body = "<mj-raw>{% raw %}{{ not jinja }}{% endraw %}</mj-raw>"
+    assert any("raw" in m for _, m in _issues(body))
+    source = TemplateSource(name="t", mjml=_wrap(body), subject="s", preheader="", text="t")
+    with pytest.raises(CompileError, match=r"t/template.mjml:5:9: \{% raw %\}"):
+        compile_template(source)
