@@ -129,3 +129,34 @@ def test_fallback_escaper_matches_markupsafe() -> None:
 
     for text in ["plain", "<a href='x'>&amp;\"</a>", "é & ü", ""]:
         assert _translate_escape(text) == str(escape(text))
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_random_field_values_always_give_valid_short_line_qp(seed, settings, digest) -> None:
+    """Unicode, '=', control characters, trailing blanks and very long values in every field."""
+    rng = random.Random(seed)
+    alphabet = "aé= \t\n<>&\"'“€😀\x01x" + "y" * 5
+
+    def junk(limit: int) -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(1, limit)))
+
+    data = fixture_input(name=junk(40))
+    for section in data["sections"]:
+        section["title"] = junk(30)
+        for slot in section["slots"]:
+            slot["item"]["title"] = junk(200)
+            slot["item"]["summary"] = junk(600)
+            slot["reason"]["text"] = junk(120)
+            slot["item"]["url"] += "&q=" + "".join(rng.choice("ab=%é") for _ in range(40))
+    rendered = render_message(
+        digest, build_context(data, settings=settings), settings=settings, now=NOW
+    )
+    body = rendered.bytes.split(b"\r\n\r\n", 1)[1]
+    assert max(len(line) for line in body.split(b"\r\n")) <= 76
+    message = email.message_from_bytes(rendered.bytes, policy=policy.default)
+    assert all(not part.defects for part in message.walk())
+    html = message.get_body(("html",)).get_content()
+    first = data["sections"][0]["slots"][0]["item"]["title"]
+    escaped = first.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    escaped = escaped.replace('"', "&#34;").replace("'", "&#39;")
+    assert escaped.replace("\r\n", "\n").replace("\r", "\n").split("\n")[0] in html
