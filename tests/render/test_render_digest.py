@@ -198,3 +198,11 @@ def test_trigger_template_renders_with_its_headline(trigger, settings) -> None:
     assert rendered.text.startswith("New in python\n")
     message = _parse(rendered.bytes)
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_trigger_template_has_a_left_behind_variant(trigger, settings) -> None:
+    left = {"kind": "abandoned", "topic": None, "label": None}
+    rendered = render_fixture(trigger, settings, trigger=left)
+    assert rendered.subject == "Still thinking about Async Python in practice?"
+    assert "you left these behind" in rendered.html
+    assert "Picked for you" in rendered.text.splitlines()[0]
