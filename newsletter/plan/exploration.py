@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 Array = np.ndarray
-TOP_PER_DRAW = 32
+TOP_PER_DRAW = 16
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ class ModelSlotSource:
     now: float
     fresh_days: float = 14.0
     anchor_model: Any = None  # has anchors(users, items); defaults to the ranker
-    _cache: dict[tuple[int, int, str], tuple[Array, Array]] = field(default_factory=dict)
+    _cache: dict[tuple[bytes, int, str], tuple[Array, Array]] = field(default_factory=dict)
 
     def _fresh_only(self, items: Array, scores: Array) -> tuple[Array, Array]:
         """Keep the fresh items of ranked rows, best first (the rest become -1 at the end)."""
@@ -72,11 +72,11 @@ class ModelSlotSource:
         return np.take_along_axis(items, order, 1), np.take_along_axis(scores, order, 1)
 
     def _ranked(self, users: Array, n: int, *, fresh: bool = False) -> tuple[Array, Array]:
-        """One ranking per batch, shared by the sections (cached on the batch's identity)."""
-        key = (id(users), n, "fresh" if fresh else "all")
+        """One ranking per batch, shared by the sections (cached on the batch's user indices)."""
+        key = (np.asarray(users, dtype=np.int64).tobytes(), n, "fresh" if fresh else "all")
         if key not in self._cache:
             mask = self._fresh_mask() if fresh else self._live_mask()
-            self._cache.clear() if len(self._cache) > 8 else None
+            self._cache.clear()
             self._cache[key] = self.ranker.recommend(
                 users, n, exclude=self.history, candidates=mask
             )
@@ -104,6 +104,7 @@ class ModelSlotSource:
             return Candidates(items[:, :n], scores[:, :n], "fresh", "new_in_topic",
                               "New in {anchor}", anchors)  # fmt: skip
         items, scores = self._ranked(users, max(n, WIDE))
+        items, scores = items[:, : max(n, WIDE // 2)], scores[:, : max(n, WIDE // 2)]
         source = str(getattr(self.ranker, "name", "model"))
         anchor_model = self.anchor_model or self.ranker
         if kind == "because_you_read" and hasattr(anchor_model, "anchors"):
@@ -120,7 +121,7 @@ class ModelSlotSource:
         return self._trending(users, n, "popular", "Popular with readers this week")
 
     def _trending(self, users: Array, n: int, kind: str, sentence: str) -> Candidates:
-        ranking = self.popularity.ranking(n + 64, candidates=self._live_mask())
+        ranking = self.popularity.ranking(n + 24, candidates=self._live_mask())
         items = np.tile(ranking, (len(users), 1))
         seen = self.history[users][:, ranking].toarray() > 0 if len(ranking) else None
         if seen is not None:

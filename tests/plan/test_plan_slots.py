@@ -1,0 +1,49 @@
+"""Slot sources: batch anchors equal the model's own, and rankings never leak across batches."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from newsletter.plan.fill import reduce_quotas
+from newsletter.plan.slots import ModelSlotSource, anchors_for, history_matrix
+from newsletter.recommend.base import InteractionData, ItemCatalog
+from newsletter.recommend.collaborative import EASE, ItemKNN
+from newsletter.recommend.popular import Popularity
+
+RNG = np.random.default_rng(0)
+N_USERS, N_ITEMS, N = 300, 60, 3000
+DATA = InteractionData(
+    N_USERS, N_ITEMS, RNG.integers(0, N_USERS, N), RNG.integers(0, N_ITEMS, N),
+    np.array(["read"] * N), RNG.random(N) * 1e6,
+)  # fmt: skip
+CATALOG = ItemCatalog([f"t{i}" for i in range(N_ITEMS)], [""] * N_ITEMS,
+                      [["a"]] * N_ITEMS, np.full(N_ITEMS, 1e6))  # fmt: skip
+
+
+def test_batch_anchors_match_the_models_own() -> None:
+    users = np.arange(80)
+    for model in (EASE(), ItemKNN(k=10)):
+        model.fit(DATA, CATALOG, now=1e6)
+        items, _ = model.recommend(users, 10)
+        assert (
+            anchors_for(model, users, items, max_history=N) == model.anchors(users, items)
+        ).all()
+
+
+def test_sections_of_different_batches_never_share_a_ranking() -> None:
+    model = EASE().fit(DATA, CATALOG, now=1e6)
+    history = history_matrix(N_USERS, N_ITEMS, DATA.user_idx, DATA.item_idx)
+    source = ModelSlotSource(
+        ranker=model, popularity=Popularity().fit(DATA, CATALOG, now=1e6), catalog=CATALOG,
+        history=history, user_topics=[[] for _ in range(N_USERS)], now=1e6,
+    )  # fmt: skip
+    first = source.candidates("top_picks", np.arange(0, 50), 5).items
+    second = source.candidates("top_picks", np.arange(50, 100), 5).items
+    expected, _ = model.recommend(np.arange(50, 100), 5, exclude=history)
+    assert (second == expected).all() and not (first == second).all()
+
+
+def test_exploration_slots_come_from_the_largest_sections() -> None:
+    assert reduce_quotas([3, 2, 2, 1], 1) == [2, 2, 2, 1]
+    assert reduce_quotas([3, 2, 2, 1], 2) == [2, 2, 1, 1]
+    assert reduce_quotas([1], 5) == [0]
