@@ -451,5 +451,91 @@ def evaluate(
     console.print(table)
 
 
+RUN_FORMS = ("resume", "retry-failed")
+
+
+def _print_run(summary: object, *, as_json: bool, heading: str) -> None:
+    """Final counts of a run, read back from the database: by status, skip and fail reason."""
+    data = summary.as_dict()  # type: ignore[attr-defined]
+    if as_json:
+        print_json(data)
+        return
+    this = data["this_pass"]
+    console.print(f"{heading}: sent {this['sent']}, failed {this['failed']}, skipped "
+                  f"{this['skipped']} in this pass ({this['retried']} retries, "
+                  f"{this['reconciled']} settled)")  # fmt: skip
+    console.print(f"run {data['run_id']} by status:")
+    for status, n in data["by_status"].items():
+        console.print(f"  {status}: {n}")
+    for kind in ("skipped", "failed"):
+        for reason, n in data[kind].items():
+            console.print(f"  {kind} {reason}: {n}")
+
+
+@app.command("run")
+def run_command(
+    target: str = typer.Argument(..., help="CAMPAIGN, or `resume` / `retry-failed`."),
+    run_id: int | None = typer.Argument(None, help="RUN id (with resume / retry-failed)."),
+    now: str | None = typer.Option(None, help="Run as of this time (default: now)."),
+    transport: str | None = typer.Option(
+        None, help="smtp://host:port, smtps://…, outbox:DIR or memory: (default: smtp_url)."
+    ),
+    shards: int = typer.Option(1, min=1, help="Plan and deliver in this many shards."),
+    on_unknown: str | None = typer.Option(
+        None, help="After a crash, messages caught mid-send: resend (default) or fail."
+    ),
+    include_unknown: bool = typer.Option(
+        False, help="retry-failed: also re-send messages whose outcome was unknown."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    config: Path | None = typer.Option(None, help="newsletter.toml to use."),
+) -> None:
+    """Plan, render and deliver CAMPAIGN; or `run resume RUN`; or `run retry-failed RUN`."""
+    from dataclasses import replace
+    from typing import Any
+
+    from newsletter.deliver.dispatch import DeliveryError
+    from newsletter.deliver.runner import (
+        RichProgress,
+        default_policy,
+        resume_run,
+        retry_failed_run,
+        run_campaign,
+    )
+    from newsletter.deliver.transport import TransportConfigError
+    from newsletter.plan.campaigns import CampaignConfigError
+    from newsletter.plan.planner import PlanError
+    from newsletter.plan.segments import SegmentError
+
+    if (target in RUN_FORMS) != (run_id is not None):
+        raise fail("usage: newsletter run CAMPAIGN | run resume RUN | run retry-failed RUN", 2)
+    if on_unknown not in (None, "resend", "fail"):
+        raise fail(f"--on-unknown {on_unknown!r}: use resend or fail", 2)
+    settings = settings_or_exit(config)
+    engine = _plan_engine(config)
+    when = _when(now, "--now")
+    try:
+        policy = default_policy(settings)
+        if on_unknown is not None:
+            policy = replace(policy, on_unknown=on_unknown)  # type: ignore[arg-type]
+        common: dict[str, Any] = {"now": when, "settings": settings, "transport_url": transport,
+                                  "policy": policy}  # fmt: skip
+        with RichProgress(err_console) as progress:
+            if target == "resume":
+                summary = resume_run(engine, run_id=run_id, progress=progress, **common)  # type: ignore[arg-type]
+            elif target == "retry-failed":
+                summary = retry_failed_run(engine, run_id=run_id, progress=progress,  # type: ignore[arg-type]
+                                           include_unknown=include_unknown, **common)  # fmt: skip
+            else:
+                summary = run_campaign(engine, campaign=target, shard_count=shards,  # type: ignore[arg-type]
+                                       progress=progress, **common)  # fmt: skip
+    except (TransportConfigError, PlanError, SegmentError, CampaignConfigError) as exc:
+        raise fail(str(exc), 2) from exc
+    except DeliveryError as exc:
+        raise fail(str(exc), 1) from exc
+    heading = f"run {summary.run_id}" + (f" of {target!r}" if target not in RUN_FORMS else "")
+    _print_run(summary, as_json=as_json, heading=heading)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -9,6 +9,7 @@ from datetime import timedelta
 from email import message_from_bytes
 
 import pytest
+from dispatch_data import DISPATCH_NOW
 from sqlalchemy import Engine, select, update
 
 from newsletter.config import Settings
@@ -25,7 +26,7 @@ from newsletter.deliver.transport import BaseTransport, OutgoingMessage
 from newsletter.models import Message, Run, Subscriber, Suppression
 from newsletter.store import delivery as store
 
-NOW = __import__("conftest").DISPATCH_NOW
+NOW = DISPATCH_NOW
 SETTINGS = Settings()
 
 
@@ -87,8 +88,8 @@ def test_every_planned_message_is_sent_once_with_a_stable_message_id(
     assert {m.recipients[0] for m in transport.sent} == set(todo.values())
     parsed = [message_from_bytes(m.data) for m in transport.sent]
     ids = [p["Message-ID"] for p in parsed]
-    assert len(set(ids)) == len(ids) and all(f".{m.key}." in p["Message-ID"]
-                                             for m, p in zip(transport.sent, parsed))  # fmt: skip
+    assert len(set(ids)) == len(ids)
+    assert all(f".{m.key}." in p["Message-ID"] for m, p in zip(transport.sent, parsed, strict=True))
     assert all(p.get_content_type() == "multipart/alternative" for p in parsed)
     rows = messages(engine, run_id)
     assert {rows[i][1] for i in todo} == {"sent"} and {rows[i][3] for i in todo} == {1}
