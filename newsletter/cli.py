@@ -209,6 +209,47 @@ def campaign_list(config: Path | None = ConfigOption) -> None:
                       f"segment={c.segment_name} schedule={c.schedule or '-'}")  # fmt: skip
 
 
+@app.command("report")
+def report_command(
+    run: int | None = typer.Argument(None, help="Run id (default: the newest run)."),
+    out: Path = typer.Option(Path("report.html"), help="Where to write the HTML report."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a summary."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Report a run: human open and click rates per arm, and the lift over the holdout."""
+    from dataclasses import asdict
+
+    from newsletter.report.html import build_report, write_report
+    from newsletter.store.reporting import arm_counts, latest_run_id
+
+    engine = migrated_engine(settings_or_exit(config))
+    run_id = run if run is not None else latest_run_id(engine)
+    if run_id is None:
+        raise fail("there are no runs yet: plan and send one with 'newsletter run CAMPAIGN'", 2)
+    report = build_report(run_id, f"Run {run_id}", arm_counts(engine, run_id=run_id))
+    write_report(report, out)
+    if as_json:
+        print_json({"run_id": run_id, "arms": [asdict(a) for a in report.arms],
+                    "lifts": [asdict(x) for x in report.lifts], "html": str(out)})  # fmt: skip
+        return
+    for line in report_lines(report):
+        console.print(line, markup=False)
+    console.print(f"wrote {out}")
+
+
+def report_lines(report: object) -> list[str]:
+    """The lift lines of a report, for the terminal."""
+    lines = []
+    for item in getattr(report, "lifts", []):
+        relative = "n/a" if item.relative is None else f"{100 * item.relative:+.1f}%"
+        span = "" if item.relative is None else (
+            f" [{100 * item.relative_low:+.1f}%, {100 * item.relative_high:+.1f}%]"
+        )  # fmt: skip
+        lines.append(f"{item.metric}: personalized {100 * item.a.value:.2f}% vs popular "
+                     f"{100 * item.b.value:.2f}%, lift {relative}{span}")  # fmt: skip
+    return lines or ["no popularity holdout in this run: no lift to measure"]
+
+
 @app.command("demo")
 def demo_command(
     directory: Path = typer.Option(Path("newsletter-demo"), "--dir", help="Folder to build in."),
