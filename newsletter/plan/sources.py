@@ -23,6 +23,9 @@ from newsletter.recommend.popular import Popularity
 from newsletter.store.matrices import Matrices
 
 Array = np.ndarray
+# EASE inverts an items x items matrix (cubic): above this catalogue size the planner's
+# collaborative source uses sparse item kNN, which fits in seconds.
+EASE_MAX_ITEMS = 2000
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,8 @@ def collaborative_slot_source(m: Matrices, config: CampaignConfig, now: datetime
     from newsletter.recommend.collaborative import collaborative_for
 
     seconds = now.timestamp()
-    ranker = collaborative_for(m.data.n_items).fit(m.data, m.catalog, now=seconds)
+    ranker = collaborative_for(m.data.n_items, ease_max_items=EASE_MAX_ITEMS)
+    ranker.fit(m.data, m.catalog, now=seconds)
     popularity = Popularity().fit(m.data, m.catalog, now=seconds)
     history = _history(m)
     source = ModelSlotSource(

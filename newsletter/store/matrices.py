@@ -118,7 +118,7 @@ def load_matrices(engine: Engine, *, since: datetime | None = None) -> Matrices:
     users = _index(subscriber_ids, np.array(cols[0], dtype=np.int64))
     items = _index(item_ids, np.array(cols[1], dtype=np.int64))
     keep = (users >= 0) & (items >= 0)
-    values = np.array([np.nan if v is None else v for v in cols[4]], dtype=np.float64)
+    values = np.array(cols[4], dtype=np.float64)  # None becomes nan
     data = InteractionData(
         n_users=len(subscriber_ids), n_items=len(item_ids), user_idx=users[keep],
         item_idx=items[keep], kind=np.array(cols[2], dtype=str)[keep],
