@@ -1,0 +1,55 @@
+"""The tracking web service: ``create_app(settings=..., engine=..., clock=None)`` builds it.
+
+Routes (``newsletter.api.routes.tracking``): ``GET /t/c/{token}`` click redirect, ``GET
+/t/o/{token}.gif`` open pixel, ``GET|POST /u/{token}`` unsubscribe (POST = RFC 8058 one-click),
+``GET|POST /p/{token}`` preferences, ``GET /v/{token}`` view in browser, ``GET /healthz``.
+No module-level app and no globals: everything the routes need hangs off ``app.state``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from sqlalchemy import Engine
+
+from newsletter.api import pages
+from newsletter.api.deps import Tracking
+from newsletter.api.routes import tracking
+from newsletter.config import Settings
+from newsletter.db import now_utc
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    *, settings: Settings, engine: Engine, clock: Callable[[], datetime] | None = None
+) -> FastAPI:
+    """A FastAPI app answering the links our emails contain (clock injectable for tests)."""
+    app = FastAPI(title="newsletter tracking", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.tracking = Tracking(settings=settings, engine=engine, clock=clock or now_utc)
+    app.include_router(tracking.router)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        """Liveness probe for load balancers and the CLI test."""
+        return {"status": "ok"}
+
+    @app.exception_handler(Exception)
+    def unexpected(request: Request, exc: Exception) -> Response:
+        """Any unexpected failure: a plain page, details only in the log."""
+        route = getattr(request.scope.get("route"), "path", "?")  # the pattern: no token
+        log.error("%s %s failed: %r", request.method, route, exc)
+        return pages.server_error()
+
+    return app
+
+
+def run_server(*, settings: Settings, engine: Engine, host: str, port: int) -> None:
+    """Serve the app with uvicorn until interrupted (X-Forwarded-For trusted from loopback)."""
+    import uvicorn
+
+    uvicorn.run(create_app(settings=settings, engine=engine), host=host, port=port)
