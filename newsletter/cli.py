@@ -578,5 +578,30 @@ def run_command(
     _print_run(summary, as_json=as_json, heading=heading)
 
 
+@app.command("serve")
+def serve_command(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
+    demo: bool = typer.Option(False, "--demo", help="Allow the insecure default secret key."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Run the tracking web service: click redirects, open pixel, unsubscribe, preferences."""
+    settings = settings_or_exit(config)
+    if settings.uses_default_secret and not demo:
+        raise fail(
+            "the secret key is the insecure default, so anyone could forge tracking and "
+            "unsubscribe links. Set NEWSLETTER_SECRET_KEY to a long random value, e.g.\n"
+            "  export NEWSLETTER_SECRET_KEY=$(python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))')\n"
+            "(or secret_key in newsletter.toml), or pass --demo to try it out.",
+            2,
+        )
+    if settings.uses_default_secret:
+        err_console.print("[yellow]warning:[/yellow] --demo: using the insecure default key")
+    from newsletter.api.app import run_server
+
+    run_server(settings=settings, engine=migrated_engine(settings), host=host, port=port)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
