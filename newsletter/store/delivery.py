@@ -13,8 +13,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from newsletter.models import Message, Run, Subscriber, Suppression
@@ -86,27 +87,52 @@ def _stop_reason(c: Connection, message_id: int) -> str | None:
     return None
 
 
+def _claim_statements() -> tuple[Any, Any]:
+    """The hot-path UPDATEs, built once (bound parameters; no IN lists to expand)."""
+    table = Message.__table__  # type: ignore[attr-defined]
+    mid: Any = bindparam("mid")
+    now: Any = bindparam("now")
+    claimable = (M.id == mid) & or_(*(M.status == s for s in CLAIMABLE))
+    eligible = (
+        select(S.id).where(S.id == M.subscriber_id, S.status == "active")
+        .where(~select(SUP.id).where(SUP.email == S.email).exists()).exists()
+    )  # fmt: skip
+    claim = (
+        update(table).where(claimable, eligible)
+        .values(status="sending", attempts=M.attempts + 1, updated_at=now)
+    )  # fmt: skip
+    sent = (
+        update(table).where(M.id == mid, M.status == "sending")
+        .values(status="sent", sent_at=now, updated_at=now, subject=bindparam("subject"),
+                reason=None, error=None)
+    )  # fmt: skip
+    return claim, sent
+
+
+_CLAIM, _SENT = _claim_statements()
+
+
 def mark_sending(engine: Engine, *, message_id: int, now: datetime) -> Claim:
     """Claim a planned message for one SMTP transaction, or skip it if its recipient left.
 
-    One committed transaction: re-check unsubscribe/bounce/suppression, then
-    ``UPDATE … SET status='sending', attempts=attempts+1 WHERE status IN ('planned','rendered')``.
-    ``taken`` means another worker (or an earlier pass) already moved the message on.
+    One committed conditional UPDATE: ``status='sending', attempts=attempts+1`` where the
+    message is still planned, its subscriber still active and their address not suppressed.
+    When it matches nothing, a second transaction tells why: the recipient left (the message
+    becomes ``skipped`` with the reason) or another worker moved the message on (``taken``).
     """
     with engine.begin() as c:
+        if c.execute(_CLAIM, {"mid": message_id, "now": now}).rowcount:
+            return Claim("sending")
+    with engine.begin() as c:
         reason = _stop_reason(c, message_id)
-        claimable = (M.id == message_id) & M.status.in_(CLAIMABLE)
-        if reason is not None:
-            done = c.execute(
-                update(Message.__table__).where(claimable)  # type: ignore[attr-defined]
-                .values(status="skipped", reason=reason, updated_at=now)
-            ).rowcount  # fmt: skip
-            return Claim("skipped", reason) if done else Claim("taken")
+        if reason is None:
+            return Claim("taken")
         done = c.execute(
-            update(Message.__table__).where(claimable)  # type: ignore[attr-defined]
-            .values(status="sending", attempts=M.attempts + 1, updated_at=now)
+            update(Message.__table__)  # type: ignore[attr-defined]
+            .where(M.id == message_id, M.status.in_(CLAIMABLE))
+            .values(status="skipped", reason=reason, updated_at=now)
         ).rowcount  # fmt: skip
-    return Claim("sending") if done else Claim("taken")
+    return Claim("skipped", reason) if done else Claim("taken")
 
 
 def _set_from_sending(c: Connection, message_id: int, **values: object) -> bool:
@@ -117,8 +143,7 @@ def _set_from_sending(c: Connection, message_id: int, **values: object) -> bool:
 def mark_sent(engine: Engine, *, message_id: int, subject: str | None, now: datetime) -> bool:
     """Record the server's 250 for a ``sending`` message (False: it was not ``sending``)."""
     with engine.begin() as c:
-        return _set_from_sending(c, message_id, status="sent", sent_at=now, updated_at=now,
-                                 subject=subject, reason=None, error=None)  # fmt: skip
+        return bool(c.execute(_SENT, {"mid": message_id, "now": now, "subject": subject}).rowcount)
 
 
 def mark_retry(
@@ -265,3 +290,44 @@ def run_template_name(engine: Engine, *, run_id: int) -> str | None:
             .where(R.id == run_id)
         ).scalar()  # fmt: skip
     return None if found is None else str(found)
+
+
+@dataclass
+class RenderRows:
+    """The rows one batch of messages needs for rendering, fetched in three queries."""
+
+    messages: dict[int, Any]  # message id -> row (arm, subscriber_*, run_*, campaign_*)
+    slots: dict[int, list[Any]]  # message id -> slot rows by position
+    items: dict[int, Any]  # item id -> row (id, title, url, image_url, summary, topics)
+
+
+def render_rows(engine: Engine, *, message_ids: Sequence[int]) -> RenderRows:
+    """Message, subscriber, run, campaign, slot and item rows of a batch of messages."""
+    from newsletter.models import Campaign, Item, Slot
+
+    ca, it, sl = (t.__table__.c for t in (Campaign, Item, Slot))  # type: ignore[union-attr]
+    ids = [int(i) for i in message_ids]
+    with engine.connect() as c:
+        heads = c.execute(
+            select(M.id, M.arm, S.id.label("subscriber_id"), S.email, S.name, S.timezone,
+                   S.attributes, R.id.label("run_id"), R.scheduled_for,
+                   ca.id.label("campaign_id"), ca.name.label("campaign_name"),
+                   ca.kind.label("campaign_kind"), ca.config.label("campaign_config"))
+            .join(Subscriber.__table__, S.id == M.subscriber_id)  # type: ignore[attr-defined]
+            .join(Run.__table__, R.id == M.run_id).join(Campaign.__table__, ca.id == R.campaign_id)  # type: ignore[attr-defined]
+            .where(M.id.in_(ids))
+        ).all()  # fmt: skip
+        slot_rows = c.execute(
+            select(sl.message_id, sl.position, sl.section, sl.item_id, sl.source,
+                   sl.reason_kind, sl.reason_text, sl.reason_anchor)
+            .where(sl.message_id.in_(ids)).order_by(sl.message_id, sl.position)
+        ).all()  # fmt: skip
+        wanted = sorted({int(r.item_id) for r in slot_rows})
+        items = c.execute(
+            select(it.id, it.title, it.url, it.image_url, it.summary, it.topics)
+            .where(it.id.in_(wanted))
+        ).all() if wanted else []  # fmt: skip
+    slots: dict[int, list[Any]] = {i: [] for i in ids}
+    for row in slot_rows:
+        slots[int(row.message_id)].append(row)
+    return RenderRows({int(r.id): r for r in heads}, slots, {int(r.id): r for r in items})

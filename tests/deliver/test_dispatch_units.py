@@ -275,3 +275,17 @@ def test_connect_failures_pause_the_run_without_burning_attempts(
     done = resume(engine, run_id=run_id, transport=MemoryTransport(), settings=SETTINGS, now=NOW,
                   policy=policy())  # fmt: skip
     assert done.sent == len(todo)
+
+
+def test_batched_render_input_equals_the_render_stage_s_own(engine: Engine, run_id: int) -> None:
+    from sqlmodel import Session
+
+    from newsletter.deliver.dispatch import render_inputs
+    from newsletter.render.context import render_input_from_db
+
+    ids = sorted(planned(engine, run_id))
+    batch = render_inputs(engine, message_ids=ids)
+    assert sorted(batch) == ids
+    with Session(engine) as session:
+        for mid in ids:
+            assert batch[mid] == render_input_from_db(session, message_id=mid)
