@@ -370,6 +370,7 @@ def plan_command(
         None, help="The run's scheduled time (default: --now)."
     ),
     shards: int = typer.Option(1, min=1, help="Plan in this many shards of subscribers."),
+    workers: int = typer.Option(1, min=1, help="Plan shards in this many processes."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     config: Path | None = typer.Option(None, help="newsletter.toml to use."),
 ) -> None:
@@ -383,7 +384,7 @@ def plan_command(
     scheduled = _when(scheduled_for, "--scheduled-for") if scheduled_for else None
     try:
         result = plan_run(engine, campaign=campaign, now=when, settings=settings_or_exit(config),  # type: ignore[arg-type]
-                          scheduled_for=scheduled, shard_count=shards)  # type: ignore[arg-type]  # fmt: skip
+                          scheduled_for=scheduled, shard_count=shards, workers=workers)  # type: ignore[arg-type]  # fmt: skip
     except (PlanError, SegmentError, CampaignConfigError) as exc:
         raise fail(str(exc), 2) from exc
     if as_json:
@@ -559,6 +560,10 @@ def run_command(
         policy = default_policy(settings)
         if on_unknown is not None:
             policy = replace(policy, on_unknown=on_unknown)  # type: ignore[arg-type]
+        if now is None:  # a live run stamps each message with the real time it was sent
+            from newsletter.db import now_utc
+
+            policy = replace(policy, clock=now_utc)
         common: dict[str, Any] = {"now": when, "settings": settings, "transport_url": transport,
                                   "policy": policy}  # fmt: skip
         with RichProgress(err_console) as progress:

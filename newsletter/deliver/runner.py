@@ -172,7 +172,7 @@ class RichProgress:
     Disabled when the console is not a terminal; use as a context manager around a call.
     """
 
-    def __init__(self, console: Any, *, description: str = "delivering") -> None:
+    def __init__(self, console: Any) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -186,11 +186,11 @@ class RichProgress:
             TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,
             disable=not console.is_terminal,
         )  # fmt: skip
-        self.task = self.bar.add_task(description, total=None, rate="")
+        self.task = self.bar.add_task("preparing", total=None, rate="")
         self.tally: dict[str, int] = {}
 
     def start(self, total: int) -> None:
-        self.bar.update(self.task, total=total)
+        self.bar.update(self.task, total=total, description="delivering")
 
     def __call__(self, outcome: Outcome) -> None:
         self.tally[outcome.status] = self.tally.get(outcome.status, 0) + 1
