@@ -24,7 +24,8 @@ from newsletter.config import Settings
 from newsletter.db import make_engine, session_scope, upgrade
 from newsletter.models import Campaign, Run
 from newsletter.plan import sources
-from newsletter.plan.planner import plan_run, plan_shard, prepare_run, run_stats
+from newsletter.plan.parallel import run_shards
+from newsletter.plan.planner import plan_run, prepare_run, run_stats
 from newsletter.simulate.world import generate_world, world_now
 from newsletter.store.bulk import bulk_insert
 from newsletter.store.frames import load_frames
@@ -69,6 +70,7 @@ def main() -> None:
     parser.add_argument("--interactions", type=int, default=1_500_000)
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--source", choices=sorted(FACTORIES), default="hybrid")
+    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--database-url", default="")
     args = parser.parse_args()
     url = args.database_url or f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
@@ -81,16 +83,17 @@ def main() -> None:
                       source_factory=FACTORIES[args.source])  # type: ignore[arg-type]  # fmt: skip
     ctx.lazy.get()
     t1 = time.perf_counter()
-    new = sum(plan_shard(engine, ctx, shard=s, shard_count=args.shards, now=now)
-              for s in range(args.shards))  # type: ignore[arg-type]  # fmt: skip
+    new = run_shards(engine, ctx, shard_count=args.shards, now=now, workers=args.workers)
     stats = run_stats(engine, ctx, args.shards)  # type: ignore[arg-type]
     t2 = time.perf_counter()
     print(f"prepare (segment, load matrices, fit {args.source}, Thompson bank): {t1 - t0:.1f} s")
-    print(f"shards (profiles, cadence, arms, slots, persist): {t2 - t1:.1f} s")
+    print(f"shards x{args.shards}, {args.workers} workers (profiles, cadence, arms, slots, "
+          f"persist): {t2 - t1:.1f} s")  # fmt: skip
     print(f"total plan: {t2 - t0:.1f} s; new messages {new}; stats {stats}")
     t0 = time.perf_counter()
     again = plan_run(engine, campaign="weekly", now=now, settings=Settings(),
-                     shard_count=args.shards, source_factory=FACTORIES[args.source])  # type: ignore[arg-type]  # fmt: skip
+                     shard_count=args.shards, source_factory=FACTORIES[args.source],
+                     workers=args.workers)  # type: ignore[arg-type]  # fmt: skip
     elapsed = time.perf_counter() - t0
     print(f"re-plan (idempotent): {elapsed:.1f} s; new messages {again.new_messages}")
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -229,8 +230,14 @@ def _frames(
     return messages, slot_frame, assignments
 
 
-def plan_shard(engine: Any, ctx: RunContext, *, shard: int, shard_count: int, now: datetime) -> int:
-    """Plan one shard of the run's members in one transaction; returns new messages."""
+def plan_shard(
+    engine: Any, ctx: RunContext, *, shard: int, shard_count: int, now: datetime,
+    write_lock: AbstractContextManager[Any] | None = None,
+) -> int:  # fmt: skip
+    """Plan one shard of the run's members in one transaction; returns new messages.
+
+    `write_lock` (held only around the write) serialises writers sharing one SQLite file.
+    """
     members = [i for i in ctx.members if i % shard_count == shard]
     done = store.planned_in_run(engine, run_id=ctx.run_id, ids=members)
     ids = [i for i in members if i not in done]
@@ -240,9 +247,11 @@ def plan_shard(engine: Any, ctx: RunContext, *, shard: int, shard_count: int, no
     rng = np.random.default_rng([ctx.run_id, shard, ctx.seed])
     slots = shard_slots(ctx, verdicts, rng)
     messages, slot_frame, assignments = _frames(ctx, verdicts, slots, shard, now)
-    return store.write_shard(
-        engine, run_id=ctx.run_id, messages=messages, slots=slot_frame, assignments=assignments
-    )
+    with write_lock or nullcontext():
+        return store.write_shard(
+            engine, run_id=ctx.run_id, messages=messages, slots=slot_frame,
+            assignments=assignments,
+        )  # fmt: skip
 
 
 def run_stats(engine: Any, ctx: RunContext, shard_count: int) -> dict[str, Any]:
@@ -267,18 +276,20 @@ def plan_run(
     engine: Any, *, campaign: str | Campaign, now: datetime, settings: Settings,
     scheduled_for: datetime | None = None, shard_count: int = 1,
     source_factory: SlotSourceFactory | None = None, segment_folder: Path | None = None,
-    seed: int = 0,
+    seed: int = 0, workers: int = 1,
 ) -> PlanResult:  # fmt: skip
-    """Plan (or re-plan, idempotently) one run of a campaign and store its stats."""
+    """Plan (or re-plan, idempotently) one run of a campaign and store its stats.
+
+    `workers` > 1 plans shards in forked processes (see :mod:`newsletter.plan.parallel`).
+    """
     now = as_utc(now)
     ctx = prepare_run(
         engine, campaign=campaign, now=now, settings=settings, scheduled_for=scheduled_for,
         source_factory=source_factory, segment_folder=segment_folder, seed=seed,
     )  # fmt: skip
-    new = sum(
-        plan_shard(engine, ctx, shard=s, shard_count=shard_count, now=now)
-        for s in range(shard_count)
-    )
+    from newsletter.plan.parallel import run_shards
+
+    new = run_shards(engine, ctx, shard_count=shard_count, now=now, workers=workers)
     stats = run_stats(engine, ctx, shard_count)
     store.finish_run(engine, run_id=ctx.run_id, stats=stats, now=now)
     return PlanResult(ctx.run_id, ctx.campaign.name, ctx.scheduled_for, len(ctx.members), new,

@@ -129,17 +129,31 @@ class ModelSlotSource:
         scores = np.tile(self.popularity.item_scores[ranking], (len(users), 1))
         return Candidates(items, scores, "popularity", kind, sentence)
 
+    def _topic_tables(self) -> tuple[Array, Array, Array]:
+        """Topic names, item x topic rank (position in the item's list, big = absent) and
+        the user x topic declared mask; built once per source."""
+        if not hasattr(self, "_tables"):
+            names = sorted({t for ts in self.catalog.topics for t in ts})
+            index = {t: k for k, t in enumerate(names)}
+            rank = np.full((self.catalog.n_items, len(names) + 1), 10**6, dtype=np.int64)
+            for i, ts in enumerate(self.catalog.topics):
+                for pos, t in enumerate(ts):
+                    rank[i, index[t]] = min(rank[i, index[t]], pos)
+            declared = np.zeros((len(self.user_topics), len(names) + 1), dtype=bool)
+            for u, ts in enumerate(self.user_topics):
+                declared[u, [index[t] for t in ts if t in index]] = True
+            self._tables = (np.array([*names, None], dtype=object), rank, declared)
+        return self._tables
+
     def _topic_anchors(self, users: Array, items: Array) -> Array:
-        out = np.full(items.shape, None, dtype=object)
-        for r, user in enumerate(users):
-            mine = set(self.user_topics[int(user)]) if int(user) < len(self.user_topics) else set()
-            for c, item in enumerate(items[r]):
-                if item >= 0:
-                    topics = self.catalog.topics[int(item)]
-                    out[r, c] = next(
-                        (t for t in topics if t in mine), topics[0] if topics else None
-                    )
-        return out
+        """Per slot: the first topic of the item the user declared, else its first topic."""
+        names, rank, declared = self._topic_tables()
+        ranks = rank[np.maximum(items, 0)]  # (B, n, T)
+        mine = np.where(declared[users][:, None, :], ranks, 10**6)
+        best = np.where(mine.min(axis=2) < 10**6, mine.argmin(axis=2), ranks.argmin(axis=2))
+        found = np.take_along_axis(ranks, best[:, :, None], axis=2)[:, :, 0] < 10**6
+        anchors: Any = np.where(found & (items >= 0), names[best], None)
+        return np.asarray(anchors, dtype=object)
 
 
 def anchors_for(model: Any, users: Array, items: Array, *, max_history: int = 32) -> Array:

@@ -186,3 +186,11 @@ def test_exploration_share_propensities_and_no_repeats_with_the_hybrid(
             assert abs(explored - target) < 1
         else:
             assert explored == 0
+
+
+def test_forked_workers_plan_the_same_run(sqlite_engine: Engine) -> None:
+    seed(sqlite_engine)
+    result = plan(sqlite_engine, shard_count=3, workers=2)
+    assert result.new_messages == 6 and result.stats["arms"] == {"personalized": 2}  # type: ignore[attr-defined]
+    assert plan(sqlite_engine, shard_count=3, workers=2).new_messages == 0  # type: ignore[attr-defined]
+    assert _count(sqlite_engine, Slot) == 8

@@ -47,3 +47,18 @@ def test_exploration_slots_come_from_the_largest_sections() -> None:
     assert reduce_quotas([3, 2, 2, 1], 1) == [2, 2, 2, 1]
     assert reduce_quotas([3, 2, 2, 1], 2) == [2, 2, 1, 1]
     assert reduce_quotas([1], 5) == [0]
+
+
+def test_topic_anchor_prefers_a_declared_topic_in_the_items_order() -> None:
+    catalog = ItemCatalog(["a", "b", "c"], ["", "", ""], [["x", "y", "z"], ["z"], []],
+                          np.full(3, 1e6))  # fmt: skip
+    data = InteractionData(2, 3, np.array([0]), np.array([0]), np.array(["read"]), np.ones(1))
+    source = ModelSlotSource(
+        ranker=Popularity().fit(data, catalog, now=1e6),
+        popularity=Popularity().fit(data, catalog, now=1e6), catalog=catalog,
+        history=history_matrix(2, 3, np.array([0]), np.array([0])),
+        user_topics=[["z", "y"], []], now=1e6,
+    )  # fmt: skip
+    items = np.array([[0, 1, 2, -1], [0, 1, 2, -1]])
+    anchors = source._topic_anchors(np.array([0, 1]), items)
+    assert anchors.tolist() == [["y", "z", None, None], ["x", "z", None, None]]
