@@ -370,6 +370,7 @@ def plan_command(
         None, help="The run's scheduled time (default: --now)."
     ),
     shards: int = typer.Option(1, min=1, help="Plan in this many shards of subscribers."),
+    workers: int = typer.Option(1, min=1, help="Plan shards in this many processes."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     config: Path | None = typer.Option(None, help="newsletter.toml to use."),
 ) -> None:
@@ -383,7 +384,7 @@ def plan_command(
     scheduled = _when(scheduled_for, "--scheduled-for") if scheduled_for else None
     try:
         result = plan_run(engine, campaign=campaign, now=when, settings=settings_or_exit(config),  # type: ignore[arg-type]
-                          scheduled_for=scheduled, shard_count=shards)  # type: ignore[arg-type]  # fmt: skip
+                          scheduled_for=scheduled, shard_count=shards, workers=workers)  # type: ignore[arg-type]  # fmt: skip
     except (PlanError, SegmentError, CampaignConfigError) as exc:
         raise fail(str(exc), 2) from exc
     if as_json:
