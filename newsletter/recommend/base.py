@@ -166,17 +166,35 @@ def to_dense(matrix: Any) -> Array:
     return np.asarray(matrix)
 
 
-def tie_break(n_items: int) -> Array:
+def sparse_row_scale(matrix: sp.csr_matrix) -> Array:
+    """Return ``1 / max`` of each CSR row's stored values (0 where it is not positive)."""
+    top = np.zeros(matrix.shape[0], dtype=np.float64)
+    lengths = np.diff(matrix.indptr)
+    rows = np.flatnonzero(lengths > 0)
+    if len(rows):
+        top[rows] = np.maximum.reduceat(matrix.data, matrix.indptr[rows])
+    return np.where(top > 0, 1.0 / np.where(top > 0, top, 1.0), 0.0).astype(np.float32)
+
+
+def scale_rows(matrix: sp.csr_matrix, factors: Array) -> sp.csr_matrix:
+    """Return a copy of a CSR matrix with row r multiplied by ``factors[r]``."""
+    out = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    out.data *= np.repeat(np.asarray(factors, dtype=np.float32), np.diff(out.indptr))
+    return out
+
+
+def tie_break(n_items: int, scale: float = 1e-9) -> Array:
     """Return tiny fixed pseudo-random offsets (< 1e-9) so exact ties never favour low indices.
 
-    Without it, items with equal scores (e.g. no interactions at all) would come out in index
-    order, which in real catalogues correlates with age and would flatter a model by accident.
+    ``scale`` bounds the offset (use ~1e-6 for float32 scores). Without it, items with equal
+    scores (e.g. no interactions at all) would come out in index order, which in real
+    catalogues correlates with age and would flatter a model by accident.
     """
     idx = np.arange(n_items, dtype=np.uint64)
     with np.errstate(over="ignore"):
         x = (idx + np.uint64(0x9E3779B97F4A7C15)) * np.uint64(0xBF58476D1CE4E5B9)
         x = x ^ (x >> np.uint64(31))
-    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53) * 1e-9
+    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53) * scale
 
 
 def top_n(scores: Array, n: int) -> tuple[Array, Array]:
@@ -187,7 +205,7 @@ def top_n(scores: Array, n: int) -> tuple[Array, Array]:
     rows, cols = scores.shape
     k = min(n, cols)
     if k < cols:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        part = np.argpartition(scores, cols - k, axis=1)[:, cols - k :]
     else:
         part = np.tile(np.arange(cols), (rows, 1))
     vals = np.take_along_axis(scores, part, axis=1)

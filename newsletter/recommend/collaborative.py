@@ -56,8 +56,17 @@ class ItemModel(ScoringModel):
         """Return the dense block ``S[hist][:, items]`` (positions in the modelled items)."""
         return to_dense(self.weights[hist][:, items])
 
+    def score_sparse(self, users: Array) -> sp.csr_matrix | None:
+        """Return ``X[users] @ S`` as CSR when S is sparse over all items (None otherwise)."""
+        weights: Any = self.weights
+        if isinstance(weights, np.ndarray) or len(self.items) != self.n_items:
+            return None
+        return sp.csr_matrix(self.matrix[users] @ weights, dtype=np.float32)
+
     def score(self, users: Array) -> Array:
         """Return ``X[users] @ S`` spread back onto the full item index space."""
+        if len(self.items) == self.n_items:
+            return self.score_rows(self.matrix[users])
         part = self.score_rows(self.matrix[users][:, self.items])
         out = np.zeros((len(users), self.n_items), dtype=np.float32)
         out[:, self.items] = part
@@ -108,12 +117,12 @@ class ItemKNN(ItemModel):
             denom = np.outer(norms[start : start + chunk], norms) + self.shrink + 1e-12
             sim = co / denom
             sim[np.arange(sim.shape[0]), np.arange(start, start + sim.shape[0])] = 0.0
-            blocks.append(_keep_top_k(sim, self.k))
+            blocks.append(keep_top_k(sim, self.k))
         self.items = np.arange(n)
         self.weights = sp.vstack(blocks).tocsr().astype(np.float32)
 
 
-def _keep_top_k(dense: Array, k: int) -> sp.csr_matrix:
+def keep_top_k(dense: Array, k: int) -> sp.csr_matrix:
     """Keep the k largest positive entries of each row of a dense block as a CSR matrix."""
     k = min(k, dense.shape[1])
     idx = np.argpartition(-dense, k - 1, axis=1)[:, :k]
@@ -178,6 +187,10 @@ class EASE(ItemModel):
         self.dual = np.linalg.solve(kernel, to_dense(sub))
         self.diag = (1.0 - np.asarray(sub.multiply(self.dual).sum(axis=0)).ravel()) / self.lam
         self.sub = sub
+
+    def score_sparse(self, users: Array) -> sp.csr_matrix | None:
+        """EASE scores are dense (every item gets a weight): no sparse form."""
+        return None
 
     def score_rows(self, rows: sp.csr_matrix) -> Array:
         """Return ``rows @ B``; in the dual ``rows - (rows @ P) / diag(P)``."""

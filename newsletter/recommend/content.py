@@ -4,8 +4,10 @@ Item vector = L2-normalised ``[text_weight * tfidf(title + text), topic_weight *
 (scikit-learn ``TfidfVectorizer``). A user's profile is the weighted mean of the vectors of the
 items they engaged with, plus the vector of the topics they declared; the score is the cosine
 between profile and item. Items need no interactions, so this is what serves new items.
-For very large (users x catalogue) products the vectors are reduced by truncated SVD
-(``dims``), which keeps scoring a dense BLAS product.
+When exact scoring would be too much work (``nnz(vectors) x users`` over a limit), each item
+keeps only its ``k`` most content-similar items and a user scores ``x_u @ neighbours``: the
+same ranking as the profile cosine up to that truncation, at the cost of item-kNN. ``dims``
+optionally reduces the vectors by truncated SVD instead.
 
 :class:`Fresh` ranks only items published in the last ``days`` days by the same match.
 :meth:`ContentModel.anchors` names the history item most similar to a recommended item
@@ -28,8 +30,11 @@ from newsletter.recommend.base import (
     InteractionData,
     ItemCatalog,
     ScoringModel,
+    scale_rows,
+    sparse_row_scale,
     to_dense,
 )
+from newsletter.recommend.collaborative import keep_top_k
 from newsletter.recommend.weighting import WeightingConfig, interaction_matrix
 
 EXACT_WORK_LIMIT = 5e9
@@ -38,6 +43,26 @@ EXACT_WORK_LIMIT = 5e9
 def _identity(tokens: list[str]) -> list[str]:
     """Analyzer for pre-tokenised topic lists (module-level so models stay picklable)."""
     return tokens
+
+
+def content_neighbours(vectors: sp.csr_matrix, *, k: int) -> sp.csr_matrix:
+    """Return each item's k most content-similar other items (cosine) as a sparse matrix."""
+    n = vectors.shape[0]
+    chunk = max(16, 8_000_000 // max(n, 1))
+    vt = sp.csr_matrix(vectors.T)
+    blocks = []
+    for start in range(0, n, chunk):
+        sim = to_dense(vectors[start : start + chunk] @ vt)
+        sim[np.arange(sim.shape[0]), np.arange(start, start + sim.shape[0])] = 0.0
+        blocks.append(keep_top_k(sim, k))
+    return sp.csr_matrix(sp.vstack(blocks), dtype=np.float32)
+
+
+def _unit_rows(matrix: Array) -> Array:
+    """Scale each row of a dense float array to unit L2 norm in place (zero rows stay zero)."""
+    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
+    matrix /= np.where(norms > 0, norms, 1.0)[:, None].astype(matrix.dtype)
+    return matrix
 
 
 def item_vectors(
@@ -69,6 +94,7 @@ class ContentModel(ScoringModel):
         topic_weight: float = 1.0,
         declared_weight: float = 1.0,
         dims: int | None = None,
+        k: int = 100,
         weighting: WeightingConfig | None = None,
     ) -> None:
         """Weights of text vs topics vs declared topics; ``dims`` forces SVD reduction."""
@@ -76,14 +102,16 @@ class ContentModel(ScoringModel):
         self.topic_weight = topic_weight
         self.declared_weight = declared_weight
         self.dims = dims
+        self.k = k
         self.weighting = weighting or WeightingConfig()
-        # sparse TF-IDF rows, or dense SVD rows for very large products (see module doc)
+        # sparse TF-IDF rows, or dense SVD rows when ``dims`` is set (see module doc)
         self.vectors: Any = sp.csr_matrix((0, 0))
         self.declared: sp.csr_matrix = sp.csr_matrix((0, 0))
         self.matrix: sp.csr_matrix = sp.csr_matrix((0, 0))
         self.topics: list[list[str]] = []
         self.user_topics: list[list[str]] = []
         self.projection: TruncatedSVD | None = None
+        self.neighbours: sp.csr_matrix | None = None
 
     def fit(self, data: InteractionData, catalog: ItemCatalog, *, now: float) -> Self:
         """Vectorise the catalogue and keep the weighted histories for profiles."""
@@ -107,10 +135,11 @@ class ContentModel(ScoringModel):
         return self
 
     def _maybe_reduce(self, vectors: sp.csr_matrix, n_users: int) -> Any:
-        """Reduce by SVD when asked, or when exact sparse scoring would be too much work."""
+        """Reduce by SVD when asked; keep top-k content neighbours when exact is too much work."""
         dims = self.dims
+        self.neighbours = None
         if dims is None and float(vectors.nnz) * n_users > EXACT_WORK_LIMIT:
-            dims = 128
+            self.neighbours = content_neighbours(vectors, k=self.k)
         if dims is None or dims >= min(vectors.shape) - 1:
             self.projection = None
             return vectors
@@ -120,22 +149,43 @@ class ContentModel(ScoringModel):
         return normalize(reduced).astype(np.float32)
 
     def profiles(self, users: Array) -> Array:
-        """Return L2-normalised user profiles (history mean plus declared topics)."""
-        hist = normalize(self.matrix[users], norm="l1")
-        prof = hist @ self.vectors
-        prof = to_dense(prof)
+        """Return L2-normalised user profiles (weighted history mean plus declared topics)."""
+        prof = _unit_rows(to_dense(self.matrix[users] @ self.vectors).astype(np.float32))
         declared_rows = self.declared[users]
-        if self.projection is not None:
-            declared = self.projection.transform(declared_rows)
-        else:
-            declared = declared_rows.toarray()
-        prof = normalize(prof) + self.declared_weight * normalize(declared)
-        return normalize(prof).astype(np.float32)
+        if declared_rows.nnz:
+            if self.projection is not None:
+                declared = self.projection.transform(declared_rows)
+            else:
+                declared = declared_rows.toarray()
+            prof += self.declared_weight * _unit_rows(np.asarray(declared, dtype=np.float32))
+        return _unit_rows(prof)
 
     def score(self, users: Array) -> Array:
-        """Return cosine(profile, item) for every item."""
+        """Return cosine(profile, item) for every item (or its top-k neighbour form)."""
+        sparse = self.score_sparse(users)
+        if sparse is not None:
+            return to_dense(sparse)
         prof = self.profiles(users)
+        if isinstance(self.vectors, np.ndarray):
+            return prof @ self.vectors.T
         return np.asarray(self.vectors @ prof.T).T
+
+    def score_sparse(self, users: Array) -> sp.csr_matrix | None:
+        """Return the neighbour-form scores as CSR (None in exact mode).
+
+        ``cos(mean profile, item)`` is proportional to ``sum_j w_j cos(v_j, item)``, so per
+        user (after dividing by the row maximum) this is the profile score with each history
+        item's similarities truncated to its k nearest items: sparse and cheap at any scale.
+        """
+        if self.neighbours is None:
+            return None
+        hist = sp.csr_matrix(self.matrix[users] @ self.neighbours, dtype=np.float32)
+        hist = scale_rows(hist, sparse_row_scale(hist))
+        declared_rows = self.declared[users]
+        if declared_rows.nnz:
+            topic = sp.csr_matrix(declared_rows @ self.vectors.T, dtype=np.float32)
+            hist = hist + scale_rows(topic, self.declared_weight * sparse_row_scale(topic))
+        return sp.csr_matrix(hist)
 
     def item_similarity(self, items: Array, others: Array) -> Array:
         """Return the cosine matrix between two lists of items."""

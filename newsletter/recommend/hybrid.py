@@ -83,7 +83,7 @@ class HybridConfig:
     fresh_days: float = 14.0
     blend: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_BLEND))
     cold_start_blend: Mapping[str, float] = field(default_factory=lambda: dict(COLD_START_BLEND))
-    candidates_per_source: int = 200
+    candidates_per_source: int | None = None
     exclude_consumed: bool = True
     filters: Mapping[str, Any] = field(default_factory=dict)
     mmr_lambda: float = 1.0
@@ -129,11 +129,21 @@ class HybridRecommender:
         self.explainer = Explainer(
             titles=catalog.titles, collaborative=collab, content=self.generators["content"]
         )
-        self.ranker = LinearRanker.from_blend(self.config.blend)
+        self.ranker = LinearRanker.from_blend(self.effective_blend())
         self.cold_weights = LinearRanker.from_blend(self.config.cold_start_blend).weights
+        self.jitter = tie_break(self.n_items, 1e-6).astype(np.float32)
+        self.global_features = feat.global_features(self)
         if feedback is not None and len(feedback.user_idx):
             self.fit_ranker(feedback)
         return self
+
+    def effective_blend(self) -> dict[str, float]:
+        """Return the configured blend; without EASE (large catalogue) kNN takes its weight."""
+        blend = dict(self.config.blend)
+        if "ease" not in self.generators:
+            blend["knn"] = blend.get("knn", 0.0) + blend.get("ease", 0.0)
+            blend["ease"] = 0.0
+        return blend
 
     def fit_ranker(self, feedback: Feedback) -> bool:
         """Learn the logistic ranker from logged slots; keep the defaults if it cannot."""
@@ -157,20 +167,22 @@ class HybridRecommender:
 
     def _scored(
         self, users: Array, exclude: sp.csr_matrix | None, candidates: Array | None
-    ) -> tuple[Array, Array]:
-        """Return merged-candidate scores and the winning source index per item for a batch."""
-        block = self.features(users)
+    ) -> tuple[Array, feat.Blend]:
+        """Return blended scores (excluded items at -inf) and the blend for attribution."""
         weights = self.ranker.user_weights(self.activity[users])
         weights[self.activity[users] == 0] = self.cold_weights
-        total, source = feat.blend(block, weights)
-        total += tie_break(self.n_items)
+        mixed = feat.Blend(self, users, weights)
+        total = mixed.total
+        total += self.jitter
         allowed = self.available if candidates is None else self.available & candidates
         total = mask_scores(total, users, exclude=exclude, candidates=allowed)
         if self.config.exclude_consumed:
             total = mask_scores(total, users, exclude=self.consumed, candidates=None)
-        merged = feat.candidate_union(block, self.config.candidates_per_source, allowed)
-        total[~merged & np.isfinite(total)] -= 1e3
-        return total, source
+        if self.config.candidates_per_source:
+            block = self.features(users)
+            merged = feat.candidate_union(block, self.config.candidates_per_source, allowed)
+            total[~merged & np.isfinite(total)] -= 1e3
+        return total, mixed
 
     def recommend(
         self,
@@ -213,7 +225,7 @@ class HybridRecommender:
     ) -> tuple[Array, Array, Array, Array]:
         """Rank, diversify and explore one batch of users."""
         cfg = self.config
-        total, source = self._scored(users, exclude, candidates)
+        total, mixed = self._scored(users, exclude, candidates)
         width = n + max(
             cfg.explore_pool if cfg.explore_slots else 0,
             2 * n if cfg.mmr_lambda < 1 or cfg.topic_cap else 0,
@@ -232,8 +244,7 @@ class HybridRecommender:
         items, scores, explored, props = explore(
             users, pool, pool_scores, n=n, slots=cfg.explore_slots, seed=cfg.seed
         )
-        names = np.array(feat.SOURCE_LABELS, dtype=object)
-        src = names[np.take_along_axis(source, np.maximum(items, 0), axis=1)]
+        src = mixed.sources(items)
         src[explored] = "explore"
         src[items < 0] = ""
         return items, scores, src, props

@@ -44,13 +44,21 @@ class LinearRanker:
         return self.weights[None, :] + np.outer(activity, self.activity_weights)
 
 
+def row_scale(scores: Array, mask: Array | None = None) -> Array:
+    """Return ``1 / max`` of each row over ``mask`` (0 for rows without a positive max)."""
+    if len(scores) == 0 or scores.shape[1] == 0 or (mask is not None and not mask.any()):
+        return np.zeros(len(scores), dtype=np.float32)
+    top = scores.max(axis=1) if mask is None or mask.all() else scores[:, mask].max(axis=1)
+    return np.where(top > 0, 1.0 / np.where(top > 0, top, 1.0), 0.0).astype(np.float32)
+
+
 def normalise_rows(scores: Array, mask: Array | None = None) -> Array:
     """Divide each row by its maximum over ``mask`` (rows without a positive max become 0)."""
-    scores = np.where(np.isfinite(scores), scores, 0.0).astype(np.float32)
-    masked = scores if mask is None else np.where(mask[None, :], scores, 0.0)
-    top = masked.max(axis=1, keepdims=True)
-    out = np.where(top > 0, scores / np.where(top > 0, top, 1.0), 0.0)
-    return np.clip(out, -1.0, 1.0).astype(np.float32)
+    out = np.array(scores, dtype=np.float32, copy=None)
+    if not out.flags.writeable:
+        out = out.copy()
+    out *= row_scale(out, mask)[:, None]
+    return out
 
 
 def pair_design(features: Mapping[str, Array], activity: Array) -> Array:

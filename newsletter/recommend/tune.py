@@ -165,7 +165,7 @@ def tune(
     else:
         config = _tune_collaborative(config, split, catalog, trials)
         start = {"ease": 1.0} if len(data.user_idx) else {"popularity": 1.0}
-    full = replace(config, blend=dict.fromkeys(FEATURES, 1.0), candidates_per_source=10**9)
+    full = replace(config, blend=dict.fromkeys(FEATURES, 1.0))
     feats = _features(full, split, catalog)
     if not np.any(feats["ease"]):
         start = {"knn": 1.0} if "ease" in start else start
