@@ -26,10 +26,11 @@ from pathlib import Path
 import pytest
 from dispatch_data import DISPATCH_NOW, plan_dispatch_run, seed_dispatch_world
 from smtp_server import SmtpTestServer
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
 from newsletter.db import make_engine, upgrade
 from newsletter.models import Message, Subscriber
+from testsupport import POSTGRES_URL
 
 MID = re.compile(r"<nl\.(\d+)\.")
 NOW_ARG = DISPATCH_NOW.isoformat()
@@ -71,8 +72,8 @@ def _kill_mid_run(server: SmtpTestServer, env: dict[str, str], cwd: Path, planne
     """Start `newsletter run weekly`, SIGKILL it once the server holds some messages."""
     process = _cli("weekly", "--now", NOW_ARG, "--transport", server.url, env=env, cwd=cwd)
     try:
-        got = server.wait_for(6, timeout=60)
-        assert got >= 6 and process.poll() is None, (
+        got = server.wait_for(5, timeout=60)
+        assert got >= 5 and process.poll() is None, (
             f"run ended or stalled before the kill ({got} received): "
             f"{process.stderr.read().decode() if process.poll() is not None else ''}"  # type: ignore[union-attr]
         )
@@ -92,17 +93,33 @@ def _resume(run_id: int, server: SmtpTestServer, env: dict[str, str], cwd: Path,
     return out.decode()
 
 
-@pytest.mark.parametrize("policy", ["resend", "fail"])
-def test_sigkill_mid_run_then_resume(
-    policy: str, tmp_path: Path, smtp_server_factory: Callable[..., SmtpTestServer]
-) -> None:
+def _database(db: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Engine, str]:
+    """An engine and the URL the CLI subprocesses use for the same database."""
+    if db == "postgres":
+        engine = request.getfixturevalue("pg_engine")
+        with engine.connect() as c:
+            schema = c.execute(text("select current_schema()")).scalar_one()
+        return engine, f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
     url = f"sqlite:///{tmp_path / 'crash.db'}"
     engine = make_engine(url)
     upgrade(engine)
-    seed_dispatch_world(engine, subscribers=40)
+    request.addfinalizer(engine.dispose)
+    return engine, url
+
+
+@pytest.mark.parametrize(("db", "policy"), [
+    ("sqlite", "resend"), ("sqlite", "fail"),
+    pytest.param("postgres", "resend", marks=pytest.mark.postgres),
+])  # fmt: skip
+def test_sigkill_mid_run_then_resume(
+    db: str, policy: str, tmp_path: Path, request: pytest.FixtureRequest,
+    smtp_server_factory: Callable[..., SmtpTestServer],
+) -> None:  # fmt: skip
+    engine, url = _database(db, tmp_path, request)
+    seed_dispatch_world(engine, subscribers=24)
     run_id = plan_dispatch_run(engine)  # the CLI's own plan of this run then adds nothing
     todo = {mid: row[2] for mid, row in _by_status(engine, run_id).items() if row[0] == "planned"}
-    server = smtp_server_factory(delay=0.08)
+    server = smtp_server_factory(delay=0.06)
     env = _env(url, tmp_path)
 
     _kill_mid_run(server, env, tmp_path, len(todo))
@@ -130,4 +147,3 @@ def test_sigkill_mid_run_then_resume(
         assert f"failed unknown_after_crash: {len(window)}" in out
     recipients = server.count_by_recipient()
     assert set(recipients) <= set(todo.values())
-    engine.dispose()
