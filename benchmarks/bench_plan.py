@@ -5,12 +5,17 @@ and last week's messages so cadence has work to do, then times each stage of pla
 a second (idempotent) pass. Not a test; results go to benchmarks/README.md.
 
     taskset -c 0,1 python benchmarks/bench_plan.py --subscribers 100000
-    taskset -c 0,1 python benchmarks/bench_plan.py --database-url postgresql://postgres@127.0.0.1/test
+    taskset -c 0,1 python benchmarks/bench_plan.py --database-url \
+        postgresql+psycopg://postgres@127.0.0.1:5432/benchplan
+
+The PostgreSQL database must be a scratch one: its public schema is dropped and recreated.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import tempfile
 import time
 from datetime import timedelta
@@ -63,6 +68,13 @@ def build(url: str, n: int, items: int, interactions: int) -> object:
     return engine
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and its finished children (forked workers)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=100_000)
@@ -71,14 +83,14 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--source", choices=sorted(FACTORIES), default="hybrid")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--database-url", default="")
+    parser.add_argument("--database-url", default="", help="scratch database (default: SQLite)")
     args = parser.parse_args()
     url = args.database_url or f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
     t0 = time.perf_counter()
     engine = build(url, args.subscribers, args.items, args.interactions)
     print(f"setup (not timed): {time.perf_counter() - t0:.1f} s  [{url.split(':')[0]}]")
     now = world_now()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     ctx = prepare_run(engine, campaign="weekly", now=now, settings=Settings(),
                       source_factory=FACTORIES[args.source])  # type: ignore[arg-type]  # fmt: skip
     ctx.lazy.get()
@@ -89,7 +101,9 @@ def main() -> None:
     print(f"prepare (segment, load matrices, fit {args.source}, Thompson bank): {t1 - t0:.1f} s")
     print(f"shards x{args.shards}, {args.workers} workers (profiles, cadence, arms, slots, "
           f"persist): {t2 - t1:.1f} s")  # fmt: skip
-    print(f"total plan: {t2 - t0:.1f} s; new messages {new}; stats {stats}")
+    print(f"total plan: {t2 - t0:.1f} s wall, {cpu_seconds() - c0:.1f} s CPU (all processes); "
+          f"new messages {new}; stats {stats}")  # fmt: skip
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     t0 = time.perf_counter()
     again = plan_run(engine, campaign="weekly", now=now, settings=Settings(),
                      shard_count=args.shards, source_factory=FACTORIES[args.source],
