@@ -174,6 +174,7 @@ class _ShardSender:
         self.subjects: dict[int, str] = {}
         self.inputs: dict[int, dict[str, Any]] = {}
         self.connect_failures = 0
+        self.hold_until = 0.0  # after a connect failure: no new messages until then
         self.paused: str | None = None
 
     def time(self) -> datetime:
@@ -199,8 +200,11 @@ class _ShardSender:
 
     def next_id(self) -> int | None:
         """A retry that is due, else the next fresh planned message, else None."""
-        if self.retries and self.retries[0][0] <= self.policy.monotonic():
+        now = self.policy.monotonic()
+        if self.retries and self.retries[0][0] <= now:
             return heapq.heappop(self.retries)[1]
+        if now < self.hold_until:
+            return None
         if not self.fresh:
             self.fresh.extend(
                 store.planned_ids(self.engine, run_id=self.run_id, shard=self.shard,
@@ -288,7 +292,8 @@ class _ShardSender:
             self.report(message_id, "retry", "transient")
 
     def connect_failed(self, message_id: int, error: str) -> None:
-        """Our server is unreachable: give the attempt back; pause after too many in a row."""
+        """Our server is unreachable: give the attempt back, hold new messages for a backoff
+        delay, and pause the shard after too many failures in a row."""
         if not store.mark_retry(self.engine, message_id=message_id, error=error,
                                 now=self.time(), count=False):  # fmt: skip
             return
@@ -300,6 +305,7 @@ class _ShardSender:
             return
         due = self.policy.monotonic() + self.policy.backoff.delay(self.connect_failures)
         heapq.heappush(self.retries, (due, message_id))
+        self.hold_until = max(self.hold_until, due)
 
 
 def dispatch_shard(

@@ -252,10 +252,10 @@ class Unreachable(BaseTransport):
     """Every attempt fails to connect (wrong host, bad credentials)."""
 
     def __init__(self) -> None:
-        self.calls = 0
+        self.keys: list[int] = []
 
     def send(self, message: OutgoingMessage) -> SendResult:
-        self.calls += 1
+        self.keys.append(int(message.key))
         return SendResult(message.key, "transient", None, "connection refused", "connect")
 
 
@@ -263,11 +263,15 @@ def test_connect_failures_pause_the_run_without_burning_attempts(
     engine: Engine, run_id: int
 ) -> None:
     todo = planned(engine, run_id)
-    transport = Unreachable()
+    transport, fake = Unreachable(), FakeTime()
+    backoff = Backoff(base=1, factor=2, cap=30, rng=random.Random(1))
+    pol = DispatchPolicy(backoff=backoff, sleep=fake.sleep, monotonic=fake.monotonic,
+                         max_connect_failures=3)  # fmt: skip
     with pytest.raises(DeliveryPaused, match="cannot reach the mail server"):
         dispatch_run(engine, run_id=run_id, transport=transport, settings=SETTINGS, now=NOW,
-                     policy=policy(max_connect_failures=3))  # fmt: skip
-    assert transport.calls == 3
+                     policy=pol)  # fmt: skip
+    assert transport.keys == [min(todo)] * 3  # new messages wait while the server is down
+    assert len(fake.slept) == 2  # backed off between the tries
     rows = messages(engine, run_id)
     assert {rows[i][1] for i in todo} == {"planned"} and {rows[i][3] for i in todo} == {0}
     with engine.connect() as c:
