@@ -83,3 +83,29 @@ def test_run_usage_errors_are_clear(cli_env: Engine) -> None:
     assert code == 1 and "run 999 does not exist" in out
     code, out = run("weekly", "--on-unknown", "maybe")
     assert code == 2 and "--on-unknown 'maybe'" in out
+
+
+def test_run_campaign_reports_progress_and_counts_from_the_database(sqlite_engine: Engine) -> None:
+    from newsletter.config import Settings
+    from newsletter.deliver.dispatch import Outcome
+    from newsletter.deliver.runner import run_campaign
+
+    seed_dispatch_world(sqlite_engine, subscribers=12)
+
+    class Sink:
+        def __init__(self) -> None:
+            self.total = -1
+            self.seen: list[Outcome] = []
+
+        def start(self, total: int) -> None:
+            self.total = total
+
+        def __call__(self, outcome: Outcome) -> None:
+            self.seen.append(outcome)
+
+    sink = Sink()
+    summary = run_campaign(sqlite_engine, campaign="weekly", now=DISPATCH_NOW, settings=Settings(),
+                           transport_url="memory:", shard_count=2, progress=sink)  # fmt: skip
+    assert sink.total == summary.result.sent == len(sink.seen) == summary.counts.by_status["sent"]
+    assert summary.plan is not None and summary.plan["planned"] == sink.total
+    assert summary.as_dict()["by_status"] == {"sent": sink.total}

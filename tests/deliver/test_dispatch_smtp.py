@@ -118,3 +118,36 @@ def test_a_rejected_recipient_bounces_is_suppressed_and_skipped_next_time(
     if nxt[1] == "suppressed":  # plan/cadence.py names a suppression row before the status
         pytest.xfail("planner: a suppression row wins over status 'bounced' (see report)")
     assert nxt[1] == "bounced"
+
+
+@pytest.mark.parametrize("on_unknown", ["resend", "fail"])
+def test_connections_dropped_after_the_server_stored_the_message(
+    on_unknown: str, sqlite_engine: Engine, dispatch_world: Callable[..., None],
+    plan_weekly: Callable[..., int], smtp_server_factory: Callable[..., SmtpTestServer],
+) -> None:  # fmt: skip
+    """The live at-least-once window: the server stores, then drops before answering 250."""
+    engine = sqlite_engine
+    server = smtp_server_factory(drop_after_store_rate=0.3, seed=11)
+    dispatch_world(engine, subscribers=20)
+    run_id = plan_weekly(engine)
+    todo = planned_emails(engine, run_id)
+    backoff = Backoff(base=0.001, cap=0.01, max_attempts=20, rng=random.Random(2))
+    policy = DispatchPolicy(backoff=backoff, on_unknown=on_unknown)  # type: ignore[arg-type]
+    with transport_from_url(server.url, timeout=10) as transport:
+        dispatch_run(engine, run_id=run_id, transport=transport, settings=SETTINGS, now=NOW,
+                     policy=policy)  # fmt: skip
+    received = received_ids(server)
+    m = Message.__table__.c  # type: ignore[attr-defined]
+    with engine.connect() as c:
+        rows = {int(i): (s, r, int(a)) for i, s, r, a in c.execute(
+            select(m.id, m.status, m.reason, m.attempts).where(m.run_id == run_id))}  # fmt: skip
+    assert set(received) == set(todo)  # every message reached the server at least once
+    if on_unknown == "resend":
+        copies = {i for i, n in received.items() if n > 1}
+        assert copies, "the drops should have caused some re-sends"
+        assert all(rows[i][2] >= received[i] for i in copies)  # a copy per dropped attempt
+        assert {rows[i][0] for i in todo} == {"sent"}
+    else:
+        assert set(received.values()) == {1}  # never twice
+        unknown = {i for i in todo if rows[i][:2] == ("failed", "unknown_after_drop")}
+        assert unknown and {rows[i][0] for i in set(todo) - unknown} == {"sent"}
