@@ -59,10 +59,11 @@ def synthetic(n_users: int, *, seed: int = 0) -> tuple[object, object]:
         user_topics=[[f"topic{t}"] for t in fav[:, 0]],
     )  # fmt: skip
     words = [f"w{t}_{k}" for t in range(N_TOPICS) for k in range(25)]
+    noise = rng.integers(0, len(words), N_ITEMS)
     texts = [
-        " ".join(words[t * 25 + k] for k in rng.integers(0, 25, 8)) + " " + words[rng.integers(0, len(words))]
-        for t in item_topic
-    ]  # fmt: skip
+        " ".join(words[t * 25 + k] for k in rng.integers(0, 25, 8)) + " " + words[x]
+        for t, x in zip(item_topic, noise, strict=True)
+    ]
     catalog = ItemCatalog(
         titles=[f"Item {i}" for i in range(N_ITEMS)], texts=texts,
         topics=[[f"topic{t}"] for t in item_topic],

@@ -148,11 +148,12 @@ class Blend:
             block = np.array(gens[name].score(users), dtype=np.float32, copy=None)
             if not block.flags.writeable or not block.flags.c_contiguous:
                 block = np.ascontiguousarray(block).copy()
-            scale = row_scale(block, model.available)
+            block *= row_scale(block, model.available)[:, None]
+            np.clip(block, -1.0, 1.0, out=block)
             if fresh:
-                self.parts["fresh"] = block * (col["fresh"] * scale)[:, None] * fresh_mask
+                self.parts["fresh"] = block * col["fresh"][:, None] * fresh_mask
                 dense.append(self.parts["fresh"])
-            block *= (col[name] * scale)[:, None]
+            block *= col[name][:, None]
             self.parts[name] = block
             dense.append(block)
         if sparse_sum is not None:

@@ -21,6 +21,7 @@ then applies MMR diversity and a per-topic cap; ``explore_slots`` adds logged ex
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Self
@@ -50,8 +51,8 @@ from newsletter.recommend.weighting import WeightingConfig, consumed_matrix
 # What `tune` picks on MovieLens temporal-20 (validation split of the training input only).
 DEFAULT_BLEND: dict[str, float] = {
     "ease": 1.0,
-    "knn": 0.1,
-    "content": 0.2,
+    "knn": 0.0,
+    "content": 0.1,
     "fresh": 0.0,
     "popularity": 0.0,
     "prior": 0.0,
@@ -91,6 +92,7 @@ class HybridConfig:
     explore_slots: int = 0
     explore_pool: int = 30
     seed: int = 0
+    threads: int = 2
 
 
 class HybridRecommender:
@@ -209,10 +211,16 @@ class HybridRecommender:
     ) -> Recommendations:
         """Return ranked, re-ranked and explored slots with source, propensity and reasons."""
         users = np.asarray(users, dtype=np.int64)
-        parts = [
-            self._recommend_batch(users[s : s + BATCH], n, exclude, candidates)
-            for s in range(0, len(users), BATCH)
-        ]
+        starts = range(0, len(users), BATCH)
+
+        def run(start: int) -> tuple[Array, Array, Array, Array]:
+            return self._recommend_batch(users[start : start + BATCH], n, exclude, candidates)
+
+        if self.config.threads > 1 and len(starts) > 1:
+            with ThreadPoolExecutor(max_workers=self.config.threads) as pool:
+                parts = list(pool.map(run, starts))
+        else:
+            parts = [run(start) for start in starts]
         items = np.vstack([p[0] for p in parts]) if parts else np.zeros((0, n), dtype=np.int64)
         scores = np.vstack([p[1] for p in parts]) if parts else np.zeros((0, n))
         sources = np.vstack([p[2] for p in parts]) if parts else np.zeros((0, n), dtype=object)

@@ -53,11 +53,15 @@ def row_scale(scores: Array, mask: Array | None = None) -> Array:
 
 
 def normalise_rows(scores: Array, mask: Array | None = None) -> Array:
-    """Divide each row by its maximum over ``mask`` (rows without a positive max become 0)."""
+    """Divide each row by its maximum over ``mask`` (rows without a positive max become 0).
+
+    The result is clipped to ``[-1, 1]`` so a large negative score (EASE) cannot dominate.
+    """
     out = np.array(scores, dtype=np.float32, copy=None)
     if not out.flags.writeable:
         out = out.copy()
     out *= row_scale(out, mask)[:, None]
+    np.clip(out, -1.0, 1.0, out=out)
     return out
 
 
