@@ -50,10 +50,14 @@ def build(url: str, n: int, items: int, interactions: int) -> object:
     load_frames(engine, world.frames, now=now, origin="bench")
     rng = np.random.default_rng(5)
     with session_scope(engine) as s:
-        s.add(Campaign(id=1, name="weekly", template_name="digest", created_at=now))
-        s.add(Campaign(id=2, name="breaking", template_name="t", kind="trigger", created_at=now))
+        s.add(Campaign(name="weekly", template_name="digest", created_at=now))
+        breaking = Campaign(name="breaking", template_name="t", kind="trigger", created_at=now)
+        s.add(breaking)
         s.flush()
-        s.add(Run(id=1, campaign_id=2, scheduled_for=now - timedelta(days=1), created_at=now))
+        run = Run(campaign_id=breaking.id, scheduled_for=now - timedelta(days=1), created_at=now)
+        s.add(run)
+        s.flush()
+        run_id = run.id
     with engine.begin() as c:
         ids = np.array([r[0] for r in c.execute(text("SELECT id FROM subscriber"))])
         emails = [r[0] for r in c.execute(text("SELECT email FROM subscriber"))]
@@ -62,7 +66,7 @@ def build(url: str, n: int, items: int, interactions: int) -> object:
                     "reason": "bounced", "created_at": pd.Timestamp(now)}))  # fmt: skip
         sent = rng.choice(ids, size=n // 5, replace=False)  # a trigger yesterday for 20%
         when = pd.Timestamp(now) - pd.to_timedelta(rng.integers(4, 30, size=len(sent)), unit="h")
-        bulk_insert(c, "message", pd.DataFrame({"run_id": 1, "subscriber_id": sent,
+        bulk_insert(c, "message", pd.DataFrame({"run_id": run_id, "subscriber_id": sent,
                     "arm": "personalized", "status": "sent", "shard": 0, "planned_for": when,
                     "sent_at": when, "attempts": 1, "updated_at": pd.Timestamp(now)}))  # fmt: skip
     return engine

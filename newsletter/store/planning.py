@@ -93,7 +93,7 @@ def ensure_run(engine: Engine, *, campaign_id: int, scheduled_for: datetime, now
                 stats={},
                 created_at=now,
             )
-            .on_conflict_do_nothing()
+            .on_conflict_do_nothing(index_elements=["campaign_id", "scheduled_for"])
         )
     found = find_run(engine, campaign_id=campaign_id, scheduled_for=scheduled_for)
     assert found is not None
