@@ -37,7 +37,7 @@ from newsletter.recommend.base import (
 from newsletter.recommend.collaborative import keep_top_k
 from newsletter.recommend.weighting import WeightingConfig, interaction_matrix
 
-EXACT_WORK_LIMIT = 5e9
+EXACT_WORK_LIMIT = 5e8
 
 
 def _identity(tokens: list[str]) -> list[str]:

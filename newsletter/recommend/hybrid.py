@@ -196,7 +196,7 @@ class HybridRecommender:
     ) -> tuple[Array, Array]:
         """Return the top-n items and scores per user (the Recommender protocol)."""
         recs = self.recommend_explained(
-            users, n, exclude=exclude, candidates=candidates, reasons=False
+            users, n, exclude=exclude, candidates=candidates, reasons=False, sources=False
         )
         return recs.items, recs.scores
 
@@ -208,13 +208,19 @@ class HybridRecommender:
         exclude: sp.csr_matrix | None = None,
         candidates: Array | None = None,
         reasons: bool = True,
+        sources: bool = True,
     ) -> Recommendations:
-        """Return ranked, re-ranked and explored slots with source, propensity and reasons."""
+        """Return ranked, re-ranked and explored slots with source, propensity and reasons.
+
+        ``reasons=False`` skips the sentences; ``sources=False`` also skips source attribution
+        (``sources`` then holds "" except "explore"), which is what ``recommend`` does.
+        """
         users = np.asarray(users, dtype=np.int64)
         starts = range(0, len(users), BATCH)
 
         def run(start: int) -> tuple[Array, Array, Array, Array]:
-            return self._recommend_batch(users[start : start + BATCH], n, exclude, candidates)
+            batch = users[start : start + BATCH]
+            return self._recommend_batch(batch, n, exclude, candidates, sources or reasons)
 
         if self.config.threads > 1 and len(starts) > 1:
             with ThreadPoolExecutor(max_workers=self.config.threads) as pool:
@@ -223,13 +229,18 @@ class HybridRecommender:
             parts = [run(start) for start in starts]
         items = np.vstack([p[0] for p in parts]) if parts else np.zeros((0, n), dtype=np.int64)
         scores = np.vstack([p[1] for p in parts]) if parts else np.zeros((0, n))
-        sources = np.vstack([p[2] for p in parts]) if parts else np.zeros((0, n), dtype=object)
+        labels = np.vstack([p[2] for p in parts]) if parts else np.zeros((0, n), dtype=object)
         props = np.vstack([p[3] for p in parts]) if parts else np.zeros((0, n))
-        why = self.explainer.explain(users, items, sources) if reasons else []
-        return Recommendations(users, items, scores, sources, props, why)
+        why = self.explainer.explain(users, items, labels) if reasons else []
+        return Recommendations(users, items, scores, labels, props, why)
 
     def _recommend_batch(
-        self, users: Array, n: int, exclude: sp.csr_matrix | None, candidates: Array | None
+        self,
+        users: Array,
+        n: int,
+        exclude: sp.csr_matrix | None,
+        candidates: Array | None,
+        attribute: bool,
     ) -> tuple[Array, Array, Array, Array]:
         """Rank, diversify and explore one batch of users."""
         cfg = self.config
@@ -252,7 +263,7 @@ class HybridRecommender:
         items, scores, explored, props = explore(
             users, pool, pool_scores, n=n, slots=cfg.explore_slots, seed=cfg.seed
         )
-        src = mixed.sources(items)
+        src = mixed.sources(items) if attribute else np.full(items.shape, "", dtype=object)
         src[explored] = "explore"
         src[items < 0] = ""
         return items, scores, src, props
