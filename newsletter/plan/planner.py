@@ -2,8 +2,8 @@
 
 :func:`plan_run` is the entry point. It creates (or finds) the run for ``(campaign,
 scheduled_for)``, selects the segment, prepares what every shard shares (the fitted slot
-source and the Thompson bank; both are derived from the run id and the database, so a
-remote worker could rebuild them), then plans each shard of subscribers
+source and the Thompson bank, built on first use and derived from the run id and the
+database only, so a remote worker could rebuild them), then plans each shard of subscribers
 (``subscriber_id % shard_count``) in its own transaction with :func:`plan_shard`. Subscribers
 the run already holds are left alone, so planning the same run again inserts nothing new.
 Every left-out member is stored as a ``skipped`` message with its reason, and the run's stats
@@ -139,7 +139,7 @@ def prepare_run(
     scheduled_for: datetime | None = None, source_factory: SlotSourceFactory | None = None,
     segment_folder: Path | None = None, seed: int = 0,
 ) -> RunContext:  # fmt: skip
-    """Create or find the run, select its segment, fit the slot source and the Thompson bank."""
+    """Create or find the run and select its segment; the model is fitted lazily (LazySource)."""
     camp = _campaign(engine, campaign)
     config = parse_campaign_config(camp.config, campaign=camp.name)
     when = as_utc(scheduled_for or now)
