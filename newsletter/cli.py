@@ -512,6 +512,11 @@ def _print_run(summary: object, *, as_json: bool, heading: str) -> None:
     for kind in ("skipped", "failed"):
         for reason, n in data[kind].items():
             console.print(f"  {kind} {reason}: {n}")
+    waiting = data.get("waiting") or {}
+    if waiting.get("count"):
+        console.print(f"{waiting['count']} messages wait for their subscribers' local send time "
+                      f"(the first at {waiting['next_send']}): run `newsletter run resume "
+                      f"{data['run_id']}` then, or use --send-all")  # fmt: skip
 
 
 @app.command("run")
@@ -528,6 +533,12 @@ def run_command(
     ),
     include_unknown: bool = typer.Option(
         False, help="retry-failed: also re-send messages whose outcome was unknown."
+    ),
+    send_all: bool = typer.Option(
+        False,
+        "--send-all",
+        help="Send every planned message now, even those whose local send time has not come "
+        "(by default they wait for it: run `newsletter run resume RUN` later).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     config: Path | None = typer.Option(None, help="newsletter.toml to use."),
@@ -560,6 +571,7 @@ def run_command(
         policy = default_policy(settings)
         if on_unknown is not None:
             policy = replace(policy, on_unknown=on_unknown)  # type: ignore[arg-type]
+        policy = replace(policy, honour_send_time=not send_all)
         if now is None:  # a live run stamps each message with the real time it was sent
             from newsletter.db import now_utc
 

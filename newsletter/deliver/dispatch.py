@@ -95,6 +95,11 @@ class DispatchPolicy:
 
     ``clock`` gives the time recorded on messages (``sent_at``) and in the Date header; when
     None, every record uses the ``now`` passed to the dispatcher.
+
+    ``honour_send_time``: send only messages whose planned send time (the subscriber's local
+    send hour, or the end of their quiet hours) has come by ``now``; the others stay planned
+    and the run ``waiting`` until a later pass (``newsletter run resume``, the scheduler).
+    Off, every planned message goes now (dry runs to an outbox, tests, the demo).
     """
 
     backoff: Backoff = field(default_factory=Backoff)
@@ -105,6 +110,7 @@ class DispatchPolicy:
     clock: Callable[[], datetime] | None = None
     progress: Callable[[Outcome], None] | None = None
     batch: int = 500
+    honour_send_time: bool = False
 
 
 @dataclass
@@ -117,6 +123,8 @@ class DispatchResult:
     skipped: int = 0
     retried: int = 0
     reconciled: int = 0
+    waiting: int = 0  # planned messages whose send time is still to come
+    next_send: datetime | None = None  # the earliest of those send times
 
     def add(self, other: DispatchResult) -> None:
         for name in ("sent", "failed", "skipped", "retried", "reconciled"):
@@ -208,7 +216,8 @@ class _ShardSender:
         if not self.fresh:
             self.fresh.extend(
                 store.planned_ids(self.engine, run_id=self.run_id, shard=self.shard,
-                                  after_id=self.cursor, limit=self.policy.batch)
+                                  after_id=self.cursor, limit=self.policy.batch,
+                                  due_by=self.now if self.policy.honour_send_time else None)
             )  # fmt: skip
             if not self.fresh:
                 return None
@@ -341,7 +350,12 @@ def dispatch_run(
     except DeliveryPaused:
         store.set_run_status(engine, run_id=run_id, status="paused", now=now)
         raise
-    store.set_run_status(engine, run_id=run_id, status="delivered", now=now, finished=True)
+    if policy is not None and policy.honour_send_time:
+        total.waiting, total.next_send = store.waiting(engine, run_id=run_id, due_by=now)
+    if total.waiting:
+        store.set_run_status(engine, run_id=run_id, status="waiting", now=now)
+    else:
+        store.set_run_status(engine, run_id=run_id, status="delivered", now=now, finished=True)
     return total
 
 

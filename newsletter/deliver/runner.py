@@ -60,6 +60,8 @@ class RunSummary:
             "run_id": self.run_id,
             "this_pass": {"sent": r.sent, "failed": r.failed, "skipped": r.skipped,
                           "retried": r.retried, "reconciled": r.reconciled},
+            "waiting": {"count": r.waiting,
+                        "next_send": r.next_send.isoformat() if r.next_send else None},
             "by_status": self.counts.by_status, "skipped": self.counts.skipped,
             "failed": self.counts.failed, "plan": self.plan,
         }  # fmt: skip

@@ -52,12 +52,18 @@ class RunCounts:
 
 
 def planned_ids(
-    engine: Engine, *, run_id: int, shard: int | None, after_id: int = 0, limit: int = 500
-) -> list[int]:
-    """Ids of claimable messages of a run (one shard, or all when None), ascending."""
+    engine: Engine, *, run_id: int, shard: int | None, after_id: int = 0, limit: int = 500,
+    due_by: datetime | None = None,
+) -> list[int]:  # fmt: skip
+    """Ids of claimable messages of a run (one shard, or all when None), ascending.
+
+    With `due_by`, only messages whose send time (planned_for) has come by then.
+    """
     query = select(M.id).where(M.run_id == run_id, M.status.in_(CLAIMABLE), M.id > after_id)
     if shard is not None:
         query = query.where(M.shard == shard)
+    if due_by is not None:
+        query = query.where(M.planned_for <= due_by)
     with engine.connect() as c:
         return [int(r[0]) for r in c.execute(query.order_by(M.id).limit(limit))]
 
@@ -259,6 +265,17 @@ def run_counts(engine: Engine, *, run_id: int) -> RunCounts:
             failed[reason or "unknown"] += int(n)
     return RunCounts(dict(sorted(status.items())), dict(sorted(skipped.items())),
                      dict(sorted(failed.items())))  # fmt: skip
+
+
+def waiting(engine: Engine, *, run_id: int, due_by: datetime) -> tuple[int, datetime | None]:
+    """Planned messages whose send time is after `due_by`: how many, and the earliest time."""
+    with engine.connect() as c:
+        count, earliest = c.execute(
+            select(func.count(), func.min(M.planned_for)).where(
+                M.run_id == run_id, M.status.in_(CLAIMABLE), M.planned_for > due_by
+            )
+        ).one()
+    return int(count), earliest
 
 
 def run_campaign_id(engine: Engine, *, run_id: int) -> int | None:

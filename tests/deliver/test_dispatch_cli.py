@@ -35,7 +35,7 @@ def cli_env(sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, ["run", *args])
+    result = CliRunner().invoke(app, ["run", *args, "--send-all"])
     return result.exit_code, result.stdout + (result.stderr or "")
 
 

@@ -45,8 +45,9 @@ def _env(database_url: str, tmp: Path) -> dict[str, str]:
 
 
 def _cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "newsletter", "run", *args], env=env,
-                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    command = [sys.executable, "-m", "newsletter", "run", *args, "--send-all"]
+    return subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
 
 
 def _by_status(engine: Engine, run_id: int) -> dict[int, tuple[str, str | None, str]]:
