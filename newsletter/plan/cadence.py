@@ -92,11 +92,15 @@ def quiet_hours_end(moment: datetime, tz: ZoneInfo, quiet: tuple[time, time]) ->
 
 
 def suppression_reason(*, status: str, suppressed: str | None) -> str | None:
-    """Why an address may never be emailed ('suppressed', 'unsubscribed'...), else None."""
-    if suppressed:
-        return "suppressed"
+    """Why an address may never be emailed ('bounced', 'unsubscribed', 'suppressed'...), else None.
+
+    The subscriber's own status names the cause best (a bounce also adds a suppression row),
+    so it comes first; a suppression row alone (an imported do-not-mail list) is 'suppressed'.
+    """
     if status in SKIP_STATUSES:
         return status
+    if suppressed:
+        return "suppressed"
     return None
 
 
