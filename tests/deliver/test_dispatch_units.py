@@ -149,8 +149,6 @@ def test_a_recipient_5xx_bounces_suppresses_and_the_next_plan_skips_them(
     nxt = {row[0]: row for row in messages(engine, later).values()}
     status, reason = nxt[todo[victim]][1:3]
     assert status == "skipped"
-    if reason == "suppressed":  # plan/cadence.py names a suppression row before the status
-        pytest.xfail("planner: a suppression row wins over status 'bounced' (see report)")
     assert reason == "bounced"
 
 
