@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -53,6 +53,9 @@ class Settings(BaseSettings):
         }
     )
     half_life_days: float = 60.0
+    # After a crash, a message caught mid-send is re-sent (at-least-once; receivers can drop
+    # the copy by its stable Message-ID) or marked failed for an operator (at-most-once).
+    delivery_on_unknown: Literal["resend", "fail"] = "resend"
     sources: dict[str, SourceQueries] = Field(default_factory=dict)
 
     @field_validator("default_timezone")
