@@ -8,14 +8,19 @@ Typical use by the planner::
     holdout = model.popular_items(8)                            # the `popular` arm
     section = model.section("fresh", users, 3)                  # "New in your topics"
 
-Generators: ``ease`` (catalogues up to ``ease_max_catalogue`` items) and ``knn``
-(collaborative), ``content``, ``fresh``, ``popularity`` and ``prior`` (metadata-predicted
-popularity). Each source's top ``candidates_per_source`` items per user are merged; the union
-is scored by a :class:`~newsletter.recommend.ranker.LinearRanker` (calibrated defaults, or a
-logistic regression once ``feedback`` with clicks exists). A user without history gets content
-on their declared topics, then popularity, because their collaborative features are zero.
-Re-ranking removes consumed (``exclude_consumed``), inactive, expired and rule-failing items,
-then applies MMR diversity and a per-topic cap; ``explore_slots`` adds logged exploration.
+Generators: ``ease`` (catalogues up to ``ease_max_catalogue`` items; above that sparse
+``knn`` takes its weight), ``knn``, ``content``, ``fresh`` (content match on items published in
+the last ``fresh_days``), ``popularity`` and ``prior`` (metadata-predicted popularity). Each
+source's score is divided by the user's best (so sources are comparable) and the features are
+blended by a :class:`~newsletter.recommend.ranker.LinearRanker`: calibrated defaults (what
+``tune`` picks), or a logistic regression once ``feedback`` (shown slots, clicked or not)
+holds both classes. Every item is scored, so every source's candidates are merged by
+construction; ``candidates_per_source`` optionally restricts the ranking to the union of each
+source's top-k. Users without history use ``cold_start_blend``: content on their declared
+topics, then popularity. Re-ranking removes consumed (``exclude_consumed``), inactive, expired
+and rule-failing (``filters``) items, then applies MMR diversity (``mmr_lambda`` < 1) and a
+per-topic cap; ``explore_slots`` adds logged exploration. Batches of users run on ``threads``
+threads; nothing reads the clock (``now`` is a parameter).
 """
 
 from __future__ import annotations
@@ -69,7 +74,11 @@ def default_weighting() -> WeightingConfig:
 
 @dataclass(frozen=True)
 class HybridConfig:
-    """Everything the hybrid needs to know; defaults come from ``tune`` (see README)."""
+    """Everything the hybrid needs to know; defaults come from ``tune`` (benchmarks/README.md).
+
+    ``filters`` are attribute rules (``{"in_stock": True}``; a list value means "one of");
+    ``threads`` is how many user batches are scored at once.
+    """
 
     weighting: WeightingConfig = field(default_factory=default_weighting)
     ease_lambda: float = 50.0

@@ -63,3 +63,24 @@ def test_candidates_mask_is_honoured(name: str, world: tuple[InteractionData, It
         np.arange(data.n_users), 5, exclude=sp.csr_matrix((22, 21)), candidates=allowed
     )
     assert set(items[items >= 0].tolist()) <= {3, 12, 20}
+
+
+def test_large_catalogue_path_keeps_the_contract(
+    world: tuple[InteractionData, ItemCatalog], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sparse path (kNN instead of EASE, content neighbours) honours the same contract."""
+    import newsletter.recommend.content as content_module
+
+    monkeypatch.setattr(content_module, "EXACT_WORK_LIMIT", 0.0)
+    data, catalog = world
+    model = HybridRecommender(HybridConfig(ease_max_catalogue=0)).fit(data, catalog, now=NOW)
+    assert "ease" not in model.generators
+    assert model.generators["content"].neighbours is not None
+    exclude = consumed_matrix(data)
+    recs = model.recommend_explained(np.arange(20), 4, exclude=exclude)
+    for user, row in enumerate(recs.items):
+        assert len(set(row.tolist())) == 4
+        assert not set(row.tolist()) & set(exclude[user].indices.tolist())
+        block = range(10) if user < 10 else range(10, 20)
+        assert row[0] in block
+    assert {s for row in recs.sources for s in row} <= {"collaborative", "content", "popularity"}
