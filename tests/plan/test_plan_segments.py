@@ -153,3 +153,18 @@ def test_raw_sql_must_return_one_column(engine: Engine) -> None:
     definition = parse_segment('rule: {sql: "SELECT id, email FROM subscriber"}\n', source="y.yaml")
     with pytest.raises(SegmentError, match="one column"):
         segment_ids(engine, definition, now=NOW)
+
+
+def test_segment_queries_run_in_a_read_only_transaction(engine: Engine) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from newsletter.store.segments import read_only
+
+    seed(engine)
+    with pytest.raises(DBAPIError), read_only(engine) as connection:
+        connection.execute(text("DELETE FROM subscriber"))
+    with engine.connect() as connection:  # the guard does not leak into pooled connections
+        assert connection.execute(text("SELECT count(*) FROM subscriber")).scalar() == 5
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE subscriber SET name = 'x' WHERE id = 1"))
