@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     # After a crash, a message caught mid-send is re-sent (at-least-once; receivers can drop
     # the copy by its stable Message-ID) or marked failed for an operator (at-most-once).
     delivery_on_unknown: Literal["resend", "fail"] = "resend"
+    # Salt of the experiment arm hash: changing it reshuffles every subscriber's arm.
+    experiment_salt: str = "newsletter-arms-v1"
     sources: dict[str, SourceQueries] = Field(default_factory=dict)
 
     @field_validator("default_timezone")

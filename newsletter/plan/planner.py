@@ -150,7 +150,7 @@ def prepare_run(
                           now=now)  # fmt: skip
     factory = source_factory or FACTORIES[config.ranker]
     lazy = LazySource(engine, config, now, factory, [run.id, seed])
-    salt = str(getattr(settings, "experiment_salt", DEFAULT_SALT))
+    salt = settings.experiment_salt or DEFAULT_SALT
     return RunContext(
         run_id=run.id, campaign=camp, config=config, scheduled_for=when, members=members,
         lazy=lazy,
