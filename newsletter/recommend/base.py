@@ -24,7 +24,7 @@ clock, a database or a file: ``now`` is always a parameter.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, Self, runtime_checkable
@@ -180,6 +180,35 @@ def scale_rows(matrix: sp.csr_matrix, factors: Array) -> sp.csr_matrix:
     """Return a copy of a CSR matrix with row r multiplied by ``factors[r]``."""
     out = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
     out.data *= np.repeat(np.asarray(factors, dtype=np.float32), np.diff(out.indptr))
+    return out
+
+
+def best_anchors(
+    history: sp.csr_matrix, items: Array, pair_values: Callable[[Array, Array], Array]
+) -> Array:
+    """Return, per (row, slot), the history item j maximising ``w_j * pair_values(j, item)``.
+
+    Vectorised over a whole batch: every (history entry, slot) pair is scored at once and the
+    best per slot is found by one sort; ``-1`` where no pair scores above zero.
+    """
+    rows, n = items.shape
+    counts = np.diff(history.indptr)
+    entry_row = np.repeat(np.arange(rows), counts)
+    j = np.repeat(history.indices, n)
+    r = np.repeat(entry_row, n)
+    c = np.tile(np.arange(n), len(history.indices))
+    i = items[r, c]
+    ok = i >= 0
+    j, r, c, i = j[ok], r[ok], c[ok], i[ok]
+    values = np.repeat(history.data, n)[ok] * pair_values(j, i)
+    out = np.full(items.shape, -1, dtype=np.int64)
+    if len(values) == 0:
+        return out
+    group = r * n + c
+    order = np.lexsort((-values, group))
+    first = order[np.r_[True, np.diff(group[order]) != 0]]
+    good = first[values[first] > 0]
+    out[r[good], c[good]] = j[good]
     return out
 
 

@@ -18,7 +18,14 @@ from typing import Any, Self
 import numpy as np
 import scipy.sparse as sp
 
-from newsletter.recommend.base import Array, InteractionData, ItemCatalog, ScoringModel, to_dense
+from newsletter.recommend.base import (
+    Array,
+    InteractionData,
+    ItemCatalog,
+    ScoringModel,
+    best_anchors,
+    to_dense,
+)
 from newsletter.recommend.weighting import WeightingConfig, interaction_matrix
 
 CELLS_PER_CHUNK = 8_000_000
@@ -74,6 +81,16 @@ class ItemModel(ScoringModel):
 
     def anchors(self, users: Array, items: Array) -> Array:
         """Return, per (user, item), the history item contributing most to its score (-1: none)."""
+        weights: Any = self.weights
+        if weights.shape != (self.n_items, self.n_items):
+            return self._anchors_per_user(users, items)
+        history = sp.csr_matrix(self.matrix[np.asarray(users)])
+        if isinstance(weights, np.ndarray):
+            return best_anchors(history, items, lambda j, i: weights[j, i])
+        return best_anchors(history, items, lambda j, i: np.asarray(weights[j, i]).ravel())
+
+    def _anchors_per_user(self, users: Array, items: Array) -> Array:
+        """Per-user attribution (EASE in the dual form or on a subset of items)."""
         pos = np.full(self.n_items, -1, dtype=np.int64)
         pos[self.items] = np.arange(len(self.items))
         out = np.full(items.shape, -1, dtype=np.int64)

@@ -30,6 +30,7 @@ from newsletter.recommend.base import (
     InteractionData,
     ItemCatalog,
     ScoringModel,
+    best_anchors,
     scale_rows,
     sparse_row_scale,
     to_dense,
@@ -195,17 +196,15 @@ class ContentModel(ScoringModel):
 
     def anchors(self, users: Array, items: Array) -> Array:
         """Return, per (user, item), the most similar engaged history item (-1: none)."""
-        out = np.full(items.shape, -1, dtype=np.int64)
-        for r, user in enumerate(np.asarray(users)):
-            row = self.matrix[int(user)]
-            valid = items[r] >= 0
-            if row.nnz == 0 or not valid.any():
-                continue
-            sim = self.item_similarity(row.indices, items[r][valid]) * row.data[:, None]
-            best = sim.argmax(axis=0)
-            good = sim[best, np.arange(sim.shape[1])] > 0
-            out[r, np.flatnonzero(valid)[good]] = row.indices[best[good]]
-        return out
+        history = sp.csr_matrix(self.matrix[np.asarray(users)])
+        return best_anchors(history, items, self.pair_similarity)
+
+    def pair_similarity(self, left: Array, right: Array) -> Array:
+        """Return cosine(item left[k], item right[k]) for aligned index arrays."""
+        if isinstance(self.vectors, np.ndarray):
+            return np.einsum("ij,ij->i", self.vectors[left], self.vectors[right])
+        a, b = self.vectors[left], self.vectors[right]
+        return np.asarray(a.multiply(b).sum(axis=1)).ravel()
 
     def topic_anchor(self, user: int, item: int) -> str | None:
         """Return the first declared topic of ``user`` that ``item`` carries, if any."""
