@@ -41,6 +41,7 @@ from newsletter.recommend.base import (
     Feedback,
     InteractionData,
     ItemCatalog,
+    Reason,
     Recommendations,
     as_seconds,
     mask_scores,
@@ -240,7 +241,10 @@ class HybridRecommender:
         scores = np.vstack([p[1] for p in parts]) if parts else np.zeros((0, n))
         labels = np.vstack([p[2] for p in parts]) if parts else np.zeros((0, n), dtype=object)
         props = np.vstack([p[3] for p in parts]) if parts else np.zeros((0, n))
-        why = self.explainer.explain(users, items, labels) if reasons else []
+        why: list[list[Reason]] = []
+        for start in starts if reasons else ():
+            end = start + BATCH
+            why += self.explainer.explain(users[start:end], items[start:end], labels[start:end])
         return Recommendations(users, items, scores, labels, props, why)
 
     def _recommend_batch(
