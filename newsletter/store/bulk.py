@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
+from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Connection, ForeignKeyConstraint, Table, UniqueConstraint
 from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex
 from sqlmodel import SQLModel
@@ -20,7 +21,7 @@ from sqlmodel import SQLModel
 import newsletter.models  # noqa: F401  (registers the tables in SQLModel.metadata)
 
 SQLITE_TIME_SEPARATOR, SQLITE_TIME_SUFFIX = " ", ""  # what SQLAlchemy writes on SQLite
-PG_TIME_SEPARATOR, PG_TIME_SUFFIX = "T", "+00"
+PG_TIME_SEPARATOR, PG_TIME_SUFFIX = "T", "Z"
 COPY_CHUNK_ROWS = 200_000
 REBUILD_INDEXES_ROWS = 100_000  # from this many rows on, rebuilding indexes beats maintaining
 
@@ -33,11 +34,12 @@ def _format_times(series: pd.Series, separator: str, suffix: str) -> pd.Series:
     """UTC timestamps as text, formatted in C by numpy (pandas strftime is 10x slower)."""
     utc = pd.to_datetime(series, utc=True)
     values = utc.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
-    text = np.datetime_as_string(values, unit="us").astype(object)
-    if separator != "T":
-        text = np.array([t.replace("T", separator) for t in text], dtype=object)
-    formatted = pd.Series(text, index=series.index, dtype=object) + suffix
-    return formatted.where(utc.notna(), None)
+    if separator == "T" and suffix == "Z":  # ISO 8601 in UTC: numpy writes it whole
+        text = np.datetime_as_string(values, unit="us", timezone="UTC").astype(object)
+    else:
+        text = np.datetime_as_string(values, unit="us").astype(object)
+        text = np.array([t.replace("T", separator) + suffix for t in text], dtype=object)
+    return pd.Series(text, index=series.index, dtype=object).where(utc.notna(), None)
 
 
 def _prepare(
@@ -104,26 +106,29 @@ def _copy_postgres(
     json_columns: Sequence[str],
     ignore_conflicts: bool,
 ) -> None:
-    """COPY into a staging table, then move the new rows over (duplicates skipped)."""
-    prepared = _prepare(
-        frame, separator=PG_TIME_SEPARATOR, suffix=PG_TIME_SUFFIX, json_columns=json_columns
-    )
+    """COPY the rows in; duplicates of existing or earlier rows are skipped.
+
+    Three paths: a large load into an empty table goes straight in with its indexes dropped
+    and rebuilt (duplicates removed in pandas first); a large load into a filled table goes
+    through a staging table with the indexes dropped; a small one through a staging table and
+    ON CONFLICT DO NOTHING.
+    """
+    model_table = SQLModel.metadata.tables[table]
+    large = len(frame) >= REBUILD_INDEXES_ROWS
+    if large and _is_empty(connection, table):
+        key = _unique_columns(model_table) if ignore_conflicts else []
+        rows = frame.drop_duplicates(subset=key) if key else frame
+        with _indexes_dropped(connection, model_table):
+            _copy_frame(connection, f'"{table}"', _prepare_pg(rows, json_columns))
+        return
+    prepared = _prepare_pg(frame, json_columns)
     columns = ", ".join(f'"{c}"' for c in prepared.columns)
     stage = f'"_stage_{table}"'
-    raw = connection.connection.driver_connection
-    with raw.cursor() as cursor:  # type: ignore[union-attr]
-        cursor.execute(f'CREATE TEMP TABLE {stage} AS SELECT {columns} FROM "{table}" WITH NO DATA')
-        with cursor.copy(
-            f"COPY {stage} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
-        ) as copy:
-            for start in range(0, len(prepared), COPY_CHUNK_ROWS):
-                buffer = io.StringIO()
-                prepared.iloc[start : start + COPY_CHUNK_ROWS].to_csv(
-                    buffer, header=False, index=False, na_rep="\\N"
-                )
-                copy.write(buffer.getvalue())
-    model_table = SQLModel.metadata.tables[table]
-    if len(prepared) >= REBUILD_INDEXES_ROWS:
+    connection.exec_driver_sql(
+        f'CREATE TEMP TABLE {stage} AS SELECT {columns} FROM "{table}" WITH NO DATA'
+    )
+    _copy_frame(connection, stage, prepared)
+    if large:
         with _indexes_dropped(connection, model_table):
             _move_rows(connection, model_table, stage, list(prepared.columns), ignore_conflicts)
     else:
@@ -134,11 +139,41 @@ def _copy_postgres(
     connection.exec_driver_sql(f"DROP TABLE {stage}")
 
 
+def _prepare_pg(frame: pd.DataFrame, json_columns: Sequence[str]) -> pd.DataFrame:
+    return _prepare(
+        frame, separator=PG_TIME_SEPARATOR, suffix=PG_TIME_SUFFIX, json_columns=json_columns
+    )
+
+
+def _is_empty(connection: Connection, table: str) -> bool:
+    return connection.exec_driver_sql(f'SELECT 1 FROM "{table}" LIMIT 1').first() is None
+
+
+def _copy_frame(connection: Connection, target: str, prepared: pd.DataFrame) -> None:
+    """Stream a prepared frame into `target` with COPY ... FROM STDIN (CSV, in chunks)."""
+    columns = ", ".join(f'"{c}"' for c in prepared.columns)
+    raw = connection.connection.driver_connection
+    with raw.cursor() as cursor:  # type: ignore[union-attr]
+        copy_sql = f"COPY {target} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
+        # A writer thread sends each chunk while the next one is formatted (overlaps the
+        # server's parsing with our CSV formatting).
+        with cursor.copy(copy_sql, writer=QueuedLibpqWriter(cursor)) as copy:
+            for start in range(0, len(prepared), COPY_CHUNK_ROWS):
+                buffer = io.StringIO()
+                prepared.iloc[start : start + COPY_CHUNK_ROWS].to_csv(
+                    buffer, header=False, index=False, na_rep="\\N"
+                )
+                copy.write(buffer.getvalue())
+
+
 def _unique_columns(table: Table) -> list[str]:
+    """The natural key rows are deduplicated on: the first unique constraint, else a primary
+    key made of real columns (a surrogate `id` is never in the loaded frame)."""
     for constraint in table.constraints:
         if isinstance(constraint, UniqueConstraint):
             return [c.name for c in constraint.columns]
-    return []
+    key = [c.name for c in table.primary_key.columns]
+    return [] if key == ["id"] else key
 
 
 def _move_rows(

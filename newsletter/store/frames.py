@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, select
 
@@ -27,10 +28,13 @@ class Frames:
 
 
 def _id_map(connection: Connection, model: type, keys: pd.Series) -> pd.Series:
+    """Database ids for external keys (NaN where unknown), by one hash lookup per row."""
     table = model.__table__  # type: ignore[attr-defined]
     rows = connection.execute(select(table.c.external_key, table.c.id)).all()
-    mapping = pd.Series({k: i for k, i in rows}, dtype="int64")
-    return keys.map(mapping)
+    known = pd.Index([r[0] for r in rows])
+    ids = np.array([r[1] for r in rows] + [0], dtype=np.int64)  # position -1 -> the 0 sentinel
+    positions = known.get_indexer(keys)
+    return pd.Series(ids[positions], index=keys.index).where(positions >= 0)
 
 
 def load_frames(engine: Engine, frames: Frames, *, now: datetime, origin: str) -> dict[str, int]:
@@ -47,7 +51,7 @@ def load_frames(engine: Engine, frames: Frames, *, now: datetime, origin: str) -
         topics = pd.DataFrame({"item_id": item_ids.to_numpy(), "topic": items["topics"]})
         topics = topics.explode("topic").dropna().drop_duplicates()
         bulk_insert(connection, "item_topic", topics)
-        interactions = frames.interactions
+        interactions = frames.interactions  # duplicates are dropped by bulk_insert
         mapped = pd.DataFrame(
             {
                 "subscriber_id": _id_map(connection, Subscriber, interactions["subscriber_key"]),
