@@ -247,6 +247,8 @@ def report_lines(report: object) -> list[str]:
         )  # fmt: skip
         lines.append(f"{item.metric}: personalized {100 * item.a.value:.2f}% vs popular "
                      f"{100 * item.b.value:.2f}%, lift {relative}{span}")  # fmt: skip
+    if not getattr(report, "arms", []):
+        return ["this run has no sent messages yet: nothing to measure"]
     return lines or ["no popularity holdout in this run: no lift to measure"]
 
 
