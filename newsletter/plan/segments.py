@@ -270,32 +270,14 @@ def segment_files(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in found}
 
 
-FORBIDDEN_SQL = (
-    "insert", "update", "delete", "drop", "alter", "create", "truncate", "grant", "revoke",
-    "attach", "detach", "pragma", "vacuum", "copy", "call", "execute", "merge", "replace",
-    "into", "lock", "set", "reindex", "analyze", "comment", "do", "listen", "notify", "load",
-)  # fmt: skip
-
-
 def validate_select(sql: str, where: str = "sql") -> str:
     """Accept only one read-only SELECT (or WITH ... SELECT); refuse writes and extra statements.
 
-    Literals, quoted names and comments are blanked before the keyword check, so a word inside
-    a string does not trip it. Execution is also read-only (see store.segments).
+    The check is `newsletter.store.readonly.check_select`; execution is also read-only.
     """
-    import re
+    from newsletter.store.readonly import UnsafeQuery, check_select
 
-    blank = re.sub(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"", "''", sql)
-    blank = re.sub(r"--[^\n]*|/\*.*?\*/", " ", blank, flags=re.S).strip()
-    body = blank[:-1].rstrip() if blank.endswith(";") else blank
-    if ";" in body:
-        raise SegmentError(f"{where}: the sql rule must be a single statement (found a ';')")
-    words = re.findall(r"[a-z_]+", body.lower())
-    if not words or words[0] not in ("select", "with"):
-        raise SegmentError(f"{where}: the sql rule must be a SELECT returning subscriber ids")
-    bad = sorted(set(words) & set(FORBIDDEN_SQL))
-    if bad:
-        raise SegmentError(
-            f"{where}: the sql rule must be read-only; it contains {', '.join(bad).upper()}"
-        )
-    return sql.strip().rstrip(";").strip()
+    try:
+        return check_select(sql)
+    except UnsafeQuery as exc:
+        raise SegmentError(f"{where}: the sql rule {exc}") from exc

@@ -9,8 +9,6 @@ were fooled.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,6 +42,7 @@ from newsletter.plan.segments import (
     SegmentError,
     Signup,
 )
+from newsletter.store.readonly import read_only
 
 S = Subscriber.__table__.c  # type: ignore[attr-defined]
 I = Interaction.__table__.c  # type: ignore[attr-defined]  # noqa: E741
@@ -153,22 +152,6 @@ def has_raw_sql(rule: Rule) -> bool:
     if isinstance(rule, Not):
         return has_raw_sql(rule.rule)
     return isinstance(rule, RawSql)
-
-
-@contextmanager
-def read_only(engine: Engine) -> Iterator[Connection]:
-    """A connection whose transaction cannot write (rolled back at the end either way)."""
-    with engine.connect() as connection:
-        if engine.dialect.name == "postgresql":
-            connection.execute(text("SET TRANSACTION READ ONLY"))
-        else:
-            connection.exec_driver_sql("PRAGMA query_only = ON")
-        try:
-            yield connection
-        finally:
-            connection.rollback()
-            if engine.dialect.name != "postgresql":
-                connection.exec_driver_sql("PRAGMA query_only = OFF")
 
 
 def segment_ids(engine: Engine, definition: SegmentDefinition, *, now: datetime) -> list[int]:

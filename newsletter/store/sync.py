@@ -12,7 +12,6 @@ a single SELECT (or WITH ... SELECT) statement is accepted.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +25,7 @@ from newsletter.config import SourceQueries
 from newsletter.db import make_engine
 from newsletter.models import SyncState
 from newsletter.store import ingest
+from newsletter.store.readonly import UnsafeQuery, check_select, read_only
 from newsletter.store.records import (
     RejectedRow,
     RowError,
@@ -38,11 +38,6 @@ from newsletter.store.records import (
 WATERMARKS = {"subscribers": "updated_at", "items": "updated_at", "interactions": "occurred_at"}
 ENTITIES = ("subscribers", "items", "interactions")
 BATCH_ROWS = 5000
-FORBIDDEN = re.compile(
-    r"\b(insert|update|delete|merge|drop|alter|create|truncate|grant|revoke|copy|attach|pragma|"
-    r"vacuum|call|do|lock|set)\b",
-    re.IGNORECASE,
-)
 
 
 class SyncError(ValueError):
@@ -62,31 +57,17 @@ class EntitySync:
 
 def validate_select(query: str, *, where: str) -> str:
     """Accept one read-only SELECT/WITH statement; refuse writes and multiple statements."""
-    stripped = re.sub(r"--[^\n]*|/\*.*?\*/", " ", query, flags=re.DOTALL).strip().rstrip(";")
-    without_strings = re.sub(r"'(?:[^']|'')*'", "''", stripped)
-    if ";" in without_strings:
-        raise SyncError(f"{where}: only one statement is allowed (found ';')")
-    if not re.match(r"^(select|with)\b", without_strings, re.IGNORECASE):
-        raise SyncError(f"{where}: must be a SELECT (or WITH ... SELECT) query")
-    bad = FORBIDDEN.search(without_strings)
-    if bad:
-        raise SyncError(f"{where}: read-only queries only; {bad.group(0)!r} is not allowed")
-    return stripped
-
-
-def _read_only(connection: Connection) -> None:
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SET TRANSACTION READ ONLY"))
-    elif connection.dialect.name == "sqlite":
-        connection.exec_driver_sql("PRAGMA query_only = ON")
+    try:
+        return check_select(query)
+    except UnsafeQuery as exc:
+        raise SyncError(f"{where} {exc}") from exc
 
 
 def _fetch(
     source: Engine, query: str, *, watermark_column: str, watermark: str | None
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run the query (filtered above the watermark when the column is there)."""
-    with source.connect() as connection, connection.begin():
-        _read_only(connection)
+    with read_only(source) as connection:
         probe = connection.execute(text(f"SELECT * FROM ({query}) AS q WHERE 1 = 0"))
         columns = list(probe.keys())
         if watermark_column in columns and watermark is not None:
@@ -95,8 +76,6 @@ def _fetch(
         else:
             result = connection.execute(text(f"SELECT * FROM ({query}) AS q"))
         rows = [tuple(r) for r in result]
-        if connection.dialect.name == "sqlite":
-            connection.exec_driver_sql("PRAGMA query_only = OFF")
     return columns, rows
 
 
