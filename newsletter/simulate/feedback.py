@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -37,7 +36,17 @@ class ReaderModel:
 
 def _frame(rows: Sequence[tuple[object, ...]], world: World) -> pd.DataFrame:
     frame = pd.DataFrame(
-        rows, columns=["message_id", "subscriber_id", "key", "arm", "sent_at", "position", "item"]
+        rows,
+        columns=[
+            "message_id",
+            "subscriber_id",
+            "key",
+            "arm",
+            "sent_at",
+            "position",
+            "item_id",
+            "item",
+        ],
     )
     frame["user"] = frame["key"].str.removeprefix("reader-").astype(int) - 1
     frame["topic"] = world.item_topic[frame["item"].str.removeprefix("article-").astype(int) - 1]
@@ -53,6 +62,7 @@ def _event(
             "message_id": frame["message_id"].to_numpy(),
             "subscriber_id": frame["subscriber_id"].to_numpy(),
             "slot_position": frame["position"].to_numpy() if kind == "click" else None,
+            "item_id": frame["item_id"].to_numpy() if kind == "click" else None,
             "kind": kind,
             "occurred_at": frame["sent_at"] + pd.to_timedelta(seconds, unit="s"),
             "is_machine": machine,
@@ -94,40 +104,9 @@ def simulate_feedback(
         ],
         ignore_index=True,
     )
-    item_ids = _item_ids(engine, slots)
-    events["item_id"] = [
-        item_ids.get((m, p)) if k == "click" else None
-        for m, p, k in zip(
-            events["message_id"], events["slot_position"], events["kind"], strict=True
-        )
-    ]
     with engine.begin() as connection:
         bulk_insert(connection, "event", events, ignore_conflicts=False)
     return {
         "human_opens": len(opened), "human_clicks": len(clicked), "machine_opens": len(mpp),
         "machine_clicks": len(scanned), "unsubscribes": len(unsub),
     }  # fmt: skip
-
-
-def _item_ids(engine: Engine, slots: pd.DataFrame) -> dict[tuple[int, int], int]:
-    """(message id, position) -> item id, for the click events' item column."""
-    from sqlalchemy import select
-
-    from newsletter.models import Slot
-
-    s = Slot.__table__.c  # type: ignore[attr-defined]
-    ids = [int(x) for x in slots["message_id"].unique()]
-    found: dict[tuple[int, int], int] = {}
-    with engine.connect() as connection:
-        for start in range(0, len(ids), 5000):
-            chunk = ids[start : start + 5000]
-            rows = connection.execute(
-                select(s.message_id, s.position, s.item_id).where(s.message_id.in_(chunk))
-            ).all()
-            found.update({(int(m), int(p)): int(i) for m, p, i in rows})
-    return found
-
-
-def now_after(sent: datetime, days: float) -> datetime:
-    """The time a report is drawn up: `days` after sending."""
-    return sent + pd.Timedelta(days=days).to_pytimedelta()

@@ -66,8 +66,10 @@ def latest_run_id(engine: Engine) -> int | None:
         ).scalar()
 
 
-def sent_slots(engine: Engine, *, run_id: int) -> list[tuple[int, int, str, str, object, int, str]]:
-    """(message id, subscriber id, subscriber key, arm, sent_at, slot position, item key)."""
+def sent_slots(
+    engine: Engine, *, run_id: int
+) -> list[tuple[int, int, str, str, object, int, int, str]]:
+    """(message id, subscriber id, subscriber key, arm, sent_at, position, item id, item key)."""
     from newsletter.models import Item, Slot, Subscriber
 
     m = Message.__table__.c  # type: ignore[attr-defined]
@@ -75,7 +77,16 @@ def sent_slots(engine: Engine, *, run_id: int) -> list[tuple[int, int, str, str,
     i = Item.__table__.c  # type: ignore[attr-defined]
     u = Subscriber.__table__.c  # type: ignore[attr-defined]
     query = (
-        select(m.id, m.subscriber_id, u.external_key, m.arm, m.sent_at, s.position, i.external_key)
+        select(
+            m.id,
+            m.subscriber_id,
+            u.external_key,
+            m.arm,
+            m.sent_at,
+            s.position,
+            s.item_id,
+            i.external_key,
+        )
         .join(Subscriber.__table__, u.id == m.subscriber_id)  # type: ignore[attr-defined]
         .join(Slot.__table__, s.message_id == m.id)  # type: ignore[attr-defined]
         .join(Item.__table__, i.id == s.item_id)  # type: ignore[attr-defined]
