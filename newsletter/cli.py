@@ -293,7 +293,8 @@ def sync_command(
     summary: dict[str, object] = {}
     for name in names:
         try:
-            reports = sync_source(engine, name=name, source=settings.sources[name], now=now_utc())
+            reports = sync_source(engine, name=name, source=settings.sources[name], now=now_utc(),
+                                  default_timezone=settings.default_timezone)  # fmt: skip
         except SyncError as exc:
             raise fail(str(exc), 2) from exc
         summary[name] = {r.entity: {"fetched": r.fetched, "loaded": r.loaded,

@@ -8,7 +8,7 @@ is reported as a whole. Column contracts: see `newsletter.store.records`.
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,15 +17,8 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from newsletter.store import ingest
-from newsletter.store.records import (
-    REQUIRED,
-    RejectedRow,
-    RowError,
-    parse_interaction,
-    parse_item,
-    parse_subscriber,
-)
+from newsletter.store.ingest import parse_row, write_batch
+from newsletter.store.records import REQUIRED, RejectedRow, RowError
 
 BATCH_ROWS = 5000
 
@@ -78,16 +71,8 @@ def _check_header(path: Path, entity: str, header: list[str]) -> None:
         )
 
 
-Writer = Callable[[Any, list[tuple[int, dict[str, Any]]], str], tuple[int, list[RejectedRow]]]
-
-
 def _import_file(
-    engine: Engine,
-    path: Path,
-    *,
-    entity: str,
-    parse: Callable[[dict[str, Any]], dict[str, Any]],
-    write: Writer,
+    engine: Engine, path: Path, *, entity: str, now: datetime, default_timezone: str
 ) -> EntityReport:
     """Parse a file row by row and write it batch by batch."""
     report = EntityReport(entity=entity, source=str(path))
@@ -97,25 +82,27 @@ def _import_file(
     for line, raw in rows:
         report.read += 1
         try:
-            batch.append((line, parse(raw)))
+            batch.append((line, parse_row(entity, raw, default_timezone=default_timezone)))
         except RowError as exc:
             report.rejected.append(RejectedRow(str(path), line, str(exc)))
         if len(batch) >= BATCH_ROWS:
-            _write_batch(engine, batch, report, write)
+            _write_batch(engine, batch, report, now)
             batch = []
-    _write_batch(engine, batch, report, write)
+    _write_batch(engine, batch, report, now)
     report.rejected.sort(key=lambda r: r.line)
     return report
 
 
 def _write_batch(
-    engine: Engine, batch: list[tuple[int, dict[str, Any]]], report: EntityReport, write: Writer
+    engine: Engine, batch: list[tuple[int, dict[str, Any]]], report: EntityReport, now: datetime
 ) -> None:
     if not batch:
         return
     try:
         with engine.begin() as connection:
-            loaded, rejected = write(connection, batch, report.source)
+            loaded, rejected = write_batch(
+                connection, report.entity, batch, source=report.source, now=now, origin="import"
+            )
     except SQLAlchemyError as exc:
         first, last = batch[0][0], batch[-1][0]
         detail = str(getattr(exc, "orig", None) or exc)[:300]
@@ -137,34 +124,12 @@ def import_csv(
 ) -> ImportReport:
     """Import whichever files are given, subscribers and items before interactions."""
     report = ImportReport()
-    if subscribers is not None:
-        report.entities.append(
-            _import_file(
-                engine,
-                subscribers,
-                entity="subscribers",
-                parse=lambda raw: parse_subscriber(raw, default_timezone=default_timezone),
-                write=lambda c, b, s: ingest.upsert_subscribers(c, b, source=s, now=now),
+    files = (("subscribers", subscribers), ("items", items), ("interactions", interactions))
+    for entity, path in files:
+        if path is not None:
+            report.entities.append(
+                _import_file(
+                    engine, path, entity=entity, now=now, default_timezone=default_timezone
+                )
             )
-        )
-    if items is not None:
-        report.entities.append(
-            _import_file(
-                engine,
-                items,
-                entity="items",
-                parse=parse_item,
-                write=lambda c, b, s: ingest.upsert_items(c, b, now=now),
-            )
-        )
-    if interactions is not None:
-        report.entities.append(
-            _import_file(
-                engine,
-                interactions,
-                entity="interactions",
-                parse=parse_interaction,
-                write=lambda c, b, s: ingest.insert_interactions(c, b, source=s),
-            )
-        )
     return report

@@ -8,7 +8,7 @@ naming an unknown item) come back as `RejectedRow`s instead of failing the batch
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +16,12 @@ from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from newsletter.models import Interaction, Item, ItemTopic, Subscriber
-from newsletter.store.records import RejectedRow
+from newsletter.store.records import (
+    RejectedRow,
+    parse_interaction,
+    parse_item,
+    parse_subscriber,
+)
 
 Numbered = tuple[int, dict[str, Any]]  # (line number in its source, record)
 
@@ -144,3 +149,24 @@ def insert_interactions(
         statement = _dialect_insert(connection, INTERACTION).on_conflict_do_nothing()
         connection.execute(statement, accepted)
     return len(accepted), rejected
+
+
+def parse_row(entity: str, raw: Mapping[str, Any], *, default_timezone: str) -> dict[str, Any]:
+    """Validate one raw row of `entity` (subscribers, items, interactions), or RowError."""
+    if entity == "subscribers":
+        return parse_subscriber(raw, default_timezone=default_timezone)
+    if entity == "items":
+        return parse_item(raw)
+    return parse_interaction(raw)
+
+
+def write_batch(
+    connection: Connection, entity: str, rows: Sequence[Numbered], *, source: str,
+    now: datetime, origin: str,
+) -> tuple[int, list[RejectedRow]]:  # fmt: skip
+    """Write one validated batch of `entity` rows; returns (rows written, rejections)."""
+    if entity == "subscribers":
+        return upsert_subscribers(connection, rows, source=source, now=now)
+    if entity == "items":
+        return upsert_items(connection, rows, now=now)
+    return insert_interactions(connection, rows, source=source, origin=origin)

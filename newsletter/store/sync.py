@@ -12,7 +12,6 @@ a single SELECT (or WITH ... SELECT) statement is accepted.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,9 +28,6 @@ from newsletter.store.readonly import UnsafeQuery, check_select, read_only
 from newsletter.store.records import (
     RejectedRow,
     RowError,
-    parse_interaction,
-    parse_item,
-    parse_subscriber,
     parse_time,
 )
 
@@ -86,27 +82,10 @@ def _to_watermark(value: Any) -> str:
     return str(value)
 
 
-PARSERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "subscribers": parse_subscriber,
-    "items": parse_item,
-    "interactions": parse_interaction,
-}
-
-
-def _write(
-    connection: Connection, entity: str, batch: list[tuple[int, dict[str, Any]]], *, where: str,
-    now: datetime,
-) -> tuple[int, list[RejectedRow]]:  # fmt: skip
-    if entity == "subscribers":
-        return ingest.upsert_subscribers(connection, batch, source=where, now=now)
-    if entity == "items":
-        return ingest.upsert_items(connection, batch, now=now)
-    return ingest.insert_interactions(connection, batch, source=where, origin="sync")
-
-
 def sync_entity(
-    engine: Engine, source: Engine, *, name: str, entity: str, query: str, now: datetime
-) -> EntitySync:
+    engine: Engine, source: Engine, *, name: str, entity: str, query: str, now: datetime,
+    default_timezone: str = "UTC",
+) -> EntitySync:  # fmt: skip
     """Fetch one entity above its watermark, load it, and move the watermark on."""
     where = f"source {name!r} {entity} query"
     query = validate_select(query, where=where)
@@ -122,7 +101,10 @@ def sync_entity(
     parsed: list[tuple[int, dict[str, Any]]] = []
     for number, row in enumerate(rows, start=1):
         try:
-            parsed.append((number, PARSERS[entity](dict(zip(columns, row, strict=True)))))
+            raw = dict(zip(columns, row, strict=True))
+            parsed.append(
+                (number, ingest.parse_row(entity, raw, default_timezone=default_timezone))
+            )
         except RowError as exc:
             report.rejected.append(RejectedRow(where, number, str(exc)))
     if column in columns and rows:
@@ -133,7 +115,8 @@ def sync_entity(
     with engine.begin() as connection:
         for start in range(0, len(parsed), BATCH_ROWS):
             batch = parsed[start : start + BATCH_ROWS]
-            loaded, rejected = _write(connection, entity, batch, where=where, now=now)
+            loaded, rejected = ingest.write_batch(connection, entity, batch, source=where,
+                                                  now=now, origin="sync")  # fmt: skip
             report.loaded += loaded
             report.rejected.extend(rejected)
         _save_state(connection, name, entity, report, now)
@@ -155,8 +138,9 @@ def _save_state(
 
 
 def sync_source(
-    engine: Engine, *, name: str, source: SourceQueries, now: datetime
-) -> list[EntitySync]:
+    engine: Engine, *, name: str, source: SourceQueries, now: datetime,
+    default_timezone: str = "UTC",
+) -> list[EntitySync]:  # fmt: skip
     """Sync every configured entity of one source, subscribers and items first."""
     source_engine = make_engine(source.url)
     try:
@@ -166,7 +150,13 @@ def sync_source(
             if query:
                 reports.append(
                     sync_entity(
-                        engine, source_engine, name=name, entity=entity, query=query, now=now
+                        engine,
+                        source_engine,
+                        name=name,
+                        entity=entity,
+                        query=query,
+                        now=now,
+                        default_timezone=default_timezone,
                     )
                 )
         return reports
