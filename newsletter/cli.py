@@ -328,21 +328,13 @@ def _when(value: str | None, option: str) -> object:
         raise fail(f"{option} {value!r} is not an ISO time (e.g. 2026-05-04T08:00)", 2) from exc
 
 
-def _plan_engine(config: Path | None) -> object:
-    from newsletter.db import ensure_schema, make_engine
-
-    engine = make_engine(settings_or_exit(config).resolved_database_url)
-    ensure_schema(engine)
-    return engine
-
-
 @segment_app.command("preview")
 def segment_preview(
     name: str,
     sample: int = typer.Option(10, help="How many subscribers to show."),
     at: str | None = typer.Option(None, help="Evaluate the rule at this time (default: now)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-    config: Path | None = typer.Option(None, help="newsletter.toml to use."),
+    config: Path | None = ConfigOption,
 ) -> None:
     """Print how many subscribers segment NAME selects, and a sample of them."""
     from newsletter.plan.planner import resolve_segment
@@ -350,7 +342,7 @@ def segment_preview(
     from newsletter.store.planning import profiles
     from newsletter.store.segments import segment_ids
 
-    engine = _plan_engine(config)
+    engine = migrated_engine(settings_or_exit(config))
     try:
         ids = segment_ids(engine, resolve_segment(engine, name), now=_when(at, "--at"))  # type: ignore[arg-type]
     except SegmentError as exc:
@@ -375,14 +367,14 @@ def plan_command(
     shards: int = typer.Option(1, min=1, help="Plan in this many shards of subscribers."),
     workers: int = typer.Option(1, min=1, help="Plan shards in this many processes."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-    config: Path | None = typer.Option(None, help="newsletter.toml to use."),
+    config: Path | None = ConfigOption,
 ) -> None:
     """Plan a run of CAMPAIGN and print counts by arm and by skip reason."""
     from newsletter.plan.campaigns import CampaignConfigError
     from newsletter.plan.planner import PlanError, plan_run
     from newsletter.plan.segments import SegmentError
 
-    engine = _plan_engine(config)
+    engine = migrated_engine(settings_or_exit(config))
     when = _when(now, "--now")
     scheduled = _when(scheduled_for, "--scheduled-for") if scheduled_for else None
     try:
@@ -409,14 +401,14 @@ def why_command(
     campaign: str = typer.Option(..., "--campaign", help="Campaign name."),
     at: str | None = typer.Option(None, help="Look at the run at or before this time."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-    config: Path | None = typer.Option(None, help="newsletter.toml to use."),
+    config: Path | None = ConfigOption,
 ) -> None:
     """Explain why SUBSCRIBER did (or didn't) get CAMPAIGN: arm, reason and each slot."""
     from newsletter.plan.planner import PlanError
     from newsletter.plan.segments import SegmentError
     from newsletter.plan.why import why
 
-    engine = _plan_engine(config)
+    engine = migrated_engine(settings_or_exit(config))
     try:
         answer = why(engine, subscriber=subscriber, campaign=campaign,
                      at=_when(at, "--at") if at else None)  # type: ignore[arg-type]  # fmt: skip
@@ -435,7 +427,7 @@ def preview_command(
     subscriber: int | None = typer.Option(None, help="Render for this subscriber id."),
     out: Path | None = typer.Option(None, help="Write the HTML part to this .html file."),
     eml: Path | None = typer.Option(None, help="Write the whole message to this .eml file."),
-    config: Path | None = typer.Option(None, help="newsletter.toml to use."),
+    config: Path | None = ConfigOption,
 ) -> None:
     """Render TEMPLATE strictly on real data (fixture data on an empty database)."""
     from newsletter.db import now_utc
@@ -544,7 +536,7 @@ def run_command(
         "(by default they wait for it: run `newsletter run resume RUN` later).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-    config: Path | None = typer.Option(None, help="newsletter.toml to use."),
+    config: Path | None = ConfigOption,
 ) -> None:
     """Plan, render and deliver CAMPAIGN; or `run resume RUN`; or `run retry-failed RUN`."""
     from dataclasses import replace
@@ -568,7 +560,7 @@ def run_command(
     if on_unknown not in (None, "resend", "fail"):
         raise fail(f"--on-unknown {on_unknown!r}: use resend or fail", 2)
     settings = settings_or_exit(config)
-    engine = _plan_engine(config)
+    engine = migrated_engine(settings_or_exit(config))
     when = _when(now, "--now")
     try:
         policy = default_policy(settings)
