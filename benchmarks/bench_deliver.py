@@ -127,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     messages = prerender(args.messages, args.size)
     size = sum(len(m.data) for m in messages) / len(messages)
-    print(f"{len(messages)} messages of {size / 1000:.1f} KB, best of {args.repeat}, "
-          f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")  # fmt: skip
+    print(
+        f"{len(messages)} messages of {size / 1000:.1f} KB, best of {args.repeat}, "
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+    )
     sink, port = start_sink(executable)
     try:
         for conns in args.connections:
@@ -136,8 +138,10 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.repeat):  # interleave, so drift hits both sides alike
                 bare = max(bare, len(messages) / bare_loop(port, messages, conns))
                 ours_rate = max(ours_rate, len(messages) / ours(port, messages, conns))
-            print(f"connections={conns}: bare smtplib {bare:7.0f} msg/s | SmtpTransport "
-                  f"{ours_rate:7.0f} msg/s | ratio {ours_rate / bare:6.1%}")  # fmt: skip
+            print(
+                f"connections={conns}: bare smtplib {bare:7.0f} msg/s | SmtpTransport "
+                f"{ours_rate:7.0f} msg/s | ratio {ours_rate / bare:6.1%}"
+            )
     finally:
         sink.terminate()
         sink.wait(timeout=5)

@@ -38,8 +38,9 @@ def measure(database: str, args: argparse.Namespace) -> None:
     timer = Timer(f"load-{database}-{args.subscribers}")
     now = world_now()
     with timer.step("generate", count=args.interactions, unit="interactions"):
-        world = generate_world(subscribers=args.subscribers, items=args.items,
-                               interactions=args.interactions, now=now)  # fmt: skip
+        world = generate_world(
+            subscribers=args.subscribers, items=args.items, interactions=args.interactions, now=now
+        )
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as folder:
         if database == "sqlite":
@@ -76,9 +77,19 @@ def main() -> None:
         return
     for database in ["sqlite", "postgres"] if args.database == "both" else [args.database]:
         print(f"== {database}", flush=True)
-        command = [sys.executable, __file__, "--in-process", "--database", database,
-                   "--subscribers", str(args.subscribers), "--items", str(args.items),
-                   "--interactions", str(args.interactions)]  # fmt: skip
+        command = [
+            sys.executable,
+            __file__,
+            "--in-process",
+            "--database",
+            database,
+            "--subscribers",
+            str(args.subscribers),
+            "--items",
+            str(args.items),
+            "--interactions",
+            str(args.interactions),
+        ]
         subprocess.run(command, check=True)
 
 

@@ -62,13 +62,36 @@ def build(url: str, n: int, items: int, interactions: int) -> object:
         ids = np.array([r[0] for r in c.execute(text("SELECT id FROM subscriber"))])
         emails = [r[0] for r in c.execute(text("SELECT email FROM subscriber"))]
         sup = rng.choice(len(emails), size=n // 100, replace=False)
-        bulk_insert(c, "suppression", pd.DataFrame({"email": [emails[i] for i in sup],
-                    "reason": "bounced", "created_at": pd.Timestamp(now)}))  # fmt: skip
+        bulk_insert(
+            c,
+            "suppression",
+            pd.DataFrame(
+                {
+                    "email": [emails[i] for i in sup],
+                    "reason": "bounced",
+                    "created_at": pd.Timestamp(now),
+                }
+            ),
+        )
         sent = rng.choice(ids, size=n // 5, replace=False)  # a trigger yesterday for 20%
         when = pd.Timestamp(now) - pd.to_timedelta(rng.integers(4, 30, size=len(sent)), unit="h")
-        bulk_insert(c, "message", pd.DataFrame({"run_id": run_id, "subscriber_id": sent,
-                    "arm": "personalized", "status": "sent", "shard": 0, "planned_for": when,
-                    "sent_at": when, "attempts": 1, "updated_at": pd.Timestamp(now)}))  # fmt: skip
+        bulk_insert(
+            c,
+            "message",
+            pd.DataFrame(
+                {
+                    "run_id": run_id,
+                    "subscriber_id": sent,
+                    "arm": "personalized",
+                    "status": "sent",
+                    "shard": 0,
+                    "planned_for": when,
+                    "sent_at": when,
+                    "attempts": 1,
+                    "updated_at": pd.Timestamp(now),
+                }
+            ),
+        )
     return engine
 
 
@@ -95,23 +118,38 @@ def main() -> None:
     print(f"setup (not timed): {time.perf_counter() - t0:.1f} s  [{url.split(':')[0]}]")
     now = world_now()
     t0, c0 = time.perf_counter(), cpu_seconds()
-    ctx = prepare_run(engine, campaign="weekly", now=now, settings=Settings(),
-                      source_factory=FACTORIES[args.source])  # type: ignore[arg-type]  # fmt: skip
+    ctx = prepare_run(
+        engine,
+        campaign="weekly",
+        now=now,
+        settings=Settings(),
+        source_factory=FACTORIES[args.source],
+    )  # type: ignore[arg-type]
     ctx.lazy.get()
     t1 = time.perf_counter()
     new = run_shards(engine, ctx, shard_count=args.shards, now=now, workers=args.workers)
     stats = run_stats(engine, ctx, args.shards)  # type: ignore[arg-type]
     t2 = time.perf_counter()
     print(f"prepare (segment, load matrices, fit {args.source}, Thompson bank): {t1 - t0:.1f} s")
-    print(f"shards x{args.shards}, {args.workers} workers (profiles, cadence, arms, slots, "
-          f"persist): {t2 - t1:.1f} s")  # fmt: skip
-    print(f"total plan: {t2 - t0:.1f} s wall, {cpu_seconds() - c0:.1f} s CPU (all processes); "
-          f"new messages {new}; stats {stats}")  # fmt: skip
+    print(
+        f"shards x{args.shards}, {args.workers} workers (profiles, cadence, arms, slots, "
+        f"persist): {t2 - t1:.1f} s"
+    )
+    print(
+        f"total plan: {t2 - t0:.1f} s wall, {cpu_seconds() - c0:.1f} s CPU (all processes); "
+        f"new messages {new}; stats {stats}"
+    )
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     t0 = time.perf_counter()
-    again = plan_run(engine, campaign="weekly", now=now, settings=Settings(),
-                     shard_count=args.shards, source_factory=FACTORIES[args.source],
-                     workers=args.workers)  # type: ignore[arg-type]  # fmt: skip
+    again = plan_run(
+        engine,
+        campaign="weekly",
+        now=now,
+        settings=Settings(),
+        shard_count=args.shards,
+        source_factory=FACTORIES[args.source],
+        workers=args.workers,
+    )  # type: ignore[arg-type]
     elapsed = time.perf_counter() - t0
     print(f"re-plan (idempotent): {elapsed:.1f} s; new messages {again.new_messages}")
 

@@ -54,10 +54,15 @@ def synthetic(n_users: int, *, seed: int = 0) -> tuple[object, object]:
         rng.choice(4, n, p=[0.5, 0.3, 0.15, 0.05])
     ]
     data = InteractionData(
-        n_users=n_users, n_items=N_ITEMS, user_idx=users, item_idx=items, kind=kinds,
-        timestamp=NOW - rng.uniform(0, 90, n) * DAY, machine=rng.random(n) < 0.02,
+        n_users=n_users,
+        n_items=N_ITEMS,
+        user_idx=users,
+        item_idx=items,
+        kind=kinds,
+        timestamp=NOW - rng.uniform(0, 90, n) * DAY,
+        machine=rng.random(n) < 0.02,
         user_topics=[[f"topic{t}"] for t in fav[:, 0]],
-    )  # fmt: skip
+    )
     words = [f"w{t}_{k}" for t in range(N_TOPICS) for k in range(25)]
     noise = rng.integers(0, len(words), N_ITEMS)
     texts = [
@@ -65,10 +70,11 @@ def synthetic(n_users: int, *, seed: int = 0) -> tuple[object, object]:
         for t, x in zip(item_topic, noise, strict=True)
     ]
     catalog = ItemCatalog(
-        titles=[f"Item {i}" for i in range(N_ITEMS)], texts=texts,
+        titles=[f"Item {i}" for i in range(N_ITEMS)],
+        texts=texts,
         topics=[[f"topic{t}"] for t in item_topic],
         published_at=NOW - rng.uniform(0, 365, N_ITEMS) * DAY,
-    )  # fmt: skip
+    )
     return data, catalog
 
 

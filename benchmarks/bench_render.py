@@ -70,8 +70,9 @@ def naive_path(source: TemplateSource) -> Callable[[int], bytes]:
 
     def run(message_id: int) -> bytes:
         context = build_context({**inputs, "message_id": message_id}, settings=SETTINGS)
-        links = MessageLinks(base_url=SETTINGS.base_url, secret_key=SETTINGS.secret_key,
-                             message_id=message_id)  # fmt: skip
+        links = MessageLinks(
+            base_url=SETTINGS.base_url, secret_key=SETTINGS.secret_key, message_id=message_id
+        )
         slots = slot_urls(context)
         html = mrml.to_html(html_t.render(context), render_options=options).content
         html = rewrite_html_links(html, links=links, slots=slots)

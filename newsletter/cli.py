@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -138,17 +139,24 @@ def import_csv_command(
     settings = settings_or_exit(config)
     engine = migrated_engine(settings)
     try:
-        report = import_csv(engine, subscribers=subscribers, items=items,
-                            interactions=interactions, now=now_utc(),
-                            default_timezone=settings.default_timezone)  # fmt: skip
+        report = import_csv(
+            engine,
+            subscribers=subscribers,
+            items=items,
+            interactions=interactions,
+            now=now_utc(),
+            default_timezone=settings.default_timezone,
+        )
     except RowError as exc:
         raise fail(str(exc), 2) from exc
     if as_json:
         print_json({**report.as_dict(), "rejected": [str(r) for r in report.rejected]})
     else:
         for entity, numbers in report.as_dict().items():
-            console.print(f"{entity}: {numbers['loaded']} loaded of {numbers['read']} read, "
-                          f"{numbers['rejected']} rejected")  # fmt: skip
+            console.print(
+                f"{entity}: {numbers['loaded']} loaded of {numbers['read']} read, "
+                f"{numbers['rejected']} rejected"
+            )
         for row in report.rejected:
             err_console.print(f"[yellow]rejected[/yellow] {row}", markup=True, highlight=False)
     if report.rejected:
@@ -193,10 +201,20 @@ def campaign_add(
     except CampaignConfigError as exc:
         raise fail(str(exc), 2) from exc
     engine = migrated_engine(settings_or_exit(config))
-    campaign = upsert_campaign(engine, name=name, template_name=template, segment_name=segment,
-                               kind=kind, schedule=schedule, config=raw, now=now_utc())  # fmt: skip
-    console.print(f"campaign {campaign.name!r} (id {campaign.id}): {kind}, template "
-                  f"{template!r}, segment {segment!r}")  # fmt: skip
+    campaign = upsert_campaign(
+        engine,
+        name=name,
+        template_name=template,
+        segment_name=segment,
+        kind=kind,
+        schedule=schedule,
+        config=raw,
+        now=now_utc(),
+    )
+    console.print(
+        f"campaign {campaign.name!r} (id {campaign.id}): {kind}, template "
+        f"{template!r}, segment {segment!r}"
+    )
 
 
 @campaign_app.command("list")
@@ -205,8 +223,10 @@ def campaign_list(config: Path | None = ConfigOption) -> None:
     from newsletter.store.campaigns import list_campaigns
 
     for c in list_campaigns(migrated_engine(settings_or_exit(config))):
-        console.print(f"{c.id:>4}  {c.name:<24} {c.kind:<8} template={c.template_name} "
-                      f"segment={c.segment_name} schedule={c.schedule or '-'}")  # fmt: skip
+        console.print(
+            f"{c.id:>4}  {c.name:<24} {c.kind:<8} template={c.template_name} "
+            f"segment={c.segment_name} schedule={c.schedule or '-'}"
+        )
 
 
 @app.command("report")
@@ -229,8 +249,14 @@ def report_command(
     report = build_report(run_id, f"Run {run_id}", arm_counts(engine, run_id=run_id))
     write_report(report, out)
     if as_json:
-        print_json({"run_id": run_id, "arms": [asdict(a) for a in report.arms],
-                    "lifts": [asdict(x) for x in report.lifts], "html": str(out)})  # fmt: skip
+        print_json(
+            {
+                "run_id": run_id,
+                "arms": [asdict(a) for a in report.arms],
+                "lifts": [asdict(x) for x in report.lifts],
+                "html": str(out),
+            }
+        )
         return
     for line in report_lines(report):
         console.print(line, markup=False)
@@ -242,11 +268,15 @@ def report_lines(report: object) -> list[str]:
     lines = []
     for item in getattr(report, "lifts", []):
         relative = "n/a" if item.relative is None else f"{100 * item.relative:+.1f}%"
-        span = "" if item.relative is None else (
-            f" [{100 * item.relative_low:+.1f}%, {100 * item.relative_high:+.1f}%]"
-        )  # fmt: skip
-        lines.append(f"{item.metric}: personalized {100 * item.a.value:.2f}% vs popular "
-                     f"{100 * item.b.value:.2f}%, lift {relative}{span}")  # fmt: skip
+        span = (
+            ""
+            if item.relative is None
+            else (f" [{100 * item.relative_low:+.1f}%, {100 * item.relative_high:+.1f}%]")
+        )
+        lines.append(
+            f"{item.metric}: personalized {100 * item.a.value:.2f}% vs popular "
+            f"{100 * item.b.value:.2f}%, lift {relative}{span}"
+        )
     if not getattr(report, "arms", []):
         return ["this run has no sent messages yet: nothing to measure"]
     return lines or ["no popularity holdout in this run: no lift to measure"]
@@ -264,9 +294,15 @@ def demo_command(
     from newsletter.db import now_utc
     from newsletter.pipeline import run_demo
 
-    result = run_demo(directory=directory, now=now_utc(), subscribers=subscribers, items=items,
-                      interactions=interactions, seed=seed,
-                      progress=lambda line: console.print(f"[dim]·[/dim] {line}"))  # fmt: skip
+    result = run_demo(
+        directory=directory,
+        now=now_utc(),
+        subscribers=subscribers,
+        items=items,
+        interactions=interactions,
+        seed=seed,
+        progress=lambda line: console.print(f"[dim]·[/dim] {line}"),
+    )
     console.print(f"[bold]demo ready[/bold] in {result.directory} ({result.database_url})")
     for step, summary in result.steps.items():
         console.print(f"  {step}: {summary}")
@@ -293,28 +329,41 @@ def sync_command(
     summary: dict[str, object] = {}
     for name in names:
         try:
-            reports = sync_source(engine, name=name, source=settings.sources[name], now=now_utc(),
-                                  default_timezone=settings.default_timezone)  # fmt: skip
+            reports = sync_source(
+                engine,
+                name=name,
+                source=settings.sources[name],
+                now=now_utc(),
+                default_timezone=settings.default_timezone,
+            )
         except SyncError as exc:
             raise fail(str(exc), 2) from exc
-        summary[name] = {r.entity: {"fetched": r.fetched, "loaded": r.loaded,
-                                    "rejected": [str(x) for x in r.rejected],
-                                    "watermark": r.watermark} for r in reports}  # fmt: skip
+        summary[name] = {
+            r.entity: {
+                "fetched": r.fetched,
+                "loaded": r.loaded,
+                "rejected": [str(x) for x in r.rejected],
+                "watermark": r.watermark,
+            }
+            for r in reports
+        }
     if as_json:
         print_json(summary)
         return
     for name, entities in summary.items():
         for entity, numbers in entities.items():  # type: ignore[attr-defined]
-            console.print(f"{name}.{entity}: fetched {numbers['fetched']}, loaded "
-                          f"{numbers['loaded']}, rejected {len(numbers['rejected'])}, "
-                          f"watermark {numbers['watermark']}")  # fmt: skip
+            console.print(
+                f"{name}.{entity}: fetched {numbers['fetched']}, loaded "
+                f"{numbers['loaded']}, rejected {len(numbers['rejected'])}, "
+                f"watermark {numbers['watermark']}"
+            )
 
 
 segment_app = typer.Typer(no_args_is_help=True, help="Segments: who a rule selects.")
 app.add_typer(segment_app, name="segment")
 
 
-def _when(value: str | None, option: str) -> object:
+def _when(value: str | None, option: str) -> datetime:
     """Parse an ISO time option (naive = UTC); a bad value exits with a clear message."""
     from datetime import datetime
 
@@ -347,8 +396,10 @@ def segment_preview(
         ids = segment_ids(engine, resolve_segment(engine, name), now=_when(at, "--at"))  # type: ignore[arg-type]
     except SegmentError as exc:
         raise fail(str(exc), 2) from exc
-    shown = [{"id": p.id, "email": p.email, "status": p.status, "timezone": p.timezone}
-             for p in profiles(engine, ids[:sample])]  # type: ignore[arg-type]  # fmt: skip
+    shown = [
+        {"id": p.id, "email": p.email, "status": p.status, "timezone": p.timezone}
+        for p in profiles(engine, ids[:sample])
+    ]  # type: ignore[arg-type]
     if as_json:
         print_json({"segment": name, "count": len(ids), "sample": shown})
         return
@@ -378,17 +429,26 @@ def plan_command(
     when = _when(now, "--now")
     scheduled = _when(scheduled_for, "--scheduled-for") if scheduled_for else None
     try:
-        result = plan_run(engine, campaign=campaign, now=when, settings=settings_or_exit(config),  # type: ignore[arg-type]
-                          scheduled_for=scheduled, shard_count=shards, workers=workers)  # type: ignore[arg-type]  # fmt: skip
+        result = plan_run(
+            engine,
+            campaign=campaign,
+            now=when,
+            settings=settings_or_exit(config),
+            scheduled_for=scheduled,
+            shard_count=shards,
+            workers=workers,
+        )
     except (PlanError, SegmentError, CampaignConfigError) as exc:
         raise fail(str(exc), 2) from exc
     if as_json:
         print_json({"run_id": result.run_id, "new_messages": result.new_messages, **result.stats})
         return
     stats = result.stats
-    console.print(f"run {result.run_id} of {campaign!r} for {result.scheduled_for.isoformat()}: "
-                  f"segment {stats['segment']}, planned {stats['planned']} "
-                  f"({result.new_messages} new), deferred {stats['deferred']}")  # fmt: skip
+    console.print(
+        f"run {result.run_id} of {campaign!r} for {result.scheduled_for.isoformat()}: "
+        f"segment {stats['segment']}, planned {stats['planned']} "
+        f"({result.new_messages} new), deferred {stats['deferred']}"
+    )
     for arm, n in stats["arms"].items():
         console.print(f"  arm {arm}: {n}")
     for reason, n in stats["skipped"].items():
@@ -410,8 +470,9 @@ def why_command(
 
     engine = migrated_engine(settings_or_exit(config))
     try:
-        answer = why(engine, subscriber=subscriber, campaign=campaign,
-                     at=_when(at, "--at") if at else None)  # type: ignore[arg-type]  # fmt: skip
+        answer = why(
+            engine, subscriber=subscriber, campaign=campaign, at=_when(at, "--at") if at else None
+        )
     except (PlanError, SegmentError) as exc:
         raise fail(str(exc), 2) from exc
     if as_json:
@@ -438,8 +499,9 @@ def preview_command(
     settings = settings_or_exit(config)
     engine = preview_engine(settings)
     try:
-        result = preview(template, settings=settings, engine=engine, subscriber=subscriber,
-                         now=now_utc())  # fmt: skip
+        result = preview(
+            template, settings=settings, engine=engine, subscriber=subscriber, now=now_utc()
+        )
     except (PreviewError, CompileError, RenderError) as exc:
         raise fail(str(exc), 2) from exc
     rendered = result.rendered
@@ -449,8 +511,10 @@ def preview_command(
         eml.write_bytes(rendered.bytes)
     console.print(f"[bold]{rendered.subject}[/bold]  ({result.data_source} data)")
     console.print(f"  preheader: {rendered.preheader}")
-    console.print(f"  to: {rendered.recipient}; {len(rendered.bytes) / 1000:.1f} KB; "
-                  f"text part {len(rendered.text)} characters")  # fmt: skip
+    console.print(
+        f"  to: {rendered.recipient}; {len(rendered.bytes) / 1000:.1f} KB; "
+        f"text part {len(rendered.text)} characters"
+    )
     for path in (out, eml):
         if path:
             console.print(f"  wrote {path}")
@@ -498,9 +562,11 @@ def _print_run(summary: object, *, as_json: bool, heading: str) -> None:
         print_json(data)
         return
     this = data["this_pass"]
-    console.print(f"{heading}: sent {this['sent']}, failed {this['failed']}, skipped "
-                  f"{this['skipped']} in this pass ({this['retried']} retries, "
-                  f"{this['reconciled']} settled)")  # fmt: skip
+    console.print(
+        f"{heading}: sent {this['sent']}, failed {this['failed']}, skipped "
+        f"{this['skipped']} in this pass ({this['retried']} retries, "
+        f"{this['reconciled']} settled)"
+    )
     console.print(f"run {data['run_id']} by status:")
     for status, n in data["by_status"].items():
         console.print(f"  {status}: {n}")
@@ -509,9 +575,11 @@ def _print_run(summary: object, *, as_json: bool, heading: str) -> None:
             console.print(f"  {kind} {reason}: {n}")
     waiting = data.get("waiting") or {}
     if waiting.get("count"):
-        console.print(f"{waiting['count']} messages wait for their subscribers' local send time "
-                      f"(the first at {waiting['next_send']}): run `newsletter run resume "
-                      f"{data['run_id']}` then, or use --send-all")  # fmt: skip
+        console.print(
+            f"{waiting['count']} messages wait for their subscribers' local send time "
+            f"(the first at {waiting['next_send']}): run `newsletter run resume "
+            f"{data['run_id']}` then, or use --send-all"
+        )
 
 
 @app.command("run")
@@ -571,17 +639,31 @@ def run_command(
             from newsletter.db import now_utc
 
             policy = replace(policy, clock=now_utc)
-        common: dict[str, Any] = {"now": when, "settings": settings, "transport_url": transport,
-                                  "policy": policy}  # fmt: skip
+        common: dict[str, Any] = {
+            "now": when,
+            "settings": settings,
+            "transport_url": transport,
+            "policy": policy,
+        }
         with RichProgress(err_console) as progress:
-            if target == "resume":
-                summary = resume_run(engine, run_id=run_id, progress=progress, **common)  # type: ignore[arg-type]
-            elif target == "retry-failed":
-                summary = retry_failed_run(engine, run_id=run_id, progress=progress,  # type: ignore[arg-type]
-                                           include_unknown=include_unknown, **common)  # fmt: skip
+            if target == "resume" and run_id is not None:
+                summary = resume_run(engine, run_id=run_id, progress=progress, **common)
+            elif target == "retry-failed" and run_id is not None:
+                summary = retry_failed_run(
+                    engine,
+                    run_id=run_id,
+                    progress=progress,
+                    include_unknown=include_unknown,
+                    **common,
+                )
             else:
-                summary = run_campaign(engine, campaign=target, shard_count=shards,  # type: ignore[arg-type]
-                                       progress=progress, **common)  # fmt: skip
+                summary = run_campaign(
+                    engine,
+                    campaign=target,
+                    shard_count=shards,  # type: ignore[arg-type]
+                    progress=progress,
+                    **common,
+                )
     except (TransportConfigError, PlanError, SegmentError, CampaignConfigError) as exc:
         raise fail(str(exc), 2) from exc
     except DeliveryError as exc:

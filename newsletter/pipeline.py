@@ -95,25 +95,47 @@ def _run_pipeline(
     from newsletter.store.reporting import arm_counts
 
     settings = demo_settings(result.directory, result.database_url)
-    upsert_campaign(engine, name=DEMO_CAMPAIGN, template_name="digest", segment_name="everyone",
-                    config={"arms": {"popular": 0.2}}, now=now)  # fmt: skip
+    upsert_campaign(
+        engine,
+        name=DEMO_CAMPAIGN,
+        template_name="digest",
+        segment_name="everyone",
+        config={"arms": {"popular": 0.2}},
+        now=now,
+    )
     progress("planning, rendering and delivering the weekly digest into outbox/ ...")
-    summary = run_campaign(engine, campaign=DEMO_CAMPAIGN, now=now, settings=settings,
-                           transport_url=settings.smtp_url)  # fmt: skip
+    summary = run_campaign(
+        engine, campaign=DEMO_CAMPAIGN, now=now, settings=settings, transport_url=settings.smtp_url
+    )
     plan = summary.plan or {}
-    result.steps["plan"] = {"run": summary.run_id, "arms": plan.get("arms"),
-                            "skipped": plan.get("skipped")}  # fmt: skip
-    result.steps["deliver"] = {"by_status": summary.counts.by_status,
-                               "outbox": str(result.directory / "outbox")}  # fmt: skip
+    result.steps["plan"] = {
+        "run": summary.run_id,
+        "arms": plan.get("arms"),
+        "skipped": plan.get("skipped"),
+    }
+    result.steps["deliver"] = {
+        "by_status": summary.counts.by_status,
+        "outbox": str(result.directory / "outbox"),
+    }
     progress(f"delivered: {summary.counts.by_status}")
     result.steps["feedback"] = simulate_feedback(engine, run_id=summary.run_id, world=world)
     progress(f"simulated reader feedback: {result.steps['feedback']}")
-    report = build_report(summary.run_id, "Demo: weekly digest",
-                          arm_counts(engine, run_id=summary.run_id))  # fmt: skip
+    report = build_report(
+        summary.run_id, "Demo: weekly digest", arm_counts(engine, run_id=summary.run_id)
+    )
     path = write_report(report, result.directory / "report.html")
-    result.steps["report"] = {"html": str(path), "lift": [
-        {"metric": x.metric, "personalized": round(x.a.value, 4), "popular": round(x.b.value, 4),
-         "relative_lift": None if x.relative is None else round(x.relative, 3),
-         "interval": None if x.relative is None else
-         [round(x.relative_low or 0, 3), round(x.relative_high or 0, 3)]}
-        for x in report.lifts]}  # fmt: skip
+    result.steps["report"] = {
+        "html": str(path),
+        "lift": [
+            {
+                "metric": x.metric,
+                "personalized": round(x.a.value, 4),
+                "popular": round(x.b.value, 4),
+                "relative_lift": None if x.relative is None else round(x.relative, 3),
+                "interval": None
+                if x.relative is None
+                else [round(x.relative_low or 0, 3), round(x.relative_high or 0, 3)],
+            }
+            for x in report.lifts
+        ],
+    }

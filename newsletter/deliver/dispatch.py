@@ -154,23 +154,38 @@ def render_inputs(engine: Engine, *, message_ids: list[int]) -> dict[int, dict[s
         config = dict(h.campaign_config or {})
         titles = dict(config.get("section_titles") or {})
         out[mid] = {
-            "message_id": mid, "arm": h.arm,
-            "subscriber": {"id": h.subscriber_id, "email": h.email, "name": h.name,
-                           "timezone": h.timezone, "attributes": dict(h.attributes or {})},
+            "message_id": mid,
+            "arm": h.arm,
+            "subscriber": {
+                "id": h.subscriber_id,
+                "email": h.email,
+                "name": h.name,
+                "timezone": h.timezone,
+                "attributes": dict(h.attributes or {}),
+            },
             "campaign": {"id": h.campaign_id, "name": h.campaign_name, "kind": h.campaign_kind},
             "run": {"id": h.run_id, "scheduled_for": h.scheduled_for},
             "trigger": config.get("trigger") if h.campaign_kind == "trigger" else None,
             "sections": _db_sections(rows.slots[mid], rows.items, titles),
-        }  # fmt: skip
+        }
     return out
 
 
 class _ShardSender:
     """One shard's delivery loop: claim, render, mark sending, send, record, retry."""
 
-    def __init__(self, engine: Engine, *, run_id: int, shard: int | None, transport: Transport,
-                 settings: Settings, now: datetime, policy: DispatchPolicy,
-                 compiled: CompiledTemplate) -> None:  # fmt: skip
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        run_id: int,
+        shard: int | None,
+        transport: Transport,
+        settings: Settings,
+        now: datetime,
+        policy: DispatchPolicy,
+        compiled: CompiledTemplate,
+    ) -> None:
         self.engine, self.run_id, self.shard = engine, run_id, shard
         self.transport, self.settings, self.policy = transport, settings, policy
         self.compiled, self.now = compiled, now
@@ -215,10 +230,15 @@ class _ShardSender:
             return None
         if not self.fresh:
             self.fresh.extend(
-                store.planned_ids(self.engine, run_id=self.run_id, shard=self.shard,
-                                  after_id=self.cursor, limit=self.policy.batch,
-                                  due_by=self.now if self.policy.honour_send_time else None)
-            )  # fmt: skip
+                store.planned_ids(
+                    self.engine,
+                    run_id=self.run_id,
+                    shard=self.shard,
+                    after_id=self.cursor,
+                    limit=self.policy.batch,
+                    due_by=self.now if self.policy.honour_send_time else None,
+                )
+            )
             if not self.fresh:
                 return None
             self.cursor = self.fresh[-1]
@@ -247,9 +267,14 @@ class _ShardSender:
         try:
             rendered = self.render(message_id)
         except (RenderError, ContextError) as exc:
-            failed = store.mark_failed(self.engine, message_id=message_id, reason="render_error",
-                                       error=str(exc), now=self.time(),
-                                       from_status=store.CLAIMABLE)  # fmt: skip
+            failed = store.mark_failed(
+                self.engine,
+                message_id=message_id,
+                reason="render_error",
+                error=str(exc),
+                now=self.time(),
+                from_status=store.CLAIMABLE,
+            )
             if failed:
                 self.report(message_id, "failed", "render_error")
             return None
@@ -283,8 +308,9 @@ class _ShardSender:
             self.transient(message_id, error)
 
     def fail(self, message_id: int, reason: str, error: str) -> None:
-        if store.mark_failed(self.engine, message_id=message_id, reason=reason, error=error,
-                             now=self.time()):  # fmt: skip
+        if store.mark_failed(
+            self.engine, message_id=message_id, reason=reason, error=error, now=self.time()
+        ):
             self.report(message_id, "failed", reason)
 
     def transient(self, message_id: int, error: str) -> None:
@@ -303,14 +329,17 @@ class _ShardSender:
     def connect_failed(self, message_id: int, error: str) -> None:
         """Our server is unreachable: give the attempt back, hold new messages for a backoff
         delay, and pause the shard after too many failures in a row."""
-        if not store.mark_retry(self.engine, message_id=message_id, error=error,
-                                now=self.time(), count=False):  # fmt: skip
+        if not store.mark_retry(
+            self.engine, message_id=message_id, error=error, now=self.time(), count=False
+        ):
             return
         self.connect_failures += 1
         if self.connect_failures >= self.policy.max_connect_failures:
-            self.paused = (f"cannot reach the mail server ({self.connect_failures} connection "
-                           f"failures in a row; last: {error}); fix it, then "
-                           f"`newsletter run resume {self.run_id}`")  # fmt: skip
+            self.paused = (
+                f"cannot reach the mail server ({self.connect_failures} connection "
+                f"failures in a row; last: {error}); fix it, then "
+                f"`newsletter run resume {self.run_id}`"
+            )
             return
         due = self.policy.monotonic() + self.policy.backoff.delay(self.connect_failures)
         heapq.heappush(self.retries, (due, message_id))
@@ -318,35 +347,61 @@ class _ShardSender:
 
 
 def dispatch_shard(
-    engine: Engine, *, run_id: int, shard: int | None, transport: Transport, settings: Settings,
-    now: datetime, policy: DispatchPolicy | None = None, compiled: CompiledTemplate | None = None,
-) -> DispatchResult:  # fmt: skip
+    engine: Engine,
+    *,
+    run_id: int,
+    shard: int | None,
+    transport: Transport,
+    settings: Settings,
+    now: datetime,
+    policy: DispatchPolicy | None = None,
+    compiled: CompiledTemplate | None = None,
+) -> DispatchResult:
     """Deliver every planned message of one shard of a run (``shard=None``: the whole run).
 
     A function of (run id, shard) and the database only: shards may run in any process.
     Raises :class:`DeliveryPaused` when the mail server cannot be reached.
     """
     sender = _ShardSender(
-        engine, run_id=run_id, shard=shard, transport=transport, settings=settings, now=now,
+        engine,
+        run_id=run_id,
+        shard=shard,
+        transport=transport,
+        settings=settings,
+        now=now,
         policy=policy or DispatchPolicy(),
         compiled=compiled or compile_for_run(engine, run_id=run_id),
-    )  # fmt: skip
+    )
     return sender.run()
 
 
 def dispatch_run(
-    engine: Engine, *, run_id: int, transport: Transport, settings: Settings, now: datetime,
+    engine: Engine,
+    *,
+    run_id: int,
+    transport: Transport,
+    settings: Settings,
+    now: datetime,
     policy: DispatchPolicy | None = None,
-) -> DispatchResult:  # fmt: skip
+) -> DispatchResult:
     """Deliver a run shard by shard; the run is ``delivering`` meanwhile, then ``delivered``."""
     compiled = compile_for_run(engine, run_id=run_id)
     total = DispatchResult(run_id)
     store.set_run_status(engine, run_id=run_id, status="delivering", now=now)
     try:
         for shard in store.run_shards(engine, run_id=run_id):
-            total.add(dispatch_shard(engine, run_id=run_id, shard=shard, transport=transport,
-                                     settings=settings, now=now, policy=policy,
-                                     compiled=compiled))  # fmt: skip
+            total.add(
+                dispatch_shard(
+                    engine,
+                    run_id=run_id,
+                    shard=shard,
+                    transport=transport,
+                    settings=settings,
+                    now=now,
+                    policy=policy,
+                    compiled=compiled,
+                )
+            )
     except DeliveryPaused:
         store.set_run_status(engine, run_id=run_id, status="paused", now=now)
         raise
@@ -360,24 +415,37 @@ def dispatch_run(
 
 
 def resume(
-    engine: Engine, *, run_id: int, transport: Transport, settings: Settings, now: datetime,
+    engine: Engine,
+    *,
+    run_id: int,
+    transport: Transport,
+    settings: Settings,
+    now: datetime,
     policy: DispatchPolicy | None = None,
-) -> DispatchResult:  # fmt: skip
+) -> DispatchResult:
     """Finish an interrupted run: settle ``sending`` messages by policy, then deliver the rest."""
     policy = policy or DispatchPolicy()
     compile_for_run(engine, run_id=run_id)  # fail early on an unknown run or a broken template
-    settled = store.reconcile_sending(engine, run_id=run_id,
-                                      resend=policy.on_unknown == "resend", now=now)  # fmt: skip
-    result = dispatch_run(engine, run_id=run_id, transport=transport, settings=settings, now=now,
-                          policy=policy)  # fmt: skip
+    settled = store.reconcile_sending(
+        engine, run_id=run_id, resend=policy.on_unknown == "resend", now=now
+    )
+    result = dispatch_run(
+        engine, run_id=run_id, transport=transport, settings=settings, now=now, policy=policy
+    )
     result.reconciled = settled
     return result
 
 
 def retry_failed(
-    engine: Engine, *, run_id: int, transport: Transport, settings: Settings, now: datetime,
-    policy: DispatchPolicy | None = None, include_unknown: bool = False,
-) -> DispatchResult:  # fmt: skip
+    engine: Engine,
+    *,
+    run_id: int,
+    transport: Transport,
+    settings: Settings,
+    now: datetime,
+    policy: DispatchPolicy | None = None,
+    include_unknown: bool = False,
+) -> DispatchResult:
     """Send again the messages that failed for a transient reason (never bounces or rejects).
 
     ``include_unknown`` also re-sends those whose outcome was unknown after a crash or a
@@ -386,7 +454,8 @@ def retry_failed(
     compile_for_run(engine, run_id=run_id)
     reasons = store.RETRYABLE + (UNKNOWN_REASONS if include_unknown else ())
     requeued = store.requeue_failed(engine, run_id=run_id, reasons=reasons, now=now)
-    result = dispatch_run(engine, run_id=run_id, transport=transport, settings=settings, now=now,
-                          policy=policy)  # fmt: skip
+    result = dispatch_run(
+        engine, run_id=run_id, transport=transport, settings=settings, now=now, policy=policy
+    )
     result.reconciled = requeued
     return result

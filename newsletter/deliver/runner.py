@@ -58,13 +58,22 @@ class RunSummary:
         r = self.result
         return {
             "run_id": self.run_id,
-            "this_pass": {"sent": r.sent, "failed": r.failed, "skipped": r.skipped,
-                          "retried": r.retried, "reconciled": r.reconciled},
-            "waiting": {"count": r.waiting,
-                        "next_send": r.next_send.isoformat() if r.next_send else None},
-            "by_status": self.counts.by_status, "skipped": self.counts.skipped,
-            "failed": self.counts.failed, "plan": self.plan,
-        }  # fmt: skip
+            "this_pass": {
+                "sent": r.sent,
+                "failed": r.failed,
+                "skipped": r.skipped,
+                "retried": r.retried,
+                "reconciled": r.reconciled,
+            },
+            "waiting": {
+                "count": r.waiting,
+                "next_send": r.next_send.isoformat() if r.next_send else None,
+            },
+            "by_status": self.counts.by_status,
+            "skipped": self.counts.skipped,
+            "failed": self.counts.failed,
+            "plan": self.plan,
+        }
 
 
 def default_policy(settings: Settings, progress: ProgressSink | None = None) -> DispatchPolicy:
@@ -80,10 +89,16 @@ def _transport(url: str | None, settings: Settings) -> Transport:
 
 
 def _deliver(
-    engine: Engine, *, run_id: int, policy: DispatchPolicy | None, progress: ProgressSink | None,
-    settings: Settings, transport_url: str | None,
-    call: Callable[[Transport, DispatchPolicy], DispatchResult], plan: dict[str, Any] | None,
-) -> RunSummary:  # fmt: skip
+    engine: Engine,
+    *,
+    run_id: int,
+    policy: DispatchPolicy | None,
+    progress: ProgressSink | None,
+    settings: Settings,
+    transport_url: str | None,
+    call: Callable[[Transport, DispatchPolicy], DispatchResult],
+    plan: dict[str, Any] | None,
+) -> RunSummary:
     """Open the transport, start the progress display, run `call`, read the counts back."""
     base = policy or default_policy(settings)
     chosen = replace(base, progress=progress) if progress is not None else base
@@ -96,63 +111,121 @@ def _deliver(
 
 
 def run_campaign(
-    engine: Engine, *, campaign: str, now: datetime, settings: Settings,
-    transport_url: str | None = None, shard_count: int = 1, scheduled_for: datetime | None = None,
-    policy: DispatchPolicy | None = None, progress: ProgressSink | None = None,
-) -> RunSummary:  # fmt: skip
+    engine: Engine,
+    *,
+    campaign: str,
+    now: datetime,
+    settings: Settings,
+    transport_url: str | None = None,
+    shard_count: int = 1,
+    scheduled_for: datetime | None = None,
+    policy: DispatchPolicy | None = None,
+    progress: ProgressSink | None = None,
+) -> RunSummary:
     """Plan a run of ``campaign`` (idempotently), then deliver it shard by shard."""
     from newsletter.plan.planner import plan_run
 
     _transport(transport_url, settings).close()  # a wrong URL fails before planning
-    planned = plan_run(engine, campaign=campaign, now=now, settings=settings,
-                       scheduled_for=scheduled_for, shard_count=shard_count)  # fmt: skip
+    planned = plan_run(
+        engine,
+        campaign=campaign,
+        now=now,
+        settings=settings,
+        scheduled_for=scheduled_for,
+        shard_count=shard_count,
+    )
     run_id = planned.run_id
 
     def call(transport: Transport, chosen: DispatchPolicy) -> DispatchResult:
-        return dispatch_run(engine, run_id=run_id, transport=transport, settings=settings,
-                            now=now, policy=chosen)  # fmt: skip
+        return dispatch_run(
+            engine, run_id=run_id, transport=transport, settings=settings, now=now, policy=chosen
+        )
 
-    return _deliver(engine, run_id=run_id, policy=policy, progress=progress, settings=settings,
-                    transport_url=transport_url, call=call, plan=planned.stats)  # fmt: skip
+    return _deliver(
+        engine,
+        run_id=run_id,
+        policy=policy,
+        progress=progress,
+        settings=settings,
+        transport_url=transport_url,
+        call=call,
+        plan=planned.stats,
+    )
 
 
 def resume_run(
-    engine: Engine, *, run_id: int, now: datetime, settings: Settings,
-    transport_url: str | None = None, policy: DispatchPolicy | None = None,
+    engine: Engine,
+    *,
+    run_id: int,
+    now: datetime,
+    settings: Settings,
+    transport_url: str | None = None,
+    policy: DispatchPolicy | None = None,
     progress: ProgressSink | None = None,
-) -> RunSummary:  # fmt: skip
+) -> RunSummary:
     """Finish an interrupted run (``sending`` messages settled by the policy's on_unknown)."""
 
     def call(transport: Transport, chosen: DispatchPolicy) -> DispatchResult:
-        return resume(engine, run_id=run_id, transport=transport, settings=settings, now=now,
-                      policy=chosen)  # fmt: skip
+        return resume(
+            engine, run_id=run_id, transport=transport, settings=settings, now=now, policy=chosen
+        )
 
-    return _deliver(engine, run_id=run_id, policy=policy, progress=progress, settings=settings,
-                    transport_url=transport_url, call=call, plan=None)  # fmt: skip
+    return _deliver(
+        engine,
+        run_id=run_id,
+        policy=policy,
+        progress=progress,
+        settings=settings,
+        transport_url=transport_url,
+        call=call,
+        plan=None,
+    )
 
 
 def retry_failed_run(
-    engine: Engine, *, run_id: int, now: datetime, settings: Settings,
-    transport_url: str | None = None, include_unknown: bool = False,
-    policy: DispatchPolicy | None = None, progress: ProgressSink | None = None,
-) -> RunSummary:  # fmt: skip
+    engine: Engine,
+    *,
+    run_id: int,
+    now: datetime,
+    settings: Settings,
+    transport_url: str | None = None,
+    include_unknown: bool = False,
+    policy: DispatchPolicy | None = None,
+    progress: ProgressSink | None = None,
+) -> RunSummary:
     """Re-send the run's transient failures (and unknown outcomes with include_unknown)."""
 
     def call(transport: Transport, chosen: DispatchPolicy) -> DispatchResult:
-        return retry_failed(engine, run_id=run_id, transport=transport, settings=settings,
-                            now=now, policy=chosen, include_unknown=include_unknown)  # fmt: skip
+        return retry_failed(
+            engine,
+            run_id=run_id,
+            transport=transport,
+            settings=settings,
+            now=now,
+            policy=chosen,
+            include_unknown=include_unknown,
+        )
 
     if store.run_campaign_id(engine, run_id=run_id) is not None:
         counts = store.run_counts(engine, run_id=run_id).failed
         retryable = counts.get("transient", 0) + (
             sum(counts.get(r, 0) for r in ("unknown_after_crash", "unknown_after_drop"))
-            if include_unknown else 0
-        )  # fmt: skip
+            if include_unknown
+            else 0
+        )
         if progress is not None:
             progress.start(retryable)
             progress = _NoStart(progress)
-    return _deliver(engine, run_id=run_id, policy=policy, progress=progress, settings=settings,
-                    transport_url=transport_url, call=call, plan=None)  # fmt: skip
+    return _deliver(
+        engine,
+        run_id=run_id,
+        policy=policy,
+        progress=progress,
+        settings=settings,
+        transport_url=transport_url,
+        call=call,
+        plan=None,
+    )
 
 
 @dataclass
@@ -184,10 +257,14 @@ class RichProgress:
         )
 
         self.bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=console,
             disable=not console.is_terminal,
-        )  # fmt: skip
+        )
         self.task = self.bar.add_task("preparing", total=None, rate="")
         self.tally: dict[str, int] = {}
 

@@ -135,9 +135,12 @@ class SmtpConnection:
             if s.security == "tls":
                 context = s.ssl_context or ssl.create_default_context()
                 smtp = smtplib.SMTP_SSL(
-                    s.host, s.port, local_hostname=s.local_hostname,
-                    timeout=s.timeout, context=context,
-                )  # fmt: skip
+                    s.host,
+                    s.port,
+                    local_hostname=s.local_hostname,
+                    timeout=s.timeout,
+                    context=context,
+                )
             else:
                 smtp = smtplib.SMTP(
                     s.host, s.port, local_hostname=s.local_hostname, timeout=s.timeout

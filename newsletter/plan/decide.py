@@ -69,9 +69,14 @@ def decide(
     else:
         due = scheduled_for
     decision = check_cadence(
-        due=due, tz=tz, status=profile.status, frequency=profile.frequency, others=others,
-        rules=rules, suppressed=profile.suppressed,
-    )  # fmt: skip
+        due=due,
+        tz=tz,
+        status=profile.status,
+        frequency=profile.frequency,
+        others=others,
+        rules=rules,
+        suppressed=profile.suppressed,
+    )
     if not decision.ok:
         return Verdict(profile.id, arm, "skipped", decision.reason, decision.send_at)
     if arm == "control":

@@ -47,9 +47,12 @@ def reduce_quotas(quotas: list[int], take: int) -> list[int]:
 
 
 def exploration_picks(
-    bank: ThompsonBank, history: sp.csr_matrix, users: Array, counts: Array,
+    bank: ThompsonBank,
+    history: sp.csr_matrix,
+    users: Array,
+    counts: Array,
     rng: np.random.Generator,
-) -> tuple[Array, Array]:  # fmt: skip
+) -> tuple[Array, Array]:
     """Per message, up to counts[b] exploration items (-1 = none) and their propensities."""
     width = int(counts.max()) if len(counts) else 0
     items = np.full((len(users), width), -1, dtype=np.int64)
@@ -77,8 +80,14 @@ class _Rows:
     @classmethod
     def of(cls, cand: Candidates) -> _Rows:
         anchors = None if cand.anchors is None else cand.anchors.tolist()
-        return cls(cand.items.tolist(), cand.scores.tolist(), anchors, cand.source,
-                   cand.reason_kind, cand.sentence)  # fmt: skip
+        return cls(
+            cand.items.tolist(),
+            cand.scores.tolist(),
+            anchors,
+            cand.source,
+            cand.reason_kind,
+            cand.sentence,
+        )
 
 
 _SENTENCES: dict[tuple[str, object], tuple[str, str | None]] = {}
@@ -106,23 +115,39 @@ def _take(
         if item < 0 or item in used:
             continue
         text, anchor = _sentence(rows.sentence, None if anchors is None else anchors[c])
-        out.append(PlannedSlot(title, item, rows.source, scores[c], 1.0, rows.reason_kind,
-                               anchor, text))  # fmt: skip
+        out.append(
+            PlannedSlot(title, item, rows.source, scores[c], 1.0, rows.reason_kind, anchor, text)
+        )
         used.add(item)
         added += 1
     return added
 
 
 def assemble(
-    b: int, *, config: CampaignConfig, rows: list[_Rows], picks: list[int], props: list[float],
-    means: Array, quotas: dict[int, list[int]],
-) -> list[PlannedSlot]:  # fmt: skip
+    b: int,
+    *,
+    config: CampaignConfig,
+    rows: list[_Rows],
+    picks: list[int],
+    props: list[float],
+    means: Array,
+    quotas: dict[int, list[int]],
+) -> list[PlannedSlot]:
     """The slots of message b: sections in order, backfill, then the exploration section."""
     explore_slots = [
-        PlannedSlot(config.exploration_section, i, "explore", float(means[i]), p,
-                    "explore", None, "Something new we think you might like")
-        for i, p in zip(picks, props, strict=True) if i >= 0
-    ]  # fmt: skip
+        PlannedSlot(
+            config.exploration_section,
+            i,
+            "explore",
+            float(means[i]),
+            p,
+            "explore",
+            None,
+            "Something new we think you might like",
+        )
+        for i, p in zip(picks, props, strict=True)
+        if i >= 0
+    ]
     used = {s.item for s in explore_slots}
     if len(explore_slots) not in quotas:
         quotas[len(explore_slots)] = reduce_quotas(config.section_quotas(), len(explore_slots))
@@ -139,9 +164,15 @@ def assemble(
 
 
 def fill_personalized(
-    source: SlotSource, users: Array, *, config: CampaignConfig, bank: ThompsonBank,
-    history: sp.csr_matrix, means: Array, rng: np.random.Generator,
-) -> list[list[PlannedSlot]]:  # fmt: skip
+    source: SlotSource,
+    users: Array,
+    *,
+    config: CampaignConfig,
+    bank: ThompsonBank,
+    history: sp.csr_matrix,
+    means: Array,
+    rng: np.random.Generator,
+) -> list[list[PlannedSlot]]:
     """Slots for a batch of personalized messages (user indices), sections plus exploration."""
     counts = explore_counts(
         len(users), n_items=config.n_items, share=config.exploration_share, rng=rng
@@ -155,10 +186,17 @@ def fill_personalized(
     quotas: dict[int, list[int]] = {}
     pick_rows, prop_rows = picks.tolist(), props.tolist()
     return [
-        assemble(b, config=config, rows=rows, picks=pick_rows[b], props=prop_rows[b],
-                 means=means, quotas=quotas)
+        assemble(
+            b,
+            config=config,
+            rows=rows,
+            picks=pick_rows[b],
+            props=prop_rows[b],
+            means=means,
+            quotas=quotas,
+        )
         for b in range(len(users))
-    ]  # fmt: skip
+    ]
 
 
 def fill_popular(

@@ -27,8 +27,14 @@ def _child_init() -> None:
 
 def _child_shard(shard: int) -> int:
     s = _STATE
-    return plan_shard(s["engine"], s["ctx"], shard=shard, shard_count=s["count"], now=s["now"],
-                      write_lock=s["lock"])  # fmt: skip
+    return plan_shard(
+        s["engine"],
+        s["ctx"],
+        shard=shard,
+        shard_count=s["count"],
+        now=s["now"],
+        write_lock=s["lock"],
+    )
 
 
 def run_shards(

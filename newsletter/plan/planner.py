@@ -135,10 +135,16 @@ def _campaign(engine: Any, campaign: str | Campaign) -> Campaign:
 
 
 def prepare_run(
-    engine: Any, *, campaign: str | Campaign, now: datetime, settings: Settings,
-    scheduled_for: datetime | None = None, source_factory: SlotSourceFactory | None = None,
-    segment_folder: Path | None = None, seed: int = 0,
-) -> RunContext:  # fmt: skip
+    engine: Any,
+    *,
+    campaign: str | Campaign,
+    now: datetime,
+    settings: Settings,
+    scheduled_for: datetime | None = None,
+    source_factory: SlotSourceFactory | None = None,
+    segment_folder: Path | None = None,
+    seed: int = 0,
+) -> RunContext:
     """Create or find the run and select its segment; the model is fitted lazily (LazySource)."""
     camp = _campaign(engine, campaign)
     config = parse_campaign_config(camp.config, campaign=camp.name)
@@ -146,17 +152,24 @@ def prepare_run(
     assert camp.id is not None
     run = store.ensure_run(engine, campaign_id=camp.id, scheduled_for=when, now=now)
     assert run.id is not None
-    members = segment_ids(engine, resolve_segment(engine, camp.segment_name, folder=segment_folder),
-                          now=now)  # fmt: skip
+    members = segment_ids(
+        engine, resolve_segment(engine, camp.segment_name, folder=segment_folder), now=now
+    )
     factory = source_factory or FACTORIES[config.ranker]
     lazy = LazySource(engine, config, now, factory, [run.id, seed])
     salt = settings.experiment_salt or DEFAULT_SALT
     return RunContext(
-        run_id=run.id, campaign=camp, config=config, scheduled_for=when, members=members,
+        run_id=run.id,
+        campaign=camp,
+        config=config,
+        scheduled_for=when,
+        members=members,
         lazy=lazy,
-        experiment=experiment_name(config.arms, salt), default_salt=salt,
-        default_timezone=settings.default_timezone, seed=seed,
-    )  # fmt: skip
+        experiment=experiment_name(config.arms, salt),
+        default_salt=salt,
+        default_timezone=settings.default_timezone,
+        seed=seed,
+    )
 
 
 def shard_verdicts(engine: Any, ctx: RunContext, ids: list[int]) -> list[Verdict]:
@@ -166,15 +179,24 @@ def shard_verdicts(engine: Any, ctx: RunContext, ids: list[int]) -> list[Verdict
     recorded = store.assignments(engine, ctx.experiment, known)
     hashed = assign_arms(known, shares=ctx.config.arms, default_salt=ctx.default_salt)
     history = store.send_times(
-        engine, known, start=ctx.scheduled_for - timedelta(days=31),
-        end=ctx.scheduled_for + timedelta(days=8), exclude_run=ctx.run_id,
-    )  # fmt: skip
+        engine,
+        known,
+        start=ctx.scheduled_for - timedelta(days=31),
+        end=ctx.scheduled_for + timedelta(days=8),
+        exclude_run=ctx.run_id,
+    )
     return [
-        decide(p, arm=recorded.get(p.id, str(arm)), others=history.get(p.id, []),
-               config=ctx.config, kind=ctx.campaign.kind, scheduled_for=ctx.scheduled_for,
-               default_timezone=ctx.default_timezone)
+        decide(
+            p,
+            arm=recorded.get(p.id, str(arm)),
+            others=history.get(p.id, []),
+            config=ctx.config,
+            kind=ctx.campaign.kind,
+            scheduled_for=ctx.scheduled_for,
+            default_timezone=ctx.default_timezone,
+        )
         for p, arm in zip(profiles, hashed, strict=True)
-    ]  # fmt: skip
+    ]
 
 
 def shard_slots(ctx: RunContext, verdicts: list[Verdict], rng: Any) -> dict[int, list[PlannedSlot]]:
@@ -194,17 +216,25 @@ def shard_slots(ctx: RunContext, verdicts: list[Verdict], rng: Any) -> dict[int,
                 slots = fill_popular(prep.parts.source, batch, config=ctx.config)
             else:
                 slots = fill_personalized(
-                    prep.parts.source, batch, config=ctx.config, bank=prep.bank,
-                    history=prep.parts.history, means=prep.means, rng=rng,
-                )  # fmt: skip
+                    prep.parts.source,
+                    batch,
+                    config=ctx.config,
+                    bank=prep.bank,
+                    history=prep.parts.history,
+                    means=prep.means,
+                    rng=rng,
+                )
             out.update(zip(ids[start : start + BATCH].tolist(), slots, strict=True))
     return out
 
 
 def _frames(
-    ctx: RunContext, verdicts: list[Verdict], slots: dict[int, list[PlannedSlot]], shard: int,
+    ctx: RunContext,
+    verdicts: list[Verdict],
+    slots: dict[int, list[PlannedSlot]],
+    shard: int,
     now: datetime,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:  # fmt: skip
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Message, slot and assignment rows of a shard, ready for bulk insertion."""
     rows, slot_rows = [], []
     item_ids = ctx.lazy.get().matrices.item_ids if slots else np.zeros(0, dtype=np.int64)
@@ -214,26 +244,70 @@ def _frames(
             status, reason = "skipped", "no_items"
         rows.append((v.subscriber_id, v.arm, status, reason, shard, v.planned_for, 0, now))
         for pos, s in enumerate(slots.get(v.subscriber_id, []) if status == "planned" else []):
-            slot_rows.append((v.subscriber_id, pos, s.section, int(item_ids[s.item]), s.source,
-                              s.score, s.propensity, s.reason_kind, s.reason_anchor,
-                              s.reason_text))  # fmt: skip
-    messages = pd.DataFrame(rows, columns=["subscriber_id", "arm", "status", "reason", "shard",
-                                           "planned_for", "attempts", "updated_at"])  # fmt: skip
+            slot_rows.append(
+                (
+                    v.subscriber_id,
+                    pos,
+                    s.section,
+                    int(item_ids[s.item]),
+                    s.source,
+                    s.score,
+                    s.propensity,
+                    s.reason_kind,
+                    s.reason_anchor,
+                    s.reason_text,
+                )
+            )
+    messages = pd.DataFrame(
+        rows,
+        columns=[
+            "subscriber_id",
+            "arm",
+            "status",
+            "reason",
+            "shard",
+            "planned_for",
+            "attempts",
+            "updated_at",
+        ],
+    )
     for column in ("planned_for", "updated_at"):
         messages[column] = pd.to_datetime(messages[column], utc=True)
-    slot_frame = pd.DataFrame(slot_rows, columns=["subscriber_id", "position", "section",
-        "item_id", "source", "score", "propensity", "reason_kind", "reason_anchor",
-        "reason_text"])  # fmt: skip
-    assignments = pd.DataFrame({"experiment": ctx.experiment,
-        "subscriber_id": [v.subscriber_id for v in verdicts], "arm": [v.arm for v in verdicts],
-        "assigned_at": pd.Timestamp(now)})  # fmt: skip
+    slot_frame = pd.DataFrame(
+        slot_rows,
+        columns=[
+            "subscriber_id",
+            "position",
+            "section",
+            "item_id",
+            "source",
+            "score",
+            "propensity",
+            "reason_kind",
+            "reason_anchor",
+            "reason_text",
+        ],
+    )
+    assignments = pd.DataFrame(
+        {
+            "experiment": ctx.experiment,
+            "subscriber_id": [v.subscriber_id for v in verdicts],
+            "arm": [v.arm for v in verdicts],
+            "assigned_at": pd.Timestamp(now),
+        }
+    )
     return messages, slot_frame, assignments
 
 
 def plan_shard(
-    engine: Any, ctx: RunContext, *, shard: int, shard_count: int, now: datetime,
+    engine: Any,
+    ctx: RunContext,
+    *,
+    shard: int,
+    shard_count: int,
+    now: datetime,
     write_lock: AbstractContextManager[Any] | None = None,
-) -> int:  # fmt: skip
+) -> int:
     """Plan one shard of the run's members in one transaction; returns new messages.
 
     `write_lock` (held only around the write) serialises writers sharing one SQLite file.
@@ -249,9 +323,12 @@ def plan_shard(
     messages, slot_frame, assignments = _frames(ctx, verdicts, slots, shard, now)
     with write_lock or nullcontext():
         return store.write_shard(
-            engine, run_id=ctx.run_id, messages=messages, slots=slot_frame,
+            engine,
+            run_id=ctx.run_id,
+            messages=messages,
+            slots=slot_frame,
             assignments=assignments,
-        )  # fmt: skip
+        )
 
 
 def run_stats(engine: Any, ctx: RunContext, shard_count: int) -> dict[str, Any]:
@@ -266,31 +343,49 @@ def run_stats(engine: Any, ctx: RunContext, shard_count: int) -> dict[str, Any]:
             arms[arm] += n
             deferred += n if reason == "quiet_hours_deferred" else 0
     return {
-        "segment": len(ctx.members), "planned": sum(arms.values()), "deferred": deferred,
-        "arms": dict(sorted(arms.items())), "skipped": dict(sorted(skipped.items())),
-        "shards": shard_count, "experiment": ctx.experiment,
-    }  # fmt: skip
+        "segment": len(ctx.members),
+        "planned": sum(arms.values()),
+        "deferred": deferred,
+        "arms": dict(sorted(arms.items())),
+        "skipped": dict(sorted(skipped.items())),
+        "shards": shard_count,
+        "experiment": ctx.experiment,
+    }
 
 
 def plan_run(
-    engine: Any, *, campaign: str | Campaign, now: datetime, settings: Settings,
-    scheduled_for: datetime | None = None, shard_count: int = 1,
-    source_factory: SlotSourceFactory | None = None, segment_folder: Path | None = None,
-    seed: int = 0, workers: int = 1,
-) -> PlanResult:  # fmt: skip
+    engine: Any,
+    *,
+    campaign: str | Campaign,
+    now: datetime,
+    settings: Settings,
+    scheduled_for: datetime | None = None,
+    shard_count: int = 1,
+    source_factory: SlotSourceFactory | None = None,
+    segment_folder: Path | None = None,
+    seed: int = 0,
+    workers: int = 1,
+) -> PlanResult:
     """Plan (or re-plan, idempotently) one run of a campaign and store its stats.
 
     `workers` > 1 plans shards in forked processes (see :mod:`newsletter.plan.parallel`).
     """
     now = as_utc(now)
     ctx = prepare_run(
-        engine, campaign=campaign, now=now, settings=settings, scheduled_for=scheduled_for,
-        source_factory=source_factory, segment_folder=segment_folder, seed=seed,
-    )  # fmt: skip
+        engine,
+        campaign=campaign,
+        now=now,
+        settings=settings,
+        scheduled_for=scheduled_for,
+        source_factory=source_factory,
+        segment_folder=segment_folder,
+        seed=seed,
+    )
     from newsletter.plan.parallel import run_shards
 
     new = run_shards(engine, ctx, shard_count=shard_count, now=now, workers=workers)
     stats = run_stats(engine, ctx, shard_count)
     store.finish_run(engine, run_id=ctx.run_id, stats=stats, now=now)
-    return PlanResult(ctx.run_id, ctx.campaign.name, ctx.scheduled_for, len(ctx.members), new,
-                      stats)  # fmt: skip
+    return PlanResult(
+        ctx.run_id, ctx.campaign.name, ctx.scheduled_for, len(ctx.members), new, stats
+    )

@@ -98,9 +98,18 @@ class SegmentDefinition:
 
 
 RULE_KEYS = (
-    "all", "any", "not", "status", "locale", "timezone", "attribute",
-    "signup", "interactions", "engaged", "sql",
-)  # fmt: skip
+    "all",
+    "any",
+    "not",
+    "status",
+    "locale",
+    "timezone",
+    "attribute",
+    "signup",
+    "interactions",
+    "engaged",
+    "sql",
+)
 TOP_KEYS = ("name", "description", "rule")
 ATTRIBUTE_OPS = ("equals", "not_equals", "in", "exists", "gte", "lte")
 FIELDS = {

@@ -101,8 +101,9 @@ class ModelSlotSource:
         if kind == "new_in_topics":
             items, scores = self._fresh_only(*self._ranked(users, max(n, WIDE)))
             anchors = self._topic_anchors(users, items[:, :n])
-            return Candidates(items[:, :n], scores[:, :n], "fresh", "new_in_topic",
-                              "New in {anchor}", anchors)  # fmt: skip
+            return Candidates(
+                items[:, :n], scores[:, :n], "fresh", "new_in_topic", "New in {anchor}", anchors
+            )
         items, scores = self._ranked(users, max(n, WIDE))
         items, scores = items[:, : max(n, WIDE // 2)], scores[:, : max(n, WIDE // 2)]
         source = str(getattr(self.ranker, "name", "model"))
@@ -112,8 +113,9 @@ class ModelSlotSource:
             titles = np.array([*self.catalog.titles, None], dtype=object)
             named: Any = np.where(anchor_items >= 0, titles[anchor_items], None)
             known = np.where(anchor_items >= 0, items, -1)
-            return Candidates(known, scores, source, "because_you_read",
-                              "Because you read {anchor}", named)  # fmt: skip
+            return Candidates(
+                known, scores, source, "because_you_read", "Because you read {anchor}", named
+            )
         return Candidates(items[:, :n], scores[:, :n], source, "top_pick", "Picked for you")
 
     def popular(self, users: Array, n: int) -> Candidates:

@@ -51,10 +51,14 @@ def collaborative_slot_source(m: Matrices, config: CampaignConfig, now: datetime
     popularity = Popularity().fit(m.data, m.catalog, now=seconds)
     history = _history(m)
     source = ModelSlotSource(
-        ranker=ranker, popularity=popularity, catalog=m.catalog, history=history,
-        user_topics=[list(t) for t in (m.data.user_topics or [])], now=seconds,
+        ranker=ranker,
+        popularity=popularity,
+        catalog=m.catalog,
+        history=history,
+        user_topics=[list(t) for t in (m.data.user_topics or [])],
+        now=seconds,
         fresh_days=config.fresh_days,
-    )  # fmt: skip
+    )
     return SourceParts(source, history)
 
 
@@ -68,17 +72,26 @@ def default_slot_source(m: Matrices, config: CampaignConfig, now: datetime) -> S
     history = _history(m)
     gens = model.generators
     source = ModelSlotSource(
-        ranker=model, popularity=gens["popularity"], catalog=m.catalog, history=history,
-        user_topics=[list(t) for t in (m.data.user_topics or [])], now=seconds,
-        fresh_days=config.fresh_days, anchor_model=gens.get("ease") or gens.get("knn"),
-    )  # fmt: skip
+        ranker=model,
+        popularity=gens["popularity"],
+        catalog=m.catalog,
+        history=history,
+        user_topics=[list(t) for t in (m.data.user_topics or [])],
+        now=seconds,
+        fresh_days=config.fresh_days,
+        anchor_model=gens.get("ease") or gens.get("knn"),
+    )
     return SourceParts(source, history)
 
 
 def exploration_inputs(
-    m: Matrices, config: CampaignConfig, *, now: datetime, exposures: dict[int, int],
+    m: Matrices,
+    config: CampaignConfig,
+    *,
+    now: datetime,
+    exposures: dict[int, int],
     clicks: dict[int, int],
-) -> tuple[Array, Array, Array, Array]:  # fmt: skip
+) -> tuple[Array, Array, Array, Array]:
     """The exploration pool (fresh or rarely shown live items), its clicks and exposures,
     and the posterior mean CTR of every catalogue item."""
     shown = np.array([exposures.get(int(i), 0) for i in m.item_ids], dtype=np.float64)
@@ -101,10 +114,14 @@ def popularity_slot_source(m: Matrices, config: CampaignConfig, now: datetime) -
     popularity = Popularity().fit(m.data, m.catalog, now=seconds)
     history = _history(m)
     source = ModelSlotSource(
-        ranker=popularity, popularity=popularity, catalog=m.catalog, history=history,
-        user_topics=[list(t) for t in (m.data.user_topics or [])], now=seconds,
+        ranker=popularity,
+        popularity=popularity,
+        catalog=m.catalog,
+        history=history,
+        user_topics=[list(t) for t in (m.data.user_topics or [])],
+        now=seconds,
         fresh_days=config.fresh_days,
-    )  # fmt: skip
+    )
     return SourceParts(source, history)
 
 

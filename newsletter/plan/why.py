@@ -65,16 +65,22 @@ class Explanation:
             out.append(f"planned for: {self.planned_for.isoformat()}")
         out += [f"  other message at {t.isoformat()}" for t in self.other_messages]
         for s in self.slots:
-            out.append(f"  {s.position + 1}. [{s.section}] {s.title} (item {s.item_id}) — "
-                       f"{s.reason}; source {s.source}, score {s.score:.3g}, "
-                       f"propensity {s.propensity:.3g}")  # fmt: skip
+            out.append(
+                f"  {s.position + 1}. [{s.section}] {s.title} (item {s.item_id}) — "
+                f"{s.reason}; source {s.source}, score {s.score:.3g}, "
+                f"propensity {s.propensity:.3g}"
+            )
         return out
 
 
 def why(
-    engine: Any, *, subscriber: str, campaign: str, at: datetime | None = None,
+    engine: Any,
+    *,
+    subscriber: str,
+    campaign: str,
+    at: datetime | None = None,
     segment_folder: Path | None = None,
-) -> Explanation:  # fmt: skip
+) -> Explanation:
     """Explain one subscriber's outcome in the campaign's run at (or before) `at`."""
     found = store.find_campaign(engine, campaign)
     if found is None or found.id is None:
@@ -92,8 +98,7 @@ def why(
     config = parse_campaign_config(found.config, campaign=found.name)
     pair = store.message_and_slots(engine, run_id=run.id, subscriber_id=sid)
     if pair is None:
-        return _without_message(engine, base, found.segment_name, run.scheduled_for,
-                                segment_folder)  # fmt: skip
+        return _without_message(engine, base, found.segment_name, run.scheduled_for, segment_folder)
     message, slots = pair
     base.arm, base.reason, base.planned_for = message.arm, message.reason, message.planned_for
     sentence = explain_reason(message.reason, config)
@@ -110,18 +115,29 @@ def why(
     base.summary = f"{verb} in run {run.id} ({message.arm} arm){extra}."
     titles = store.item_titles(engine, [s.item_id for s in slots])
     base.slots = [
-        SlotWhy(s.position, s.section, s.item_id, titles.get(s.item_id, "?"), s.source, s.score,
-                s.propensity, s.reason_text)
+        SlotWhy(
+            s.position,
+            s.section,
+            s.item_id,
+            titles.get(s.item_id, "?"),
+            s.source,
+            s.score,
+            s.propensity,
+            s.reason_text,
+        )
         for s in slots
-    ]  # fmt: skip
+    ]
     return base
 
 
 def _others(engine: Any, sid: int, when: datetime, run_id: int) -> list[datetime]:
     found = store.send_times(
-        engine, [sid], start=when - timedelta(days=31), end=when + timedelta(days=8),
+        engine,
+        [sid],
+        start=when - timedelta(days=31),
+        end=when + timedelta(days=8),
         exclude_run=run_id,
-    )  # fmt: skip
+    )
     return sorted(found.get(sid, []))
 
 
@@ -133,8 +149,10 @@ def _without_message(
     inside = base.subscriber_id in set(segment_ids(engine, definition, now=when))
     if inside:
         base.outcome = "not_planned"
-        base.summary = (f"Not in run {base.run_id}: they match segment {segment!r} now but were "
-                        "not in it when the run was planned.")  # fmt: skip
+        base.summary = (
+            f"Not in run {base.run_id}: they match segment {segment!r} now but were "
+            "not in it when the run was planned."
+        )
     else:
         base.outcome, base.reason = "not_in_segment", "not_in_segment"
         base.summary = f"Not sent in run {base.run_id}: they are not in segment {segment!r}."

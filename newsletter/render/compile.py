@@ -166,8 +166,9 @@ def expand_includes(source: str, partials: Mapping[str, str], *, path: str, dept
         if name not in partials:
             line, col = line_col(source, match.start())
             known = ", ".join(sorted(partials)) or "none"
-            raise CompileError(f"unknown partial {name!r} (known: {known})", path=path, line=line,
-                               column=col)  # fmt: skip
+            raise CompileError(
+                f"unknown partial {name!r} (known: {known})", path=path, line=line, column=col
+            )
         if depth >= 5:
             raise CompileError("partials nest deeper than 5 levels", path=name, line=None)
         return expand_includes(partials[name], partials, path=name, depth=depth + 1)
@@ -190,8 +191,12 @@ def check_structure(source: str, *, path: str) -> None:
             stack.append((tag, match.start()))
         elif not stack or stack[-1][0] != tag:
             expected = f"</{stack[-1][0]}>" if stack else "nothing"
-            raise CompileError(f"</{tag}> closes nothing open here (expected {expected})",
-                               path=path, line=line, column=col)  # fmt: skip
+            raise CompileError(
+                f"</{tag}> closes nothing open here (expected {expected})",
+                path=path,
+                line=line,
+                column=col,
+            )
         else:
             stack.pop()
     if stack:
@@ -255,8 +260,12 @@ def compile_template(
     raw = _RAW_BLOCK.search(source.mjml)
     if raw:
         line, col = line_col(source.mjml, raw.start())
-        raise CompileError("{% raw %} is not supported in MJML templates",
-                           path=f"{name}/template.mjml", line=line, column=col)  # fmt: skip
+        raise CompileError(
+            "{% raw %} is not supported in MJML templates",
+            path=f"{name}/template.mjml",
+            line=line,
+            column=col,
+        )
     _jinja(source.mjml, html=True, strict=strict, path=f"{name}/template.mjml")
     html = compile_mjml(source) if html_source is None else html_source
     return CompiledTemplate(

@@ -126,14 +126,16 @@ def _plain_id(value: Any) -> Any:
 def _subscriber(data: Mapping[str, Any]) -> Mapping[str, Any]:
     name = str(data.get("name") or "").strip()
     first = str(data.get("first_name") or "").strip() or (name.split()[0] if name else "")
-    return _P({
-        "id": _plain_id(_require(data, "id", "subscriber")),
-        "email": str(_require(data, "email", "subscriber")),
-        "name": name,
-        "first_name": first,
-        "timezone": str(data.get("timezone") or "UTC"),
-        "attributes": freeze(dict(data.get("attributes") or {})),
-    })  # fmt: skip
+    return _P(
+        {
+            "id": _plain_id(_require(data, "id", "subscriber")),
+            "email": str(_require(data, "email", "subscriber")),
+            "name": name,
+            "first_name": first,
+            "timezone": str(data.get("timezone") or "UTC"),
+            "attributes": freeze(dict(data.get("attributes") or {})),
+        }
+    )
 
 
 def _slot(data: Mapping[str, Any], fallback_position: int) -> Mapping[str, Any]:
@@ -145,23 +147,29 @@ def _slot(data: Mapping[str, Any], fallback_position: int) -> Mapping[str, Any]:
         raise ContextError(f"render input: item {item.get('id')!r} needs an http(s) url")
     position = data.get("position")
     anchor = reason.get("anchor")
-    return _P({
-        "position": fallback_position if position is None else int(position),
-        "source": str(data.get("source") or ""),
-        "item": _P({
-            "id": _plain_id(item.get("id")),
-            "title": str(_require(item, "title", "item")),
-            "url": url,
-            "image_url": _http_url(item.get("image_url")),
-            "summary": str(item.get("summary") or ""),
-            "topics": tuple([str(t) for t in item.get("topics") or ()]),
-        }),
-        "reason": _P({
-            "kind": str(reason.get("kind") or ""),
-            "text": str(reason.get("text") or ""),
-            "anchor": None if anchor is None else str(anchor),
-        }),
-    })  # fmt: skip
+    return _P(
+        {
+            "position": fallback_position if position is None else int(position),
+            "source": str(data.get("source") or ""),
+            "item": _P(
+                {
+                    "id": _plain_id(item.get("id")),
+                    "title": str(_require(item, "title", "item")),
+                    "url": url,
+                    "image_url": _http_url(item.get("image_url")),
+                    "summary": str(item.get("summary") or ""),
+                    "topics": tuple([str(t) for t in item.get("topics") or ()]),
+                }
+            ),
+            "reason": _P(
+                {
+                    "kind": str(reason.get("kind") or ""),
+                    "text": str(reason.get("text") or ""),
+                    "anchor": None if anchor is None else str(anchor),
+                }
+            ),
+        }
+    )
 
 
 def _sections(raw: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, Any] | None, tuple]:
@@ -212,16 +220,20 @@ def build_context(data: Mapping[str, Any], *, settings: Settings) -> Mapping[str
     context = {
         "message": _P({"id": _plain_id(message_id), "arm": str(data.get("arm") or "personalized")}),
         "subscriber": _subscriber(_require(data, "subscriber", "input")),
-        "campaign": _P({
-            "id": _plain_id(campaign.get("id")),
-            "name": str(campaign.get("name") or "Newsletter"),
-            "kind": str(campaign.get("kind") or "digest"),
-        }),
-        "run": _P({
-            "id": _plain_id(run.get("id")),
-            "scheduled_for": freeze(scheduled),
-            "date_label": _date_label(_hashable(scheduled)),
-        }),
+        "campaign": _P(
+            {
+                "id": _plain_id(campaign.get("id")),
+                "name": str(campaign.get("name") or "Newsletter"),
+                "kind": str(campaign.get("kind") or "digest"),
+            }
+        ),
+        "run": _P(
+            {
+                "id": _plain_id(run.get("id")),
+                "scheduled_for": freeze(scheduled),
+                "date_label": _date_label(_hashable(scheduled)),
+            }
+        ),
         "trigger": freeze({k: trigger.get(k) for k in ("kind", "topic", "label")}),
         "hero": hero,
         "sections": sections,
@@ -232,7 +244,7 @@ def build_context(data: Mapping[str, Any], *, settings: Settings) -> Mapping[str
         "postal_address": settings.postal_address,
         "sender_name": sender_name,
         "preheader": "",
-    }  # fmt: skip
+    }
     return _P(context)
 
 
@@ -275,13 +287,18 @@ def _db_sections(
     """Group slot rows by their section key, in position order, as plain section input."""
     grouped: dict[str, list[dict[str, Any]]] = {}
     for slot in slots:
-        grouped.setdefault(slot.section, []).append({
-            "position": slot.position,
-            "source": slot.source,
-            "item": item_input(items[slot.item_id]),
-            "reason": {"kind": slot.reason_kind, "text": slot.reason_text,
-                       "anchor": slot.reason_anchor},
-        })  # fmt: skip
+        grouped.setdefault(slot.section, []).append(
+            {
+                "position": slot.position,
+                "source": slot.source,
+                "item": item_input(items[slot.item_id]),
+                "reason": {
+                    "kind": slot.reason_kind,
+                    "text": slot.reason_text,
+                    "anchor": slot.reason_anchor,
+                },
+            }
+        )
     return [
         {"title": titles.get(key, key.replace("_", " ").capitalize()), "slots": value}
         for key, value in grouped.items()
@@ -317,7 +334,7 @@ def render_input_from_db(session: Session, *, message_id: int) -> dict[str, Any]
         "run": {"id": run.id, "scheduled_for": run.scheduled_for},
         "trigger": campaign.config.get("trigger") if campaign.kind == "trigger" else None,
         "sections": sections,
-    }  # fmt: skip
+    }
 
 
 def build_context_from_db(

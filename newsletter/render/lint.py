@@ -254,8 +254,12 @@ def _mjml_issues(text: str, *, path: str) -> Iterator[LintIssue]:
         scheme = url_scheme(literal) if ":" in literal else None
         if scheme is not None and scheme not in ALLOWED_SCHEMES:
             line, col = line_col(text, match.start(3))
-            yield LintIssue(path, line, col, f"link scheme {scheme!r} is not allowed "
-                            f"(use {', '.join(ALLOWED_SCHEMES)})")  # fmt: skip
+            yield LintIssue(
+                path,
+                line,
+                col,
+                f"link scheme {scheme!r} is not allowed (use {', '.join(ALLOWED_SCHEMES)})",
+            )
 
 
 def _placement_issues(text: str, *, path: str) -> Iterator[LintIssue]:
@@ -304,9 +308,14 @@ def _attribute_issues(tag_text: str, offset: int, text: str, path: str) -> Itera
         if "{%" in value:
             yield LintIssue(path, line, col, f"no Jinja control flow inside attribute {name!r}")
         elif "{{" in value and name not in JINJA_ATTRIBUTES:
-            yield LintIssue(path, line, col, f"no Jinja inside numeric or layout attribute "
-                            f"{name!r}: MJML computes layout at compile time (Jinja is allowed in "
-                            f"{', '.join(sorted(JINJA_ATTRIBUTES))})")  # fmt: skip
+            yield LintIssue(
+                path,
+                line,
+                col,
+                f"no Jinja inside numeric or layout attribute "
+                f"{name!r}: MJML computes layout at compile time (Jinja is allowed in "
+                f"{', '.join(sorted(JINJA_ATTRIBUTES))})",
+            )
 
 
 def lint_file(

@@ -72,8 +72,10 @@ def _chart(report: RunReport) -> str:
             f"{100 * rate.value:.1f}%</text>"
         )
     width = 120 + 140 * len(rates)
-    return (f'<svg role="img" aria-label="human click rate per arm" width="{width}" height="230" '
-            f'font-size="12">{"".join(bars)}</svg>')  # fmt: skip
+    return (
+        f'<svg role="img" aria-label="human click rate per arm" width="{width}" height="230" '
+        f'font-size="12">{"".join(bars)}</svg>'
+    )
 
 
 def write_report(report: RunReport, path: Path) -> Path:

@@ -107,6 +107,9 @@ def simulate_feedback(
     with engine.begin() as connection:
         bulk_insert(connection, "event", events, ignore_conflicts=False)
     return {
-        "human_opens": len(opened), "human_clicks": len(clicked), "machine_opens": len(mpp),
-        "machine_clicks": len(scanned), "unsubscribes": len(unsub),
-    }  # fmt: skip
+        "human_opens": len(opened),
+        "human_clicks": len(clicked),
+        "machine_opens": len(mpp),
+        "machine_clicks": len(scanned),
+        "unsubscribes": len(unsub),
+    }

@@ -41,10 +41,20 @@ TITLE_PATTERNS = [
     "A field guide to {a}",
 ]
 TIMEZONES = [
-    "Europe/London", "Europe/Berlin", "Europe/Paris", "Europe/Madrid", "America/New_York",
-    "America/Chicago", "America/Los_Angeles", "America/Sao_Paulo", "Asia/Tokyo",
-    "Asia/Kolkata", "Australia/Sydney", "Africa/Johannesburg", "UTC",
-]  # fmt: skip
+    "Europe/London",
+    "Europe/Berlin",
+    "Europe/Paris",
+    "Europe/Madrid",
+    "America/New_York",
+    "America/Chicago",
+    "America/Los_Angeles",
+    "America/Sao_Paulo",
+    "Asia/Tokyo",
+    "Asia/Kolkata",
+    "Australia/Sydney",
+    "Africa/Johannesburg",
+    "UTC",
+]
 KINDS = np.array(["view", "read", "click", "like"])
 KIND_SHARES = np.array([0.55, 0.3, 0.1, 0.05])
 

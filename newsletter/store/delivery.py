@@ -52,9 +52,14 @@ class RunCounts:
 
 
 def planned_ids(
-    engine: Engine, *, run_id: int, shard: int | None, after_id: int = 0, limit: int = 500,
+    engine: Engine,
+    *,
+    run_id: int,
+    shard: int | None,
+    after_id: int = 0,
+    limit: int = 500,
     due_by: datetime | None = None,
-) -> list[int]:  # fmt: skip
+) -> list[int]:
     """Ids of claimable messages of a run (one shard, or all when None), ascending.
 
     With `due_by`, only messages whose send time (planned_for) has come by then.
@@ -100,18 +105,28 @@ def _claim_statements() -> tuple[Any, Any]:
     now: Any = bindparam("now")
     claimable = (M.id == mid) & or_(*(M.status == s for s in CLAIMABLE))
     eligible = (
-        select(S.id).where(S.id == M.subscriber_id, S.status == "active")
-        .where(~select(SUP.id).where(SUP.email == S.email).exists()).exists()
-    )  # fmt: skip
+        select(S.id)
+        .where(S.id == M.subscriber_id, S.status == "active")
+        .where(~select(SUP.id).where(SUP.email == S.email).exists())
+        .exists()
+    )
     claim = (
-        update(table).where(claimable, eligible)
+        update(table)
+        .where(claimable, eligible)
         .values(status="sending", attempts=M.attempts + 1, updated_at=now)
-    )  # fmt: skip
+    )
     sent = (
-        update(table).where(M.id == mid, M.status == "sending")
-        .values(status="sent", sent_at=now, updated_at=now, subject=bindparam("subject"),
-                reason=None, error=None)
-    )  # fmt: skip
+        update(table)
+        .where(M.id == mid, M.status == "sending")
+        .values(
+            status="sent",
+            sent_at=now,
+            updated_at=now,
+            subject=bindparam("subject"),
+            reason=None,
+            error=None,
+        )
+    )
     return claim, sent
 
 
@@ -137,7 +152,7 @@ def mark_sending(engine: Engine, *, message_id: int, now: datetime) -> Claim:
             update(Message.__table__)  # type: ignore[attr-defined]
             .where(M.id == message_id, M.status.in_(CLAIMABLE))
             .values(status="skipped", reason=reason, updated_at=now)
-        ).rowcount  # fmt: skip
+        ).rowcount
     return Claim("skipped", reason) if done else Claim("taken")
 
 
@@ -161,14 +176,20 @@ def mark_retry(
     """
     attempts = M.attempts if count else M.attempts - 1
     with engine.begin() as c:
-        return _set_from_sending(c, message_id, status="planned", error=error[:2000],
-                                 attempts=attempts, updated_at=now)  # fmt: skip
+        return _set_from_sending(
+            c, message_id, status="planned", error=error[:2000], attempts=attempts, updated_at=now
+        )
 
 
 def mark_failed(
-    engine: Engine, *, message_id: int, reason: str, error: str, now: datetime,
+    engine: Engine,
+    *,
+    message_id: int,
+    reason: str,
+    error: str,
+    now: datetime,
     from_status: Sequence[str] = ("sending",),
-) -> bool:  # fmt: skip
+) -> bool:
     """Record a final failure with its reason (transient, rejected, render_error…)."""
     with engine.begin() as c:
         query = update(Message.__table__).where(M.id == message_id, M.status.in_(from_status))  # type: ignore[attr-defined]
@@ -190,20 +211,21 @@ def record_bounce(engine: Engine, *, message_id: int, error: str, now: datetime)
     complained) and an existing suppression row keeps its reason.
     """
     with engine.begin() as c:
-        if not _set_from_sending(c, message_id, status="failed", reason="bounced",
-                                 error=error[:2000], updated_at=now):  # fmt: skip
+        if not _set_from_sending(
+            c, message_id, status="failed", reason="bounced", error=error[:2000], updated_at=now
+        ):
             return False
         sid = c.execute(select(M.subscriber_id).where(M.id == message_id)).scalar_one()
         c.execute(
-            update(Subscriber.__table__).where(S.id == sid, S.status == "active")  # type: ignore[attr-defined]
+            update(Subscriber.__table__)  # type: ignore[attr-defined]
+            .where(S.id == sid, S.status == "active")
             .values(status="bounced", updated_at=now)
-        )  # fmt: skip
+        )
         email = c.execute(select(S.email).where(S.id == sid)).scalar_one()
         insert = _insert(c, Suppression.__table__)  # type: ignore[attr-defined]
         c.execute(
-            insert.values(email=email, reason="bounced", created_at=now)  # type: ignore[attr-defined]
-            .on_conflict_do_nothing()
-        )  # fmt: skip
+            insert.values(email=email, reason="bounced", created_at=now).on_conflict_do_nothing()  # type: ignore[attr-defined]
+        )
     return True
 
 
@@ -222,8 +244,12 @@ def reconcile_sending(engine: Engine, *, run_id: int, resend: bool, now: datetim
     if resend:
         query = query.values(status="planned", updated_at=now)
     else:
-        query = query.values(status="failed", reason=UNKNOWN_AFTER_CRASH, updated_at=now,
-                             error="the process stopped during the SMTP transaction")  # fmt: skip
+        query = query.values(
+            status="failed",
+            reason=UNKNOWN_AFTER_CRASH,
+            updated_at=now,
+            error="the process stopped during the SMTP transaction",
+        )
     with engine.begin() as c:
         return int(c.execute(query).rowcount)
 
@@ -237,9 +263,10 @@ def requeue_failed(
     )
     with engine.begin() as c:
         return int(
-            c.execute(query.values(status="planned", attempts=0, reason=None, updated_at=now))
-            .rowcount
-        )  # fmt: skip
+            c.execute(
+                query.values(status="planned", attempts=0, reason=None, updated_at=now)
+            ).rowcount
+        )
 
 
 def message_attempts(engine: Engine, *, message_id: int) -> int:
@@ -251,9 +278,10 @@ def run_counts(engine: Engine, *, run_id: int) -> RunCounts:
     """Count a run's messages by status, and skipped/failed ones by reason."""
     with engine.connect() as c:
         rows = c.execute(
-            select(M.status, M.reason, func.count()).where(M.run_id == run_id)
+            select(M.status, M.reason, func.count())
+            .where(M.run_id == run_id)
             .group_by(M.status, M.reason)
-        ).all()  # fmt: skip
+        ).all()
     status: Counter[str] = Counter()
     skipped: Counter[str] = Counter()
     failed: Counter[str] = Counter()
@@ -263,8 +291,9 @@ def run_counts(engine: Engine, *, run_id: int) -> RunCounts:
             skipped[reason or "unknown"] += int(n)
         elif st == "failed":
             failed[reason or "unknown"] += int(n)
-    return RunCounts(dict(sorted(status.items())), dict(sorted(skipped.items())),
-                     dict(sorted(failed.items())))  # fmt: skip
+    return RunCounts(
+        dict(sorted(status.items())), dict(sorted(skipped.items())), dict(sorted(failed.items()))
+    )
 
 
 def waiting(engine: Engine, *, run_id: int, due_by: datetime) -> tuple[int, datetime | None]:
@@ -303,9 +332,10 @@ def run_template_name(engine: Engine, *, run_id: int) -> str | None:
     c_ = Campaign.__table__.c  # type: ignore[attr-defined]
     with engine.connect() as c:
         found = c.execute(
-            select(c_.template_name).join(Run.__table__, R.campaign_id == c_.id)  # type: ignore[attr-defined]
+            select(c_.template_name)
+            .join(Run.__table__, R.campaign_id == c_.id)  # type: ignore[attr-defined]
             .where(R.id == run_id)
-        ).scalar()  # fmt: skip
+        ).scalar()
     return None if found is None else str(found)
 
 
@@ -326,24 +356,50 @@ def render_rows(engine: Engine, *, message_ids: Sequence[int]) -> RenderRows:
     ids = [int(i) for i in message_ids]
     with engine.connect() as c:
         heads = c.execute(
-            select(M.id, M.arm, S.id.label("subscriber_id"), S.email, S.name, S.timezone,
-                   S.attributes, R.id.label("run_id"), R.scheduled_for,
-                   ca.id.label("campaign_id"), ca.name.label("campaign_name"),
-                   ca.kind.label("campaign_kind"), ca.config.label("campaign_config"))
+            select(
+                M.id,
+                M.arm,
+                S.id.label("subscriber_id"),
+                S.email,
+                S.name,
+                S.timezone,
+                S.attributes,
+                R.id.label("run_id"),
+                R.scheduled_for,
+                ca.id.label("campaign_id"),
+                ca.name.label("campaign_name"),
+                ca.kind.label("campaign_kind"),
+                ca.config.label("campaign_config"),
+            )
             .join(Subscriber.__table__, S.id == M.subscriber_id)  # type: ignore[attr-defined]
-            .join(Run.__table__, R.id == M.run_id).join(Campaign.__table__, ca.id == R.campaign_id)  # type: ignore[attr-defined]
+            .join(Run.__table__, R.id == M.run_id)  # type: ignore[attr-defined]
+            .join(Campaign.__table__, ca.id == R.campaign_id)  # type: ignore[attr-defined]
             .where(M.id.in_(ids))
-        ).all()  # fmt: skip
+        ).all()
         slot_rows = c.execute(
-            select(sl.message_id, sl.position, sl.section, sl.item_id, sl.source,
-                   sl.reason_kind, sl.reason_text, sl.reason_anchor)
-            .where(sl.message_id.in_(ids)).order_by(sl.message_id, sl.position)
-        ).all()  # fmt: skip
+            select(
+                sl.message_id,
+                sl.position,
+                sl.section,
+                sl.item_id,
+                sl.source,
+                sl.reason_kind,
+                sl.reason_text,
+                sl.reason_anchor,
+            )
+            .where(sl.message_id.in_(ids))
+            .order_by(sl.message_id, sl.position)
+        ).all()
         wanted = sorted({int(r.item_id) for r in slot_rows})
-        items = c.execute(
-            select(it.id, it.title, it.url, it.image_url, it.summary, it.topics)
-            .where(it.id.in_(wanted))
-        ).all() if wanted else []  # fmt: skip
+        items = (
+            c.execute(
+                select(it.id, it.title, it.url, it.image_url, it.summary, it.topics).where(
+                    it.id.in_(wanted)
+                )
+            ).all()
+            if wanted
+            else []
+        )
     slots: dict[int, list[Any]] = {i: [] for i in ids}
     for row in slot_rows:
         slots[int(row.message_id)].append(row)

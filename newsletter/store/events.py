@@ -123,9 +123,15 @@ def unsubscribe(
         seen = select(E.id).where(E.message_id == facts.message_id, E.kind == "unsubscribe")
         if c.execute(seen.limit(1)).first() is not None:
             return False
-        values = {"message_id": facts.message_id, "subscriber_id": facts.subscriber_id,
-                  "kind": "unsubscribe", "occurred_at": now, "is_machine": False,
-                  "user_agent": user_agent, "ip": ip}  # fmt: skip
+        values = {
+            "message_id": facts.message_id,
+            "subscriber_id": facts.subscriber_id,
+            "kind": "unsubscribe",
+            "occurred_at": now,
+            "is_machine": False,
+            "user_agent": user_agent,
+            "ip": ip,
+        }
         _insert_event(c, values)
     return True
 

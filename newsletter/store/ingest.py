@@ -161,9 +161,14 @@ def parse_row(entity: str, raw: Mapping[str, Any], *, default_timezone: str) -> 
 
 
 def write_batch(
-    connection: Connection, entity: str, rows: Sequence[Numbered], *, source: str,
-    now: datetime, origin: str,
-) -> tuple[int, list[RejectedRow]]:  # fmt: skip
+    connection: Connection,
+    entity: str,
+    rows: Sequence[Numbered],
+    *,
+    source: str,
+    now: datetime,
+    origin: str,
+) -> tuple[int, list[RejectedRow]]:
     """Write one validated batch of `entity` rows; returns (rows written, rejections)."""
     if entity == "subscribers":
         return upsert_subscribers(connection, rows, source=source, now=now)

@@ -62,28 +62,45 @@ def epoch_seconds(connection: Connection, column: Any) -> Any:
 def _catalog(connection: Connection) -> tuple[Array, ItemCatalog]:
     t = Item.__table__.c  # type: ignore[attr-defined]
     rows = connection.execute(
-        select(t.id, t.title, t.summary, t.topics, epoch_seconds(connection, t.published_at),
-               t.active, epoch_seconds(connection, t.expires_at), t.attributes).order_by(t.id)
-    ).all()  # fmt: skip
+        select(
+            t.id,
+            t.title,
+            t.summary,
+            t.topics,
+            epoch_seconds(connection, t.published_at),
+            t.active,
+            epoch_seconds(connection, t.expires_at),
+            t.attributes,
+        ).order_by(t.id)
+    ).all()
     cols: list[Any] = list(zip(*rows, strict=True)) if rows else [[] for _ in range(8)]
     published = np.array([np.nan if v is None else v for v in cols[4]], dtype=np.float64)
     expires = np.array([np.inf if v is None else v for v in cols[6]], dtype=np.float64)
     catalog = ItemCatalog(
-        titles=list(cols[1]), texts=list(cols[2]), topics=[list(x or []) for x in cols[3]],
-        published_at=np.nan_to_num(published, nan=0.0), active=np.array(cols[5], dtype=bool),
-        expires_at=expires, attributes=list(cols[7]),
-    )  # fmt: skip
+        titles=list(cols[1]),
+        texts=list(cols[2]),
+        topics=[list(x or []) for x in cols[3]],
+        published_at=np.nan_to_num(published, nan=0.0),
+        active=np.array(cols[5], dtype=bool),
+        expires_at=expires,
+        attributes=list(cols[7]),
+    )
     return np.array(cols[0], dtype=np.int64), catalog
 
 
 def _events(connection: Connection, since: datetime | None) -> list[Any]:
     i = Interaction.__table__.c  # type: ignore[attr-defined]
     e = Event.__table__.c  # type: ignore[attr-defined]
-    query = select(i.subscriber_id, i.item_id, i.kind, epoch_seconds(connection, i.occurred_at),
-                   i.value)  # fmt: skip
-    clicks = select(e.subscriber_id, e.item_id, literal("email_click", String),
-                    epoch_seconds(connection, e.occurred_at), cast(None, Float)).where(
-        e.kind == "click", e.is_machine.is_(False), e.item_id.is_not(None))  # fmt: skip
+    query = select(
+        i.subscriber_id, i.item_id, i.kind, epoch_seconds(connection, i.occurred_at), i.value
+    )
+    clicks = select(
+        e.subscriber_id,
+        e.item_id,
+        literal("email_click", String),
+        epoch_seconds(connection, e.occurred_at),
+        cast(None, Float),
+    ).where(e.kind == "click", e.is_machine.is_(False), e.item_id.is_not(None))
     if since is not None:
         query = query.where(i.occurred_at >= since)
         clicks = clicks.where(e.occurred_at >= since)
@@ -120,10 +137,13 @@ def load_matrices(engine: Engine, *, since: datetime | None = None) -> Matrices:
     keep = (users >= 0) & (items >= 0)
     values = np.array(cols[4], dtype=np.float64)  # None becomes nan
     data = InteractionData(
-        n_users=len(subscriber_ids), n_items=len(item_ids), user_idx=users[keep],
-        item_idx=items[keep], kind=np.array(cols[2], dtype=str)[keep],
+        n_users=len(subscriber_ids),
+        n_items=len(item_ids),
+        user_idx=users[keep],
+        item_idx=items[keep],
+        kind=np.array(cols[2], dtype=str)[keep],
         timestamp=np.array(cols[3], dtype=np.float64)[keep],
         value=_values(values[keep]),
         user_topics=[_topics(r[1]) for r in subs],
-    )  # fmt: skip
+    )
     return Matrices(data=data, catalog=catalog, subscriber_ids=subscriber_ids, item_ids=item_ids)

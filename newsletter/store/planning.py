@@ -128,8 +128,9 @@ def profiles(engine: Engine, ids: Sequence[int]) -> list[Profile]:
             rows = c.execute(
                 select(s.id, s.email, s.status, s.timezone, s.frequency, sup.reason)
                 .outerjoin(Suppression.__table__, sup.email == s.email)  # type: ignore[attr-defined]
-                .where(s.id.in_(chunk)).order_by(s.id)
-            ).all()  # fmt: skip
+                .where(s.id.in_(chunk))
+                .order_by(s.id)
+            ).all()
             out.extend(Profile(*r) for r in rows)
     return out
 
@@ -157,9 +158,12 @@ def send_times(
     with engine.connect() as c:
         for chunk in _chunks(ids):
             query = select(M.subscriber_id, M.sent_at, M.planned_for).where(
-                M.subscriber_id.in_(chunk), M.status.in_(LIVE), M.run_id != exclude_run,
-                when >= start, when <= end,
-            )  # fmt: skip
+                M.subscriber_id.in_(chunk),
+                M.status.in_(LIVE),
+                M.run_id != exclude_run,
+                when >= start,
+                when <= end,
+            )
             for sid, sent_at, planned_for in c.execute(query):
                 out[int(sid)].append(sent_at or planned_for)
     return out
@@ -170,14 +174,16 @@ def item_feedback(engine: Engine) -> tuple[dict[int, int], dict[int, int]]:
     e = Event.__table__.c  # type: ignore[attr-defined]
     with engine.connect() as c:
         shown = c.execute(
-            select(SL.item_id, func.count()).join(Message.__table__, M.id == SL.message_id)  # type: ignore[attr-defined]
-            .where(M.status == "sent").group_by(SL.item_id)
-        ).all()  # fmt: skip
+            select(SL.item_id, func.count())
+            .join(Message.__table__, M.id == SL.message_id)  # type: ignore[attr-defined]
+            .where(M.status == "sent")
+            .group_by(SL.item_id)
+        ).all()
         clicked = c.execute(
             select(e.item_id, func.count(func.distinct(e.message_id)))
             .where(e.kind == "click", e.is_machine.is_(False), e.item_id.is_not(None))
             .group_by(e.item_id)
-        ).all()  # fmt: skip
+        ).all()
     return {int(i): int(n) for i, n in shown}, {int(i): int(n) for i, n in clicked}
 
 
@@ -248,9 +254,10 @@ def run_counts(engine: Engine, run_id: int) -> list[tuple[str, str, str | None, 
     """(arm, status, reason, messages) for a run, from the persisted plan."""
     with engine.connect() as c:
         rows = c.execute(
-            select(M.arm, M.status, M.reason, func.count()).where(M.run_id == run_id)
+            select(M.arm, M.status, M.reason, func.count())
+            .where(M.run_id == run_id)
             .group_by(M.arm, M.status, M.reason)
-        ).all()  # fmt: skip
+        ).all()
     return [(str(a), str(s), r, int(n)) for a, s, r, n in rows]
 
 
@@ -259,9 +266,10 @@ def finish_run(engine: Engine, *, run_id: int, stats: dict[str, Any], now: datet
     table = Run.__table__  # type: ignore[attr-defined]
     with engine.begin() as c:
         c.execute(
-            update(table).where(table.c.id == run_id)
+            update(table)
+            .where(table.c.id == run_id)
             .values(status="planned", stats=stats, finished_at=now)
-        )  # fmt: skip
+        )
 
 
 def message_and_slots(

@@ -15,10 +15,35 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, Engine, text
 
 FORBIDDEN_SQL = (
-    "insert", "update", "delete", "drop", "alter", "create", "truncate", "grant", "revoke",
-    "attach", "detach", "pragma", "vacuum", "copy", "call", "execute", "merge", "replace",
-    "into", "lock", "set", "reindex", "analyze", "comment", "do", "listen", "notify", "load",
-)  # fmt: skip
+    "insert",
+    "update",
+    "delete",
+    "drop",
+    "alter",
+    "create",
+    "truncate",
+    "grant",
+    "revoke",
+    "attach",
+    "detach",
+    "pragma",
+    "vacuum",
+    "copy",
+    "call",
+    "execute",
+    "merge",
+    "replace",
+    "into",
+    "lock",
+    "set",
+    "reindex",
+    "analyze",
+    "comment",
+    "do",
+    "listen",
+    "notify",
+    "load",
+)
 
 
 class UnsafeQuery(ValueError):

@@ -27,13 +27,29 @@ EMAIL_RE = re.compile(
     r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$"
 )
 SUBSCRIBER_COLUMNS = {
-    "subscriber_key", "email", "name", "status", "timezone", "locale", "frequency", "topics",
-    "created_at", "updated_at",
-}  # fmt: skip
+    "subscriber_key",
+    "email",
+    "name",
+    "status",
+    "timezone",
+    "locale",
+    "frequency",
+    "topics",
+    "created_at",
+    "updated_at",
+}
 ITEM_COLUMNS = {
-    "item_key", "title", "url", "summary", "image_url", "topics", "published_at", "expires_at",
-    "active", "updated_at",
-}  # fmt: skip
+    "item_key",
+    "title",
+    "url",
+    "summary",
+    "image_url",
+    "topics",
+    "published_at",
+    "expires_at",
+    "active",
+    "updated_at",
+}
 INTERACTION_COLUMNS = {"subscriber_key", "item_key", "kind", "occurred_at", "value"}
 REQUIRED = {
     "subscribers": ("subscriber_key", "email"),

@@ -83,9 +83,15 @@ def _to_watermark(value: Any) -> str:
 
 
 def sync_entity(
-    engine: Engine, source: Engine, *, name: str, entity: str, query: str, now: datetime,
+    engine: Engine,
+    source: Engine,
+    *,
+    name: str,
+    entity: str,
+    query: str,
+    now: datetime,
     default_timezone: str = "UTC",
-) -> EntitySync:  # fmt: skip
+) -> EntitySync:
     """Fetch one entity above its watermark, load it, and move the watermark on."""
     where = f"source {name!r} {entity} query"
     query = validate_select(query, where=where)
@@ -115,8 +121,9 @@ def sync_entity(
     with engine.begin() as connection:
         for start in range(0, len(parsed), BATCH_ROWS):
             batch = parsed[start : start + BATCH_ROWS]
-            loaded, rejected = ingest.write_batch(connection, entity, batch, source=where,
-                                                  now=now, origin="sync")  # fmt: skip
+            loaded, rejected = ingest.write_batch(
+                connection, entity, batch, source=where, now=now, origin="sync"
+            )
             report.loaded += loaded
             report.rejected.extend(rejected)
         _save_state(connection, name, entity, report, now)
@@ -138,9 +145,13 @@ def _save_state(
 
 
 def sync_source(
-    engine: Engine, *, name: str, source: SourceQueries, now: datetime,
+    engine: Engine,
+    *,
+    name: str,
+    source: SourceQueries,
+    now: datetime,
     default_timezone: str = "UTC",
-) -> list[EntitySync]:  # fmt: skip
+) -> list[EntitySync]:
     """Sync every configured entity of one source, subscribers and items first."""
     source_engine = make_engine(source.url)
     try:

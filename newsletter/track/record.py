@@ -77,10 +77,20 @@ def record_click(
         if facts is None:
             return False
         is_machine, reason = classify_click(user_agent, ip, facts.sent_at, now)
-        store.insert_event(engine, message_id=key, subscriber_id=facts.subscriber_id,
-                           slot_position=slot, item_id=facts.item_id, kind="click",
-                           occurred_at=now, is_machine=is_machine, machine_reason=reason,
-                           user_agent=user_agent, ip=ip, url=url)  # fmt: skip
+        store.insert_event(
+            engine,
+            message_id=key,
+            subscriber_id=facts.subscriber_id,
+            slot_position=slot,
+            item_id=facts.item_id,
+            kind="click",
+            occurred_at=now,
+            is_machine=is_machine,
+            machine_reason=reason,
+            user_agent=user_agent,
+            ip=ip,
+            url=url,
+        )
     except Exception:  # the reader gets the redirect whatever the database does
         log.exception("could not record a click for message %s", key)
         return False
@@ -99,9 +109,17 @@ def record_open(
         if facts is None:
             return False
         is_machine, reason = classify_open(user_agent, ip, facts.sent_at, now)
-        store.insert_event(engine, message_id=key, subscriber_id=facts.subscriber_id,
-                           kind="open", occurred_at=now, is_machine=is_machine,
-                           machine_reason=reason, user_agent=user_agent, ip=ip)  # fmt: skip
+        store.insert_event(
+            engine,
+            message_id=key,
+            subscriber_id=facts.subscriber_id,
+            kind="open",
+            occurred_at=now,
+            is_machine=is_machine,
+            machine_reason=reason,
+            user_agent=user_agent,
+            ip=ip,
+        )
     except Exception:  # the pixel must answer whatever happens
         log.exception("could not record an open for message %s", key)
         return False
@@ -132,8 +150,9 @@ def load_preferences(engine: Engine, *, message_id: int | str) -> Preferences | 
     found = store.preferences(engine, subscriber_id=subscriber_id) if subscriber_id else None
     if found is None:
         return None
-    return Preferences(found.email, found.status, found.frequency, found.topics,
-                       tuple(store.known_topics(engine)))  # fmt: skip
+    return Preferences(
+        found.email, found.status, found.frequency, found.topics, tuple(store.known_topics(engine))
+    )
 
 
 def validate_preferences(

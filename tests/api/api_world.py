@@ -64,24 +64,59 @@ def build_world(engine: Engine) -> World:
     """Insert one sent message with two slots (and what it hangs off)."""
     t = SENT_AT - timedelta(days=1)
     with Session(engine, expire_on_commit=False) as s:
-        sid = _add(s, Subscriber(email="reader@example.com", name="Ada Reader", topics=["python"],
-                                 created_at=t, updated_at=t))  # fmt: skip
+        sid = _add(
+            s,
+            Subscriber(
+                email="reader@example.com",
+                name="Ada Reader",
+                topics=["python"],
+                created_at=t,
+                updated_at=t,
+            ),
+        )
         items = []
         for n, (url, topics) in enumerate(
             [(ARTICLE_0, ["python", "<b>html</b>"]), (ARTICLE_1, ["data"])]
         ):
-            iid = _add(s, Item(external_key=f"a{n}", title=f"Article <{n}>", url=url,
-                               topics=topics, updated_at=t, published_at=t))  # fmt: skip
+            iid = _add(
+                s,
+                Item(
+                    external_key=f"a{n}",
+                    title=f"Article <{n}>",
+                    url=url,
+                    topics=topics,
+                    updated_at=t,
+                    published_at=t,
+                ),
+            )
             s.add_all([ItemTopic(item_id=iid, topic=topic) for topic in topics])
             items.append(iid)
         cid = _add(s, Campaign(name="weekly", template_name="digest", created_at=t))
         rid = _add(s, Run(campaign_id=cid, scheduled_for=SENT_AT, created_at=t))
-        mid = _add(s, Message(run_id=rid, subscriber_id=sid, status="sent", planned_for=SENT_AT,
-                              sent_at=SENT_AT, updated_at=SENT_AT))  # fmt: skip
+        mid = _add(
+            s,
+            Message(
+                run_id=rid,
+                subscriber_id=sid,
+                status="sent",
+                planned_for=SENT_AT,
+                sent_at=SENT_AT,
+                updated_at=SENT_AT,
+            ),
+        )
         for position, iid in enumerate(items):
-            s.add(Slot(message_id=mid, position=position, item_id=iid, source="collaborative",
-                       score=1.0 - position / 10, propensity=1.0, reason_kind="popular",
-                       reason_text="Popular this week"))  # fmt: skip
+            s.add(
+                Slot(
+                    message_id=mid,
+                    position=position,
+                    item_id=iid,
+                    source="collaborative",
+                    score=1.0 - position / 10,
+                    propensity=1.0,
+                    reason_kind="popular",
+                    reason_text="Popular this week",
+                )
+            )
         s.commit()
     return World(sid, mid, (items[0], items[1]), "reader@example.com")
 

@@ -17,9 +17,18 @@ def test_demo_runs_the_pipeline_end_to_end(tmp_path: Path) -> None:
     folder = tmp_path / "demo"
     result = CliRunner().invoke(
         app,
-        ["demo", "--dir", str(folder), "--subscribers", "150", "--items", "60",
-         "--interactions", "3000"],
-    )  # fmt: skip
+        [
+            "demo",
+            "--dir",
+            str(folder),
+            "--subscribers",
+            "150",
+            "--items",
+            "60",
+            "--interactions",
+            "3000",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "demo ready" in result.output
     engine = make_engine(f"sqlite:///{folder / 'newsletter.db'}")

@@ -11,10 +11,22 @@ import newsletter.models  # noqa: F401
 from newsletter.db import current_revision, downgrade, head_revision, upgrade
 
 EXPECTED_TABLES = {
-    "subscriber", "item", "item_topic", "interaction", "segment", "campaign", "template",
-    "template_version", "run", "message", "slot", "event", "assignment", "suppression",
+    "subscriber",
+    "item",
+    "item_topic",
+    "interaction",
+    "segment",
+    "campaign",
+    "template",
+    "template_version",
+    "run",
+    "message",
+    "slot",
+    "event",
+    "assignment",
+    "suppression",
     "sync_state",
-}  # fmt: skip
+}
 
 
 def test_upgrade_matches_models_then_downgrade_removes_everything(empty_engine: Engine) -> None:

@@ -27,10 +27,16 @@ def cli_env(sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("NEWSLETTER_CONFIG", str(tmp_path / "absent.toml"))
     seed_dispatch_world(sqlite_engine, subscribers=25)
     with sqlite_engine.begin() as c:
-        c.execute(update(Subscriber.__table__).where(Subscriber.id == 2)  # type: ignore[attr-defined,arg-type]
-                  .values(status="unsubscribed"))  # fmt: skip
-        c.execute(Suppression.__table__.insert().values(  # type: ignore[attr-defined]
-            email="reader5@example.com", reason="complained", created_at=DISPATCH_NOW))  # fmt: skip
+        c.execute(
+            update(Subscriber.__table__)
+            .where(Subscriber.id == 2)  # type: ignore[attr-defined,arg-type]
+            .values(status="unsubscribed")
+        )
+        c.execute(
+            Suppression.__table__.insert().values(  # type: ignore[attr-defined]
+                email="reader5@example.com", reason="complained", created_at=DISPATCH_NOW
+            )
+        )
     return sqlite_engine
 
 
@@ -104,8 +110,15 @@ def test_run_campaign_reports_progress_and_counts_from_the_database(sqlite_engin
             self.seen.append(outcome)
 
     sink = Sink()
-    summary = run_campaign(sqlite_engine, campaign="weekly", now=DISPATCH_NOW, settings=Settings(),
-                           transport_url="memory:", shard_count=2, progress=sink)  # fmt: skip
+    summary = run_campaign(
+        sqlite_engine,
+        campaign="weekly",
+        now=DISPATCH_NOW,
+        settings=Settings(),
+        transport_url="memory:",
+        shard_count=2,
+        progress=sink,
+    )
     assert sink.total == summary.result.sent == len(sink.seen) == summary.counts.by_status["sent"]
     assert summary.plan is not None and summary.plan["planned"] == sink.total
     assert summary.as_dict()["by_status"] == {"sent": sink.total}

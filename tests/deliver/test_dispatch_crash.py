@@ -46,8 +46,9 @@ def _env(database_url: str, tmp: Path) -> dict[str, str]:
 
 def _cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "newsletter", "run", *args, "--send-all"]
-    return subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)  # fmt: skip
+    return subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
 
 
 def _by_status(engine: Engine, run_id: int) -> dict[int, tuple[str, str | None, str]]:
@@ -55,8 +56,9 @@ def _by_status(engine: Engine, run_id: int) -> dict[int, tuple[str, str | None, 
     with engine.connect() as c:
         rows = c.execute(
             select(m.id, m.status, m.reason, s.email)
-            .join(Subscriber.__table__, s.id == m.subscriber_id).where(m.run_id == run_id)  # type: ignore[attr-defined]
-        ).all()  # fmt: skip
+            .join(Subscriber.__table__, s.id == m.subscriber_id)
+            .where(m.run_id == run_id)  # type: ignore[attr-defined]
+        ).all()
     return {int(i): (str(st), r, str(e)) for i, st, r, e in rows}
 
 
@@ -85,10 +87,12 @@ def _kill_mid_run(server: SmtpTestServer, env: dict[str, str], cwd: Path, planne
     assert len(server.received()) < planned, "the kill should land before the run's end"
 
 
-def _resume(run_id: int, server: SmtpTestServer, env: dict[str, str], cwd: Path,
-            policy: str) -> str:  # fmt: skip
-    process = _cli("resume", str(run_id), "--transport", server.url, "--on-unknown", policy,
-                   env=env, cwd=cwd)  # fmt: skip
+def _resume(
+    run_id: int, server: SmtpTestServer, env: dict[str, str], cwd: Path, policy: str
+) -> str:
+    process = _cli(
+        "resume", str(run_id), "--transport", server.url, "--on-unknown", policy, env=env, cwd=cwd
+    )
     out, err = process.communicate(timeout=90)
     assert process.returncode == 0, err.decode()
     return out.decode()
@@ -108,14 +112,21 @@ def _database(db: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[
     return engine, url
 
 
-@pytest.mark.parametrize(("db", "policy"), [
-    ("sqlite", "resend"), ("sqlite", "fail"),
-    pytest.param("postgres", "resend", marks=pytest.mark.postgres),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("db", "policy"),
+    [
+        ("sqlite", "resend"),
+        ("sqlite", "fail"),
+        pytest.param("postgres", "resend", marks=pytest.mark.postgres),
+    ],
+)
 def test_sigkill_mid_run_then_resume(
-    db: str, policy: str, tmp_path: Path, request: pytest.FixtureRequest,
+    db: str,
+    policy: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
     smtp_server_factory: Callable[..., SmtpTestServer],
-) -> None:  # fmt: skip
+) -> None:
     engine, url = _database(db, tmp_path, request)
     seed_dispatch_world(engine, subscribers=24)
     run_id = plan_dispatch_run(engine)  # the CLI's own plan of this run then adds nothing

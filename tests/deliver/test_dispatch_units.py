@@ -48,8 +48,14 @@ class FakeTime:
 def policy(**kw: object) -> DispatchPolicy:
     fake = FakeTime()
     backoff = Backoff(base=1, factor=2, cap=30, max_attempts=3, rng=random.Random(1))
-    return DispatchPolicy(**{"backoff": backoff, "sleep": fake.sleep,  # type: ignore[arg-type]
-                             "monotonic": fake.monotonic, **kw})  # fmt: skip
+    return DispatchPolicy(
+        **{
+            "backoff": backoff,
+            "sleep": fake.sleep,  # type: ignore[arg-type]
+            "monotonic": fake.monotonic,
+            **kw,
+        }
+    )
 
 
 def messages(engine: Engine, run_id: int) -> dict[int, tuple[str, str, str | None, int]]:
@@ -58,8 +64,9 @@ def messages(engine: Engine, run_id: int) -> dict[int, tuple[str, str, str | Non
     with engine.connect() as c:
         rows = c.execute(
             select(m.id, s.email, m.status, m.reason, m.attempts)
-            .join(Subscriber.__table__, s.id == m.subscriber_id).where(m.run_id == run_id)  # type: ignore[attr-defined]
-        ).all()  # fmt: skip
+            .join(Subscriber.__table__, s.id == m.subscriber_id)
+            .where(m.run_id == run_id)  # type: ignore[attr-defined]
+        ).all()
     return {int(r[0]): (str(r[1]), str(r[2]), r[3], int(r[4])) for r in rows}
 
 
@@ -68,8 +75,9 @@ def planned(engine: Engine, run_id: int) -> dict[int, str]:
 
 
 @pytest.fixture
-def run_id(engine: Engine, dispatch_world: Callable[..., None],
-           plan_weekly: Callable[..., int]) -> int:  # fmt: skip
+def run_id(
+    engine: Engine, dispatch_world: Callable[..., None], plan_weekly: Callable[..., int]
+) -> int:
     dispatch_world(engine, subscribers=24)
     return plan_weekly(engine, shard_count=3)
 
@@ -81,8 +89,14 @@ def test_every_planned_message_is_sent_once_with_a_stable_message_id(
     assert len(todo) >= 15
     transport = MemoryTransport()
     seen: list[Outcome] = []
-    result = dispatch_run(engine, run_id=run_id, transport=transport, settings=SETTINGS, now=NOW,
-                          policy=policy(progress=seen.append))  # fmt: skip
+    result = dispatch_run(
+        engine,
+        run_id=run_id,
+        transport=transport,
+        settings=SETTINGS,
+        now=NOW,
+        policy=policy(progress=seen.append),
+    )
     assert result.sent == len(todo) == len(transport.sent) == len(seen)
     assert sorted(int(m.key) for m in transport.sent) == sorted(todo)
     assert {m.recipients[0] for m in transport.sent} == set(todo.values())
@@ -97,12 +111,16 @@ def test_every_planned_message_is_sent_once_with_a_stable_message_id(
     assert counts.by_status.get("sent") == len(todo) and "planned" not in counts.by_status
     with engine.connect() as c:
         run = c.execute(select(Run.status, Run.finished_at).where(Run.id == run_id)).one()  # type: ignore[call-overload,arg-type]
-        sent_at = c.execute(select(Message.sent_at, Message.subject).where(  # type: ignore[call-overload]
-            Message.run_id == run_id, Message.status == "sent")).first()  # type: ignore[arg-type]  # fmt: skip
+        sent_at = c.execute(
+            select(Message.sent_at, Message.subject).where(  # type: ignore[call-overload]
+                Message.run_id == run_id, Message.status == "sent"
+            )
+        ).first()  # type: ignore[arg-type]
     assert run[0] == "delivered" and run[1] is not None
     assert sent_at[0] == NOW and sent_at[1]
-    again = dispatch_run(engine, run_id=run_id, transport=transport, settings=SETTINGS, now=NOW,
-                         policy=policy())  # fmt: skip
+    again = dispatch_run(
+        engine, run_id=run_id, transport=transport, settings=SETTINGS, now=NOW, policy=policy()
+    )
     assert again.sent == 0 and len(transport.sent) == len(todo)  # nothing is sent twice
 
 
@@ -111,13 +129,15 @@ def test_transient_failures_retry_with_backoff_then_fail_with_the_reason(
 ) -> None:
     todo = planned(engine, run_id)
     flaky, dead = sorted(todo)[:2]
-    transport = MemoryTransport(failures={todo[flaky]: ["transient", "transient"],
-                                          todo[dead]: "transient"})  # fmt: skip
+    transport = MemoryTransport(
+        failures={todo[flaky]: ["transient", "transient"], todo[dead]: "transient"}
+    )
     fake = FakeTime()
     backoff = Backoff(base=1, factor=2, cap=30, max_attempts=3, rng=random.Random(1))
     pol = DispatchPolicy(backoff=backoff, sleep=fake.sleep, monotonic=fake.monotonic)
-    result = dispatch_run(engine, run_id=run_id, transport=transport, settings=SETTINGS, now=NOW,
-                          policy=pol)  # fmt: skip
+    result = dispatch_run(
+        engine, run_id=run_id, transport=transport, settings=SETTINGS, now=NOW, policy=pol
+    )
     rows = messages(engine, run_id)
     assert rows[flaky][1:] == ("sent", None, 3)
     assert rows[dead][1:] == ("failed", "transient", 3)
@@ -136,8 +156,9 @@ def test_a_recipient_5xx_bounces_suppresses_and_the_next_plan_skips_them(
     todo = planned(engine, run_id)
     victim = min(todo)
     transport = MemoryTransport(failures={todo[victim]: "permanent"})
-    result = dispatch_run(engine, run_id=run_id, transport=transport, settings=SETTINGS, now=NOW,
-                          policy=policy())  # fmt: skip
+    result = dispatch_run(
+        engine, run_id=run_id, transport=transport, settings=SETTINGS, now=NOW, policy=policy()
+    )
     assert result.failed == 1 and result.sent == len(todo) - 1
     rows = messages(engine, run_id)
     assert rows[victim][1:3] == ("failed", "bounced")
@@ -157,33 +178,52 @@ def test_unsubscribes_during_a_run_stop_the_unsent_messages(engine: Engine, run_
     ids = sorted(todo)
     before, suppressed, during = ids[0], ids[1], ids[-1]
     with engine.begin() as c:  # between planning and sending
-        c.execute(update(Subscriber.__table__).where(Subscriber.email == todo[before])  # type: ignore[attr-defined,arg-type]
-                  .values(status="unsubscribed"))  # fmt: skip
-        c.execute(Suppression.__table__.insert().values(  # type: ignore[attr-defined]
-            email=todo[suppressed], reason="unsubscribed", created_at=NOW))  # fmt: skip
+        c.execute(
+            update(Subscriber.__table__)
+            .where(Subscriber.email == todo[before])  # type: ignore[attr-defined,arg-type]
+            .values(status="unsubscribed")
+        )
+        c.execute(
+            Suppression.__table__.insert().values(  # type: ignore[attr-defined]
+                email=todo[suppressed], reason="unsubscribed", created_at=NOW
+            )
+        )
 
     def unsubscribe_last(outcome: Outcome) -> None:  # while the run is sending
         if outcome.status == "sent":
             with engine.begin() as c:
-                c.execute(update(Subscriber.__table__).where(Subscriber.email == todo[during])  # type: ignore[attr-defined,arg-type]
-                          .values(status="unsubscribed"))  # fmt: skip
+                c.execute(
+                    update(Subscriber.__table__)
+                    .where(Subscriber.email == todo[during])  # type: ignore[attr-defined,arg-type]
+                    .values(status="unsubscribed")
+                )
 
     transport = MemoryTransport()
-    result = dispatch_run(engine, run_id=run_id, transport=transport, settings=SETTINGS, now=NOW,
-                          policy=policy(progress=unsubscribe_last, batch=5))  # fmt: skip
+    result = dispatch_run(
+        engine,
+        run_id=run_id,
+        transport=transport,
+        settings=SETTINGS,
+        now=NOW,
+        policy=policy(progress=unsubscribe_last, batch=5),
+    )
     rows = messages(engine, run_id)
     for mid in (before, suppressed, during):
         assert rows[mid][1:3] == ("skipped", "unsubscribed")
     assert result.skipped == 3 and result.sent == len(todo) - 3
     assert {m.recipients[0] for m in transport.sent}.isdisjoint(
-        {todo[before], todo[suppressed], todo[during]})  # fmt: skip
+        {todo[before], todo[suppressed], todo[during]}
+    )
 
 
 def _crash(engine: Engine, run_id: int, ids: list[int]) -> None:
     """Leave messages in `sending`, as a process killed mid-transaction would."""
     with engine.begin() as c:
-        c.execute(update(Message.__table__).where(Message.id.in_(ids))  # type: ignore[attr-defined,union-attr]
-                  .values(status="sending", attempts=1))  # fmt: skip
+        c.execute(
+            update(Message.__table__)
+            .where(Message.id.in_(ids))  # type: ignore[attr-defined,union-attr]
+            .values(status="sending", attempts=1)
+        )
 
 
 def test_resume_resends_unknown_messages_at_least_once_by_default(
@@ -193,8 +233,9 @@ def test_resume_resends_unknown_messages_at_least_once_by_default(
     window = sorted(todo)[:2]
     _crash(engine, run_id, window)
     transport = MemoryTransport()
-    result = resume(engine, run_id=run_id, transport=transport, settings=SETTINGS, now=NOW,
-                    policy=policy())  # fmt: skip
+    result = resume(
+        engine, run_id=run_id, transport=transport, settings=SETTINGS, now=NOW, policy=policy()
+    )
     assert result.reconciled == 2 and result.sent == len(todo)
     assert sorted(int(m.key) for m in transport.sent) == sorted(todo)
     assert {messages(engine, run_id)[i][1] for i in todo} == {"sent"}
@@ -207,17 +248,31 @@ def test_resume_at_most_once_fails_unknown_messages_and_retry_can_send_them(
     window = sorted(todo)[:2]
     _crash(engine, run_id, window)
     transport = MemoryTransport()
-    result = resume(engine, run_id=run_id, transport=transport, settings=SETTINGS, now=NOW,
-                    policy=policy(on_unknown="fail"))  # fmt: skip
+    result = resume(
+        engine,
+        run_id=run_id,
+        transport=transport,
+        settings=SETTINGS,
+        now=NOW,
+        policy=policy(on_unknown="fail"),
+    )
     assert result.reconciled == 2 and result.sent == len(todo) - 2
     assert not {int(m.key) for m in transport.sent} & set(window)
     rows = messages(engine, run_id)
     assert {rows[i][1:3] for i in window} == {("failed", "unknown_after_crash")}
-    plain = retry_failed(engine, run_id=run_id, transport=transport, settings=SETTINGS, now=NOW,
-                         policy=policy())  # fmt: skip
+    plain = retry_failed(
+        engine, run_id=run_id, transport=transport, settings=SETTINGS, now=NOW, policy=policy()
+    )
     assert plain.reconciled == 0 and plain.sent == 0  # only transient failures by default
-    forced = retry_failed(engine, run_id=run_id, transport=transport, settings=SETTINGS,
-                          now=NOW, policy=policy(), include_unknown=True)  # fmt: skip
+    forced = retry_failed(
+        engine,
+        run_id=run_id,
+        transport=transport,
+        settings=SETTINGS,
+        now=NOW,
+        policy=policy(),
+        include_unknown=True,
+    )
     assert forced.reconciled == 2 and forced.sent == 2
     assert Counter(int(m.key) for m in transport.sent) == Counter(set(todo))
 
@@ -225,13 +280,16 @@ def test_resume_at_most_once_fails_unknown_messages_and_retry_can_send_them(
 def test_retry_failed_resends_transient_failures_only(engine: Engine, run_id: int) -> None:
     todo = planned(engine, run_id)
     dead, bounced = sorted(todo)[:2]
-    transport = MemoryTransport(failures={todo[dead]: ["transient"] * 3,
-                                          todo[bounced]: "permanent"})  # fmt: skip
-    dispatch_run(engine, run_id=run_id, transport=transport, settings=SETTINGS, now=NOW,
-                 policy=policy())  # fmt: skip
+    transport = MemoryTransport(
+        failures={todo[dead]: ["transient"] * 3, todo[bounced]: "permanent"}
+    )
+    dispatch_run(
+        engine, run_id=run_id, transport=transport, settings=SETTINGS, now=NOW, policy=policy()
+    )
     assert messages(engine, run_id)[dead][1:3] == ("failed", "transient")
-    result = retry_failed(engine, run_id=run_id, transport=transport, settings=SETTINGS, now=NOW,
-                          policy=policy())  # fmt: skip
+    result = retry_failed(
+        engine, run_id=run_id, transport=transport, settings=SETTINGS, now=NOW, policy=policy()
+    )
     assert result.reconciled == 1 and result.sent == 1
     rows = messages(engine, run_id)
     assert rows[dead][1] == "sent" and rows[bounced][1:3] == ("failed", "bounced")
@@ -263,19 +321,27 @@ def test_connect_failures_pause_the_run_without_burning_attempts(
     todo = planned(engine, run_id)
     transport, fake = Unreachable(), FakeTime()
     backoff = Backoff(base=1, factor=2, cap=30, rng=random.Random(1))
-    pol = DispatchPolicy(backoff=backoff, sleep=fake.sleep, monotonic=fake.monotonic,
-                         max_connect_failures=3)  # fmt: skip
+    pol = DispatchPolicy(
+        backoff=backoff, sleep=fake.sleep, monotonic=fake.monotonic, max_connect_failures=3
+    )
     with pytest.raises(DeliveryPaused, match="cannot reach the mail server"):
-        dispatch_run(engine, run_id=run_id, transport=transport, settings=SETTINGS, now=NOW,
-                     policy=pol)  # fmt: skip
+        dispatch_run(
+            engine, run_id=run_id, transport=transport, settings=SETTINGS, now=NOW, policy=pol
+        )
     assert transport.keys == [min(todo)] * 3  # new messages wait while the server is down
     assert len(fake.slept) == 2  # backed off between the tries
     rows = messages(engine, run_id)
     assert {rows[i][1] for i in todo} == {"planned"} and {rows[i][3] for i in todo} == {0}
     with engine.connect() as c:
         assert c.execute(select(Run.status).where(Run.id == run_id)).scalar_one() == "paused"  # type: ignore[call-overload,arg-type]
-    done = resume(engine, run_id=run_id, transport=MemoryTransport(), settings=SETTINGS, now=NOW,
-                  policy=policy())  # fmt: skip
+    done = resume(
+        engine,
+        run_id=run_id,
+        transport=MemoryTransport(),
+        settings=SETTINGS,
+        now=NOW,
+        policy=policy(),
+    )
     assert done.sent == len(todo)
 
 

@@ -110,9 +110,13 @@ def test_starttls_with_a_trusted_self_signed_cert(
     server = smtp_server_factory(tls_cert=tls_cert[0], tls_key=tls_cert[1], auth=("u", "p"))
     context = ssl.create_default_context(cafile=str(tls_cert[0]))
     settings = SmtpSettings(
-        host="127.0.0.1", port=server.port, security="starttls-required",
-        username="u", password="p", ssl_context=context,
-    )  # fmt: skip
+        host="127.0.0.1",
+        port=server.port,
+        security="starttls-required",
+        username="u",
+        password="p",
+        ssl_context=context,
+    )
     with SmtpTransport(settings) as transport:
         assert transport.send(make_messages(1)[0]).status == "sent"
     untrusted = f"smtp://127.0.0.1:{server.port}?starttls=required"
@@ -149,8 +153,11 @@ def test_recipient_refused_with_5xx_is_a_permanent_bounce(
         results = {r.key: r for r in transport.send_many(make_messages(4))}
     bounce = results.pop(2)
     assert (bounce.status, bounce.code, bounce.stage, bounce.bounced) == (
-        "permanent", 550, "rcpt", True,
-    )  # fmt: skip
+        "permanent",
+        550,
+        "rcpt",
+        True,
+    )
     assert "user2@example.test" in bounce.detail
     assert {r.status for r in results.values()} == {"sent"}  # the connection stays usable
     assert len(server.received()) == 3

@@ -20,9 +20,13 @@ T0 = datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
 
 def decide(others: list[datetime], rules: CadenceRules = RULES, **kw: object) -> object:
     args: dict[str, object] = {
-        "due": T0, "tz": zone("UTC"), "status": "active", "frequency": "weekly",
-        "others": others, "rules": rules,
-    }  # fmt: skip
+        "due": T0,
+        "tz": zone("UTC"),
+        "status": "active",
+        "frequency": "weekly",
+        "others": others,
+        "rules": rules,
+    }
     args.update(kw)
     return check_cadence(**args)  # type: ignore[arg-type]
 

@@ -23,11 +23,25 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     upgrade(engine)
     with session_scope(engine) as s:
         for i in range(1, 5):
-            s.add(Subscriber(id=i, email=f"s{i}@x.org", created_at=NOW - timedelta(days=10 * i - 5),
-                             updated_at=NOW))  # fmt: skip
+            s.add(
+                Subscriber(
+                    id=i,
+                    email=f"s{i}@x.org",
+                    created_at=NOW - timedelta(days=10 * i - 5),
+                    updated_at=NOW,
+                )
+            )
         for j in range(1, 9):
-            s.add(Item(id=j, external_key=f"i{j}", title=f"Item {j}", url="u", updated_at=NOW,
-                       published_at=NOW - timedelta(days=j)))  # fmt: skip
+            s.add(
+                Item(
+                    id=j,
+                    external_key=f"i{j}",
+                    title=f"Item {j}",
+                    url="u",
+                    updated_at=NOW,
+                    published_at=NOW - timedelta(days=j),
+                )
+            )
         s.flush()
         s.add(Interaction(subscriber_id=4, item_id=1, kind="read", occurred_at=NOW))
         s.add(Suppression(email="s2@x.org", reason="bounced", created_at=NOW))

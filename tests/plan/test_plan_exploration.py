@@ -19,9 +19,12 @@ def test_picks_avoid_excluded_items_and_log_propensities() -> None:
     rng = np.random.default_rng(2)
     items = np.array([3, 5, 7, 9])
     bank = thompson_bank(
-        items=items, clicks=np.array([50, 1, 0, 0]), exposures=np.array([100, 100, 0, 0]),
-        rng=rng, draws=500,
-    )  # fmt: skip
+        items=items,
+        clicks=np.array([50, 1, 0, 0]),
+        exposures=np.array([100, 100, 0, 0]),
+        rng=rng,
+        draws=500,
+    )
     excluded = np.zeros((200, 12), dtype=bool)
     excluded[:100, 3] = True  # half the messages already hold the best item
     first, p1 = explore(bank, excluded, rng=rng)

@@ -20,53 +20,113 @@ from newsletter.models import (
     Slot,
     Subscriber,
     Suppression,
-)  # fmt: skip
+)
 from newsletter.plan.planner import plan_run
 from newsletter.plan.sources import popularity_slot_source
 from newsletter.plan.why import why
 
 NOW = datetime(2026, 6, 1, 5, 0, tzinfo=UTC)  # a Monday, before the 08:00 send hour
 SETTINGS = Settings()
-NO_HOLDOUT = {"arms": {"popular": 0.0}, "exploration_share": 0.25, "n_items": 4,
-              "sections": [{"title": "Top picks", "kind": "top_picks", "count": 2},
-                           {"title": "Trending", "kind": "trending", "count": 2}]}  # fmt: skip
+NO_HOLDOUT = {
+    "arms": {"popular": 0.0},
+    "exploration_share": 0.25,
+    "n_items": 4,
+    "sections": [
+        {"title": "Top picks", "kind": "top_picks", "count": 2},
+        {"title": "Trending", "kind": "trending", "count": 2},
+    ],
+}
 
 
 def seed(engine: Engine) -> None:
     """Six subscribers: planned, capped, suppressed, paused, unsubscribed, late-night trigger."""
     with session_scope(engine) as s:
-        s.add(Segment(name="all-known", definition="rule: {not: {status: nobody}}\n",
-                      updated_at=NOW))  # fmt: skip
+        s.add(
+            Segment(name="all-known", definition="rule: {not: {status: nobody}}\n", updated_at=NOW)
+        )
         for i, (status, freq) in enumerate(
-            [("active", "weekly"), ("active", "weekly"), ("active", "weekly"),
-             ("active", "paused"), ("unsubscribed", "weekly"), ("active", "weekly")], start=1,
-        ):  # fmt: skip
-            s.add(Subscriber(id=i, email=f"s{i}@x.org", status=status, frequency=freq,
-                             created_at=NOW - timedelta(days=90), updated_at=NOW))  # fmt: skip
+            [
+                ("active", "weekly"),
+                ("active", "weekly"),
+                ("active", "weekly"),
+                ("active", "paused"),
+                ("unsubscribed", "weekly"),
+                ("active", "weekly"),
+            ],
+            start=1,
+        ):
+            s.add(
+                Subscriber(
+                    id=i,
+                    email=f"s{i}@x.org",
+                    status=status,
+                    frequency=freq,
+                    created_at=NOW - timedelta(days=90),
+                    updated_at=NOW,
+                )
+            )
         for j in range(1, 13):
-            s.add(Item(id=j, external_key=f"i{j}", title=f"Item {j}", url=f"u{j}", topics=["t"],
-                       published_at=NOW - timedelta(days=j), updated_at=NOW))  # fmt: skip
+            s.add(
+                Item(
+                    id=j,
+                    external_key=f"i{j}",
+                    title=f"Item {j}",
+                    url=f"u{j}",
+                    topics=["t"],
+                    published_at=NOW - timedelta(days=j),
+                    updated_at=NOW,
+                )
+            )
         s.flush()
         for j in range(1, 13):
             for k in range(13 - j):  # item 1 is the most popular
-                s.add(Interaction(subscriber_id=4 + k % 2, item_id=j, kind="read",
-                                  occurred_at=NOW - timedelta(hours=k + 1)))  # fmt: skip
+                s.add(
+                    Interaction(
+                        subscriber_id=4 + k % 2,
+                        item_id=j,
+                        kind="read",
+                        occurred_at=NOW - timedelta(hours=k + 1),
+                    )
+                )
         s.add(Suppression(email="s3@x.org", reason="complained", created_at=NOW))
-        s.add(Campaign(id=1, name="weekly", template_name="digest", segment_name="all-known",
-                       config=NO_HOLDOUT, created_at=NOW))  # fmt: skip
+        s.add(
+            Campaign(
+                id=1,
+                name="weekly",
+                template_name="digest",
+                segment_name="all-known",
+                config=NO_HOLDOUT,
+                created_at=NOW,
+            )
+        )
         s.add(Campaign(id=2, name="old", template_name="digest", created_at=NOW))
         s.flush()
         for d in (2, 3, 4):  # subscriber 2 got three messages this week: capped
-            s.add(Run(id=50 + d, campaign_id=2, scheduled_for=NOW - timedelta(days=d),
-                      created_at=NOW))  # fmt: skip
+            s.add(
+                Run(id=50 + d, campaign_id=2, scheduled_for=NOW - timedelta(days=d), created_at=NOW)
+            )
             s.flush()
-            s.add(Message(run_id=50 + d, subscriber_id=2, status="sent", planned_for=NOW,
-                          sent_at=NOW - timedelta(days=d), updated_at=NOW))  # fmt: skip
+            s.add(
+                Message(
+                    run_id=50 + d,
+                    subscriber_id=2,
+                    status="sent",
+                    planned_for=NOW,
+                    sent_at=NOW - timedelta(days=d),
+                    updated_at=NOW,
+                )
+            )
 
 
 def plan(engine: Engine, campaign: str = "weekly", **kw: object) -> object:
-    return plan_run(engine, campaign=campaign, now=NOW, settings=SETTINGS,
-                    source_factory=popularity_slot_source, **kw)  # type: ignore[arg-type]  # fmt: skip
+    return plan_run(
+        engine,
+        campaign=campaign,
+        now=NOW,
+        settings=SETTINGS,
+        source_factory=popularity_slot_source,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def test_plan_counts_every_subscriber_with_a_reason(engine: Engine) -> None:
@@ -75,13 +135,20 @@ def test_plan_counts_every_subscriber_with_a_reason(engine: Engine) -> None:
     assert result.stats["segment"] == 6  # type: ignore[attr-defined]
     assert result.stats["arms"] == {"personalized": 2}  # type: ignore[attr-defined]
     assert result.stats["skipped"] == {  # type: ignore[attr-defined]
-        "frequency_cap_7d": 1, "paused": 1, "suppressed": 1, "unsubscribed": 1,
-    }  # fmt: skip
+        "frequency_cap_7d": 1,
+        "paused": 1,
+        "suppressed": 1,
+        "unsubscribed": 1,
+    }
     with session_scope(engine) as s:
         run = s.exec(select(Run).where(Run.campaign_id == 1)).one()[0]  # type: ignore[call-overload,arg-type]
         assert run.status == "planned" and run.stats["planned"] == 2
-        message = s.exec(select(Message).where(Message.subscriber_id == 1,  # type: ignore[call-overload,arg-type]
-                                               Message.run_id == run.id)).one()[0]  # fmt: skip
+        message = s.exec(
+            select(Message).where(
+                Message.subscriber_id == 1,  # type: ignore[call-overload,arg-type]
+                Message.run_id == run.id,
+            )
+        ).one()[0]
         assert message.planned_for == datetime(2026, 6, 1, 8, tzinfo=UTC)
         slots = s.exec(select(Slot).where(Slot.message_id == message.id)).all()  # type: ignore[call-overload,arg-type]
         slots = [row[0] for row in slots]
@@ -113,10 +180,22 @@ def test_planning_again_inserts_nothing_new(engine: Engine) -> None:
 def test_recorded_assignment_is_sticky_and_control_gets_nothing(engine: Engine) -> None:
     seed(engine)
     with session_scope(engine) as s:
-        s.add(Assignment(experiment="arms:newsletter-arms-v1", subscriber_id=1, arm="popular",
-                         assigned_at=NOW))  # fmt: skip
-        s.add(Assignment(experiment="arms:newsletter-arms-v1", subscriber_id=6, arm="control",
-                         assigned_at=NOW))  # fmt: skip
+        s.add(
+            Assignment(
+                experiment="arms:newsletter-arms-v1",
+                subscriber_id=1,
+                arm="popular",
+                assigned_at=NOW,
+            )
+        )
+        s.add(
+            Assignment(
+                experiment="arms:newsletter-arms-v1",
+                subscriber_id=6,
+                arm="control",
+                assigned_at=NOW,
+            )
+        )
     result = plan(engine)
     assert result.stats["arms"] == {"popular": 1}  # type: ignore[attr-defined]
     assert result.stats["skipped"]["control_arm"] == 1  # type: ignore[attr-defined]
@@ -128,8 +207,17 @@ def test_recorded_assignment_is_sticky_and_control_gets_nothing(engine: Engine) 
 def test_why_answers_planned_capped_deferred_and_suppressed(engine: Engine) -> None:
     seed(engine)
     with session_scope(engine) as s:
-        s.add(Campaign(id=3, name="nudge", kind="trigger", template_name="t",
-                       segment_name="all-known", config=NO_HOLDOUT, created_at=NOW))  # fmt: skip
+        s.add(
+            Campaign(
+                id=3,
+                name="nudge",
+                kind="trigger",
+                template_name="t",
+                segment_name="all-known",
+                config=NO_HOLDOUT,
+                created_at=NOW,
+            )
+        )
     plan(engine)
     planned = why(engine, subscriber="s1@x.org", campaign="weekly", at=NOW)
     assert planned.outcome == "planned" and planned.arm == "personalized"
@@ -140,8 +228,9 @@ def test_why_answers_planned_capped_deferred_and_suppressed(engine: Engine) -> N
     suppressed = why(engine, subscriber="3", campaign="weekly")
     assert suppressed.reason == "suppressed" and "suppression list" in suppressed.summary
     late = datetime(2026, 6, 1, 22, 30, tzinfo=UTC)  # 22:30 UTC: quiet hours for a UTC reader
-    plan_run(engine, campaign="nudge", now=late, settings=SETTINGS,
-             source_factory=popularity_slot_source)  # fmt: skip
+    plan_run(
+        engine, campaign="nudge", now=late, settings=SETTINGS, source_factory=popularity_slot_source
+    )
     deferred = why(engine, subscriber="6", campaign="nudge")
     assert deferred.outcome == "deferred" and deferred.reason == "quiet_hours_deferred"
     assert deferred.planned_for == datetime(2026, 6, 2, 8, tzinfo=UTC)
@@ -168,12 +257,22 @@ def test_exploration_share_propensities_and_no_repeats_with_the_hybrid(
     world = generate_world(subscribers=300, items=200, interactions=6000, now=now)
     load_frames(sqlite_engine, world.frames, now=now, origin="test")
     with session_scope(sqlite_engine) as s:
-        s.add(Campaign(name="w", template_name="d", config={"exploration_share": share},
-                       created_at=now))  # fmt: skip
+        s.add(
+            Campaign(
+                name="w", template_name="d", config={"exploration_share": share}, created_at=now
+            )
+        )
     plan_run(sqlite_engine, campaign="w", now=now, settings=SETTINGS)
     with sqlite_engine.connect() as c:
-        rows = c.execute(select(Slot.message_id, Slot.item_id, Slot.source, Slot.propensity,  # type: ignore[call-overload]
-                                Message.arm).join(Message, Message.id == Slot.message_id)).all()  # type: ignore[arg-type]  # fmt: skip
+        rows = c.execute(
+            select(
+                Slot.message_id,
+                Slot.item_id,
+                Slot.source,
+                Slot.propensity,  # type: ignore[call-overload]
+                Message.arm,
+            ).join(Message, Message.id == Slot.message_id)
+        ).all()  # type: ignore[arg-type]
     per: dict[int, list[tuple[int, str, float, str]]] = {}
     for mid, item, source, prop, arm in rows:
         per.setdefault(mid, []).append((item, source, prop, arm))

@@ -32,23 +32,41 @@ def seed(engine: Engine) -> None:
         return Subscriber(**base)  # type: ignore[arg-type]
 
     with session_scope(engine) as s:
-        s.add_all([
-            sub(1, locale="en-GB", timezone="Europe/Berlin", attributes={"plan": "pro", "age": 41}),
-            sub(2, locale="en", attributes={"plan": "free", "vip": True}),
-            sub(3, status="unsubscribed", locale="de-DE", created_at=NOW - timedelta(days=3)),
-            sub(4, timezone="America/New_York", created_at=NOW - timedelta(days=10)),
-            sub(5, attributes={"age": 19}),
-        ])  # fmt: skip
+        s.add_all(
+            [
+                sub(
+                    1,
+                    locale="en-GB",
+                    timezone="Europe/Berlin",
+                    attributes={"plan": "pro", "age": 41},
+                ),
+                sub(2, locale="en", attributes={"plan": "free", "vip": True}),
+                sub(3, status="unsubscribed", locale="de-DE", created_at=NOW - timedelta(days=3)),
+                sub(4, timezone="America/New_York", created_at=NOW - timedelta(days=10)),
+                sub(5, attributes={"age": 19}),
+            ]
+        )
         s.add(Item(id=1, external_key="a", title="A", url="u", topics=["ai"], updated_at=NOW))
         s.add(Item(id=2, external_key="b", title="B", url="u", topics=["food"], updated_at=NOW))
         s.flush()
         s.add_all([ItemTopic(item_id=1, topic="ai"), ItemTopic(item_id=2, topic="food")])
-        for k, (who, item, kind, days) in enumerate([
-            (1, 1, "read", 1), (1, 1, "read", 2), (1, 2, "read", 3), (2, 2, "read", 1),
-            (4, 1, "click", 40),
-        ]):  # fmt: skip
-            s.add(Interaction(subscriber_id=who, item_id=item, kind=kind,
-                              occurred_at=NOW - timedelta(days=days, seconds=k)))  # fmt: skip
+        for k, (who, item, kind, days) in enumerate(
+            [
+                (1, 1, "read", 1),
+                (1, 1, "read", 2),
+                (1, 2, "read", 3),
+                (2, 2, "read", 1),
+                (4, 1, "click", 40),
+            ]
+        ):
+            s.add(
+                Interaction(
+                    subscriber_id=who,
+                    item_id=item,
+                    kind=kind,
+                    occurred_at=NOW - timedelta(days=days, seconds=k),
+                )
+            )
         s.add(Event(subscriber_id=1, kind="open", occurred_at=NOW - timedelta(days=5)))
         s.add(
             Event(

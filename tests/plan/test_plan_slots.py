@@ -13,11 +13,16 @@ from newsletter.recommend.popular import Popularity
 RNG = np.random.default_rng(0)
 N_USERS, N_ITEMS, N = 300, 60, 3000
 DATA = InteractionData(
-    N_USERS, N_ITEMS, RNG.integers(0, N_USERS, N), RNG.integers(0, N_ITEMS, N),
-    np.array(["read"] * N), RNG.random(N) * 1e6,
-)  # fmt: skip
-CATALOG = ItemCatalog([f"t{i}" for i in range(N_ITEMS)], [""] * N_ITEMS,
-                      [["a"]] * N_ITEMS, np.full(N_ITEMS, 1e6))  # fmt: skip
+    N_USERS,
+    N_ITEMS,
+    RNG.integers(0, N_USERS, N),
+    RNG.integers(0, N_ITEMS, N),
+    np.array(["read"] * N),
+    RNG.random(N) * 1e6,
+)
+CATALOG = ItemCatalog(
+    [f"t{i}" for i in range(N_ITEMS)], [""] * N_ITEMS, [["a"]] * N_ITEMS, np.full(N_ITEMS, 1e6)
+)
 
 
 def test_batch_anchors_match_the_models_own() -> None:
@@ -34,9 +39,13 @@ def test_sections_of_different_batches_never_share_a_ranking() -> None:
     model = EASE().fit(DATA, CATALOG, now=1e6)
     history = history_matrix(N_USERS, N_ITEMS, DATA.user_idx, DATA.item_idx)
     source = ModelSlotSource(
-        ranker=model, popularity=Popularity().fit(DATA, CATALOG, now=1e6), catalog=CATALOG,
-        history=history, user_topics=[[] for _ in range(N_USERS)], now=1e6,
-    )  # fmt: skip
+        ranker=model,
+        popularity=Popularity().fit(DATA, CATALOG, now=1e6),
+        catalog=CATALOG,
+        history=history,
+        user_topics=[[] for _ in range(N_USERS)],
+        now=1e6,
+    )
     first = source.candidates("top_picks", np.arange(0, 50), 5).items
     second = source.candidates("top_picks", np.arange(50, 100), 5).items
     expected, _ = model.recommend(np.arange(50, 100), 5, exclude=history)
@@ -50,15 +59,18 @@ def test_exploration_slots_come_from_the_largest_sections() -> None:
 
 
 def test_topic_anchor_prefers_a_declared_topic_in_the_items_order() -> None:
-    catalog = ItemCatalog(["a", "b", "c"], ["", "", ""], [["x", "y", "z"], ["z"], []],
-                          np.full(3, 1e6))  # fmt: skip
+    catalog = ItemCatalog(
+        ["a", "b", "c"], ["", "", ""], [["x", "y", "z"], ["z"], []], np.full(3, 1e6)
+    )
     data = InteractionData(2, 3, np.array([0]), np.array([0]), np.array(["read"]), np.ones(1))
     source = ModelSlotSource(
         ranker=Popularity().fit(data, catalog, now=1e6),
-        popularity=Popularity().fit(data, catalog, now=1e6), catalog=catalog,
+        popularity=Popularity().fit(data, catalog, now=1e6),
+        catalog=catalog,
         history=history_matrix(2, 3, np.array([0]), np.array([0])),
-        user_topics=[["z", "y"], []], now=1e6,
-    )  # fmt: skip
+        user_topics=[["z", "y"], []],
+        now=1e6,
+    )
     items = np.array([[0, 1, 2, -1], [0, 1, 2, -1]])
     anchors = source._topic_anchors(np.array([0, 1]), items)
     assert anchors.tolist() == [["y", "z", None, None], ["x", "z", None, None]]

@@ -32,9 +32,14 @@ def ratings(
     """Build InteractionData from (user, item, rating, timestamp) rows."""
     u, i, r, t = (np.array(x) for x in zip(*rows, strict=True))
     return InteractionData(
-        n_users=n_users, n_items=n_items, user_idx=u, item_idx=i,
-        kind=np.full(len(u), "rating"), timestamp=t.astype(float), value=r.astype(float),
-    )  # fmt: skip
+        n_users=n_users,
+        n_items=n_items,
+        user_idx=u,
+        item_idx=i,
+        kind=np.full(len(u), "rating"),
+        timestamp=t.astype(float),
+        value=r.astype(float),
+    )
 
 
 def test_metrics_known_answers() -> None:

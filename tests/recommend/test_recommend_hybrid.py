@@ -65,9 +65,14 @@ def test_consumed_inactive_expired_and_rule_failing_items_are_never_returned() -
     expires[5] = NOW - DAY
     attrs = [{"in_stock": i != 7} for i in range(21)]
     catalog = ItemCatalog(
-        titles=catalog.titles, texts=catalog.texts, topics=catalog.topics,
-        published_at=catalog.published_at, active=active, expires_at=expires, attributes=attrs,
-    )  # fmt: skip
+        titles=catalog.titles,
+        texts=catalog.texts,
+        topics=catalog.topics,
+        published_at=catalog.published_at,
+        active=active,
+        expires_at=expires,
+        attributes=attrs,
+    )
     config = HybridConfig(filters={"in_stock": True})
     model = HybridRecommender(config).fit(data, catalog, now=NOW)
     items, _ = model.recommend(np.arange(22), 10)

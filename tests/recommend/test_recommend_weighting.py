@@ -18,9 +18,14 @@ def events(
     n = len(kinds)
     ages = np.array(ages_days if ages_days is not None else [0.0] * n)
     return InteractionData(
-        n_users=1, n_items=n, user_idx=np.zeros(n, dtype=int), item_idx=np.arange(n),
-        kind=np.array(kinds), timestamp=NOW - ages * DAY, **extra,  # type: ignore[arg-type]
-    )  # fmt: skip
+        n_users=1,
+        n_items=n,
+        user_idx=np.zeros(n, dtype=int),
+        item_idx=np.arange(n),
+        kind=np.array(kinds),
+        timestamp=NOW - ages * DAY,
+        **extra,  # type: ignore[arg-type]
+    )
 
 
 def test_kind_weights_order_purchase_click_read_view() -> None:
@@ -64,6 +69,10 @@ def test_bad_indices_name_the_field() -> None:
     """Out-of-range indices raise a ValueError naming the offending field."""
     with pytest.raises(ValueError, match="item_idx"):
         InteractionData(
-            n_users=1, n_items=1, user_idx=np.array([0]), item_idx=np.array([3]),
-            kind=np.array(["view"]), timestamp=np.array([0.0]),
-        )  # fmt: skip
+            n_users=1,
+            n_items=1,
+            user_idx=np.array([0]),
+            item_idx=np.array([3]),
+            kind=np.array(["view"]),
+            timestamp=np.array([0.0]),
+        )

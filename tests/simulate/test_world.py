@@ -44,5 +44,7 @@ def test_world_loads_into_both_databases(engine: Engine) -> None:
     load_frames(engine, world.frames, now=NOW, origin="synthetic")
     load_frames(engine, world.frames, now=NOW, origin="synthetic")  # idempotent
     assert count_rows(engine) == {
-        "subscribers": 50, "items": 20, "interactions": len(world.frames.interactions),
-    }  # fmt: skip
+        "subscribers": 50,
+        "items": 20,
+        "interactions": len(world.frames.interactions),
+    }

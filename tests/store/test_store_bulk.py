@@ -29,8 +29,9 @@ def test_loads_are_exact_and_idempotent(
     world = generate_world(subscribers=60, items=30, interactions=900, now=NOW, seed=2)
     frames = world.frames
     doubled = pd.concat([frames.interactions, frames.interactions.iloc[:50]], ignore_index=True)
-    load_frames(engine, type(frames)(frames.subscribers, frames.items, doubled), now=NOW,
-                origin="test")  # fmt: skip
+    load_frames(
+        engine, type(frames)(frames.subscribers, frames.items, doubled), now=NOW, origin="test"
+    )
     load_frames(engine, frames, now=NOW, origin="test")  # again: nothing new
     unique = frames.interactions.drop_duplicates(
         subset=["subscriber_key", "item_key", "kind", "occurred_at"]
@@ -41,8 +42,9 @@ def test_loads_are_exact_and_idempotent(
         stored = connection.execute(
             select(Interaction.occurred_at, Subscriber.external_key)  # type: ignore[call-overload]
             .join(Subscriber, Subscriber.id == Interaction.subscriber_id)  # type: ignore[arg-type]
-            .order_by(Interaction.occurred_at).limit(1)  # type: ignore[arg-type]
-        ).one()  # fmt: skip
+            .order_by(Interaction.occurred_at)
+            .limit(1)  # type: ignore[arg-type]
+        ).one()
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, SQLModel.metadata) == []  # indexes, keys all back
     assert stored[1] == first["subscriber_key"]

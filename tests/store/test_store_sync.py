@@ -42,29 +42,39 @@ def _seed(source: Engine, first: bool) -> None:
         if first:
             for statement in SHOP_SCHEMA:
                 connection.execute(text(statement))
-            connection.execute(text(
-                "INSERT INTO customers VALUES (1, 'ann@example.com', 'Europe/Paris',"
-                " '2026-01-01 10:00:00'), (2, 'bob@example.com', 'UTC', '2026-01-02 10:00:00')"
-            ))  # fmt: skip
-            connection.execute(text(
-                "INSERT INTO products VALUES ('P1', 'Kettle', 'https://shop.example/p1',"
-                " 'kitchen', 3, '2026-01-01 00:00:00'), ('P2', 'Lamp', 'https://shop.example/p2',"
-                " 'home', 0, '2026-01-01 00:00:00')"
-            ))  # fmt: skip
-            connection.execute(text(
-                "INSERT INTO events VALUES (1, 1, 'P1', 'view', '2026-01-05 08:00:00'),"
-                " (2, 1, 'P1', 'purchase', '2026-01-05 08:05:00'),"
-                " (3, 2, 'P2', 'cart', '2026-01-06 09:00:00')"
-            ))  # fmt: skip
+            connection.execute(
+                text(
+                    "INSERT INTO customers VALUES (1, 'ann@example.com', 'Europe/Paris',"
+                    " '2026-01-01 10:00:00'), (2, 'bob@example.com', 'UTC', '2026-01-02 10:00:00')"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO products VALUES ('P1', 'Kettle', 'https://shop.example/p1',"
+                    " 'kitchen', 3, '2026-01-01 00:00:00'), ('P2', 'Lamp', 'https://shop.example/p2',"
+                    " 'home', 0, '2026-01-01 00:00:00')"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO events VALUES (1, 1, 'P1', 'view', '2026-01-05 08:00:00'),"
+                    " (2, 1, 'P1', 'purchase', '2026-01-05 08:05:00'),"
+                    " (3, 2, 'P2', 'cart', '2026-01-06 09:00:00')"
+                )
+            )
         else:
-            connection.execute(text(
-                "INSERT INTO events VALUES (4, 2, 'P1', 'view', '2026-01-07 07:00:00'),"
-                " (5, 2, 'P9', 'view', '2026-01-07 07:30:00')"
-            ))  # fmt: skip
-            connection.execute(text(
-                "UPDATE customers SET tz = 'Asia/Tokyo', changed = '2026-01-08 00:00:00'"
-                " WHERE cid = 2"
-            ))  # fmt: skip
+            connection.execute(
+                text(
+                    "INSERT INTO events VALUES (4, 2, 'P1', 'view', '2026-01-07 07:00:00'),"
+                    " (5, 2, 'P9', 'view', '2026-01-07 07:30:00')"
+                )
+            )
+            connection.execute(
+                text(
+                    "UPDATE customers SET tz = 'Asia/Tokyo', changed = '2026-01-08 00:00:00'"
+                    " WHERE cid = 2"
+                )
+            )
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -90,15 +100,19 @@ def test_second_sync_loads_only_new_rows(engine: Engine, source_url: str) -> Non
     queries = SourceQueries(url=source_url, **QUERIES)
     first = {r.entity: r for r in sync_source(engine, name="shop", source=queries, now=NOW)}
     assert {e: (r.fetched, r.loaded) for e, r in first.items()} == {
-        "subscribers": (2, 2), "items": (2, 2), "interactions": (3, 3),
-    }  # fmt: skip
+        "subscribers": (2, 2),
+        "items": (2, 2),
+        "interactions": (3, 3),
+    }
     assert count_rows(engine) == {"subscribers": 2, "items": 2, "interactions": 3}
 
     _seed(source, first=False)
     second = {r.entity: r for r in sync_source(engine, name="shop", source=queries, now=NOW)}
     assert {e: r.fetched for e, r in second.items()} == {
-        "subscribers": 1, "items": 0, "interactions": 2,
-    }  # fmt: skip
+        "subscribers": 1,
+        "items": 0,
+        "interactions": 2,
+    }
     assert [x.reason for x in second["interactions"].rejected] == ["unknown item_key 'P9'"]
     assert count_rows(engine) == {"subscribers": 2, "items": 2, "interactions": 4}
     with Session(engine) as session:

@@ -28,9 +28,15 @@ def click(token: str, t: Tracking = Depends(tracking), who: Client = Depends(cli
         return pages.broken_link()
     if payload.url is None or url_scheme(payload.url) not in ("http", "https"):
         return pages.broken_link()
-    record.record_click(t.engine, message_id=payload.message_id, slot=payload.slot,
-                        url=payload.url, user_agent=who.user_agent, ip=who.ip,
-                        now=t.now())  # fmt: skip
+    record.record_click(
+        t.engine,
+        message_id=payload.message_id,
+        slot=payload.slot,
+        url=payload.url,
+        user_agent=who.user_agent,
+        ip=who.ip,
+        now=t.now(),
+    )
     return RedirectResponse(payload.url, status_code=302, headers=pages.PAGE_HEADERS)
 
 
@@ -41,8 +47,13 @@ def open_pixel(
     """Always answer the 1x1 GIF; record an open when the token verifies."""
     try:
         payload = tokens.verify_open(name.removesuffix(".gif"), secret_key=t.settings.secret_key)
-        record.record_open(t.engine, message_id=payload.message_id, user_agent=who.user_agent,
-                           ip=who.ip, now=t.now())  # fmt: skip
+        record.record_open(
+            t.engine,
+            message_id=payload.message_id,
+            user_agent=who.user_agent,
+            ip=who.ip,
+            now=t.now(),
+        )
     except TokenError:
         pass
     except Exception:  # the reader's email must never show a broken image
@@ -69,8 +80,9 @@ def unsubscribe(
         payload = tokens.verify_unsubscribe(token, secret_key=t.settings.secret_key)
     except TokenError:
         return pages.broken_link()
-    done = record.unsubscribe(t.engine, message_id=payload.message_id,
-                              user_agent=who.user_agent, ip=who.ip, now=t.now())  # fmt: skip
+    done = record.unsubscribe(
+        t.engine, message_id=payload.message_id, user_agent=who.user_agent, ip=who.ip, now=t.now()
+    )
     if not done:
         return pages.not_found()
     return pages.message("You're unsubscribed", "You won't receive these emails any more.")
@@ -80,9 +92,15 @@ def _preferences_page(
     prefs: record.Preferences, *, saved: bool = False, error: str | None = None
 ) -> Response:
     """The preferences form (the form posts back to the page's own URL)."""
-    return pages.page("preferences.html", status=400 if error else 200, title="Your preferences",
-                      prefs=prefs, saved=saved, error=error,
-                      frequencies=[f.value for f in Frequency])  # fmt: skip
+    return pages.page(
+        "preferences.html",
+        status=400 if error else 200,
+        title="Your preferences",
+        prefs=prefs,
+        saved=saved,
+        error=error,
+        frequencies=[f.value for f in Frequency],
+    )
 
 
 @router.get("/p/{token}")
@@ -107,9 +125,13 @@ def save_preferences(
         return pages.broken_link()
     frequency = next(iter(form.get("frequency", [])), None)
     try:
-        prefs = record.save_preferences(t.engine, message_id=payload.message_id,
-                                        frequency=frequency, topics=form.get("topics", []),
-                                        now=t.now())  # fmt: skip
+        prefs = record.save_preferences(
+            t.engine,
+            message_id=payload.message_id,
+            frequency=frequency,
+            topics=form.get("topics", []),
+            now=t.now(),
+        )
     except record.PreferencesError as exc:
         current = record.load_preferences(t.engine, message_id=payload.message_id)
         if current is None:
@@ -126,8 +148,13 @@ def view(token: str, t: Tracking = Depends(tracking)) -> Response:
     except TokenError:
         return pages.broken_link()
     try:
-        html = record.message_html(t.engine, message_id=payload.message_id,
-                                   settings=t.settings, now=t.now(), cache=t.templates)  # fmt: skip
+        html = record.message_html(
+            t.engine,
+            message_id=payload.message_id,
+            settings=t.settings,
+            now=t.now(),
+            cache=t.templates,
+        )
     except record.ViewError:
         log.exception("view in browser failed (token %s)", tokens.token_digest(token))
         return pages.server_error()
