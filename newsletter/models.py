@@ -76,6 +76,11 @@ class Subscriber(SQLModel, table=True):
     attributes: JSONDict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime
     updated_at: datetime
+    # Field ownership (newsletter.store.upsert): when the status last changed, the latest
+    # opt-in a source reported, and when the subscriber last saved their preferences.
+    status_changed_at: datetime | None = None
+    opted_in_at: datetime | None = None
+    preferences_set_at: datetime | None = None
 
 
 class Item(SQLModel, table=True):

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from newsletter.models import Message, Run, Subscriber, Suppression
+from newsletter.models import Message, Run, Subscriber, SubscriberStatus, Suppression
 
 M = Message.__table__.c  # type: ignore[attr-defined]
 S = Subscriber.__table__.c  # type: ignore[attr-defined]
@@ -218,8 +218,8 @@ def record_bounce(engine: Engine, *, message_id: int, error: str, now: datetime)
         sid = c.execute(select(M.subscriber_id).where(M.id == message_id)).scalar_one()
         c.execute(
             update(Subscriber.__table__)  # type: ignore[attr-defined]
-            .where(S.id == sid, S.status == "active")
-            .values(status="bounced", updated_at=now)
+            .where(S.id == sid, S.status == SubscriberStatus.active)
+            .values(status=SubscriberStatus.bounced, status_changed_at=now, updated_at=now)
         )
         email = c.execute(select(S.email).where(S.id == sid)).scalar_one()
         insert = _insert(c, Suppression.__table__)  # type: ignore[attr-defined]

@@ -24,6 +24,7 @@ from newsletter.models import (
     Run,
     Slot,
     Subscriber,
+    SubscriberStatus,
     Suppression,
 )
 
@@ -111,8 +112,8 @@ def unsubscribe(
     with engine.begin() as c:
         c.execute(
             update(Subscriber.__table__)  # type: ignore[attr-defined]
-            .where(S.id == facts.subscriber_id, S.status == "active")
-            .values(status="unsubscribed", updated_at=now)
+            .where(S.id == facts.subscriber_id, S.status == SubscriberStatus.active)
+            .values(status=SubscriberStatus.unsubscribed, status_changed_at=now, updated_at=now)
         )
         email = c.execute(select(S.email).where(S.id == facts.subscriber_id)).scalar_one()
         c.execute(
@@ -163,12 +164,17 @@ def known_topics(engine: Engine) -> list[str]:
 def update_preferences(
     engine: Engine, *, subscriber_id: int, frequency: str, topics: Sequence[str], now: datetime
 ) -> bool:
-    """Store a subscriber's frequency and topics; False when the subscriber is gone."""
+    """Store a subscriber's frequency and topics; False when the subscriber is gone.
+
+    Stamps ``preferences_set_at``: from then on no sync or import changes them (the subscriber
+    owns them, see ``newsletter.store.upsert``).
+    """
+    values = {"frequency": frequency, "topics": list(topics)}
     with engine.begin() as c:
         done = c.execute(
             update(Subscriber.__table__)  # type: ignore[attr-defined]
             .where(S.id == subscriber_id)
-            .values(frequency=frequency, topics=list(topics), updated_at=now)
+            .values(**values, preferences_set_at=now, updated_at=now)
         ).rowcount
     return bool(done)
 

@@ -1,5 +1,8 @@
 """Write validated records: upsert subscribers and items by key, add interactions once.
 
+Subscribers and items go through `newsletter.store.upsert`, which writes only the columns a
+row carried and never undoes what the subscriber said (field ownership).
+
 Each function works on one batch inside the caller's transaction, so a batch that fails at
 the database rolls back whole and leaves nothing half-written. Rows that the database would
 refuse for a reason a user can fix (an e-mail owned by another subscriber, an interaction
@@ -12,97 +15,28 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from newsletter.models import Interaction, Item, ItemTopic, Subscriber
+from newsletter.models import Interaction, Item, Subscriber
 from newsletter.store.records import (
     RejectedRow,
     parse_interaction,
     parse_item,
     parse_subscriber,
 )
+from newsletter.store.upsert import upsert_items, upsert_subscribers
 
 Numbered = tuple[int, dict[str, Any]]  # (line number in its source, record)
 
 SUBSCRIBER = Subscriber.__table__  # type: ignore[attr-defined]
 ITEM = Item.__table__  # type: ignore[attr-defined]
-ITEM_TOPIC = ItemTopic.__table__  # type: ignore[attr-defined]
 INTERACTION = Interaction.__table__  # type: ignore[attr-defined]
 
 
 def _dialect_insert(connection: Connection, table: Any) -> Any:
     module = postgresql if connection.dialect.name == "postgresql" else sqlite
     return module.insert(table)
-
-
-def _last_per_key(rows: Sequence[Numbered], key: str) -> list[Numbered]:
-    """Keep the last row for each key (a later row in a file updates an earlier one)."""
-    latest: dict[Any, Numbered] = {}
-    for line, record in rows:
-        latest[record[key]] = (line, record)
-    return list(latest.values())
-
-
-def _upsert(connection: Connection, table: Any, records: list[dict[str, Any]]) -> None:
-    statement = _dialect_insert(connection, table)
-    updates = {
-        c.name: statement.excluded[c.name]
-        for c in table.columns
-        if c.name not in {"id", "external_key", "created_at"}
-    }
-    connection.execute(
-        statement.on_conflict_do_update(index_elements=["external_key"], set_=updates), records
-    )
-
-
-def upsert_subscribers(
-    connection: Connection, rows: Sequence[Numbered], *, source: str, now: datetime
-) -> tuple[int, list[RejectedRow]]:
-    """Insert or update subscribers by `external_key`; returns (rows written, rejections)."""
-    rows = _last_per_key(rows, "external_key")
-    emails = [r["email"] for _, r in rows]
-    owners: dict[str, str] = dict(
-        connection.execute(
-            select(SUBSCRIBER.c.email, SUBSCRIBER.c.external_key).where(
-                SUBSCRIBER.c.email.in_(emails)
-            )
-        ).all()
-    )
-    accepted, rejected, seen_emails = [], [], set()
-    for line, record in rows:
-        owner = owners.get(record["email"], record["external_key"])
-        if owner != record["external_key"] or record["email"] in seen_emails:
-            rejected.append(RejectedRow(source, line, f"email {record['email']!r} already used"))
-            continue
-        seen_emails.add(record["email"])
-        accepted.append(record | {"created_at": record["created_at"] or now, "updated_at": now})
-    if accepted:
-        _upsert(connection, SUBSCRIBER, accepted)
-    return len(accepted), rejected
-
-
-def upsert_items(
-    connection: Connection, rows: Sequence[Numbered], *, now: datetime
-) -> tuple[int, list[RejectedRow]]:
-    """Insert or update items by `external_key` and replace their topic rows."""
-    records = [r | {"updated_at": now} for _, r in _last_per_key(rows, "external_key")]
-    if not records:
-        return 0, []
-    _upsert(connection, ITEM, records)
-    keys = [r["external_key"] for r in records]
-    ids: dict[str, int] = dict(
-        connection.execute(
-            select(ITEM.c.external_key, ITEM.c.id).where(ITEM.c.external_key.in_(keys))
-        ).all()
-    )
-    connection.execute(delete(ITEM_TOPIC).where(ITEM_TOPIC.c.item_id.in_(list(ids.values()))))
-    topic_rows = [
-        {"item_id": ids[r["external_key"]], "topic": t} for r in records for t in r["topics"]
-    ]
-    if topic_rows:
-        connection.execute(insert(ITEM_TOPIC), topic_rows)
-    return len(records), []
 
 
 def _key_map(connection: Connection, table: Any, keys: set[str]) -> dict[str, int]:

@@ -8,6 +8,11 @@ with the same reason. Column contracts (extra columns become `attributes`):
 - items: `item_key`, `title`, `url`; optional `summary`, `image_url`, `topics`,
   `published_at`, `expires_at`, `active`, `updated_at`.
 - interactions: `subscriber_key`, `item_key`, `kind`, `occurred_at`; optional `value`.
+
+Subscriber and item records also carry `given`: the optional columns the row really had (a
+blank `status`, `frequency`, `timezone`, `opted_in_at` or `active` counts as not given, as
+there is no "no value" for them), so a writer changes only those and keeps the rest as stored
+(`newsletter.store.upsert`). `attributes` holds the extra columns, `None` for a blank one.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ SUBSCRIBER_COLUMNS = {
     "topics",
     "created_at",
     "updated_at",
+    "opted_in_at",
 }
 ITEM_COLUMNS = {
     "item_key",
@@ -50,6 +56,7 @@ ITEM_COLUMNS = {
     "active",
     "updated_at",
 }
+SUBSCRIBER_NEEDS_VALUE = {"status", "frequency", "timezone", "opted_in_at", "created_at"}
 INTERACTION_COLUMNS = {"subscriber_key", "item_key", "kind", "occurred_at", "value"}
 REQUIRED = {
     "subscribers": ("subscriber_key", "email"),
@@ -148,7 +155,16 @@ def _choice(raw: Mapping[str, Any], key: str, allowed: list[str], default: str) 
 
 
 def _attributes(raw: Mapping[str, Any], known: set[str]) -> dict[str, Any]:
-    return {k: v for k, v in raw.items() if k not in known and not _blank(v) and k}
+    """The extra columns of a row (None for a blank one: the source says it has no value)."""
+    return {k: None if _blank(v) else v for k, v in raw.items() if k not in known and k}
+
+
+def _given(raw: Mapping[str, Any], known: set[str], needs_value: set[str]) -> frozenset[str]:
+    """The optional columns a row carries; those in `needs_value` only when not blank."""
+    given = {k for k in known if k in raw and not (k in needs_value and _blank(raw[k]))}
+    if any(k not in known and k for k in raw):
+        given.add("attributes")
+    return frozenset(given)
 
 
 def parse_subscriber(raw: Mapping[str, Any], *, default_timezone: str = "UTC") -> dict[str, Any]:
@@ -172,7 +188,9 @@ def parse_subscriber(raw: Mapping[str, Any], *, default_timezone: str = "UTC") -
         "topics": parse_topics(raw.get("topics")),
         "created_at": _optional_time(raw, "created_at"),
         "updated_at": _optional_time(raw, "updated_at"),
+        "opted_in_at": _optional_time(raw, "opted_in_at"),
         "attributes": _attributes(raw, SUBSCRIBER_COLUMNS),
+        "given": _given(raw, SUBSCRIBER_COLUMNS, SUBSCRIBER_NEEDS_VALUE),
     }
 
 
@@ -195,6 +213,7 @@ def parse_item(raw: Mapping[str, Any]) -> dict[str, Any]:
         "active": active,
         "updated_at": _optional_time(raw, "updated_at"),
         "attributes": _attributes(raw, ITEM_COLUMNS),
+        "given": _given(raw, ITEM_COLUMNS, {"active"}),
     }
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,7 +14,6 @@ from newsletter.db import make_engine
 from newsletter.models import Interaction, Subscriber
 from newsletter.store.queries import count_rows
 from newsletter.store.sync import SyncError, sync_source, validate_select
-from testsupport import POSTGRES_URL, require_postgres
 
 SHOP_SCHEMA = [
     "CREATE TABLE customers (cid INTEGER PRIMARY KEY, mail VARCHAR(200), tz VARCHAR(50),"
@@ -75,23 +72,6 @@ def _seed(source: Engine, first: bool) -> None:
                     " WHERE cid = 2"
                 )
             )
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def source_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL of a second database (SQLite file or PostgreSQL schema) with a shop's tables."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'shop.db'}"
-        return
-    require_postgres()
-    schema = f"shop_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    with admin.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
 
 
 def test_second_sync_loads_only_new_rows(engine: Engine, source_url: str) -> None:

@@ -1,0 +1,259 @@
+"""What the subscriber said stands: a sync or an import that omits a field never resets it.
+
+The readers act through the real tracking routes (unsubscribe, preference centre), then the
+customer's database changes their profiles (so a sync returns them again), a CSV import
+follows, and the next plan must still skip or honour what they chose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select, text
+from sqlmodel import Session
+
+from newsletter.api.app import create_app
+from newsletter.config import Settings, SourceQueries
+from newsletter.db import make_engine, session_scope
+from newsletter.deliver.runner import run_campaign
+from newsletter.models import Item, Message, Segment, Slot, Subscriber, Suppression
+from newsletter.plan.planner import plan_run
+from newsletter.store.campaigns import upsert_campaign
+from newsletter.store.csv_import import import_csv
+from newsletter.store.sync import sync_source
+from newsletter.track import tokens
+
+SECRET = "ownership-test-secret-0123456789"
+SETTINGS = Settings(secret_key=SECRET, base_url="https://news.example.com")
+T0 = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)  # a Monday
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+PUBLISHER_SCHEMA = [
+    "CREATE TABLE readers (rid INTEGER PRIMARY KEY, mail VARCHAR(200), full_name VARCHAR(200),"
+    " tz VARCHAR(50), changed TIMESTAMP)",
+    "CREATE TABLE stories (slug VARCHAR(20) PRIMARY KEY, headline VARCHAR(200),"
+    " link VARCHAR(200), section VARCHAR(50), published TIMESTAMP, modified TIMESTAMP)",
+    "CREATE TABLE reads (id INTEGER PRIMARY KEY, rid INTEGER, slug VARCHAR(20), ts TIMESTAMP)",
+]
+# No status, frequency or topics column: the publisher does not know them.
+PUBLISHER_QUERIES = {
+    "subscribers": "SELECT 'r' || CAST(rid AS VARCHAR(20)) AS subscriber_key, mail AS email,"
+    " full_name AS name, tz AS timezone, changed AS updated_at FROM readers",
+    "items": "SELECT slug AS item_key, headline AS title, link AS url, section AS topics,"
+    " published AS published_at, modified AS updated_at FROM stories",
+    "interactions": "SELECT 'r' || CAST(rid AS VARCHAR(20)) AS subscriber_key, slug AS item_key,"
+    " 'read' AS kind, ts AS occurred_at FROM reads",
+}
+READERS = ["ann", "bob", "cat", "dan", "eve"]
+SECTIONS = ("garden", "kitchen", "travel")
+CAMPAIGN = {
+    "ranker": "popularity",
+    "arms": {"popular": 0.0},
+    "exploration_share": 0.0,
+    "n_items": 4,
+    "sections": [
+        {"title": "New for you", "kind": "new_in_topics", "count": 3},
+        {"title": "Top picks", "kind": "top_picks", "count": 1},
+    ],
+}
+
+
+def _seed_publisher(url: str) -> Engine:
+    source = make_engine(url)
+    with source.begin() as c:
+        for statement in PUBLISHER_SCHEMA:
+            c.execute(text(statement))
+        for rid, name in enumerate(READERS, start=1):
+            c.execute(
+                text("INSERT INTO readers VALUES (:r, :m, :n, 'Europe/Paris', '2026-05-01')"),
+                {"r": rid, "m": f"{name}@example.com", "n": name.title()},
+            )
+        for n in range(12):
+            c.execute(
+                text("INSERT INTO stories VALUES (:s, :h, :l, :t, :p, '2026-05-01')"),
+                {
+                    "s": f"s{n}",
+                    "h": f"Story {n}",
+                    "l": f"https://paper.example/{n}",
+                    "t": SECTIONS[n % 3],
+                    "p": (T0 - timedelta(days=1 + n % 4)).replace(tzinfo=None),
+                },
+            )
+        for k in range(40):
+            c.execute(
+                text("INSERT INTO reads VALUES (:i, :r, :s, :t)"),
+                {
+                    "i": k,
+                    "r": 1 + k % 5,
+                    "s": f"s{(k * 7) % 12}",
+                    "t": (T0 - timedelta(hours=k + 1)).replace(tzinfo=None),
+                },
+            )
+    return source
+
+
+def _state(engine: Engine) -> dict[str, tuple[str, str, list[str], str | None]]:
+    """Per reader key: (status, frequency, topics, name)."""
+    with Session(engine) as s:
+        rows = s.execute(select(Subscriber)).scalars().all()
+        return {r.external_key: (r.status, r.frequency, sorted(r.topics), r.name) for r in rows}  # type: ignore[misc]
+
+
+def _message_ids(engine: Engine) -> dict[str, int]:
+    with Session(engine) as s:
+        rows = s.execute(
+            select(Subscriber.external_key, Message.id).join(
+                Subscriber,
+                Subscriber.id == Message.subscriber_id,  # type: ignore[arg-type]
+            )
+        ).all()
+    return {str(k): int(m) for k, m in rows}
+
+
+@pytest.fixture
+def publisher(tmp_path: Path) -> Iterator[tuple[Engine, SourceQueries]]:
+    url = f"sqlite:///{tmp_path / 'publisher.db'}"
+    source = _seed_publisher(url)
+    yield source, SourceQueries(url=url, **PUBLISHER_QUERIES)
+    source.dispose()
+
+
+def _first_digest(engine: Engine, queries: SourceQueries) -> dict[str, int]:
+    """Sync the publisher, create the weekly digest and send it; message id per reader."""
+    sync_source(engine, name="paper", source=queries, now=T0)
+    with session_scope(engine) as s:
+        s.add(Segment(name="all-known", definition="rule: {not: {status: nobody}}\n", updated_at=T0))
+    upsert_campaign(
+        engine,
+        name="weekly",
+        template_name="digest",
+        segment_name="all-known",
+        config=CAMPAIGN,
+        now=T0,
+    )
+    summary = run_campaign(
+        engine, campaign="weekly", now=T0, settings=SETTINGS, transport_url="memory:"
+    )
+    assert summary.counts.by_status == {"sent": 5}
+    return _message_ids(engine)
+
+
+def _readers_act(engine: Engine, messages: dict[str, int]) -> None:
+    """Through the tracking service: ann unsubscribes, bob pauses, cat goes monthly on
+    garden, dan keeps weekly on travel; eve does nothing."""
+    app = create_app(settings=SETTINGS, engine=engine, clock=lambda: T0 + timedelta(hours=3))
+    with TestClient(app) as client:
+
+        def post(kind: str, reader: str, body: str) -> None:
+            sign = tokens.sign_unsubscribe if kind == "u" else tokens.sign_preferences
+            token = sign(secret_key=SECRET, message_id=messages[reader])
+            response = client.post(f"/{kind}/{token}", headers=FORM, content=body)
+            assert response.status_code == 200, response.text
+
+        post("u", "r1", "List-Unsubscribe=One-Click")
+        post("p", "r2", "frequency=paused")
+        post("p", "r3", "frequency=monthly&topics=garden")
+        post("p", "r4", "frequency=weekly&topics=travel")
+
+
+CHOSEN = {
+    "r1": ("unsubscribed", "weekly", []),
+    "r2": ("active", "paused", []),
+    "r3": ("active", "monthly", ["garden"]),
+    "r4": ("active", "weekly", ["travel"]),
+    "r5": ("active", "weekly", []),
+}
+
+
+def _without_name(state: dict[str, tuple[str, str, list[str], str | None]]) -> dict[str, tuple]:
+    return {k: v[:3] for k, v in state.items()}
+
+
+def test_sync_and_import_that_omit_the_fields_never_undo_what_readers_chose(
+    engine: Engine, publisher: tuple[Engine, SourceQueries], tmp_path: Path
+) -> None:
+    source, queries = publisher
+    _readers_act(engine, _first_digest(engine, queries))
+    assert _without_name(_state(engine)) == CHOSEN
+
+    # The publisher edits every profile: the next sync returns all five rows again.
+    with source.begin() as c:
+        c.execute(text("UPDATE readers SET full_name = full_name || ' E.', changed = '2026-06-03'"))
+    report = sync_source(engine, name="paper", source=queries, now=T0 + timedelta(days=2))
+    assert (report[0].fetched, report[0].loaded) == (5, 5)
+    after_sync = _state(engine)
+    assert _without_name(after_sync) == CHOSEN
+    assert after_sync["r1"][3] == "Ann E."  # what the source owns still updates
+
+    # A CSV export of the same readers, again without those columns.
+    csv = tmp_path / "readers.csv"
+    lines = ["subscriber_key,email,name,timezone"]
+    lines += [f"r{i},{n}@example.com,{n.upper()},Europe/Paris" for i, n in enumerate(READERS, 1)]
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    imported = import_csv(engine, subscribers=csv, now=T0 + timedelta(days=3))
+    assert imported.as_dict()["subscribers"] == {"read": 5, "loaded": 5, "rejected": 0}
+    assert _without_name(_state(engine)) == CHOSEN
+    with Session(engine) as s:
+        [suppressed] = s.execute(select(Suppression.email)).all()
+    assert suppressed[0] == "ann@example.com"
+
+    # The next week's plan skips or honours every choice.
+    plan_run(engine, campaign="weekly", now=T0 + timedelta(days=7), settings=SETTINGS)
+    outcome = _next_plan(engine)
+    assert {k: v[:2] for k, v in outcome.items()} == {
+        "r1": ("skipped", "unsubscribed"),
+        "r2": ("skipped", "paused"),
+        "r3": ("skipped", "frequency_monthly"),
+        "r4": ("planned", None),
+        "r5": ("planned", None),
+    }
+    named = {r.removeprefix("New in ") for r in outcome["r4"][2] if r.startswith("New in ")}
+    assert named == {"travel"}  # dan's chosen topic, never another one the item carries
+    assert not any(r.startswith("New in ") for r in outcome["r5"][2])  # eve follows no topic
+
+
+def _next_plan(engine: Engine) -> dict[str, tuple[str, str | None, list[str]]]:
+    """Per reader: status and reason of their message in the newest run, and slot reasons."""
+    with Session(engine) as s:
+        run_id = s.execute(select(Message.run_id).order_by(Message.run_id.desc())).scalar()  # type: ignore[attr-defined]
+        rows = s.execute(
+            select(Subscriber.external_key, Message.id, Message.status, Message.reason)
+            .join(Subscriber, Subscriber.id == Message.subscriber_id)  # type: ignore[arg-type]
+            .where(Message.run_id == run_id)
+        ).all()
+        out = {}
+        for key, message_id, status, reason in rows:
+            texts = s.execute(select(Slot.reason_text).where(Slot.message_id == message_id)).all()
+            out[str(key)] = (status, reason, [t[0] for t in texts])
+    return out
+
+
+def test_items_keep_what_the_marketer_set_when_a_sync_omits_it(
+    engine: Engine, publisher: tuple[Engine, SourceQueries], tmp_path: Path
+) -> None:
+    source, queries = publisher
+    csv = tmp_path / "items.csv"
+    csv.write_text(
+        "item_key,title,url,active,in_stock\n"
+        "s1,Story 1,https://paper.example/1,false,yes\n"
+        "s2,Story 2,https://paper.example/2,true,no\n",
+        encoding="utf-8",
+    )
+    import_csv(engine, items=csv, now=T0)  # the marketer retires story 1
+    sync_source(engine, name="paper", source=queries, now=T0)
+    with Session(engine) as s:
+        items = {i.external_key: i for i in s.execute(select(Item)).scalars()}
+    assert items["s1"].active is False and items["s2"].active is True
+    assert items["s1"].attributes == {"in_stock": "yes"}  # the sync returns no extra column
+    assert items["s1"].topics == ["kitchen"] and items["s1"].published_at is not None
+
+    narrow = tmp_path / "titles.csv"
+    narrow.write_text("item_key,title,url,in_stock\ns1,Story One,https://paper.example/1,\n")
+    import_csv(engine, items=narrow, now=T0)
+    with Session(engine) as s:
+        story = s.execute(select(Item).where(Item.external_key == "s1")).scalar_one()
+    assert (story.title, story.active, story.topics) == ("Story One", False, ["kitchen"])
+    assert story.attributes == {}  # a blank extra column removes just that attribute
