@@ -76,6 +76,7 @@ class _Rows:
     source: str
     reason_kind: str
     sentence: str
+    fallback: tuple[str, str]
 
     @classmethod
     def of(cls, cand: Candidates) -> _Rows:
@@ -87,18 +88,22 @@ class _Rows:
             cand.source,
             cand.reason_kind,
             cand.sentence,
+            cand.fallback,
         )
 
 
-_SENTENCES: dict[tuple[str, object], tuple[str, str | None]] = {}
+_SENTENCES: dict[tuple[str, object, str, tuple[str, str]], tuple[str, str, str | None]] = {}
 
 
-def _sentence(template: str, anchor: object) -> tuple[str, str | None]:
-    key = (template, anchor)
+def _sentence(rows: _Rows, anchor: object) -> tuple[str, str, str | None]:
+    """(kind, text, anchor) of a slot, memoised: many slots share one sentence."""
+    key = (rows.sentence, anchor, rows.reason_kind, rows.fallback)
     if key not in _SENTENCES:
         if len(_SENTENCES) > 100_000:
             _SENTENCES.clear()
-        _SENTENCES[key] = sentence_for(template, anchor)
+        _SENTENCES[key] = sentence_for(
+            rows.sentence, anchor, kind=rows.reason_kind, fallback=rows.fallback
+        )
     return _SENTENCES[key]
 
 
@@ -114,10 +119,8 @@ def _take(
             break
         if item < 0 or item in used:
             continue
-        text, anchor = _sentence(rows.sentence, None if anchors is None else anchors[c])
-        out.append(
-            PlannedSlot(title, item, rows.source, scores[c], 1.0, rows.reason_kind, anchor, text)
-        )
+        kind, text, anchor = _sentence(rows, None if anchors is None else anchors[c])
+        out.append(PlannedSlot(title, item, rows.source, scores[c], 1.0, kind, anchor, text))
         used.add(item)
         added += 1
     return added

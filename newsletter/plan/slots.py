@@ -10,8 +10,9 @@ lands; a collaborative model today) plus the ``Popularity`` generator:
 * ``because_you_read`` -- the ranker's items whose strongest history anchor is known
   (``ranker.anchors``), "Because you read <title>";
 * ``new_in_topics`` -- the items published within ``fresh_days`` among the ranker's top
-  ``WIDE`` (one ranking serves every personalized section), "New in <topic>" (the user's
-  declared topic the item carries, else its first topic);
+  ``WIDE`` (one ranking serves every personalized section), "New in <topic>" when the item
+  carries a topic the subscriber chose (that topic, the first in the item's order), else the
+  honest generic "Recently published" (reason kind ``fresh``);
 * ``trending`` -- the popularity ranking, "Trending this week".
 """
 
@@ -28,6 +29,9 @@ from newsletter.recommend.popular import Popularity
 
 Array = np.ndarray
 WIDE = 64  # ranked candidates per user shared by the personalized sections
+NO_TOPIC = 10**6  # rank of a topic the item does not carry
+GENERIC = ("top_pick", "Picked for you")
+FRESH_FALLBACK = ("fresh", "Recently published")
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class Candidates:
     reason_kind: str
     sentence: str  # may contain {anchor}
     anchors: Array | None = None  # object array of str | None, same shape as items
+    fallback: tuple[str, str] = GENERIC  # (kind, sentence) of a slot without an anchor
 
 
 class SlotSource(Protocol):
@@ -102,7 +107,13 @@ class ModelSlotSource:
             items, scores = self._fresh_only(*self._ranked(users, max(n, WIDE)))
             anchors = self._topic_anchors(users, items[:, :n])
             return Candidates(
-                items[:, :n], scores[:, :n], "fresh", "new_in_topic", "New in {anchor}", anchors
+                items[:, :n],
+                scores[:, :n],
+                "fresh",
+                "new_in_topic",
+                "New in {anchor}",
+                anchors,
+                fallback=FRESH_FALLBACK,
             )
         items, scores = self._ranked(users, max(n, WIDE))
         items, scores = items[:, : max(n, WIDE // 2)], scores[:, : max(n, WIDE // 2)]
@@ -131,31 +142,34 @@ class ModelSlotSource:
         scores = np.tile(self.popularity.item_scores[ranking], (len(users), 1))
         return Candidates(items, scores, "popularity", kind, sentence)
 
-    def _topic_tables(self) -> tuple[Array, Array, Array]:
-        """Topic names, item x topic rank (position in the item's list, big = absent) and
-        the user x topic declared mask; built once per source."""
+    def _topic_tables(self) -> tuple[Array, Array]:
+        """Item x topic rank (position in the item's list, NO_TOPIC = absent) and the user x
+        topic mask of chosen topics, topics compared case-folded; built once per source."""
         if not hasattr(self, "_tables"):
-            names = sorted({t for ts in self.catalog.topics for t in ts})
-            index = {t: k for k, t in enumerate(names)}
-            rank = np.full((self.catalog.n_items, len(names) + 1), 10**6, dtype=np.int64)
+            keys = sorted({t.casefold() for ts in self.catalog.topics for t in ts})
+            index = {t: k for k, t in enumerate(keys)}
+            rank = np.full((self.catalog.n_items, len(keys) + 1), NO_TOPIC, dtype=np.int64)
             for i, ts in enumerate(self.catalog.topics):
                 for pos, t in enumerate(ts):
-                    rank[i, index[t]] = min(rank[i, index[t]], pos)
-            declared = np.zeros((len(self.user_topics), len(names) + 1), dtype=bool)
+                    rank[i, index[t.casefold()]] = min(rank[i, index[t.casefold()]], pos)
+            chosen = np.zeros((len(self.user_topics), len(keys) + 1), dtype=bool)
             for u, ts in enumerate(self.user_topics):
-                declared[u, [index[t] for t in ts if t in index]] = True
-            self._tables = (np.array([*names, None], dtype=object), rank, declared)
+                chosen[u, [index[k] for t in ts if (k := str(t).casefold()) in index]] = True
+            self._tables = (rank, chosen)
         return self._tables
 
     def _topic_anchors(self, users: Array, items: Array) -> Array:
-        """Per slot: the first topic of the item the user declared, else its first topic."""
-        names, rank, declared = self._topic_tables()
+        """Per slot: the item's first topic that the subscriber chose, else None (no topic
+        of theirs: the slot gets the generic reason, never a topic they do not follow)."""
+        rank, chosen = self._topic_tables()
         ranks = rank[np.maximum(items, 0)]  # (B, n, T)
-        mine = np.where(declared[users][:, None, :], ranks, 10**6)
-        best = np.where(mine.min(axis=2) < 10**6, mine.argmin(axis=2), ranks.argmin(axis=2))
-        found = np.take_along_axis(ranks, best[:, :, None], axis=2)[:, :, 0] < 10**6
-        anchors: Any = np.where(found & (items >= 0), names[best], None)
-        return np.asarray(anchors, dtype=object)
+        user_rows = chosen[users] if len(chosen) else np.zeros((len(users), rank.shape[1]), bool)
+        mine = np.where(user_rows[:, None, :], ranks, NO_TOPIC)
+        position = mine.min(axis=2)
+        anchors = np.full(items.shape, None, dtype=object)
+        for b, c in zip(*np.nonzero((position < NO_TOPIC) & (items >= 0)), strict=True):
+            anchors[b, c] = self.catalog.topics[int(items[b, c])][int(position[b, c])]
+        return anchors
 
 
 def anchors_for(model: Any, users: Array, items: Array, *, max_history: int = 32) -> Array:
@@ -208,10 +222,13 @@ def history_matrix(n_users: int, n_items: int, users: Array, items: Array) -> sp
     return matrix
 
 
-def sentence_for(template: str, anchor: Any) -> tuple[str, str | None]:
-    """The reason text and anchor of one slot (templates without an anchor fall back)."""
+def sentence_for(
+    template: str, anchor: Any, *, kind: str, fallback: tuple[str, str] = GENERIC
+) -> tuple[str, str, str | None]:
+    """The reason kind, text and anchor of one slot; a template that needs an anchor but has
+    none gives the generic `fallback` (kind, sentence), never a half-true sentence."""
     if "{anchor}" not in template:
-        return template, None
+        return kind, template, None
     if anchor is None:
-        return "Picked for you", None
-    return template.format(anchor=anchor), str(anchor)
+        return fallback[0], fallback[1], None
+    return kind, template.format(anchor=anchor), str(anchor)

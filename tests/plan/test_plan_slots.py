@@ -58,7 +58,7 @@ def test_exploration_slots_come_from_the_largest_sections() -> None:
     assert reduce_quotas([1], 5) == [0]
 
 
-def test_topic_anchor_prefers_a_declared_topic_in_the_items_order() -> None:
+def test_topic_anchor_is_a_chosen_topic_in_the_items_order_and_never_another() -> None:
     catalog = ItemCatalog(
         ["a", "b", "c"], ["", "", ""], [["x", "y", "z"], ["z"], []], np.full(3, 1e6)
     )
@@ -73,4 +73,5 @@ def test_topic_anchor_prefers_a_declared_topic_in_the_items_order() -> None:
     )
     items = np.array([[0, 1, 2, -1], [0, 1, 2, -1]])
     anchors = source._topic_anchors(np.array([0, 1]), items)
-    assert anchors.tolist() == [["y", "z", None, None], ["x", "z", None, None]]
+    # user 1 follows no topic: no "New in <topic>" at all (it used to name the item's first)
+    assert anchors.tolist() == [["y", "z", None, None], [None, None, None, None]]
