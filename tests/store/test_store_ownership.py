@@ -125,7 +125,9 @@ def _first_digest(engine: Engine, queries: SourceQueries) -> dict[str, int]:
     """Sync the publisher, create the weekly digest and send it; message id per reader."""
     sync_source(engine, name="paper", source=queries, now=T0)
     with session_scope(engine) as s:
-        s.add(Segment(name="all-known", definition="rule: {not: {status: nobody}}\n", updated_at=T0))
+        s.add(
+            Segment(name="all-known", definition="rule: {not: {status: nobody}}\n", updated_at=T0)
+        )
     upsert_campaign(
         engine,
         name="weekly",
@@ -234,7 +236,7 @@ def _next_plan(engine: Engine) -> dict[str, tuple[str, str | None, list[str]]]:
 def test_items_keep_what_the_marketer_set_when_a_sync_omits_it(
     engine: Engine, publisher: tuple[Engine, SourceQueries], tmp_path: Path
 ) -> None:
-    source, queries = publisher
+    _, queries = publisher
     csv = tmp_path / "items.csv"
     csv.write_text(
         "item_key,title,url,active,in_stock\n"
@@ -257,3 +259,132 @@ def test_items_keep_what_the_marketer_set_when_a_sync_omits_it(
         story = s.execute(select(Item).where(Item.external_key == "s1")).scalar_one()
     assert (story.title, story.active, story.topics) == ("Story One", False, ["kitchen"])
     assert story.attributes == {}  # a blank extra column removes just that attribute
+
+
+MEMBERS_SCHEMA = (
+    "CREATE TABLE members (mid INTEGER PRIMARY KEY, mail VARCHAR(200), state VARCHAR(20),"
+    " freq VARCHAR(20), opted TIMESTAMP, changed TIMESTAMP)"
+)
+MEMBERS_QUERY = (
+    "SELECT 'm' || CAST(mid AS VARCHAR(20)) AS subscriber_key, mail AS email, state AS status,"
+    " freq AS frequency, opted AS opted_in_at, changed AS updated_at FROM members"
+)
+
+
+def _members_change(source: Engine, day: int, changes: dict[int, dict[str, object]]) -> None:
+    """Edit members in the customer's database (each edit moves `changed` on)."""
+    with source.begin() as c:
+        for mid, values in changes.items():
+            sets = ", ".join(f"{k} = :{k}" for k in values)
+            params = {k: _naive(v) for k, v in values.items()}
+            c.execute(
+                text(f"UPDATE members SET {sets}, changed = :changed WHERE mid = :mid"),
+                params | {"mid": mid, "changed": _naive(T0 + timedelta(days=day))},
+            )
+
+
+def _naive(value: object) -> object:
+    return value.astimezone(UTC).replace(tzinfo=None) if isinstance(value, datetime) else value
+
+
+def _one_message_each(engine: Engine) -> dict[str, int]:
+    """A sent message per subscriber, so each has signed links to act on."""
+    from newsletter.models import Campaign, Run
+
+    with session_scope(engine) as s:
+        campaign = Campaign(name="news", template_name="digest", created_at=T0)
+        s.add(campaign)
+        s.flush()
+        run = Run(campaign_id=campaign.id, scheduled_for=T0, created_at=T0)  # type: ignore[arg-type]
+        s.add(run)
+        s.flush()
+        for sub in s.execute(select(Subscriber)).scalars():
+            s.add(
+                Message(
+                    run_id=run.id,  # type: ignore[arg-type]
+                    subscriber_id=sub.id,  # type: ignore[arg-type]
+                    status="sent",
+                    planned_for=T0,
+                    sent_at=T0,
+                    updated_at=T0,
+                )
+            )
+    return _message_ids(engine)
+
+
+def test_a_source_that_owns_status_follows_the_documented_precedence(
+    engine: Engine, source_url: str
+) -> None:
+    source = make_engine(source_url)
+    with source.begin() as c:
+        c.execute(text(MEMBERS_SCHEMA))
+        for mid in range(1, 6):
+            c.execute(
+                text("INSERT INTO members VALUES (:m, :e, 'active', :f, NULL, :t)"),
+                {"m": mid, "e": f"m{mid}@example.com", "f": "monthly" if mid == 5 else None}
+                | {"t": _naive(T0 - timedelta(days=30))},
+            )
+    queries = SourceQueries(url=source_url, subscribers=MEMBERS_QUERY)
+
+    def sync(day: int) -> dict[str, tuple[str, str, list[str], str | None]]:
+        sync_source(engine, name="crm", source=queries, now=T0 + timedelta(days=day))
+        return _state(engine)
+
+    assert {k: v[:2] for k, v in sync(0).items()} == {
+        "m1": ("active", "weekly"),
+        "m2": ("active", "weekly"),
+        "m3": ("active", "weekly"),
+        "m4": ("active", "weekly"),
+        "m5": ("active", "monthly"),
+    }
+    messages = _one_message_each(engine)
+    app = create_app(settings=SETTINGS, engine=engine, clock=lambda: T0 + timedelta(hours=1))
+    with TestClient(app) as client:
+        token = tokens.sign_unsubscribe(secret_key=SECRET, message_id=messages["m1"])
+        assert client.post(f"/u/{token}", headers=FORM).status_code == 200
+        token = tokens.sign_preferences(secret_key=SECRET, message_id=messages["m2"])
+        assert client.post(f"/p/{token}", headers=FORM, content="frequency=paused").is_success
+    with engine.begin() as c:  # m3 reported a message as spam (an ESP feedback loop)
+        c.execute(
+            text(
+                "UPDATE subscriber SET status = 'complained', status_changed_at = :t WHERE id = 3"
+            ),
+            {"t": T0 + timedelta(hours=2)},
+        )
+
+    _members_change(
+        source,
+        2,
+        {
+            1: {"state": "active"},  # says active, no opt-in: the unsubscribe stands
+            2: {"freq": "weekly"},  # m2 chose paused in the preference centre: that stands
+            3: {"opted": T0 + timedelta(days=2)},  # nothing re-activates a complaint
+            4: {"state": "unsubscribed"},  # a source may unsubscribe
+            5: {"freq": "weekly"},  # m5 never chose: the source still sets the frequency
+        },
+    )
+    assert {k: v[:2] for k, v in sync(2).items()} == {
+        "m1": ("unsubscribed", "weekly"),
+        "m2": ("active", "paused"),
+        "m3": ("complained", "weekly"),
+        "m4": ("unsubscribed", "weekly"),
+        "m5": ("active", "weekly"),
+    }
+    # An opt-in older than the unsubscribe (an old sign-up date) re-activates nobody.
+    _members_change(source, 3, {1: {"opted": T0 + timedelta(minutes=30)}})
+    assert sync(3)["m1"][0] == "unsubscribed"
+    # A new explicit opt-in does, and lifts the unsubscribe's suppression; a row that still
+    # says unsubscribed wins over its own opt-in date until it says active.
+    later = T0 + timedelta(days=4)
+    _members_change(source, 4, {1: {"opted": later}, 4: {"opted": later}})
+    state = sync(4)
+    assert (state["m1"][0], state["m3"][0], state["m4"][0]) == (
+        "active",
+        "complained",
+        "unsubscribed",
+    )
+    _members_change(source, 5, {4: {"state": "active"}})
+    assert sync(5)["m4"][0] == "active"
+    with Session(engine) as s:
+        assert s.execute(select(Suppression.email)).all() == []
+    source.dispose()
