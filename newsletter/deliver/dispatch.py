@@ -50,6 +50,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from datetime import time as dt_time
 from email.utils import parseaddr
 from typing import Any, Literal
 
@@ -58,6 +59,8 @@ from sqlalchemy import Engine
 from newsletter.config import Settings
 from newsletter.deliver.retry import Backoff
 from newsletter.deliver.transport import OutgoingMessage, SendResult, Transport
+from newsletter.plan.cadence import QUIET_DEFERRED, quiet_until, zone
+from newsletter.plan.campaigns import CampaignConfigError, parse_campaign_config
 from newsletter.render.compile import CompiledTemplate, TemplateCache
 from newsletter.render.context import ContextError, _db_sections, build_context
 from newsletter.render.preview import PreviewError, find_template
@@ -97,9 +100,12 @@ class DispatchPolicy:
     None, every record uses the ``now`` passed to the dispatcher.
 
     ``honour_send_time``: send only messages whose planned send time (the subscriber's local
-    send hour, or the end of their quiet hours) has come by ``now``; the others stay planned
-    and the run ``waiting`` until a later pass (``newsletter run resume``, the scheduler).
-    Off, every planned message goes now (dry runs to an outbox, tests, the demo).
+    send hour, or the end of their quiet hours) has come by ``now``, and check the campaign's
+    quiet hours again at the actual send time: a message whose subscriber is inside them then
+    (a late pass, a retry) is deferred to their end (reason ``quiet_hours_deferred``). The
+    others stay planned and the run ``waiting`` until a later pass (``newsletter run resume``,
+    the scheduler). Off, every planned message goes now (dry runs to an outbox, tests, the
+    demo).
     """
 
     backoff: Backoff = field(default_factory=Backoff)
@@ -129,6 +135,17 @@ class DispatchResult:
     def add(self, other: DispatchResult) -> None:
         for name in ("sent", "failed", "skipped", "retried", "reconciled"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def quiet_hours_for_run(engine: Engine, *, run_id: int) -> tuple[dt_time, dt_time] | None:
+    """The local quiet hours of the run's campaign (None: none, or an unknown run)."""
+    found = store.run_campaign_config(engine, run_id=run_id)
+    if found is None:
+        return None
+    try:
+        return parse_campaign_config(found[1], campaign=found[0]).cadence.quiet_hours
+    except CampaignConfigError as exc:
+        raise DeliveryError(str(exc)) from exc
 
 
 def compile_for_run(engine: Engine, *, run_id: int) -> CompiledTemplate:
@@ -185,10 +202,11 @@ class _ShardSender:
         now: datetime,
         policy: DispatchPolicy,
         compiled: CompiledTemplate,
+        quiet_hours: tuple[dt_time, dt_time] | None = None,
     ) -> None:
         self.engine, self.run_id, self.shard = engine, run_id, shard
         self.transport, self.settings, self.policy = transport, settings, policy
-        self.compiled, self.now = compiled, now
+        self.compiled, self.now, self.quiet_hours = compiled, now, quiet_hours
         self.sender = parseaddr(settings.sender)[1]
         self.result = DispatchResult(run_id)
         self.retries: list[tuple[float, int]] = []
@@ -251,19 +269,44 @@ class _ShardSender:
             if outgoing is not None:
                 yield outgoing
 
-    def render(self, message_id: int) -> RenderedMessage:
-        """Render from input fetched for this message and the next ones, a batch at a time."""
+    def input(self, message_id: int) -> dict[str, Any] | None:
+        """Render input fetched for this message and the next ones, a batch at a time."""
         if message_id not in self.inputs:
             ahead = [i for i in list(self.fresh)[:RENDER_BATCH] if i not in self.inputs]
             self.inputs.update(render_inputs(self.engine, message_ids=[message_id, *ahead]))
-        data = self.inputs.pop(message_id, None)
+        return self.inputs.get(message_id)
+
+    def render(self, message_id: int) -> RenderedMessage:
+        """Render one message from its (batched) input."""
+        data = self.input(message_id)
+        self.inputs.pop(message_id, None)
         if data is None:
             raise ContextError(f"message {message_id} has no subscriber, run or campaign")
         context = build_context(data, settings=self.settings)
         return render_message(self.compiled, context, settings=self.settings, now=self.time())
 
+    def deferred(self, message_id: int) -> bool:
+        """Defer the message when it is quiet hours where its subscriber is (at the actual
+        send time); True when it must not go out now."""
+        data = self.input(message_id)
+        if data is None or self.quiet_hours is None:
+            return False
+        tz = zone(data["subscriber"]["timezone"], self.settings.default_timezone)
+        until = quiet_until(self.time(), tz, self.quiet_hours)
+        if until is None:
+            return False
+        self.inputs.pop(message_id, None)
+        if store.defer_message(
+            self.engine, message_id=message_id, until=until, reason=QUIET_DEFERRED, now=self.time()
+        ):
+            self.report(message_id, "deferred", QUIET_DEFERRED)
+        return True
+
     def prepare(self, message_id: int) -> OutgoingMessage | None:
-        """Render and claim one message; a render error or a departed subscriber ends it here."""
+        """Render and claim one message; quiet hours, a render error or a departed subscriber
+        end it here."""
+        if self.policy.honour_send_time and self.deferred(message_id):
+            return None
         try:
             rendered = self.render(message_id)
         except (RenderError, ContextError) as exc:
@@ -371,6 +414,7 @@ def dispatch_shard(
         now=now,
         policy=policy or DispatchPolicy(),
         compiled=compiled or compile_for_run(engine, run_id=run_id),
+        quiet_hours=quiet_hours_for_run(engine, run_id=run_id),
     )
     return sender.run()
 

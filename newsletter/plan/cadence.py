@@ -8,9 +8,14 @@ ok or a skip reason, and the UTC time to send. Windows and their edges:
   message sent exactly 7 days earlier has left the window.
 * ``frequency_cap_day``: messages on the same calendar day in the subscriber's timezone.
 * ``min_gap``: a message closer than ``min_gap_hours`` (either side; exactly H hours is fine).
+* a digest is due at the subscriber's local send hour: the first moment at or after the run's
+  ``scheduled_for`` when their clock shows it (:func:`next_wall_time`), so west of UTC a run
+  scheduled Monday 06:00 UTC goes out Monday 08:00 local, never at a past Sunday 08:00.
 * quiet hours ``[start, end)`` in local time, spanning midnight when ``start > end``; a message
   due inside them is deferred to the next local ``end`` (reason ``quiet_hours_deferred``, still
-  planned). DST is handled by zoneinfo: local wall times are converted on their own date.
+  planned). The dispatcher checks them again at the actual send time (:func:`quiet_until`).
+  DST: a wall time the clock skips (spring forward) is reached at the end of the skip; a
+  repeated one (fall back) counts at both of its instants.
 * preferences: ``paused`` never, ``monthly`` at most one message per 30 days.
 
 Suppression always wins: it is checked first, before any preference or cap.
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -52,23 +57,54 @@ def zone(name: str | None, default: str = "UTC") -> ZoneInfo:
         return ZoneInfo(default)
 
 
-def local_wall_time(day: date, at: time, tz: ZoneInfo) -> datetime:
-    """The UTC instant of wall time `at` on `day` in `tz`.
+def _wall(moment: datetime, tz: ZoneInfo) -> datetime:
+    """The naive local wall time of a UTC instant."""
+    return moment.astimezone(tz).replace(tzinfo=None)
 
-    PEP 495 fold=0: a wall time skipped by DST moves forward, a repeated one is the first.
+
+def _end_of_skip(before: datetime, after: datetime, target: datetime, tz: ZoneInfo) -> datetime:
+    """The first minute in (before, after] whose wall time is at or past `target` (the clock
+    jumped over `target` between the two instants)."""
+    low, high = before, after  # wall(low) < target <= wall(high)
+    while high - low > timedelta(minutes=1):
+        middle = low + (high - low) / 2
+        middle = middle.replace(second=0, microsecond=0)
+        if middle <= low:
+            break
+        if _wall(middle, tz) >= target:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def next_wall_time(after: datetime, tz: ZoneInfo, at: time) -> datetime:
+    """The first instant at or after `after` when the clock in `tz` shows `at` (in UTC).
+
+    A repeated wall time (DST fall back) occurs at both of its instants; on a day the clock
+    skips `at` (spring forward), the instant the skip ends counts as reaching it.
     """
-    return datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
+    return _next_wall_time(after.astimezone(UTC), tz, at)
+
+
+@lru_cache(maxsize=8192)
+def _next_wall_time(after: datetime, tz: ZoneInfo, at: time) -> datetime:
+    day = _wall(after, tz).date()
+    found: list[datetime] = []
+    for offset in (-1, 0, 1, 2):  # -1: a fall back at midnight repeats the previous date
+        target = datetime.combine(day + timedelta(days=offset), at)
+        instants = {target.replace(tzinfo=tz, fold=f).astimezone(UTC) for f in (0, 1)}
+        exact = [t for t in instants if _wall(t, tz) == target]
+        if exact:
+            found.extend(exact)
+        else:  # skipped: reached when the skip ends, between the two candidate instants
+            found.append(_end_of_skip(min(instants), max(instants), target, tz))
+    return min(t for t in found if t >= after)
 
 
 def digest_send_time(*, scheduled_for: datetime, tz: ZoneInfo, hour: int) -> datetime:
-    """The subscriber's local send hour on the run's date (the date of `scheduled_for` there)."""
-    return _digest_send_time(scheduled_for, tz, hour)
-
-
-@lru_cache(maxsize=4096)
-def _digest_send_time(scheduled_for: datetime, tz: ZoneInfo, hour: int) -> datetime:
-    day = scheduled_for.astimezone(tz).date()
-    return local_wall_time(day, time(hour), tz)
+    """The subscriber's local send hour: its first occurrence at or after `scheduled_for`."""
+    return next_wall_time(scheduled_for, tz, time(hour))
 
 
 def in_quiet_hours(local: time, quiet: tuple[time, time] | None) -> bool:
@@ -83,12 +119,20 @@ def in_quiet_hours(local: time, quiet: tuple[time, time] | None) -> bool:
 
 def quiet_hours_end(moment: datetime, tz: ZoneInfo, quiet: tuple[time, time]) -> datetime:
     """The first local `end` of the quiet window strictly after `moment` (returned in UTC)."""
-    local = moment.astimezone(tz)
-    for offset in range(3):
-        candidate = local_wall_time(local.date() + timedelta(days=offset), quiet[1], tz)
-        if candidate > moment:
-            return candidate
-    raise AssertionError("unreachable: an end of quiet hours lies within two days")
+    return next_wall_time(moment + timedelta(microseconds=1), tz, quiet[1])
+
+
+def quiet_until(moment: datetime, tz: ZoneInfo, quiet: tuple[time, time] | None) -> datetime | None:
+    """When a message may go out if `moment` lies in the local quiet hours, else None: the next
+    local end of quiet hours (the next one again if a DST skip lands that one inside them)."""
+    if quiet is None or not in_quiet_hours(moment.astimezone(tz).time(), quiet):
+        return None
+    until = quiet_hours_end(moment, tz, quiet)
+    for _ in range(3):
+        if not in_quiet_hours(until.astimezone(tz).time(), quiet):
+            break
+        until = quiet_hours_end(until, tz, quiet)
+    return until
 
 
 def suppression_reason(*, status: str, suppressed: str | None) -> str | None:
@@ -143,8 +187,9 @@ def check_cadence(
     if reason is not None:
         return CadenceDecision(ok=False, send_at=due, reason=reason)
     send_at, note = due, None
-    if rules.quiet_hours and in_quiet_hours(due.astimezone(tz).time(), rules.quiet_hours):
-        send_at, note = quiet_hours_end(due, tz, rules.quiet_hours), QUIET_DEFERRED
+    deferred = quiet_until(due, tz, rules.quiet_hours)
+    if deferred is not None:
+        send_at, note = deferred, QUIET_DEFERRED
     if frequency == "monthly" and any(send_at - timedelta(days=30) < t <= send_at for t in others):
         return CadenceDecision(ok=False, send_at=send_at, reason="frequency_monthly")
     cap = cap_reason(send_at=send_at, others=others, tz=tz, rules=rules)

@@ -115,16 +115,11 @@ def _claim_statements() -> tuple[Any, Any]:
         .where(claimable, eligible)
         .values(status="sending", attempts=M.attempts + 1, updated_at=now)
     )
-    sent = (
+    sent = (  # the reason stays: `why` tells that a sent message was deferred by quiet hours
         update(table)
         .where(M.id == mid, M.status == "sending")
         .values(
-            status="sent",
-            sent_at=now,
-            updated_at=now,
-            subject=bindparam("subject"),
-            reason=None,
-            error=None,
+            status="sent", sent_at=now, updated_at=now, subject=bindparam("subject"), error=None
         )
     )
     return claim, sent
@@ -154,6 +149,16 @@ def mark_sending(engine: Engine, *, message_id: int, now: datetime) -> Claim:
             .values(status="skipped", reason=reason, updated_at=now)
         ).rowcount
     return Claim("skipped", reason) if done else Claim("taken")
+
+
+def defer_message(
+    engine: Engine, *, message_id: int, until: datetime, reason: str, now: datetime
+) -> bool:
+    """Move a claimable message's send time on to `until` (e.g. the end of quiet hours)."""
+    with engine.begin() as c:
+        query = update(Message.__table__).where(M.id == message_id, M.status.in_(CLAIMABLE))  # type: ignore[attr-defined]
+        done = c.execute(query.values(planned_for=until, reason=reason, updated_at=now)).rowcount
+    return bool(done)
 
 
 def _set_from_sending(c: Connection, message_id: int, **values: object) -> bool:
@@ -323,6 +328,20 @@ def set_run_status(
         values["finished_at"] = now
     with engine.begin() as c:
         c.execute(update(Run.__table__).where(R.id == run_id).values(**values))  # type: ignore[attr-defined]
+
+
+def run_campaign_config(engine: Engine, *, run_id: int) -> tuple[str, dict[str, Any]] | None:
+    """The name and config of the campaign a run belongs to, or None for an unknown run."""
+    from newsletter.models import Campaign
+
+    c_ = Campaign.__table__.c  # type: ignore[attr-defined]
+    with engine.connect() as c:
+        found = c.execute(
+            select(c_.name, c_.config)
+            .join(Run.__table__, R.campaign_id == c_.id)  # type: ignore[attr-defined]
+            .where(R.id == run_id)
+        ).first()
+    return None if found is None else (str(found.name), dict(found.config or {}))
 
 
 def run_template_name(engine: Engine, *, run_id: int) -> str | None:

@@ -53,13 +53,40 @@ def test_min_gap_is_exclusive_at_exactly_h_hours() -> None:
 
 
 def test_digest_send_hour_follows_daylight_saving_in_the_subscribers_timezone() -> None:
-    before = digest_send_time(
-        scheduled_for=datetime(2026, 3, 28, 12, tzinfo=UTC), tz=BERLIN, hour=8
-    )
-    after = digest_send_time(scheduled_for=datetime(2026, 3, 29, 12, tzinfo=UTC), tz=BERLIN, hour=8)
+    before = digest_send_time(scheduled_for=datetime(2026, 3, 28, 0, tzinfo=UTC), tz=BERLIN, hour=8)
+    after = digest_send_time(scheduled_for=datetime(2026, 3, 29, 0, tzinfo=UTC), tz=BERLIN, hour=8)
     assert before == datetime(2026, 3, 28, 7, tzinfo=UTC)  # CET, UTC+1
     assert after == datetime(2026, 3, 29, 6, tzinfo=UTC)  # CEST, UTC+2 from that night
     assert after.astimezone(BERLIN).hour == 8
+
+
+def test_west_of_utc_the_send_hour_is_the_next_one_after_the_scheduled_time() -> None:
+    # Monday 06:00 UTC is Sunday 23:00 in Los Angeles: Sunday 08:00 has passed, so the
+    # message is due on Monday 08:00 local (15:00 UTC), never at once inside quiet hours.
+    los_angeles = zone("America/Los_Angeles")
+    monday = datetime(2026, 6, 1, 6, tzinfo=UTC)
+    due = digest_send_time(scheduled_for=monday, tz=los_angeles, hour=8)
+    assert due == datetime(2026, 6, 1, 15, tzinfo=UTC)
+    # east of UTC the same run reaches Tokyo after Monday 08:00 there: Tuesday 08:00
+    tokyo = digest_send_time(scheduled_for=monday, tz=zone("Asia/Tokyo"), hour=8)
+    assert tokyo == datetime(2026, 6, 1, 23, tzinfo=UTC)
+    # a run scheduled exactly at the local hour sends at that hour
+    assert digest_send_time(scheduled_for=due, tz=los_angeles, hour=8) == due
+
+
+def test_skipped_and_repeated_send_hours_on_dst_change_days() -> None:
+    new_york = zone("America/New_York")
+    # 2026-03-08: 02:00 EST jumps to 03:00 EDT; 02:00 is reached when the jump ends
+    spring = digest_send_time(
+        scheduled_for=datetime(2026, 3, 8, 5, tzinfo=UTC), tz=new_york, hour=2
+    )
+    assert spring == datetime(2026, 3, 8, 7, tzinfo=UTC)
+    assert spring.astimezone(new_york).hour == 3
+    # 2026-11-01: 01:00 happens twice (EDT, then EST); during the first, the second is next
+    first = datetime(2026, 11, 1, 5, tzinfo=UTC)  # 01:00 EDT
+    assert digest_send_time(scheduled_for=first, tz=new_york, hour=1) == first
+    second = digest_send_time(scheduled_for=first + timedelta(minutes=1), tz=new_york, hour=1)
+    assert second == datetime(2026, 11, 1, 6, tzinfo=UTC)  # 01:00 EST
 
 
 def test_quiet_hours_end_across_the_dst_night_is_local_eight_oclock() -> None:
