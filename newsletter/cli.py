@@ -242,11 +242,13 @@ def report_command(
     from newsletter.report.html import build_report, write_report
     from newsletter.store.reporting import arm_counts, latest_run_id
 
-    engine = migrated_engine(settings_or_exit(config))
+    settings = settings_or_exit(config)
+    engine = migrated_engine(settings)
     run_id = run if run is not None else latest_run_id(engine)
     if run_id is None:
         raise fail("there are no runs yet: plan and send one with 'newsletter run CAMPAIGN'", 2)
-    report = build_report(run_id, f"Run {run_id}", arm_counts(engine, run_id=run_id))
+    counts = arm_counts(engine, run_id=run_id)
+    report = build_report(run_id, f"Run {run_id}", counts, secret_key=settings.secret_key)
     write_report(report, out)
     if as_json:
         print_json(
@@ -254,12 +256,15 @@ def report_command(
                 "run_id": run_id,
                 "arms": [asdict(a) for a in report.arms],
                 "lifts": [asdict(x) for x in report.lifts],
+                "feedback_codes": report.feedback_codes,
                 "html": str(out),
             }
         )
         return
     for line in report_lines(report):
         console.print(line, markup=False)
+    for arm, code in report.feedback_codes.items():
+        console.print(f"arm {arm}: Feedback-ID code {code}", markup=False)
     console.print(f"wrote {out}")
 
 
@@ -468,10 +473,15 @@ def why_command(
     from newsletter.plan.segments import SegmentError
     from newsletter.plan.why import why
 
-    engine = migrated_engine(settings_or_exit(config))
+    settings = settings_or_exit(config)
+    engine = migrated_engine(settings)
     try:
         answer = why(
-            engine, subscriber=subscriber, campaign=campaign, at=_when(at, "--at") if at else None
+            engine,
+            subscriber=subscriber,
+            campaign=campaign,
+            at=_when(at, "--at") if at else None,
+            settings=settings,
         )
     except (PlanError, SegmentError) as exc:
         raise fail(str(exc), 2) from exc

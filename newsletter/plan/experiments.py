@@ -1,5 +1,9 @@
 """Deterministic experiment arms: arm = f(blake2b(salt, subscriber id)), sticky across runs.
 
+The arm never reaches the recipient in readable form: the ``Feedback-ID`` header carries
+:func:`feedback_code`, an opaque code per arm (keyed by the install's secret), which ``why``
+and the report map back to the arm.
+
 Each subscriber id hashes to a uniform number ``u`` in [0, 1) (the first 8 bytes of
 ``blake2b(f"{salt}:{id}")`` over 2**64). ``u < control`` is the ``control`` arm (no message),
 ``u < control + popular`` the ``popular`` holdout, the rest ``personalized``. Growing a holdout
@@ -9,7 +13,9 @@ share moves only subscribers from personalized into it; a new salt reshuffles ev
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Iterable
+from functools import lru_cache
 
 import numpy as np
 
@@ -44,3 +50,15 @@ def assign_arms(
     arms[u < shares.control + shares.popular] = "popular"
     arms[u < shares.control] = "control"
     return arms
+
+
+@lru_cache(maxsize=64)
+def feedback_code(arm: str, *, secret_key: str) -> str:
+    """An opaque, stable 8-hex code for an arm in the Feedback-ID header (HMAC of the arm)."""
+    mac = hmac.new(secret_key.encode(), f"feedback-id:arm:{arm}".encode(), hashlib.sha256)
+    return mac.hexdigest()[:8]
+
+
+def feedback_codes(*, secret_key: str) -> dict[str, str]:
+    """Every arm's Feedback-ID code, to read feedback-loop reports by arm."""
+    return {arm: feedback_code(arm, secret_key=secret_key) for arm in ARMS}

@@ -1,10 +1,12 @@
 """Answer "why did (or didn't) this person get this email?" from the persisted plan.
 
 :func:`why` finds the campaign's newest run scheduled at or before ``at`` and the
-subscriber's message in it. A message tells the arm, the status and the reason (for a cap,
-also the other messages that filled it) and, when planned, each slot with its source, score,
-propensity and reason. Without a message it says whether the subscriber is outside the
-segment, joined after planning, or whether no run exists yet.
+subscriber's message in it. A message tells the arm (and its opaque Feedback-ID code), the
+status and the reason (for a cap, also the other messages that filled it), when it was planned
+to go out and why then (the local send hour, quiet hours), when it really went out (and why,
+when that differs) and, when planned, each slot with its source, score, propensity and
+reason. Without a message it says whether the subscriber is outside the segment, joined after
+planning, or whether no run exists yet.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from newsletter.config import Settings
 from newsletter.db import as_utc
-from newsletter.plan.campaigns import parse_campaign_config
+from newsletter.models import Message
+from newsletter.plan.cadence import QUIET_DEFERRED, zone
+from newsletter.plan.campaigns import CampaignConfig, parse_campaign_config
 from newsletter.plan.decide import explain_reason
+from newsletter.plan.experiments import feedback_code
 from newsletter.plan.planner import PlanError, resolve_segment
 from newsletter.store import planning as store
 from newsletter.store.segments import segment_ids
@@ -50,6 +56,10 @@ class Explanation:
     arm: str | None = None
     reason: str | None = None
     planned_for: datetime | None = None
+    sent_at: datetime | None = None
+    timezone: str | None = None
+    timing: list[str] = field(default_factory=list)  # why it was planned / sent when it was
+    feedback_code: str | None = None  # the arm's code in the Feedback-ID header
     other_messages: list[datetime] = field(default_factory=list)
     slots: list[SlotWhy] = field(default_factory=list)
 
@@ -60,9 +70,13 @@ class Explanation:
         """Human-readable lines for the terminal."""
         out = [self.summary]
         if self.arm:
-            out.append(f"arm: {self.arm}")
+            code = f" (Feedback-ID code {self.feedback_code})" if self.feedback_code else ""
+            out.append(f"arm: {self.arm}{code}")
         if self.planned_for:
-            out.append(f"planned for: {self.planned_for.isoformat()}")
+            out.append(f"planned for: {self._when(self.planned_for)}")
+        if self.sent_at:
+            out.append(f"sent at: {self._when(self.sent_at)}")
+        out += [f"  {line}" for line in self.timing]
         out += [f"  other message at {t.isoformat()}" for t in self.other_messages]
         for s in self.slots:
             out.append(
@@ -72,6 +86,40 @@ class Explanation:
             )
         return out
 
+    def _when(self, moment: datetime) -> str:
+        """A UTC time with the subscriber's local wall time beside it."""
+        if not self.timezone:
+            return moment.isoformat()
+        local = moment.astimezone(zone(self.timezone))
+        return f"{moment.isoformat()} ({local:%Y-%m-%d %H:%M} {self.timezone})"
+
+
+def _timing(
+    message: Message, *, kind: str, config: CampaignConfig, scheduled: datetime
+) -> list[str]:
+    """Why the message was planned for its time, and why it went out when it did."""
+    cadence = config.cadence
+    if kind == "digest":
+        lines = [
+            f"due at the campaign's send hour {cadence.send_hour_local:02d}:00 their time, the "
+            f"first one at or after the run's scheduled time {scheduled.isoformat()}"
+        ]
+    else:
+        lines = [f"due when the trigger fired ({scheduled.isoformat()})"]
+    if message.reason == QUIET_DEFERRED and cadence.quiet_hours:
+        start, end = (t.strftime("%H:%M") for t in cadence.quiet_hours)
+        lines.append(f"that fell in their quiet hours ({start}-{end}), so it waited until {end}")
+    if message.sent_at is not None:
+        late = message.sent_at - message.planned_for
+        if late > timedelta(minutes=15):
+            lines.append(
+                f"sent {late.total_seconds() / 3600:.1f} h after its planned time: no delivery "
+                "pass ran in between (it went out with the next `newsletter run resume`)"
+            )
+        elif late < -timedelta(minutes=1):
+            lines.append("sent before its planned time: the run was delivered with --send-all")
+    return lines
+
 
 def why(
     engine: Any,
@@ -80,8 +128,13 @@ def why(
     campaign: str,
     at: datetime | None = None,
     segment_folder: Path | None = None,
+    settings: Settings | None = None,
 ) -> Explanation:
-    """Explain one subscriber's outcome in the campaign's run at (or before) `at`."""
+    """Explain one subscriber's outcome in the campaign's run at (or before) `at`.
+
+    With `settings`, times are also shown in the subscriber's timezone (their own, else the
+    default one) and the arm's Feedback-ID code is given.
+    """
     found = store.find_campaign(engine, campaign)
     if found is None or found.id is None:
         raise PlanError(f"unknown campaign {campaign!r}")
@@ -101,6 +154,12 @@ def why(
         return _without_message(engine, base, found.segment_name, run.scheduled_for, segment_folder)
     message, slots = pair
     base.arm, base.reason, base.planned_for = message.arm, message.reason, message.planned_for
+    base.sent_at = message.sent_at
+    profile = store.profiles(engine, [sid])
+    default_tz = settings.default_timezone if settings else "UTC"
+    base.timezone = zone(profile[0].timezone if profile else None, default_tz).key
+    if settings is not None:
+        base.feedback_code = feedback_code(message.arm, secret_key=settings.secret_key)
     sentence = explain_reason(message.reason, config)
     if message.status == "skipped":
         base.outcome = "skipped"
@@ -108,11 +167,14 @@ def why(
         if message.reason in CAPS:
             base.other_messages = _others(engine, sid, message.planned_for, run.id)
         return base
-    deferred = message.reason == "quiet_hours_deferred"
+    deferred = message.reason == QUIET_DEFERRED
     base.outcome = "sent" if message.status == "sent" else "deferred" if deferred else "planned"
-    verb = "Sent" if message.status == "sent" else "Planned"
-    extra = f"; {sentence}" if deferred else ""
-    base.summary = f"{verb} in run {run.id} ({message.arm} arm){extra}."
+    base.timing = _timing(message, kind=found.kind, config=config, scheduled=run.scheduled_for)
+    if message.status == "sent" and message.sent_at is not None:
+        base.summary = f"Sent in run {run.id} ({message.arm} arm) at {base._when(message.sent_at)}."
+    else:
+        extra = f"; {sentence}" if deferred else ""
+        base.summary = f"Planned in run {run.id} ({message.arm} arm){extra}."
     titles = store.item_titles(engine, [s.item_id for s in slots])
     base.slots = [
         SlotWhy(

@@ -10,7 +10,8 @@ The dispatcher's entry point::
 ``RenderedMessage.bytes`` is the CRLF-serialized RFC 5322 message (multipart/alternative,
 text/plain then text/html, UTF-8, quoted-printable) with From, To, Subject, Date, Message-ID
 (derived from the message id, so a retry reuses it), List-Unsubscribe (https one-click + mailto),
-List-Unsubscribe-Post (RFC 8058), List-Id and Feedback-ID. Rendering failures raise
+List-Unsubscribe-Post (RFC 8058), List-Id and Feedback-ID (``campaign:run:arm code:sender``,
+the arm as an opaque code, see ``plan.experiments.feedback_code``). Rendering failures raise
 ``RenderError``; sandbox violations raise its subclass ``TemplateSecurityError``.
 """
 
@@ -29,6 +30,7 @@ from typing import Any
 from jinja2 import Template
 
 from newsletter.config import Settings
+from newsletter.plan.experiments import feedback_code
 from newsletter.render import qp
 from newsletter.render.compile import CompiledTemplate
 from newsletter.render.context import slot_urls
@@ -91,12 +93,23 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "newsletter"
 
 
+def feedback_id(context: Mapping[str, Any], *, settings: Settings) -> str:
+    """``campaign id:run id:arm code:sender``, Gmail's feedback-loop format (the sender last).
+
+    The arm is an opaque code, so the recipient cannot tell their experiment group; ``why``
+    and the report show which code is which arm.
+    """
+    code = feedback_code(str(context["message"]["arm"]), secret_key=settings.secret_key)
+    domain = _slug(sender_domain(settings))
+    return f"{context['campaign']['id']}:{context['run']['id']}:{code}:{domain}"
+
+
 def build_headers(
     context: Mapping[str, Any], *, subject: str, settings: Settings, now: datetime
 ) -> tuple[tuple[str, str], ...]:
     """The message headers, values unencoded (``mime.assemble`` encodes and folds them)."""
     domain = sender_domain(settings)
-    subscriber, campaign, run = context["subscriber"], context["campaign"], context["run"]
+    subscriber, campaign = context["subscriber"], context["campaign"]
     unsubscribe = context["unsubscribe_url"]
     token = unsubscribe.rstrip("/").rpartition("/")[2]
     list_name = campaign["name"].replace('"', "'")
@@ -112,10 +125,7 @@ def build_headers(
         ),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         ("List-Id", f'"{list_name}" <{_slug(campaign["name"])}.{domain}>'),
-        (
-            "Feedback-ID",
-            f"{campaign['id']}:{run['id']}:{context['message']['arm']}:{_slug(domain)}",
-        ),
+        ("Feedback-ID", feedback_id(context, settings=settings)),
     )
 
 

@@ -8,12 +8,13 @@ assets: the chart is inline SVG.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
 from jinja2 import Environment
 
+from newsletter.plan.experiments import feedback_codes
 from newsletter.report.lift import Lift, Rate, lift, wilson
 from newsletter.store.reporting import ArmCounts
 
@@ -29,10 +30,14 @@ class RunReport:
     arms: list[ArmCounts]
     rates: dict[str, dict[str, Rate]]  # arm -> metric -> rate
     lifts: list[Lift]  # personalized vs popular, per metric
+    feedback_codes: dict[str, str] = field(default_factory=dict)  # arm -> Feedback-ID code
 
 
-def build_report(run_id: int, title: str, arms: list[ArmCounts]) -> RunReport:
-    """Rates per arm and the personalized-over-popular lift for each metric."""
+def build_report(
+    run_id: int, title: str, arms: list[ArmCounts], *, secret_key: str | None = None
+) -> RunReport:
+    """Rates per arm and the personalized-over-popular lift for each metric; with the
+    install's `secret_key`, also each arm's opaque Feedback-ID code (to read FBL reports)."""
     rates = {
         a.arm: {name: wilson(getattr(a, field), a.sent) for name, field in METRICS} for a in arms
     }
@@ -43,7 +48,15 @@ def build_report(run_id: int, title: str, arms: list[ArmCounts]) -> RunReport:
         lifts = [
             lift(name, (getattr(p, f), p.sent), (getattr(h, f), h.sent)) for name, f in METRICS
         ]
-    return RunReport(run_id=run_id, title=title, arms=arms, rates=rates, lifts=lifts)
+    codes = {} if secret_key is None else feedback_codes(secret_key=secret_key)
+    return RunReport(
+        run_id=run_id,
+        title=title,
+        arms=arms,
+        rates=rates,
+        lifts=lifts,
+        feedback_codes={a.arm: codes[a.arm] for a in arms if a.arm in codes},
+    )
 
 
 def _pct(value: float | None) -> str:

@@ -13,8 +13,11 @@ from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
 from newsletter.cli import app
+from newsletter.config import Settings
 from newsletter.models import Message, Run, Subscriber
 from newsletter.plan.cadence import in_quiet_hours
+from newsletter.plan.experiments import feedback_code
+from newsletter.plan.why import why
 
 pytestmark = pytest.mark.timeout(120)
 QUIET = (time(21), time(8))  # the campaign's default quiet hours
@@ -100,3 +103,25 @@ def test_a_late_pass_never_sends_inside_quiet_hours_and_defers_to_their_end(
     for _, _, sent_at, _, tz in sent:
         assert sent_at is not None
         assert not in_quiet_hours(sent_at.astimezone(ZoneInfo(tz)).time(), QUIET)
+    _why_tells_when_and_why_it_went_out(sqlite_engine)
+
+
+def _why_tells_when_and_why_it_went_out(engine: Engine) -> None:
+    m = Message.__table__.c  # type: ignore[attr-defined]
+    with engine.connect() as c:
+        sid, sent_at = c.execute(
+            select(m.subscriber_id, m.sent_at).where(
+                m.status == "sent", m.reason == "quiet_hours_deferred"
+            )
+        ).first()  # type: ignore[misc]
+    answer = why(engine, subscriber=str(sid), campaign="weekly", settings=Settings())
+    assert answer.outcome == "sent" and answer.sent_at == sent_at
+    tz = ZoneInfo(answer.timezone)  # type: ignore[arg-type]
+    assert answer.planned_for.astimezone(tz).time() == time(8)  # type: ignore[union-attr]
+    text = "\n".join(answer.lines())
+    assert f"{sent_at.astimezone(tz):%Y-%m-%d %H:%M} {answer.timezone}" in answer.summary
+    late = (sent_at - answer.planned_for).total_seconds() / 3600  # type: ignore[operator]
+    assert late > 0.25 and f"sent {late:.1f} h after its planned time" in text
+    assert "send hour 08:00 their time, the first one at or after" in text
+    assert "quiet hours (21:00-08:00), so it waited until 08:00" in text
+    assert f"Feedback-ID code {feedback_code(answer.arm, secret_key=Settings().secret_key)}" in text

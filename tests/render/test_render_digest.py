@@ -8,6 +8,7 @@ from email import policy
 from email.message import EmailMessage
 from html.parser import HTMLParser
 
+from newsletter.plan.experiments import feedback_code, feedback_codes
 from newsletter.render.context import build_context
 from newsletter.render.fixtures import FIXTURE_NOW as NOW
 from newsletter.render.fixtures import fixture_input, render_fixture
@@ -138,7 +139,8 @@ def test_headers_follow_rfc_8058_and_bulk_mail_rules(rendered_digest, settings) 
     assert https.startswith("https://news.example.com/u/")
     assert mailto.startswith("mailto:unsubscribe@news.example.com?subject=")
     assert message["List-Id"] == '"The Weekly Read" <the-weekly-read.news.example.com>'
-    assert message["Feedback-ID"] == "3:11:personalized:news-example-com"
+    code = feedback_code("personalized", secret_key=settings.secret_key)
+    assert message["Feedback-ID"] == f"3:11:{code}:news-example-com"
     assert message["Message-ID"] == rendered_digest.message_id_header
     assert message["MIME-Version"] == "1.0"
 
@@ -206,3 +208,18 @@ def test_trigger_template_has_a_left_behind_variant(trigger, settings) -> None:
     assert rendered.subject == "Still thinking about Async Python in practice?"
     assert "you left these behind" in rendered.html
     assert "Picked for you" in rendered.text.splitlines()[0]
+
+
+def test_feedback_id_names_the_arm_only_by_an_opaque_code(digest, settings) -> None:
+    headers = {}
+    for arm in ("personalized", "popular"):
+        rendered = render_fixture(digest, settings, arm=arm)
+        headers[arm] = str(_parse(rendered.bytes)["Feedback-ID"])
+    codes = feedback_codes(secret_key=settings.secret_key)
+    for arm, header in headers.items():
+        campaign, run, code, sender = header.split(":")
+        assert (campaign, run, sender) == ("3", "11", "news-example-com")
+        assert code == codes[arm] and re.fullmatch(r"[0-9a-f]{8}", code)
+        assert not any(name in header for name in codes)  # no arm name reaches the reader
+    assert headers["personalized"] != headers["popular"]
+    assert feedback_codes(secret_key="another install")["popular"] != codes["popular"]
