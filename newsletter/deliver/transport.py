@@ -189,13 +189,25 @@ def _as_script(spec: SendStatus | Sequence[SendStatus]) -> Callable[[], str] | l
 
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*<([^>\r\n]{1,250})>", re.IGNORECASE | re.MULTILINE)
+_UNSAFE = re.compile(r"[^A-Za-z0-9._@+=-]")
+
+
+def _message_id(data: bytes) -> str | None:
+    """The Message-ID of serialized message bytes (header block only), or None."""
+    head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    found = _MESSAGE_ID.search(head)
+    return found.group(1).decode("ascii", "replace") if found else None
 
 
 class OutboxTransport(BaseTransport):
-    """Write one ``<key>.eml`` per message into a folder, atomically (dry runs, the demo).
+    """Write one ``.eml`` file per delivery attempt into a folder, atomically (dry runs, demo).
 
-    Re-sending a message overwrites its file instead of adding one, so a resumed run leaves
-    exactly one file per message. ``fsync=True`` also survives power loss, at a cost.
+    A file is named after the message's Message-ID and a sequence number,
+    ``<message-id>-<n>.eml`` (``<key>-<n>.eml`` for bytes without one): a message delivered
+    twice (a resumed run, a retry after a dropped connection) leaves two files, so the outbox
+    is an honest log of what was handed over. ``fsync=True`` also survives power loss, at a
+    cost.
     """
 
     def __init__(self, directory: str | os.PathLike[str], *, fsync: bool = False) -> None:
@@ -203,16 +215,21 @@ class OutboxTransport(BaseTransport):
         self.fsync = fsync
         self.directory.mkdir(parents=True, exist_ok=True)
 
-    def path_for(self, key: str | int) -> Path:
-        """Return the file a message key is written to; refuse keys unsafe as file names."""
-        name = str(key)
+    def stem_for(self, message: OutgoingMessage) -> str:
+        """The file name stem of a message (its Message-ID made file-safe, else its key);
+        refuse keys unsafe as file names."""
+        name = str(message.key)
         if not _SAFE_KEY.match(name):
             raise ValueError(f"message key {name!r} is not usable as a file name")
-        return self.directory / f"{name}.eml"
+        found = _message_id(message.data)
+        if found is None:
+            return name
+        stem = _UNSAFE.sub("_", found)[:200]
+        return f"_{stem}" if stem.startswith(".") else stem
 
     def send(self, message: OutgoingMessage) -> SendResult:
-        """Write the message to a temporary file, then rename it over ``<key>.eml``."""
-        target = self.path_for(message.key)
+        """Write the message to a temporary file, then link it to the first free name."""
+        stem = self.stem_for(message)
         try:
             fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".eml")
             try:
@@ -221,13 +238,24 @@ class OutboxTransport(BaseTransport):
                     if self.fsync:
                         fh.flush()
                         os.fsync(fh.fileno())
-                os.replace(tmp, target)
-            except BaseException:
+                target = self._link_next(Path(tmp), stem)
+            finally:
                 Path(tmp).unlink(missing_ok=True)
-                raise
         except OSError as exc:
             return SendResult(message.key, "transient", None, f"outbox: {exc}", "write")
         return SendResult(message.key, "sent", 250, str(target), None)
+
+    def _link_next(self, tmp: Path, stem: str) -> Path:
+        """Hard-link `tmp` as ``<stem>-<n>.eml`` with the first free n (atomic: never
+        replaces a file, even with several writers)."""
+        sequence = 1
+        while True:
+            target = self.directory / f"{stem}-{sequence}.eml"
+            try:
+                os.link(tmp, target)
+                return target
+            except FileExistsError:
+                sequence += 1
 
 
 @dataclass(frozen=True, slots=True)

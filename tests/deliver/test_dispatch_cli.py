@@ -64,7 +64,8 @@ def test_run_with_outbox_writes_one_valid_eml_per_delivered_message(
         parsed = message_from_bytes(path.read_bytes(), policy=default)
         assert parsed.get_content_type() == "multipart/alternative"
         assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
-        assert parsed["Message-ID"].startswith(f"<nl.{path.stem}.")
+        message_id, sequence = path.stem.rsplit("-", 1)  # <message-id>-<delivery attempt>
+        assert parsed["Message-ID"] == f"<{message_id}>" and sequence == "1"
         assert parsed["To"] and parsed["Subject"] and parsed["List-Unsubscribe"]
     shown = printed_counts(out)
     assert {k: v for k, v in shown.items() if " " not in k} == counts.by_status

@@ -70,16 +70,28 @@ def test_bad_urls_get_a_clear_error_naming_the_input(url: str, names: list[str])
     assert "hunter2" not in str(caught.value)
 
 
-def test_outbox_writes_one_file_per_message_and_overwrites_on_resend(
-    tmp_path: Path, make_messages: Make
-):
+def test_outbox_writes_one_file_per_delivery_attempt(tmp_path: Path, make_messages: Make):
     transport = transport_from_url(f"outbox:{tmp_path / 'out'}")
     messages = make_messages(3)
     transport.send_many(messages)
     result = transport.send(messages[1])  # a resumed run re-sends message 1
     files = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert files == ["0.eml", "1.eml", "2.eml"]
-    assert result.status == "sent" and (tmp_path / "out" / "1.eml").read_bytes() == messages[1].data
+    assert files == [
+        "run1.0@sender.test-1.eml",
+        "run1.1@sender.test-1.eml",
+        "run1.1@sender.test-2.eml",  # the second delivery is kept, not written over the first
+        "run1.2@sender.test-1.eml",
+    ]
+    assert result.status == "sent" and result.detail.endswith("run1.1@sender.test-2.eml")
+    for name in ("run1.1@sender.test-1.eml", "run1.1@sender.test-2.eml"):
+        assert (tmp_path / "out" / name).read_bytes() == messages[1].data
+
+
+def test_outbox_names_bytes_without_a_message_id_by_key(tmp_path: Path):
+    transport = OutboxTransport(tmp_path)
+    for _ in range(2):
+        transport.send(OutgoingMessage(7, "a@x", ["b@x"], b"Subject: hi\r\n\r\nMessage-ID: <no>"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["7-1.eml", "7-2.eml"]
 
 
 def test_outbox_refuses_keys_that_are_not_file_names(tmp_path: Path):
