@@ -43,6 +43,9 @@ def print_json(data: object) -> None:
 
 
 ConfigOption = typer.Option(None, "--config", help="newsletter.toml to use.")
+NowOption = typer.Option(
+    None, "--now", help="Record times as of this ISO time (default: the clock), to reproduce a run."
+)
 
 
 def migrated_engine(settings: Settings) -> Engine:
@@ -103,16 +106,18 @@ def stats_command(
 
 
 @import_app.command("movielens")
-def import_movielens_command(directory: Path, config: Path | None = ConfigOption) -> None:
+def import_movielens_command(
+    directory: Path, now: str | None = NowOption, config: Path | None = ConfigOption
+) -> None:
     """Import a MovieLens folder (ratings.csv, movies.csv, tags.csv)."""
-    from newsletter.db import now_utc
     from newsletter.store.movielens import MovieLensError, import_movielens
     from newsletter.store.queries import count_rows
 
+    when = _when(now, "--now")
     engine = migrated_engine(settings_or_exit(config))
     with console.status(f"importing {directory} ..."):
         try:
-            offered = import_movielens(engine, directory, now=now_utc())
+            offered = import_movielens(engine, directory, now=when)
         except MovieLensError as exc:
             raise fail(str(exc), 2) from exc
     console.print(f"read {offered}; database now holds {count_rows(engine)}")
@@ -124,10 +129,10 @@ def import_csv_command(
     items: Path | None = typer.Option(None, help="Items CSV file."),
     interactions: Path | None = typer.Option(None, help="Interactions CSV file."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    now: str | None = NowOption,
     config: Path | None = ConfigOption,
 ) -> None:
     """Import subscriber, item and interaction CSV files; bad rows are listed, good rows load."""
-    from newsletter.db import now_utc
     from newsletter.store.csv_import import import_csv
     from newsletter.store.records import RowError
 
@@ -136,6 +141,7 @@ def import_csv_command(
     for path in (subscribers, items, interactions):
         if path is not None and not path.is_file():
             raise fail(f"{path}: no such file", 2)
+    when = _when(now, "--now")
     settings = settings_or_exit(config)
     engine = migrated_engine(settings)
     try:
@@ -144,7 +150,7 @@ def import_csv_command(
             subscribers=subscribers,
             items=items,
             interactions=interactions,
-            now=now_utc(),
+            now=when,
             default_timezone=settings.default_timezone,
         )
     except RowError as exc:
@@ -177,17 +183,18 @@ def campaign_add(
     config_file: Path | None = typer.Option(
         None, "--campaign-config", help="JSON or YAML file with the campaign's settings."
     ),
+    now: str | None = NowOption,
     config: Path | None = ConfigOption,
 ) -> None:
     """Create campaign NAME, or update it if it exists."""
     import yaml
 
-    from newsletter.db import now_utc
     from newsletter.plan.campaigns import CampaignConfigError, parse_campaign_config
     from newsletter.store.campaigns import upsert_campaign
 
     if kind not in {"digest", "trigger"}:
         raise fail(f"--kind {kind!r}: expected digest or trigger", 2)
+    when = _when(now, "--now")
     raw: dict[str, object] = {}
     if config_file is not None:
         try:
@@ -209,7 +216,7 @@ def campaign_add(
         kind=kind,
         schedule=schedule,
         config=raw,
-        now=now_utc(),
+        now=when,
     )
     console.print(
         f"campaign {campaign.name!r} (id {campaign.id}): {kind}, template "
@@ -294,14 +301,14 @@ def demo_command(
     items: int = typer.Option(400, min=1, help="Synthetic articles."),
     interactions: int = typer.Option(40000, min=0, help="Synthetic interactions."),
     seed: int = typer.Option(7, help="Random seed (same seed, same demo)."),
+    now: str | None = NowOption,
 ) -> None:
     """Build a demo database from a synthetic publisher and run the pipeline on it."""
-    from newsletter.db import now_utc
     from newsletter.pipeline import run_demo
 
     result = run_demo(
         directory=directory,
-        now=now_utc(),
+        now=_when(now, "--now"),
         subscribers=subscribers,
         items=items,
         interactions=interactions,
@@ -318,12 +325,13 @@ def demo_command(
 def sync_command(
     source: list[str] = typer.Option(None, help="Source name(s) from [sources.*]; default: all."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    now: str | None = NowOption,
     config: Path | None = ConfigOption,
 ) -> None:
     """Pull new subscribers, items and interactions from the configured external databases."""
-    from newsletter.db import now_utc
     from newsletter.store.sync import SyncError, sync_source
 
+    when = _when(now, "--now")
     settings = settings_or_exit(config)
     names = source or sorted(settings.sources)
     unknown = [n for n in names if n not in settings.sources]
@@ -338,7 +346,7 @@ def sync_command(
                 engine,
                 name=name,
                 source=settings.sources[name],
-                now=now_utc(),
+                now=when,
                 default_timezone=settings.default_timezone,
             )
         except SyncError as exc:

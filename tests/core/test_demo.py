@@ -27,6 +27,8 @@ def test_demo_runs_the_pipeline_end_to_end(tmp_path: Path) -> None:
             "60",
             "--interactions",
             "3000",
+            "--now",
+            "2026-06-01T05:00:00+00:00",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -37,9 +39,11 @@ def test_demo_runs_the_pipeline_end_to_end(tmp_path: Path) -> None:
         counts = dict(connection.execute(text(by.format("status"))).all())
         arms = dict(connection.execute(text(by.format("arm"))).all())
         events = connection.execute(text("SELECT count(*) FROM event")).scalar_one()
+        scheduled = connection.execute(text("SELECT scheduled_for FROM run")).scalar_one()
     engine.dispose()
     emails = sorted((folder / "outbox").glob("*.eml"))
     assert counts == {"sent": 150}
+    assert str(scheduled).startswith("2026-06-01 05:00:00")  # the run happened as of --now
     assert len(emails) == 150
     assert set(arms) == {"personalized", "popular"}
     parsed = email.message_from_bytes(emails[0].read_bytes(), policy=policy.default)
