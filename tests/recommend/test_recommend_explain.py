@@ -29,6 +29,7 @@ def test_every_reason_names_the_subscribers_own_item_or_topic(name: str) -> None
         "similar": "Similar to ",
         "follows_topic": "Because you follow ",
         "new_in_topic": "New in ",
+        "fresh": "Recently published",
         "popular": "Popular with readers this week",
         "explore": "Something different we think you'll like",
     }
@@ -37,7 +38,7 @@ def test_every_reason_names_the_subscribers_own_item_or_topic(name: str) -> None
         assert len(row) == int((items >= 0).sum())
         mine = set(history[user].indices.tolist())
         topics = {t for i in mine for t in catalog.topics[i]} | set(data.user_topics[user])
-        for reason in row:
+        for reason, item in zip(row, items[items >= 0], strict=True):
             seen_kinds.add(reason.kind)
             assert reason.sentence.startswith(sentences[reason.kind])
             if reason.anchor_item is not None:
@@ -46,6 +47,9 @@ def test_every_reason_names_the_subscribers_own_item_or_topic(name: str) -> None
             if reason.kind in ("follows_topic", "new_in_topic"):
                 assert reason.anchor_topic in topics
                 assert reason.anchor_topic in reason.sentence
+            if reason.kind == "new_in_topic":  # a topic they chose, which the item carries
+                assert reason.anchor_topic in set(data.user_topics[user])
+                assert reason.anchor_topic in catalog.topics[int(item)]
             if reason.kind in ("because_you_read", "similar"):
                 assert reason.anchor_item is not None
     assert seen_kinds & {"because_you_read", "similar", "follows_topic"}

@@ -132,6 +132,11 @@ def test_sections_return_their_own_source() -> None:
     model = HybridRecommender().fit(data, catalog, now=NOW)
     fresh = model.section("fresh", SCIENCE_USERS, 3)
     assert np.all(fresh.items[:, 0] == COLD_ITEM) and np.all(fresh.items[:, 1:] == -1)
-    assert all(r.kind == "new_in_topic" and r.anchor_topic == "science" for r in fresh.reasons[0])
+    # the science readers chose no topic: no "New in science", but a true reason (a science
+    # story they read that this one resembles); user 20 chose science: "New in science"
+    assert all(r.kind == "similar" and r.anchor_item is not None for r in fresh.reasons[0])
+    chosen = model.section("fresh", np.array([20]), 3)
+    assert chosen.items[0, 0] == COLD_ITEM
+    assert [(r.kind, r.anchor_topic) for r in chosen.reasons[0]] == [("new_in_topic", "science")]
     with pytest.raises(ValueError, match="unknown section"):
         model.section("bogus", SCIENCE_USERS, 3)
