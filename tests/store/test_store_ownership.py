@@ -388,3 +388,34 @@ def test_a_source_that_owns_status_follows_the_documented_precedence(
     with Session(engine) as s:
         assert s.execute(select(Suppression.email)).all() == []
     source.dispose()
+
+
+def test_a_partial_record_as_an_api_would_send_changes_only_its_fields(engine: Engine) -> None:
+    """The store-level upsert the events/upsert API is to reuse: one JSON-like body with a
+    few fields goes through the same parser and writer as a CSV row."""
+    from newsletter.store.ingest import parse_row, write_batch
+
+    def upsert(body: dict[str, object], when: datetime) -> None:
+        record = parse_row("subscribers", body, default_timezone="Europe/Paris")
+        with engine.begin() as c:
+            write_batch(c, "subscribers", [(1, record)], source="api", now=when, origin="api")
+
+    upsert(
+        {"subscriber_key": "a1", "email": "ann@example.com", "frequency": "monthly", "plan": "pro"},
+        T0,
+    )
+    with engine.begin() as c:  # she pauses in the preference centre
+        c.execute(
+            text("UPDATE subscriber SET frequency = 'paused', preferences_set_at = :t"),
+            {"t": T0 + timedelta(hours=1)},
+        )
+    upsert({"subscriber_key": "a1", "email": "ann@example.com", "name": "Ann"}, T0 + timedelta(1))
+    upsert(
+        {"subscriber_key": "a1", "email": "ann@example.com", "frequency": "weekly", "team": "x"},
+        T0 + timedelta(days=2),
+    )
+    with Session(engine) as s:
+        ann = s.execute(select(Subscriber)).scalar_one()
+    assert (ann.name, ann.timezone, ann.frequency) == ("Ann", "Europe/Paris", "paused")
+    assert ann.attributes == {"plan": "pro", "team": "x"}
+    assert ann.created_at == T0 and ann.updated_at == T0 + timedelta(days=2)
