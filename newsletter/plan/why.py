@@ -18,7 +18,7 @@ from typing import Any
 
 from newsletter.config import Settings
 from newsletter.db import as_utc
-from newsletter.models import Message
+from newsletter.models import Campaign, Message, Slot
 from newsletter.plan.cadence import QUIET_DEFERRED, zone
 from newsletter.plan.campaigns import CampaignConfig, parse_campaign_config
 from newsletter.plan.decide import explain_reason
@@ -152,7 +152,21 @@ def why(
     pair = store.message_and_slots(engine, run_id=run.id, subscriber_id=sid)
     if pair is None:
         return _without_message(engine, base, found.segment_name, run.scheduled_for, segment_folder)
-    message, slots = pair
+    return _with_message(engine, base, *pair, campaign=found, config=config, settings=settings)
+
+
+def _with_message(
+    engine: Any,
+    base: Explanation,
+    message: Message,
+    slots: list[Slot],
+    *,
+    campaign: Campaign,
+    config: CampaignConfig,
+    settings: Settings | None,
+) -> Explanation:
+    """The subscriber has a message in the run: its outcome, timing, arm code and slots."""
+    run_id, sid = int(base.run_id or 0), int(base.subscriber_id or 0)
     base.arm, base.reason, base.planned_for = message.arm, message.reason, message.planned_for
     base.sent_at = message.sent_at
     profile = store.profiles(engine, [sid])
@@ -163,18 +177,19 @@ def why(
     sentence = explain_reason(message.reason, config)
     if message.status == "skipped":
         base.outcome = "skipped"
-        base.summary = f"Not sent in run {run.id}: {sentence} ({message.reason})."
+        base.summary = f"Not sent in run {run_id}: {sentence} ({message.reason})."
         if message.reason in CAPS:
-            base.other_messages = _others(engine, sid, message.planned_for, run.id)
+            base.other_messages = _others(engine, sid, message.planned_for, run_id)
         return base
     deferred = message.reason == QUIET_DEFERRED
     base.outcome = "sent" if message.status == "sent" else "deferred" if deferred else "planned"
-    base.timing = _timing(message, kind=found.kind, config=config, scheduled=run.scheduled_for)
+    assert base.scheduled_for is not None
+    base.timing = _timing(message, kind=campaign.kind, config=config, scheduled=base.scheduled_for)
     if message.status == "sent" and message.sent_at is not None:
-        base.summary = f"Sent in run {run.id} ({message.arm} arm) at {base._when(message.sent_at)}."
+        base.summary = f"Sent in run {run_id} ({message.arm} arm) at {base._when(message.sent_at)}."
     else:
         extra = f"; {sentence}" if deferred else ""
-        base.summary = f"Planned in run {run.id} ({message.arm} arm){extra}."
+        base.summary = f"Planned in run {run_id} ({message.arm} arm){extra}."
     titles = store.item_titles(engine, [s.item_id for s in slots])
     base.slots = [
         SlotWhy(
