@@ -567,6 +567,8 @@ def _print_run(summary: object, *, as_json: bool, heading: str) -> None:
         f"{this['skipped']} in this pass ({this['retried']} retries, "
         f"{this['reconciled']} settled)"
     )
+    if data.get("halted"):
+        console.print(f"run {data['run_id']} is {data['halted']}: nothing more is sent")
     console.print(f"run {data['run_id']} by status:")
     for status, n in data["by_status"].items():
         console.print(f"  {status}: {n}")
