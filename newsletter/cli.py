@@ -699,5 +699,14 @@ def serve_command(
     run_server(settings=settings, engine=migrated_engine(settings), host=host, port=port)
 
 
+def _add_groups() -> None:
+    """Command groups that live in their own modules."""
+    from newsletter.cli_user import user_app
+
+    app.add_typer(user_app, name="user")
+
+
+_add_groups()
+
 if __name__ == "__main__":  # pragma: no cover
     app()
