@@ -197,6 +197,16 @@ def open_template(engine: Engine, *, name: str, version: int | None = None) -> E
     )
 
 
+def template_kind(engine: Engine, *, name: str) -> str:
+    """A template's kind (digest or trigger); shipped names tell by their name."""
+    row = store.find_template(engine, name=name)
+    if row is not None:
+        return row.kind
+    if name not in shipped_names():
+        raise EditorError(f"no template {name!r}; create it on the templates page")
+    return "trigger" if name.startswith("trigger") else "digest"
+
+
 def create_template(engine: Engine, *, name: str, kind: str, author: str, now: datetime) -> int:
     """A new template whose version 1 is a copy of the shipped template of its kind."""
     check_name(name)

@@ -84,6 +84,19 @@ class PreviewInputs:
         return hit[1], hit[2]
 
 
+def resolve_subscriber(engine: Engine, text: str | None) -> int | None:
+    """The subscriber an editor typed (id, email or key); None for the sample subscriber."""
+    from newsletter.store.planning import subscriber_id
+
+    text = (text or "").strip()
+    if not text or text == "sample":
+        return None
+    found = subscriber_id(engine, text)
+    if found is None:
+        raise EditorError(f"no subscriber with id, email or key {text!r}")
+    return found
+
+
 def _load_input(engine: Engine, *, subscriber: int | None, kind: str) -> tuple[dict[str, Any], str]:
     """Render input and a sentence saying whose data it is."""
     if subscriber is None:
