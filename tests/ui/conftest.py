@@ -14,7 +14,7 @@ from newsletter.api.app import create_app
 from newsletter.config import Settings
 
 sys.path.insert(0, str(Path(__file__).parent))  # `import ui_world` under any import mode
-from ui_world import BASE, NOW, SECRET, UiWorld, build_ui_world
+from ui_world import BASE, NOW, SECRET, Clock, UiWorld, build_ui_world
 
 
 @pytest.fixture
@@ -33,7 +33,14 @@ def ui_world(engine: Engine) -> UiWorld:
 
 
 @pytest.fixture
-def client(engine: Engine, ui_settings: Settings, ui_world: UiWorld) -> Iterator[TestClient]:
-    app = create_app(settings=ui_settings, engine=engine, clock=lambda: NOW)
+def clock() -> Clock:
+    return Clock(NOW)
+
+
+@pytest.fixture
+def client(
+    engine: Engine, ui_settings: Settings, ui_world: UiWorld, clock: Clock
+) -> Iterator[TestClient]:
+    app = create_app(settings=ui_settings, engine=engine, clock=clock)
     with TestClient(app, base_url=BASE, follow_redirects=False) as test_client:
         yield test_client

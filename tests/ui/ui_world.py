@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -30,6 +31,19 @@ SECRET = "ui-test-secret-0123456789abcdef"
 BASE = "https://news.example.com"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 _LOGIN = re.compile(r'name="login_token" value="([^"]+)"')
+
+
+class Clock:
+    """A settable clock: tests move time, the app reads it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
 
 
 @dataclass
