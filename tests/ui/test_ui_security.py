@@ -196,8 +196,8 @@ def test_script_in_a_template_is_escaped_in_the_editor_and_sandboxed_in_the_prev
     csrf = signed_in(client, EDITOR)
     script = "</textarea><script>document.title='owned'</script>"
     mjml = SHIPPED_MJML.replace(
-        "<mj-body",
-        "<mj-raw><script>parent.document.title='owned'</script></mj-raw>\n  <mj-body",
+        "</mj-body>",
+        "<mj-raw><script>parent.document.title='owned'</script></mj-raw>\n</mj-body>",
         1,
     )
     client.post(

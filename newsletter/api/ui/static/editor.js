@@ -27,7 +27,7 @@
         lineNumbers: part === "mjml" || part === "text",
         lineWrapping: true,
         readOnly: readOnly,
-        inputStyle: "contenteditable",
+        inputStyle: "textarea",
         screenReaderLabel: label,
         gutters: ["lint-gutter", "CodeMirror-linenumbers"],
         viewportMargin: part === "mjml" ? 10 : Infinity

@@ -12,7 +12,7 @@
       mode: "yaml",
       lineNumbers: true,
       readOnly: area.readOnly,
-      inputStyle: "contenteditable",
+      inputStyle: "textarea",
       screenReaderLabel: "Rule (YAML)"
     });
   }
