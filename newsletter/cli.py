@@ -585,6 +585,8 @@ def _print_run(summary: object, *, as_json: bool, heading: str) -> None:
         f"{this['skipped']} in this pass ({this['retried']} retries, "
         f"{this['reconciled']} settled)"
     )
+    if data.get("halted"):
+        console.print(f"run {data['run_id']} is {data['halted']}: nothing more is sent")
     console.print(f"run {data['run_id']} by status:")
     for status, n in data["by_status"].items():
         console.print(f"  {status}: {n}")
@@ -714,6 +716,15 @@ def serve_command(
 
     run_server(settings=settings, engine=migrated_engine(settings), host=host, port=port)
 
+
+def _add_groups() -> None:
+    """Command groups that live in their own modules."""
+    from newsletter.cli_user import user_app
+
+    app.add_typer(user_app, name="user")
+
+
+_add_groups()
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -57,6 +57,29 @@ class Arm(StrEnum):
     control = "control"
 
 
+class RunStatus(StrEnum):
+    """A run's life: planned, then delivered in passes; ``held`` and ``cancelled`` are a
+    person's decision (the web UI), ``paused`` the delivery loop's (mail server unreachable)."""
+
+    planning = "planning"
+    planned = "planned"
+    delivering = "delivering"
+    waiting = "waiting"
+    paused = "paused"
+    held = "held"
+    cancelled = "cancelled"
+    delivered = "delivered"
+
+
+class Role(StrEnum):
+    """What a web UI user may do: viewers read, editors edit and test-send, admins publish
+    and manage campaigns."""
+
+    viewer = "viewer"
+    editor = "editor"
+    admin = "admin"
+
+
 INTERACTION_KINDS = ("view", "read", "click", "like", "cart", "purchase", "rating")
 EVENT_KINDS = ("delivered", "open", "click", "unsubscribe", "bounce", "complaint")
 
@@ -279,3 +302,54 @@ class SyncState(SQLModel, table=True):
     watermark: str | None = Field(default=None, max_length=100)
     rows_loaded: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
     updated_at: datetime
+
+
+class TemplatePublication(SQLModel, table=True):
+    """One publish of a template version (the newest one is ``Template.current_version``)."""
+
+    __tablename__ = "template_publication"
+    id: int | None = Field(default=None, primary_key=True)
+    template_id: int = Field(foreign_key="template.id", ondelete="CASCADE", index=True)
+    version: int
+    published_at: datetime
+    published_by: str | None = Field(default=None, max_length=320)
+
+
+class AdminUser(SQLModel, table=True):
+    """A person who signs in to the web UI (password hashed with argon2id)."""
+
+    __tablename__ = "admin_user"
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True)
+    password_hash: str = Field(max_length=300)
+    role: str = Field(default=Role.viewer, max_length=20)
+    active: bool = True
+    created_at: datetime
+    last_login_at: datetime | None = None
+
+
+class AdminSession(SQLModel, table=True):
+    """A signed-in browser: the cookie's SHA-256 (never the cookie) and its CSRF token."""
+
+    __tablename__ = "admin_session"
+    id: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="admin_user.id", ondelete="CASCADE", index=True)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime
+    expires_at: datetime
+    last_seen_at: datetime
+    user_agent: str | None = Field(default=None, max_length=300)
+
+
+class LoginAttempt(SQLModel, table=True):
+    """A failed sign-in, counted per address and per client IP for the login rate limit."""
+
+    __tablename__ = "login_attempt"
+    __table_args__ = (
+        Index("ix_login_attempt_email_time", "email", "occurred_at"),
+        Index("ix_login_attempt_ip_time", "ip", "occurred_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320)
+    ip: str | None = Field(default=None, max_length=64)
+    occurred_at: datetime

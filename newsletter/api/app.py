@@ -2,7 +2,8 @@
 
 Routes (``newsletter.api.routes.tracking``): ``GET /t/c/{token}`` click redirect, ``GET
 /t/o/{token}.gif`` open pixel, ``GET|POST /u/{token}`` unsubscribe (POST = RFC 8058 one-click),
-``GET|POST /p/{token}`` preferences, ``GET /v/{token}`` view in browser, ``GET /healthz``.
+``GET|POST /p/{token}`` preferences, ``GET /v/{token}`` view in browser, ``GET /healthz``;
+the marketer web UI under ``/admin`` (``newsletter.api.ui``).
 No module-level app and no globals: everything the routes need hangs off ``app.state``.
 """
 
@@ -16,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from sqlalchemy import Engine
 
-from newsletter.api import pages
+from newsletter.api import pages, ui
 from newsletter.api.deps import Tracking
 from newsletter.api.routes import tracking
 from newsletter.config import Settings
@@ -28,10 +29,11 @@ log = logging.getLogger(__name__)
 def create_app(
     *, settings: Settings, engine: Engine, clock: Callable[[], datetime] | None = None
 ) -> FastAPI:
-    """A FastAPI app answering the links our emails contain (clock injectable for tests)."""
-    app = FastAPI(title="newsletter tracking", docs_url=None, redoc_url=None, openapi_url=None)
+    """A FastAPI app answering the links our emails contain, and the web UI (clock injectable)."""
+    app = FastAPI(title="newsletter", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.tracking = Tracking(settings=settings, engine=engine, clock=clock or now_utc)
     app.include_router(tracking.router)
+    ui.mount(app, settings=settings, engine=engine, clock=clock or now_utc)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -67,12 +67,14 @@ from newsletter.render.preview import PreviewError, find_template
 from newsletter.render.render import RenderedMessage, render_message
 from newsletter.render.sandbox import RenderError
 from newsletter.store import delivery as store
+from newsletter.store import runs
 
 OnUnknown = Literal["resend", "fail"]
 DEFAULT_ON_UNKNOWN: OnUnknown = "resend"
 UNKNOWN_AFTER_DROP = "unknown_after_drop"
 UNKNOWN_REASONS = (store.UNKNOWN_AFTER_CRASH, UNKNOWN_AFTER_DROP)
 RENDER_BATCH = 100
+CONTROL_CHECK_SECONDS = 1.0  # how often the loop re-reads the run's status (pause, cancel)
 
 
 class DeliveryError(RuntimeError):
@@ -131,6 +133,7 @@ class DispatchResult:
     reconciled: int = 0
     waiting: int = 0  # planned messages whose send time is still to come
     next_send: datetime | None = None  # the earliest of those send times
+    halted: str | None = None  # held or cancelled by a person: delivery stopped there
 
     def add(self, other: DispatchResult) -> None:
         for name in ("sent", "failed", "skipped", "retried", "reconciled"):
@@ -157,6 +160,17 @@ def compile_for_run(engine: Engine, *, run_id: int) -> CompiledTemplate:
         return TemplateCache().get(find_template(name, engine=engine))
     except (PreviewError, RenderError, ValueError) as exc:
         raise DeliveryError(f"run {run_id}: template {name!r} cannot be used: {exc}") from exc
+
+
+def refuse_halted(engine: Engine, *, run_id: int) -> None:
+    """A held or cancelled run is a person's decision: refuse to resume it from here."""
+    status = runs.run_status(engine, run_id=run_id)
+    if status == "held":
+        raise DeliveryError(
+            f"run {run_id} was paused from the web UI: press Resume on its campaign page"
+        )
+    if status == "cancelled":
+        raise DeliveryError(f"run {run_id} was cancelled; its unsent messages were skipped")
 
 
 def render_inputs(engine: Engine, *, message_ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -217,6 +231,7 @@ class _ShardSender:
         self.connect_failures = 0
         self.hold_until = 0.0  # after a connect failure: no new messages until then
         self.paused: str | None = None
+        self.checked_at: float | None = None
 
     def time(self) -> datetime:
         return self.policy.clock() if self.policy.clock else self.now
@@ -228,12 +243,12 @@ class _ShardSender:
             self.policy.progress(Outcome(message_id, status, reason))
 
     def run(self) -> DispatchResult:
-        """Send passes until nothing is planned or waiting for a retry."""
+        """Send passes until nothing is planned or waiting for a retry, or a person halts it."""
         while True:
             self.transport.send_many(self.messages(), on_result=self.on_result)
             if self.paused is not None:
                 raise DeliveryPaused(self.paused)
-            if not self.retries:
+            if not self.retries or self.result.halted:
                 return self.result
             wait = self.retries[0][0] - self.policy.monotonic()
             if wait > 0:
@@ -262,9 +277,20 @@ class _ShardSender:
             self.cursor = self.fresh[-1]
         return self.fresh.popleft()
 
+    def halted(self) -> bool:
+        """Whether a person held or cancelled the run (the status is re-read once a second)."""
+        now = self.policy.monotonic()
+        if self.checked_at is None or now - self.checked_at >= CONTROL_CHECK_SECONDS:
+            self.checked_at = now
+            status = runs.run_status(self.engine, run_id=self.run_id)
+            self.result.halted = status if status in runs.HALTED else None
+        return self.result.halted is not None
+
     def messages(self) -> Iterator[OutgoingMessage]:
         """Yield ready messages, each marked ``sending`` just before the transport gets it."""
-        while self.paused is None and (message_id := self.next_id()) is not None:
+        while (
+            self.paused is None and not self.halted() and (message_id := self.next_id()) is not None
+        ):
             outgoing = self.prepare(message_id)
             if outgoing is not None:
                 yield outgoing
@@ -428,24 +454,31 @@ def dispatch_run(
     now: datetime,
     policy: DispatchPolicy | None = None,
 ) -> DispatchResult:
-    """Deliver a run shard by shard; the run is ``delivering`` meanwhile, then ``delivered``."""
+    """Deliver a run shard by shard; the run is ``delivering`` meanwhile, then ``delivered``.
+
+    A run a person held or cancelled is not delivered (``halted`` says which), and one halted
+    meanwhile stops at its next status check, keeping that status."""
     compiled = compile_for_run(engine, run_id=run_id)
     total = DispatchResult(run_id)
-    store.set_run_status(engine, run_id=run_id, status="delivering", now=now)
+    if not store.set_run_status(engine, run_id=run_id, status="delivering", now=now):
+        total.halted = runs.run_status(engine, run_id=run_id)
+        return total
     try:
         for shard in store.run_shards(engine, run_id=run_id):
-            total.add(
-                dispatch_shard(
-                    engine,
-                    run_id=run_id,
-                    shard=shard,
-                    transport=transport,
-                    settings=settings,
-                    now=now,
-                    policy=policy,
-                    compiled=compiled,
-                )
+            done = dispatch_shard(
+                engine,
+                run_id=run_id,
+                shard=shard,
+                transport=transport,
+                settings=settings,
+                now=now,
+                policy=policy,
+                compiled=compiled,
             )
+            total.add(done)
+            if done.halted:
+                total.halted = done.halted
+                return total
     except DeliveryPaused:
         store.set_run_status(engine, run_id=run_id, status="paused", now=now)
         raise
@@ -470,6 +503,7 @@ def resume(
     """Finish an interrupted run: settle ``sending`` messages by policy, then deliver the rest."""
     policy = policy or DispatchPolicy()
     compile_for_run(engine, run_id=run_id)  # fail early on an unknown run or a broken template
+    refuse_halted(engine, run_id=run_id)
     settled = store.reconcile_sending(
         engine, run_id=run_id, resend=policy.on_unknown == "resend", now=now
     )
@@ -496,6 +530,7 @@ def retry_failed(
     dropped connection (they may arrive twice; their Message-ID is unchanged).
     """
     compile_for_run(engine, run_id=run_id)
+    refuse_halted(engine, run_id=run_id)
     reasons = store.RETRYABLE + (UNKNOWN_REASONS if include_unknown else ())
     requeued = store.requeue_failed(engine, run_id=run_id, reasons=reasons, now=now)
     result = dispatch_run(

@@ -69,6 +69,7 @@ class RunSummary:
                 "count": r.waiting,
                 "next_send": r.next_send.isoformat() if r.next_send else None,
             },
+            "halted": r.halted,
             "by_status": self.counts.by_status,
             "skipped": self.counts.skipped,
             "failed": self.counts.failed,

@@ -65,20 +65,10 @@ def _has_tables(engine: Engine | None) -> bool:
 
 
 def _db_template(engine: Engine, name: str) -> TemplateSource | None:
-    from sqlmodel import Session, select
+    """The published database version of template `name` (drafts are never used)."""
+    from newsletter.store.templates import published_version
 
-    from newsletter.models import Template, TemplateVersion
-
-    with Session(engine) as session:
-        row = session.exec(select(Template).where(Template.name == name)).first()
-        if row is None or row.current_version is None:
-            return None
-        version = session.exec(
-            select(TemplateVersion).where(
-                TemplateVersion.template_id == row.id,
-                TemplateVersion.version == row.current_version,
-            )
-        ).first()
+    version = published_version(engine, name=name)
     if version is None:
         return None
     shipped = load_template_source("digest")
@@ -131,6 +121,17 @@ def _real_input(engine: Engine, subscriber: int | None) -> tuple[dict[str, Any],
         return data, "database rows + fixture reasons"
 
 
+def preview_input(
+    engine: Engine | None, *, subscriber: int | None, kind: str = "digest"
+) -> tuple[dict[str, Any], str]:
+    """Render input and where it came from: the subscriber's latest message (real slots and
+    reasons), else fixture reasons on real rows, else the fixture (`kind` digest or trigger)."""
+    real = _real_input(engine, subscriber) if engine is not None and _has_tables(engine) else None
+    if real is None and subscriber is not None:
+        raise PreviewError(f"subscriber {subscriber}: the database has no data to preview")
+    return real or (fixture_input(message_id="preview", kind=kind), "fixture")
+
+
 def preview(
     template: str,
     *,
@@ -146,11 +147,8 @@ def preview(
     if errors:
         raise PreviewError("template has errors:\n  " + "\n  ".join(errors))
     compiled = compile_template(source, strict=True)
-    real = _real_input(engine, subscriber) if engine is not None and _has_tables(engine) else None
-    if real is None and subscriber is not None:
-        raise PreviewError(f"subscriber {subscriber}: the database has no data to preview")
     kind = "trigger" if source.name.startswith("trigger") else "digest"
-    data, origin = real or (fixture_input(message_id="preview", kind=kind), "fixture")
+    data, origin = preview_input(engine, subscriber=subscriber, kind=kind)
     context = build_context(data, settings=settings)
     rendered = render_message(compiled, context, settings=settings, now=now)
     warnings = tuple(str(i) for i in issues) + rendered.warnings

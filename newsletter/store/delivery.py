@@ -321,13 +321,16 @@ def run_campaign_id(engine: Engine, *, run_id: int) -> int | None:
 
 def set_run_status(
     engine: Engine, *, run_id: int, status: str, now: datetime, finished: bool = False
-) -> None:
-    """Set a run's status (delivering, delivered, paused); stamp finished_at when finished."""
+) -> bool:
+    """Set a run's status (delivering, delivered, paused); stamp finished_at when finished.
+
+    A person's ``held`` or ``cancelled`` stands: such a run is left alone (False)."""
     values: dict[str, object] = {"status": status}
     if finished:
         values["finished_at"] = now
+    query = update(Run.__table__).where(R.id == run_id, R.status.not_in(("held", "cancelled")))  # type: ignore[attr-defined]
     with engine.begin() as c:
-        c.execute(update(Run.__table__).where(R.id == run_id).values(**values))  # type: ignore[attr-defined]
+        return bool(c.execute(query.values(**values)).rowcount)
 
 
 def run_campaign_config(engine: Engine, *, run_id: int) -> tuple[str, dict[str, Any]] | None:

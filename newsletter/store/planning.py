@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from newsletter.models import (
@@ -262,13 +262,19 @@ def run_counts(engine: Engine, run_id: int) -> list[tuple[str, str, str | None, 
 
 
 def finish_run(engine: Engine, *, run_id: int, stats: dict[str, Any], now: datetime) -> None:
-    """Mark a run planned and store its stats."""
+    """Mark a run planned and store its stats (a held or cancelled run keeps its status)."""
     table = Run.__table__  # type: ignore[attr-defined]
     with engine.begin() as c:
         c.execute(
             update(table)
             .where(table.c.id == run_id)
-            .values(status="planned", stats=stats, finished_at=now)
+            .values(
+                status=case(
+                    (table.c.status.in_(("held", "cancelled")), table.c.status), else_="planned"
+                ),
+                stats=stats,
+                finished_at=now,
+            )
         )
 
 

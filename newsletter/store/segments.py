@@ -182,3 +182,31 @@ def _check_raw_columns(connection: Connection, rule: Rule, source: str) -> None:
             raise SegmentError(
                 f"{source}: the sql rule must return one column of subscriber ids, got {keys}"
             )
+
+
+def saved_segments(engine: Engine) -> list[tuple[str, str, datetime]]:
+    """(name, description, updated_at) of every segment stored in the database, by name."""
+    from newsletter.models import Segment
+
+    g = Segment.__table__.c  # type: ignore[attr-defined]
+    with engine.connect() as connection:
+        rows = connection.execute(select(g.name, g.description, g.updated_at).order_by(g.name))
+        return [(str(n), str(d or ""), u) for n, d, u in rows]
+
+
+def save_segment(
+    engine: Engine, *, name: str, definition: str, description: str, now: datetime
+) -> None:
+    """Insert or replace the segment NAME's YAML (planning reads it before segments/*.yaml)."""
+    from sqlalchemy import insert, update
+
+    from newsletter.models import Segment
+
+    table = Segment.__table__  # type: ignore[attr-defined]
+    values = {"definition": definition, "description": description[:500], "updated_at": now}
+    with engine.begin() as connection:
+        found = connection.execute(select(table.c.id).where(table.c.name == name)).scalar()
+        if found is None:
+            connection.execute(insert(table).values(name=name, **values))
+        else:
+            connection.execute(update(table).where(table.c.id == found).values(**values))
