@@ -1,7 +1,7 @@
 """web UI (issue 17): admin users, sessions, failed sign-ins, template publications
 
 Revision ID: i17_0002
-Revises: 0001
+Revises: i10_0002
 Create Date: 2026-12-02 00:32:02.517253
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision = 'i17_0002'
-down_revision = '0001'
+down_revision = 'i10_0002'
 branch_labels = None
 depends_on = None
 
