@@ -317,6 +317,7 @@ def sync_command(
 ) -> None:
     """Pull new subscribers, items and interactions from the configured external databases."""
     from newsletter.db import now_utc
+    from newsletter.store.readonly import SqlLimits
     from newsletter.store.sync import SyncError, sync_source
 
     settings = settings_or_exit(config)
@@ -335,6 +336,7 @@ def sync_command(
                 source=settings.sources[name],
                 now=now_utc(),
                 default_timezone=settings.default_timezone,
+                limits=SqlLimits.from_settings(settings),
             )
         except SyncError as exc:
             raise fail(str(exc), 2) from exc
@@ -389,11 +391,18 @@ def segment_preview(
     from newsletter.plan.planner import resolve_segment
     from newsletter.plan.segments import SegmentError
     from newsletter.store.planning import profiles
+    from newsletter.store.readonly import SqlLimits
     from newsletter.store.segments import segment_ids
 
-    engine = migrated_engine(settings_or_exit(config))
+    settings = settings_or_exit(config)
+    engine = migrated_engine(settings)
     try:
-        ids = segment_ids(engine, resolve_segment(engine, name), now=_when(at, "--at"))  # type: ignore[arg-type]
+        ids = segment_ids(
+            engine,
+            resolve_segment(engine, name),  # type: ignore[arg-type]
+            now=_when(at, "--at"),
+            limits=SqlLimits.from_settings(settings),
+        )
     except SegmentError as exc:
         raise fail(str(exc), 2) from exc
     shown = [

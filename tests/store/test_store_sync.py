@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +15,7 @@ from newsletter.db import make_engine
 from newsletter.models import Interaction, Subscriber
 from newsletter.store.queries import count_rows
 from newsletter.store.sync import SyncError, sync_source, validate_select
-from testsupport import POSTGRES_URL, require_postgres
+from testsupport import postgres_source_schema
 
 SHOP_SCHEMA = [
     "CREATE TABLE customers (cid INTEGER PRIMARY KEY, mail VARCHAR(200), tz VARCHAR(50),"
@@ -78,24 +77,20 @@ def _seed(source: Engine, first: bool) -> None:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def source_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL of a second database (SQLite file or PostgreSQL schema) with a shop's tables."""
+def source_urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A second database (SQLite file or PostgreSQL schema) for a shop's tables: the URL to
+    seed it and the URL to sync from (on PostgreSQL a read-only login role)."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'shop.db'}"
+        url = f"sqlite:///{tmp_path / 'shop.db'}"
+        yield url, url
         return
-    require_postgres()
-    schema = f"shop_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    with admin.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    with postgres_source_schema() as urls:
+        yield urls
 
 
-def test_second_sync_loads_only_new_rows(engine: Engine, source_url: str) -> None:
-    source = make_engine(source_url)
+def test_second_sync_loads_only_new_rows(engine: Engine, source_urls: tuple[str, str]) -> None:
+    owner_url, source_url = source_urls
+    source = make_engine(owner_url)
     _seed(source, first=True)
     queries = SourceQueries(url=source_url, **QUERIES)
     first = {r.entity: r for r in sync_source(engine, name="shop", source=queries, now=NOW)}
