@@ -16,6 +16,9 @@ from newsletter.db import make_engine
 POSTGRES_URL = os.environ.get(
     "NEWSLETTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+# A key as strong as `newsletter.keys` asks for (secrets.token_urlsafe(32)), for tests that
+# go through `newsletter run` / `newsletter serve`.
+STRONG_SECRET = "Jm2x9QK4bq0tV7yR3eWcZp1sNfU8aHdLgO5iEkTj6rY"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

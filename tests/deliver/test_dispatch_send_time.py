@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from newsletter.cli import app
 from newsletter.models import Message, Run
+from testsupport import STRONG_SECRET
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -28,6 +29,7 @@ def test_run_sends_only_due_messages_and_resume_sends_the_rest(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NEWSLETTER_DATABASE_URL", str(sqlite_engine.url))
     monkeypatch.setenv("NEWSLETTER_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", STRONG_SECRET)
     seed_dispatch_world(sqlite_engine, subscribers=40)
     outbox = f"outbox:{tmp_path / 'out'}"
     first = CliRunner().invoke(
