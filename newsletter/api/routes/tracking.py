@@ -3,14 +3,18 @@ answer with a redirect, a pixel or a small page (URL shapes: ``newsletter.render
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from newsletter.api import pages
 from newsletter.api.deps import Client, Tracking, client, form_fields, same_origin, tracking
 from newsletter.models import Frequency
+from newsletter.render.limits import RENDER_SECONDS
 from newsletter.render.links import url_scheme
 from newsletter.track import record, tokens
 from newsletter.track.tokens import TokenError
@@ -20,6 +24,8 @@ router = APIRouter()
 ONE_CLICK_FIELD, ONE_CLICK_VALUE = "List-Unsubscribe", "One-Click"  # RFC 8058 section 3.1
 CROSS_SITE = "It was sent from another site. Open the preferences link in your email instead."
 STALE_FORM = "The page is too old or incomplete. Reload it and save again."
+VIEW_THREADS = 4  # /v/ renders at once; the other routes keep their own worker threads
+VIEW_SECONDS = RENDER_SECONDS + 3.0  # the render's own limit, plus the database reads
 
 
 @router.get("/t/c/{token}")
@@ -176,21 +182,41 @@ def save_preferences(
 
 
 @router.get("/v/{token}")
-def view(token: str, t: Tracking = Depends(tracking)) -> Response:
-    """The message's HTML as sent (re-rendered), or 404 when the message is gone."""
+async def view(token: str, request: Request, t: Tracking = Depends(tracking)) -> Response:
+    """The message's HTML as sent (re-rendered), or 404 when the message is gone.
+
+    Rendering runs a marketer's template, so it happens in a worker thread, at most
+    ``VIEW_THREADS`` at a time, and the page is answered 503 once ``VIEW_SECONDS`` pass (the
+    render itself stops at its own time limit): a bad template never ties up the server.
+    """
     try:
         payload = tokens.verify_view(token, secret_key=t.settings.secret_key)
     except TokenError:
         return pages.broken_link()
-    try:
-        html = record.message_html(
+
+    def render() -> str | None:
+        return record.message_html(
             t.engine,
             message_id=payload.message_id,
             settings=t.settings,
             now=t.now(),
             cache=t.templates,
         )
-    except record.ViewError:
+
+    try:
+        with anyio.fail_after(VIEW_SECONDS):
+            html = await anyio.to_thread.run_sync(render, limiter=_view_limiter(request))
+    except (record.ViewError, TimeoutError):
         log.exception("view in browser failed (token %s)", tokens.token_digest(token))
         return pages.server_error()
     return pages.not_found() if html is None else pages.view(html)
+
+
+def _view_limiter(request: Request) -> anyio.CapacityLimiter:
+    """The app's /v/ thread limiter (made in, and kept for, the event loop that serves)."""
+    loop = id(asyncio.get_running_loop())
+    found = getattr(request.app.state, "view_limiter", None)
+    if found is None or found[0] != loop:
+        found = request.app.state.view_limiter = (loop, anyio.CapacityLimiter(VIEW_THREADS))
+    limiter: anyio.CapacityLimiter = found[1]
+    return limiter
