@@ -205,7 +205,9 @@ async def view(token: str, request: Request, t: Tracking = Depends(tracking)) ->
 
     try:
         with anyio.fail_after(VIEW_SECONDS):
-            html = await anyio.to_thread.run_sync(render, limiter=_view_limiter(request))
+            html = await anyio.to_thread.run_sync(
+                render, limiter=_view_limiter(request), abandon_on_cancel=True
+            )
     except (record.ViewError, TimeoutError):
         log.exception("view in browser failed (token %s)", tokens.token_digest(token))
         return pages.server_error()
