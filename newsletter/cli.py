@@ -168,9 +168,11 @@ def import_csv_command(
         print_json({**report.as_dict(), "rejected": [str(r) for r in report.rejected]})
     else:
         for entity, numbers in report.as_dict().items():
+            encoding = numbers.get("encoding")
+            note = f" (not UTF-8: read as {encoding})" if encoding else ""
             console.print(
                 f"{entity}: {numbers['loaded']} loaded of {numbers['read']} read, "
-                f"{numbers['rejected']} rejected"
+                f"{numbers['rejected']} rejected{note}"
             )
         for row in report.rejected:
             err_console.print(f"[yellow]rejected[/yellow] {row}", markup=True, highlight=False)
