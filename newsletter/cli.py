@@ -12,6 +12,13 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from newsletter.config import ConfigError, Settings, load_settings
+from newsletter.keys import (
+    MIN_SECRET_BITS,
+    WeakSecretError,
+    check_secret_key,
+    estimated_bits,
+    is_demo_key,
+)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="Database schema migrations.")
@@ -29,6 +36,14 @@ def settings_or_exit(config: Path | None = None) -> Settings:
     except ConfigError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
+
+
+def strong_key_or_exit(settings: Settings, *, demo: bool = False) -> None:
+    """Exit 2 with one line when the secret key must not sign real links (see keys.py)."""
+    try:
+        check_secret_key(settings.secret_key, demo=demo)
+    except WeakSecretError as exc:
+        raise fail(str(exc), 2) from exc
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -159,9 +174,11 @@ def import_csv_command(
         print_json({**report.as_dict(), "rejected": [str(r) for r in report.rejected]})
     else:
         for entity, numbers in report.as_dict().items():
+            encoding = numbers.get("encoding")
+            note = f" (not UTF-8: read as {encoding})" if encoding else ""
             console.print(
                 f"{entity}: {numbers['loaded']} loaded of {numbers['read']} read, "
-                f"{numbers['rejected']} rejected"
+                f"{numbers['rejected']} rejected{note}"
             )
         for row in report.rejected:
             err_console.print(f"[yellow]rejected[/yellow] {row}", markup=True, highlight=False)
@@ -329,6 +346,7 @@ def sync_command(
     config: Path | None = ConfigOption,
 ) -> None:
     """Pull new subscribers, items and interactions from the configured external databases."""
+    from newsletter.store.readonly import SqlLimits
     from newsletter.store.sync import SyncError, sync_source
 
     when = _when(now, "--now")
@@ -348,6 +366,7 @@ def sync_command(
                 source=settings.sources[name],
                 now=when,
                 default_timezone=settings.default_timezone,
+                limits=SqlLimits.from_settings(settings),
             )
         except SyncError as exc:
             raise fail(str(exc), 2) from exc
@@ -402,11 +421,18 @@ def segment_preview(
     from newsletter.plan.planner import resolve_segment
     from newsletter.plan.segments import SegmentError
     from newsletter.store.planning import profiles
+    from newsletter.store.readonly import SqlLimits
     from newsletter.store.segments import segment_ids
 
-    engine = migrated_engine(settings_or_exit(config))
+    settings = settings_or_exit(config)
+    engine = migrated_engine(settings)
     try:
-        ids = segment_ids(engine, resolve_segment(engine, name), now=_when(at, "--at"))  # type: ignore[arg-type]
+        ids = segment_ids(
+            engine,
+            resolve_segment(engine, name),  # type: ignore[arg-type]
+            now=_when(at, "--at"),
+            limits=SqlLimits.from_settings(settings),
+        )
     except SegmentError as exc:
         raise fail(str(exc), 2) from exc
     shown = [
@@ -648,7 +674,8 @@ def run_command(
     if on_unknown not in (None, "resend", "fail"):
         raise fail(f"--on-unknown {on_unknown!r}: use resend or fail", 2)
     settings = settings_or_exit(config)
-    engine = migrated_engine(settings_or_exit(config))
+    strong_key_or_exit(settings)  # before anything is planned or rendered
+    engine = migrated_engine(settings)
     when = _when(now, "--now")
     try:
         policy = default_policy(settings)
@@ -701,17 +728,11 @@ def serve_command(
 ) -> None:
     """Run the tracking web service: click redirects, open pixel, unsubscribe, preferences."""
     settings = settings_or_exit(config)
-    if settings.uses_default_secret and not demo:
-        raise fail(
-            "the secret key is the insecure default, so anyone could forge tracking and "
-            "unsubscribe links. Set NEWSLETTER_SECRET_KEY to a long random value, e.g.\n"
-            "  export NEWSLETTER_SECRET_KEY=$(python -c 'import secrets; "
-            "print(secrets.token_urlsafe(32))')\n"
-            "(or secret_key in newsletter.toml), or pass --demo to try it out.",
-            2,
-        )
-    if settings.uses_default_secret:
+    strong_key_or_exit(settings, demo=demo)
+    if demo and is_demo_key(settings.secret_key):
         err_console.print("[yellow]warning:[/yellow] --demo: using the insecure default key")
+    elif demo and estimated_bits(settings.secret_key) < MIN_SECRET_BITS:
+        err_console.print("[yellow]warning:[/yellow] --demo: the secret key is weak")
     from newsletter.api.app import run_server
 
     run_server(settings=settings, engine=migrated_engine(settings), host=host, port=port)

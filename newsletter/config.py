@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     # Salt of the experiment arm hash: changing it reshuffles every subscriber's arm.
     experiment_salt: str = "newsletter-arms-v1"
     sources: dict[str, SourceQueries] = Field(default_factory=dict)
+    allow_superuser_sql: bool = Field(
+        default=False,
+        description="Run user-written SQL (sync queries, segment sql rules) even when the "
+        "PostgreSQL connection is a superuser; off by default: use a read-only role instead.",
+    )
 
     @field_validator("default_timezone")
     @classmethod

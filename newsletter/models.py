@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 JSONDict = dict[str, Any]
@@ -258,6 +258,14 @@ class Event(SQLModel, table=True):
     __table_args__ = (
         Index("ix_event_message", "message_id", "kind"),
         Index("ix_event_subscriber_time", "subscriber_id", "occurred_at"),
+        # one unsubscribe event per message, however many one-click POSTs race
+        Index(
+            "uq_event_unsubscribe",
+            "message_id",
+            unique=True,
+            sqlite_where=text("kind = 'unsubscribe'"),
+            postgresql_where=text("kind = 'unsubscribe'"),
+        ),
     )
     id: int | None = Field(default=None, sa_column=Column(BIGINT_PK, primary_key=True))
     message_id: int | None = Field(default=None, foreign_key="message.id", ondelete="SET NULL")

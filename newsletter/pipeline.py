@@ -17,12 +17,12 @@ from typing import Any
 
 from newsletter.config import Settings
 from newsletter.db import make_engine, upgrade
+from newsletter.keys import DEMO_SECRET
 from newsletter.simulate.world import World, generate_world
 from newsletter.store.frames import load_frames
 from newsletter.store.queries import count_rows
 
 DEMO_CAMPAIGN = "weekly-digest"
-DEMO_SECRET = "demo-only-secret-key-do-not-use-in-production"
 
 Progress = Callable[[str], None]
 

@@ -5,16 +5,20 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, make_url, text
 
 from newsletter.db import make_engine
 
 POSTGRES_URL = os.environ.get(
     "NEWSLETTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+# A key as strong as `newsletter.keys` asks for (secrets.token_urlsafe(32)), for tests that
+# go through `newsletter run` / `newsletter serve`.
+STRONG_SECRET = "Jm2x9QK4bq0tV7yR3eWcZp1sNfU8aHdLgO5iEkTj6rY"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,18 +58,74 @@ def require_postgres() -> None:
     pytest.skip(f"PostgreSQL unreachable at {POSTGRES_URL}: {reason}")
 
 
+READER_ROLE = "newsletter_reader"  # newsletter.store.readonly.READER_ROLE
+TEST_LOGIN_ROLE = "newsletter_test_reader"
+
+
+def ensure_role(connection: Connection, role: str, *, login: bool = False) -> None:
+    """Create a (cluster-wide) role unless it exists; safe when tests race to create it."""
+    option = "LOGIN" if login else "NOLOGIN"
+    connection.execute(
+        text(
+            f"DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') "
+            f'THEN CREATE ROLE "{role}" {option} NOSUPERUSER; END IF; '
+            "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        )
+    )
+
+
+def grant_read(connection: Connection, schema: str, role: str) -> None:
+    """Let `role` read every table of `schema`, those there now and those created later."""
+    connection.execute(text(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"'))
+    connection.execute(text(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"'))
+    connection.execute(
+        text(f'ALTER DEFAULT PRIVILEGES IN SCHEMA "{schema}" GRANT SELECT ON TABLES TO "{role}"')
+    )
+
+
 def fresh_postgres_engine() -> Iterator[Engine]:
-    """An engine whose search_path is a new, empty schema; the schema is dropped afterwards."""
+    """An engine whose search_path is a new, empty schema; the schema is dropped afterwards.
+
+    The read-only role ``newsletter_reader`` may read the schema's tables (as the README
+    tells operators to set up), so user-written SQL runs under it and not as the superuser.
+    """
     require_postgres()
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = make_engine(POSTGRES_URL)
     with admin.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        ensure_role(connection, READER_ROLE)
+        grant_read(connection, schema, READER_ROLE)
     engine = make_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
     try:
         yield engine
     finally:
         engine.dispose()
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@contextmanager
+def postgres_source_schema() -> Iterator[tuple[str, str]]:
+    """A new PostgreSQL schema as a sync source: (owner URL to seed it, read-only login URL).
+
+    The read-only URL logs in as ``newsletter_test_reader``, a role that may only SELECT
+    from the schema: how the README tells operators to connect sync sources.
+    """
+    require_postgres()
+    schema = f"src_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        ensure_role(connection, TEST_LOGIN_ROLE, login=True)
+        grant_read(connection, schema, TEST_LOGIN_ROLE)
+    options = f"?options=-csearch_path%3D{schema}"
+    owner = POSTGRES_URL + options
+    reader = make_url(POSTGRES_URL).set(username=TEST_LOGIN_ROLE, password=None)
+    try:
+        yield owner, reader.render_as_string(hide_password=False) + options
+    finally:
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()

@@ -4,6 +4,7 @@ Routes (``newsletter.api.routes.tracking``): ``GET /t/c/{token}`` click redirect
 /t/o/{token}.gif`` open pixel, ``GET|POST /u/{token}`` unsubscribe (POST = RFC 8058 one-click),
 ``GET|POST /p/{token}`` preferences, ``GET /v/{token}`` view in browser, ``GET /healthz``;
 the marketer web UI under ``/admin`` (``newsletter.api.ui``).
+Every request body is bounded by ``newsletter.api.guard.BodyLimit`` before it is read.
 No module-level app and no globals: everything the routes need hangs off ``app.state``.
 """
 
@@ -19,6 +20,7 @@ from sqlalchemy import Engine
 
 from newsletter.api import pages, ui
 from newsletter.api.deps import Tracking
+from newsletter.api.guard import AccessLogRedactor, BodyLimit
 from newsletter.api.routes import tracking
 from newsletter.config import Settings
 from newsletter.db import now_utc
@@ -34,6 +36,7 @@ def create_app(
     app.state.tracking = Tracking(settings=settings, engine=engine, clock=clock or now_utc)
     app.include_router(tracking.router)
     ui.mount(app, settings=settings, engine=engine, clock=clock or now_utc)
+    app.add_middleware(BodyLimit, secret_key=settings.secret_key)  # type: ignore[arg-type]
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -51,7 +54,10 @@ def create_app(
 
 
 def run_server(*, settings: Settings, engine: Engine, host: str, port: int) -> None:
-    """Serve the app with uvicorn until interrupted (X-Forwarded-For trusted from loopback)."""
+    """Serve the app with uvicorn until interrupted (X-Forwarded-For trusted from loopback);
+    the access log shows token digests, never tokens."""
     import uvicorn
 
-    uvicorn.run(create_app(settings=settings, engine=engine), host=host, port=port)
+    config = uvicorn.Config(create_app(settings=settings, engine=engine), host=host, port=port)
+    logging.getLogger("uvicorn.access").addFilter(AccessLogRedactor())  # after Config's logging
+    uvicorn.Server(config).run()

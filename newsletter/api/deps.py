@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import parse_qs
+from email.parser import BytesParser
+from email.policy import HTTP
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import Request
 from sqlalchemy import Engine
@@ -45,6 +47,14 @@ def tracking(request: Request) -> Tracking:
     return state
 
 
+def same_origin(origin: str | None, base_url: str) -> bool:
+    """True when a request's Origin header is absent or is the service's own (base_url)."""
+    if origin is None:
+        return True
+    mine = urlsplit(base_url)
+    return origin.rstrip("/").lower() == f"{mine.scheme}://{mine.netloc}".lower()
+
+
 def client(request: Request) -> Client:
     """The request's user agent and client IP (uvicorn applies trusted X-Forwarded-For)."""
     host = request.client.host if request.client else None
@@ -52,11 +62,31 @@ def client(request: Request) -> Client:
 
 
 async def form_fields(request: Request) -> dict[str, list[str]]:
-    """An application/x-www-form-urlencoded body as {name: [values]} (empty when not a form)."""
+    """A form body (urlencoded or multipart/form-data) as {name: [values]}; empty when it is
+    not a form. ``BodyLimit`` has already bounded the body (and verified the form's token)."""
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         return {}
+    return parse_form(body, request.headers.get("content-type", ""))
+
+
+def parse_form(body: bytes, content_type: str) -> dict[str, list[str]]:
+    """Decode a urlencoded or multipart/form-data body (RFC 8058 allows both)."""
     try:
+        if content_type.lower().startswith("multipart/form-data"):
+            return _multipart(body, content_type)
         return parse_qs(body.decode("utf-8"), keep_blank_values=True)
-    except UnicodeDecodeError:
+    except (UnicodeDecodeError, ValueError):
         return {}
+
+
+def _multipart(body: bytes, content_type: str) -> dict[str, list[str]]:
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
+    message = BytesParser(policy=HTTP).parsebytes(head + body)
+    fields: dict[str, list[str]] = {}
+    for part in message.iter_parts() if message.is_multipart() else ():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload, bytes):
+            fields.setdefault(name, []).append(payload.decode("utf-8"))
+    return fields

@@ -61,6 +61,7 @@ _TEMPLATES = {
 {% if error %}<p class="error">{{ error }}</p>{% endif %}
 <p>Preferences for <strong>{{ prefs.email }}</strong></p>
 <form method="post">
+<input type="hidden" name="csrf" value="{{ csrf }}">
 <fieldset><legend>How often</legend>
 {% for value in frequencies %}<label><input type="radio" name="frequency" value="{{ value }}"
 {% if value == prefs.frequency %} checked{% endif %}> {{ value }}</label><br>{% endfor %}
@@ -94,6 +95,20 @@ def broken_link() -> HTMLResponse:
     return message(
         "This link is broken",
         "The link may have been cut off or changed. Try the link in the original email again.",
+        status=400,
+    )
+
+
+def forbidden(text: str) -> HTMLResponse:
+    """403: a form that was not sent from its own page (another site, an old copy)."""
+    return message("This form can't be used", text, status=403)
+
+
+def not_unsubscribe_request() -> HTMLResponse:
+    """400: a POST to /u/ whose body is not RFC 8058's ``List-Unsubscribe=One-Click``."""
+    return message(
+        "Nothing changed",
+        "This is not an unsubscribe request. Use the button on the unsubscribe page.",
         status=400,
     )
 

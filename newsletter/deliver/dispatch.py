@@ -63,6 +63,7 @@ from newsletter.plan.cadence import QUIET_DEFERRED, quiet_until, zone
 from newsletter.plan.campaigns import CampaignConfigError, parse_campaign_config
 from newsletter.render.compile import CompiledTemplate, TemplateCache
 from newsletter.render.context import ContextError, _db_sections, build_context
+from newsletter.render.lint import lint_template
 from newsletter.render.preview import PreviewError, find_template
 from newsletter.render.render import RenderedMessage, render_message
 from newsletter.render.sandbox import RenderError
@@ -152,12 +153,20 @@ def quiet_hours_for_run(engine: Engine, *, run_id: int) -> tuple[dt_time, dt_tim
 
 
 def compile_for_run(engine: Engine, *, run_id: int) -> CompiledTemplate:
-    """Compile the template of the run's campaign once (database version first, then shipped)."""
+    """Lint, then compile, the template of the run's campaign once (database version first,
+    then shipped); a template with lint errors stops the run before anything renders."""
     name = store.run_template_name(engine, run_id=run_id)
     if name is None:
         raise DeliveryError(f"run {run_id} does not exist; list runs with `newsletter plan`")
     try:
-        return TemplateCache().get(find_template(name, engine=engine))
+        source = find_template(name, engine=engine)
+        errors = [str(i) for i in lint_template(source) if i.severity == "error"]
+        if errors:  # before anything renders: the whole run waits for a fixed template
+            raise DeliveryError(
+                f"run {run_id}: template {name!r} fails lint, nothing was rendered; fix it, "
+                f"then `newsletter run resume {run_id}`:\n  " + "\n  ".join(errors)
+            )
+        return TemplateCache().get(source)
     except (PreviewError, RenderError, ValueError) as exc:
         raise DeliveryError(f"run {run_id}: template {name!r} cannot be used: {exc}") from exc
 

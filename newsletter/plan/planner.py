@@ -35,6 +35,7 @@ from newsletter.plan.segments import SegmentDefinition, SegmentError
 from newsletter.plan.sources import FACTORIES, SourceParts, exploration_inputs
 from newsletter.store import planning as store
 from newsletter.store.matrices import Matrices, load_matrices
+from newsletter.store.readonly import SqlLimits
 from newsletter.store.segments import segment_ids
 
 BATCH = 2000
@@ -153,7 +154,10 @@ def prepare_run(
     run = store.ensure_run(engine, campaign_id=camp.id, scheduled_for=when, now=now)
     assert run.id is not None
     members = segment_ids(
-        engine, resolve_segment(engine, camp.segment_name, folder=segment_folder), now=now
+        engine,
+        resolve_segment(engine, camp.segment_name, folder=segment_folder),
+        now=now,
+        limits=SqlLimits.from_settings(settings),
     )
     factory = source_factory or FACTORIES[config.ranker]
     lazy = LazySource(engine, config, now, factory, [run.id, seed])

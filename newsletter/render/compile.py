@@ -250,6 +250,9 @@ def _jinja(text: str, *, html: bool, strict: bool, path: str, qp: bool = False) 
         return environment(html=html, strict=strict, qp=qp).from_string(text)
     except TemplateSyntaxError as exc:
         raise CompileError(f"Jinja syntax: {exc.message}", path=path, line=exc.lineno) from exc
+    except (RecursionError, MemoryError, SyntaxError) as exc:  # Jinja's or Python's compiler
+        message = "the template nests too deeply to compile (see the limits in the linter)"
+        raise CompileError(message, path=path, line=None) from exc
 
 
 def compile_template(

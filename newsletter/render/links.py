@@ -24,7 +24,8 @@ from newsletter.track import tokens
 
 ALLOWED_SCHEMES = ("https", "http", "mailto")
 _TEXT_URL = re.compile(r"https?://[^\s<>\"')\]]+", re.IGNORECASE)
-_SCHEME = re.compile(r"^\s*([a-zA-Z][a-zA-Z0-9+.-]*):")
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
+_INVISIBLE = re.compile(r"[\t\n\r]")
 
 
 def click_url(*, base_url: str, token: str) -> str:
@@ -52,10 +53,22 @@ def view_url(*, base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/v/{token}"
 
 
+def browser_url(url: str) -> str:
+    """`url` as a browser reads it: tabs and line breaks dropped wherever they are, leading and
+    trailing spaces and control characters stripped (WHATWG URL), so ``java\tscript:`` is
+    ``javascript:``. Decode HTML entities first (``html.unescape``) when it comes from markup."""
+    return _INVISIBLE.sub("", url).strip("".join(map(chr, range(33))))
+
+
 def url_scheme(url: str) -> str | None:
-    """The lower-cased scheme of a URL, or None when it is relative."""
-    match = _SCHEME.match(url)
+    """The lower-cased scheme of a URL as a browser reads it, or None when it is relative."""
+    match = _SCHEME.match(browser_url(url))
     return match.group(1).lower() if match else None
+
+
+def is_scheme_relative(url: str) -> bool:
+    """True for ``//host/path`` (and ``\\host``, ``/\\host``): another host, our scheme."""
+    return browser_url(url)[:2] in ("//", "\\\\", "/\\", "\\/")
 
 
 def is_allowed_url(url: str) -> bool:
@@ -105,12 +118,13 @@ class MessageLinks:
 
 def rewrite_url(url: str, *, links: MessageLinks, slots: Mapping[str, int]) -> str:
     """The URL a message links to instead of ``url``: a signed click URL for external http(s),
-    ``url`` itself for our own endpoints, mailto and relative links, ``#`` for other schemes."""
-    url = url.strip()
+    ``url`` itself for our own endpoints, mailto and relative links, ``#`` for other schemes
+    and for scheme-relative links (``//evil.example/x``), judged as a browser reads the URL."""
+    url = browser_url(url)
     scheme = url_scheme(url)
     if scheme in ("http", "https") and not links.is_own(url):
         return links.click(url, slots.get(url))
-    if scheme is None or scheme in ALLOWED_SCHEMES:
+    if scheme in ALLOWED_SCHEMES or (scheme is None and not is_scheme_relative(url)):
         return url
     return "#"
 

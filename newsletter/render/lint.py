@@ -18,12 +18,14 @@ Checks (every issue names file, line and column):
 from __future__ import annotations
 
 import difflib
+import html
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from jinja2 import TemplateSyntaxError, nodes
 
+from newsletter.render import limits
 from newsletter.render.compile import (
     _JINJA,
     _MJ_TAG,
@@ -31,14 +33,22 @@ from newsletter.render.compile import (
     CompileError,
     TemplateSource,
     check_structure,
+    compile_mjml,
+    compile_template,
     line_col,
     locate_mjml_error,
 )
 from newsletter.render.context import CONTEXT_FIELDS
-from newsletter.render.links import ALLOWED_SCHEMES, url_scheme
+from newsletter.render.links import (
+    ALLOWED_SCHEMES,
+    browser_url,
+    is_scheme_relative,
+    url_scheme,
+)
 from newsletter.render.sandbox import DENIED_ATTRIBUTES, environment
 
-MAX_TEMPLATE_BYTES = 100_000
+MAX_TEMPLATE_BYTES = 100_000  # one file
+MAX_COMPILED_BYTES = limits.MAX_COMPILED_BYTES
 JINJA_ATTRIBUTES = frozenset({"href", "src", "alt", "title", "background-url", "name"})
 TEXT_ELEMENTS = frozenset(
     {"mj-raw", "mj-text", "mj-button", "mj-table", "mj-title", "mj-preview", "mj-navbar-link"}
@@ -202,6 +212,8 @@ def _jinja_issues(text: str, *, path: str, bindings: Mapping[str, str | None]) -
         tree = environment(html=True).parse(text)
     except TemplateSyntaxError as exc:
         return [LintIssue(path, exc.lineno or 1, 1, f"Jinja syntax: {exc.message}")]
+    except RecursionError:
+        return [LintIssue(path, 1, 1, "the template nests too deeply to parse")]
     checker = _Checker(path, bindings)
     checker.visit(tree)
     return checker.issues
@@ -221,7 +233,7 @@ def _unsupported_issues(text: str, *, path: str) -> Iterator[LintIssue]:
     """Constructs whose output would be escaped twice by the QP renderer, or need a loader."""
     try:
         tree = environment(html=True).parse(text)
-    except TemplateSyntaxError:
+    except (TemplateSyntaxError, RecursionError):
         return
     for kind, label in UNSUPPORTED_IN_MJML.items():
         for node in tree.find_all(kind):
@@ -248,17 +260,24 @@ def _mjml_issues(text: str, *, path: str) -> Iterator[LintIssue]:
             yield LintIssue(path, line, col, ANGLE_MESSAGE)
     yield from _placement_issues(text, path=path)
     yield from _unsupported_issues(text, path=path)
+    yield from _link_issues(text, path=path)
+
+
+def _link_issues(text: str, *, path: str) -> Iterator[LintIssue]:
+    """Link schemes as a browser reads them (entities decoded, tabs dropped): https, http or
+    mailto only, and no scheme-relative ``//host`` links."""
     for match in _LINK.finditer(text):
-        value = match.group(3).strip()
-        literal = value.split("{", 1)[0]
+        literal = browser_url(html.unescape(match.group(3).split("{", 1)[0]))
         scheme = url_scheme(literal) if ":" in literal else None
+        line, col = line_col(text, match.start(3))
         if scheme is not None and scheme not in ALLOWED_SCHEMES:
-            line, col = line_col(text, match.start(3))
+            allowed = ", ".join(ALLOWED_SCHEMES)
             yield LintIssue(
-                path,
-                line,
-                col,
-                f"link scheme {scheme!r} is not allowed (use {', '.join(ALLOWED_SCHEMES)})",
+                path, line, col, f"link scheme {scheme!r} is not allowed (use {allowed})"
+            )
+        elif scheme is None and is_scheme_relative(literal):
+            yield LintIssue(
+                path, line, col, "scheme-relative link (//host): write the full https:// URL"
             )
 
 
@@ -318,6 +337,15 @@ def _attribute_issues(tag_text: str, offset: int, text: str, path: str) -> Itera
             )
 
 
+def _depth_issues(text: str, *, path: str) -> list[LintIssue]:
+    """Blocks or brackets nested past the limits (checked before the parser recurses)."""
+    problem = limits.nesting_problem(text)
+    if problem is None:
+        return []
+    line, col = line_col(text, problem[0])
+    return [LintIssue(path, line, col, problem[1])]
+
+
 def lint_file(
     text: str, *, path: str, mjml: bool, bindings: Mapping[str, str | None] | None = None
 ) -> list[LintIssue]:
@@ -326,6 +354,9 @@ def lint_file(
     if size > MAX_TEMPLATE_BYTES:
         message = f"template is {size} bytes; the limit is {MAX_TEMPLATE_BYTES}"
         return [LintIssue(path, 1, 1, message + " (move repeated markup into partials)")]
+    deep = _depth_issues(text, path=path)
+    if deep:
+        return deep
     issues = _jinja_issues(text, path=path, bindings=bindings or {})
     if mjml:
         issues.extend(_mjml_issues(text, path=path))
@@ -341,4 +372,21 @@ def lint_template(source: TemplateSource) -> list[LintIssue]:
     issues += lint_file(source.text, path=f"{name}/text.txt", mjml=False)
     for path, text in sorted(source.partials.items()):
         issues += lint_file(text, path=path, mjml=True, bindings=PARTIAL_BINDINGS)
+    if not any(i.severity == "error" for i in issues):
+        issues += _compiled_issues(source)
     return issues
+
+
+def _compiled_issues(source: TemplateSource) -> list[LintIssue]:
+    """Compile the template as a run would; its HTML must stay under MAX_COMPILED_BYTES."""
+    path = f"{source.name}/template.mjml"
+    try:
+        html = compile_mjml(source)
+        compiled = compile_template(source, html_source=html)
+    except CompileError as exc:
+        return [LintIssue(exc.path, exc.line or 1, exc.column or 1, str(exc).split(": ", 1)[-1])]
+    size = len(compiled.html_source.encode("utf-8"))
+    if size > MAX_COMPILED_BYTES:
+        message = f"the compiled HTML is {size} bytes; the limit is {MAX_COMPILED_BYTES}"
+        return [LintIssue(path, 1, 1, message + " (fewer or smaller sections)")]
+    return []

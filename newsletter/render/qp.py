@@ -22,10 +22,11 @@ from __future__ import annotations
 import binascii
 import html
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
-from jinja2 import pass_context
-from jinja2.runtime import Context
 from markupsafe import Markup
 
 from newsletter.render.links import LinkRewriter
@@ -36,7 +37,6 @@ _JINJA = re.compile(r"(\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\})", re.DOTALL)
 _HREF = re.compile(r"""(href=)(["'])(.*?)\2""", re.DOTALL)
 _EXPR = re.compile(r"\{\{-?(.*?)-?\}\}", re.DOTALL)
 PIXEL_VAR = "_nl_pixel"
-LINKS_VAR = "_nl_links"
 
 
 def _translate_escape(text: str) -> str:
@@ -113,10 +113,24 @@ def qp_value(value: Any) -> str:
     return qp_chunk(text)
 
 
-@pass_context
-def tracked(context: Context, url: Any) -> str:
+# The message's link signer while its HTML renders. It lives here, not in the render context,
+# so no template can reach it (it holds the secret key) whatever it tries.
+_REWRITER: ContextVar[LinkRewriter | None] = ContextVar("newsletter_link_rewriter", default=None)
+
+
+@contextmanager
+def signing_links(rewriter: LinkRewriter) -> Iterator[None]:
+    """Let ``|tracked`` sign this message's links inside the block."""
+    token = _REWRITER.set(rewriter)
+    try:
+        yield
+    finally:
+        _REWRITER.reset(token)
+
+
+def tracked(url: Any) -> str:
     """Jinja filter: the signed click URL for ``url`` in this message (or ``url`` outside one)."""
-    rewriter: LinkRewriter | None = context.get(LINKS_VAR)
+    rewriter = _REWRITER.get()
     text = "" if url is None else str(url)
     return text if rewriter is None else rewriter(text)
 

@@ -31,7 +31,7 @@ from jinja2 import Template
 
 from newsletter.config import Settings
 from newsletter.plan.experiments import feedback_code
-from newsletter.render import qp
+from newsletter.render import limits, qp
 from newsletter.render.compile import CompiledTemplate
 from newsletter.render.context import slot_urls
 from newsletter.render.links import LinkRewriter, MessageLinks, rewrite_text_links
@@ -66,8 +66,10 @@ class RenderedMessage:
 
 
 def _render(template: Template, context: Mapping[str, Any], *, name: str) -> str:
+    """One part, bounded in output size (and, inside ``limits.deadline``, in time)."""
     try:
-        return template.render(context)
+        chunks = template.root_render_func(template.new_context(dict(context)))
+        return limits.generate_bounded(chunks, name=name)
     except Exception as exc:  # every template failure becomes a RenderError naming the part
         raise describe_error(exc, template=name) from exc
 
@@ -140,7 +142,15 @@ def _tidy_text(text: str) -> str:
 def render_parts(
     compiled: CompiledTemplate, context: Mapping[str, Any], *, settings: Settings
 ) -> tuple[str, str, str, str]:
-    """Subject, preheader, QP-encoded HTML (tracked links + pixel) and text (tracked links)."""
+    """Subject, preheader, QP-encoded HTML (tracked links + pixel) and text (tracked links),
+    all within one message's render time limit (``limits.RENDER_SECONDS``)."""
+    with limits.deadline():
+        return _render_parts(compiled, context, settings=settings)
+
+
+def _render_parts(
+    compiled: CompiledTemplate, context: Mapping[str, Any], *, settings: Settings
+) -> tuple[str, str, str, str]:
     name = compiled.name
     subject = " ".join(_render(compiled.subject, context, name=f"{name}/subject.txt").split())
     preheader = " ".join(_render(compiled.preheader, context, name=f"{name}/preheader.txt").split())
@@ -151,8 +161,9 @@ def render_parts(
     )
     slots = slot_urls(context)
     rewriter = LinkRewriter(links, slots)
-    extra = {"preheader": preheader, qp.LINKS_VAR: rewriter, qp.PIXEL_VAR: links.open_pixel()}
-    html_qp = _render(compiled.html_qp, {**context, **extra}, name=f"{name}/template.mjml")
+    extra = {"preheader": preheader, qp.PIXEL_VAR: links.open_pixel()}
+    with qp.signing_links(rewriter):  # the signer stays outside the template's reach
+        html_qp = _render(compiled.html_qp, {**context, **extra}, name=f"{name}/template.mjml")
     text = _tidy_text(_render(compiled.text, context, name=f"{name}/text.txt"))
     text = rewrite_text_links(text, rewriter=rewriter)
     return subject, preheader, html_qp, text

@@ -4,7 +4,9 @@ Templates are written by marketers, so they are untrusted code. Every template r
 ``ImmutableSandboxedEnvironment``; HTML autoescapes, text parts do not. An unsafe attribute
 access (``''.__class__``, ``cycler.__init__.__globals__``, ``|attr('__class__')``, format-string
 tricks) raises ``TemplateSecurityError`` at once instead of quietly rendering an empty string.
-Preview uses ``StrictUndefined`` so every misspelt name fails loudly.
+Preview uses ``StrictUndefined`` so every misspelt name fails loudly. Every call, filter,
+``**`` / ``*`` / ``%`` and loop step is also checked against the limits of
+``newsletter.render.limits`` (render time, string and integer sizes).
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from functools import cache
 from types import MappingProxyType
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, Undefined
+from jinja2 import StrictUndefined, TemplateError, Undefined, nodes
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from newsletter.render import limits
 
 REMOVED_GLOBALS = ("cycler", "joiner", "lipsum")
 _PLAIN_MAPPINGS = (dict, MappingProxyType)
@@ -36,7 +41,36 @@ def _check_denied(obj: Any, name: str) -> None:
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    """Immutable sandbox that fails loudly on unsafe attribute access."""
+    """Immutable sandbox that fails loudly on unsafe attribute access and enforces limits."""
+
+    intercepted_binops = frozenset({"**", "*", "%"})
+    guarded_iter = staticmethod(limits.guarded_iter)
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        """``**`` and ``*`` within the size limits; ``%`` formatting without huge widths."""
+        limits.check_time()
+        if operator == "**":
+            limits.check_power(left, right)
+        elif operator == "*":
+            limits.check_multiply(left, right)
+        else:
+            limits.check_format(left)
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        """Every call checks the deadline; str methods that build strings check their size."""
+        limits.check_time()
+        args = limits.check_method(__obj, args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def _generate(
+        self, source: nodes.Template, name: Any, filename: Any, defer_init: bool = False
+    ) -> str:  # type: ignore[override]
+        """Compile with every ``{% for %}`` iterating through ``limits.guarded_iter``."""
+        for loop in source.find_all(nodes.For):
+            guard = nodes.EnvironmentAttribute("guarded_iter", lineno=loop.lineno)
+            loop.iter = nodes.Call(guard, [loop.iter], [], None, None, lineno=loop.lineno)
+        return super()._generate(source, name, filename, defer_init=defer_init)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         """Plain-data keys first (fast, and data cannot be unsafe); refuse ``str.format``."""
@@ -79,11 +113,19 @@ def environment(
     for name in REMOVED_GLOBALS:
         env.globals.pop(name, None)
     env.filters["tracked"] = tracked
+    for name, func in list(env.filters.items()):
+        env.filters[name] = limits.guard_filter(name, func)
     return env
 
 
 def describe_error(exc: BaseException, *, template: str) -> RenderError:
     """Wrap a Jinja failure into a RenderError (or TemplateSecurityError) naming the template."""
+    if isinstance(exc, limits.RenderLimitError):
+        return RenderError(f"{template}: over a render limit: {exc}")
+    if isinstance(exc, RecursionError):
+        return RenderError(f"{template}: the template recurses or nests too deeply")
+    if isinstance(exc, MemoryError):
+        return RenderError(f"{template}: the template needs too much memory")
     if isinstance(exc, SecurityError):
         return TemplateSecurityError(f"template security error in {template}: {exc}")
     line = getattr(exc, "lineno", None)

@@ -1,14 +1,15 @@
 """Import plain subscriber, item and interaction CSV files, reporting every bad row by line.
 
-Good rows load even when others in the same file are bad; rows are written in batches, each
-in its own transaction, so a batch that fails at the database leaves nothing half-written and
-is reported as a whole. Column contracts: see `newsletter.store.records`.
+Good rows load even when others in the same file are bad: the file is read by
+`newsletter.store.csv_read` (encoding, huge fields, unbalanced quotes, each refused by its own
+line), every row is checked for what the database would refuse (`store.storable`), and rows
+are written in batches, each in its own transaction; should the database still refuse a
+batch, it is written again row by row, so only the offending row is lost. Column contracts:
+see `newsletter.store.records`.
 """
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from newsletter.store.csv_read import read_csv
 from newsletter.store.ingest import parse_row, write_batch
 from newsletter.store.records import REQUIRED, RejectedRow, RowError
 
@@ -32,6 +34,7 @@ class EntityReport:
     read: int = 0
     loaded: int = 0
     rejected: list[RejectedRow] = field(default_factory=list)
+    encoding: str = "utf-8"
 
 
 @dataclass
@@ -47,19 +50,9 @@ class ImportReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             e.entity: {"read": e.read, "loaded": e.loaded, "rejected": len(e.rejected)}
+            | ({"encoding": e.encoding} if e.encoding != "utf-8" else {})
             for e in self.entities
         }
-
-
-def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, row) pairs; checks the header names the required columns."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        header = [h.strip() for h in reader.fieldnames or []]
-        reader.fieldnames = header
-        yield 1, {"__header__": header}
-        for row in reader:
-            yield reader.line_num, {k: v for k, v in row.items() if k is not None}
 
 
 def _check_header(path: Path, entity: str, header: list[str]) -> None:
@@ -76,10 +69,13 @@ def _import_file(
 ) -> EntityReport:
     """Parse a file row by row and write it batch by batch."""
     report = EntityReport(entity=entity, source=str(path))
-    rows = _read_rows(path)
-    _check_header(path, entity, next(rows)[1]["__header__"])
+    parsed = read_csv(path)
+    _check_header(path, entity, parsed.header)
+    report.encoding = parsed.encoding
+    report.read = len(parsed.problems)
+    report.rejected.extend(RejectedRow(str(path), line, why) for line, why in parsed.problems)
     batch: list[tuple[int, dict[str, Any]]] = []
-    for line, raw in rows:
+    for line, raw in parsed.rows:
         report.read += 1
         try:
             batch.append((line, parse_row(entity, raw, default_timezone=default_timezone)))
@@ -104,10 +100,13 @@ def _write_batch(
                 connection, report.entity, batch, source=report.source, now=now, origin="import"
             )
     except SQLAlchemyError as exc:
-        first, last = batch[0][0], batch[-1][0]
-        detail = str(getattr(exc, "orig", None) or exc)[:300]
-        reason = f"batch of lines {first}-{last} not loaded: {detail}"
-        report.rejected.append(RejectedRow(report.source, first, reason))
+        if len(batch) > 1:  # the database refused something unforeseen: find it row by row
+            for row in batch:
+                _write_batch(engine, [row], report, now)
+            return
+        detail = str(getattr(exc, "orig", None) or exc)
+        reason = f"not loaded: {detail.splitlines()[0][:300]}"
+        report.rejected.append(RejectedRow(report.source, batch[0][0], reason))
         return
     report.loaded += loaded
     report.rejected.extend(rejected)

@@ -3,7 +3,8 @@
 Every function opens its own short transaction. ``unsubscribe`` changes the subscriber's
 status, upserts the suppression row and records the event in one transaction, and is
 idempotent: the suppression insert ignores an existing address (keeping its reason) and the
-event is written once per message. Works the same on SQLite and PostgreSQL.
+event is written once per message (a unique key; concurrent POSTs insert it once). Works the
+same on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -121,9 +122,6 @@ def unsubscribe(
             .values(email=email, reason="unsubscribed", created_at=now)
             .on_conflict_do_nothing()
         )
-        seen = select(E.id).where(E.message_id == facts.message_id, E.kind == "unsubscribe")
-        if c.execute(seen.limit(1)).first() is not None:
-            return False
         values = {
             "message_id": facts.message_id,
             "subscriber_id": facts.subscriber_id,
@@ -133,8 +131,10 @@ def unsubscribe(
             "user_agent": user_agent,
             "ip": ip,
         }
-        _insert_event(c, values)
-    return True
+        statement = _dialect_insert(c, Event.__table__).values(**_clipped(values))  # type: ignore[attr-defined]
+        # the unique key uq_event_unsubscribe decides, not a check-then-insert
+        inserted = c.execute(statement.on_conflict_do_nothing()).rowcount
+    return bool(inserted)
 
 
 def is_suppressed(engine: Engine, *, email: str) -> str | None:

@@ -25,6 +25,7 @@ from newsletter.store.records import (
     parse_item,
     parse_subscriber,
 )
+from newsletter.store.storable import check_storable
 from newsletter.store.upsert import upsert_items, upsert_subscribers
 
 Numbered = tuple[int, dict[str, Any]]  # (line number in its source, record)
@@ -86,12 +87,16 @@ def insert_interactions(
 
 
 def parse_row(entity: str, raw: Mapping[str, Any], *, default_timezone: str) -> dict[str, Any]:
-    """Validate one raw row of `entity` (subscribers, items, interactions), or RowError."""
+    """Validate one raw row of `entity` (subscribers, items, interactions), or RowError;
+    the record is also one the database will store (`storable.check_storable`)."""
     if entity == "subscribers":
-        return parse_subscriber(raw, default_timezone=default_timezone)
-    if entity == "items":
-        return parse_item(raw)
-    return parse_interaction(raw)
+        record = parse_subscriber(raw, default_timezone=default_timezone)
+    elif entity == "items":
+        record = parse_item(raw)
+    else:
+        record = parse_interaction(raw)
+    check_storable(entity, record)
+    return record
 
 
 def write_batch(

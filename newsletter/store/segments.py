@@ -2,9 +2,10 @@
 
 JSON attributes use SQLAlchemy's JSON accessors (``json_extract`` on SQLite, ``->>`` on
 PostgreSQL). A raw ``sql`` rule becomes ``subscriber.id IN (<sql>)``; it is validated as a
-single read-only SELECT when parsed, and executed in a read-only transaction
-(``SET TRANSACTION READ ONLY`` / ``PRAGMA query_only``), so a write fails even if a check
-were fooled.
+single read-only SELECT when parsed and again, for the database that runs it, before it runs;
+it is executed with a bound parameter (one statement per execute) in a read-only transaction
+with a deadline, as the reader role when there is one and never as a PostgreSQL superuser
+unless allowed (see ``newsletter.store.readonly``), so a write fails even if a check were fooled.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Integer,
     Select,
     and_,
+    bindparam,
+    cast,
     false,
     func,
     literal_column,
@@ -27,6 +31,7 @@ from sqlalchemy import (
     text,
     true,
 )
+from sqlalchemy.exc import DBAPIError
 
 from newsletter.models import Event, Interaction, ItemTopic, Subscriber
 from newsletter.plan.segments import (
@@ -42,7 +47,14 @@ from newsletter.plan.segments import (
     SegmentError,
     Signup,
 )
-from newsletter.store.readonly import read_only
+from newsletter.store.readonly import (
+    GUARD_PARAMS,
+    QueryTimeout,
+    SqlLimits,
+    UnsafeQuery,
+    check_select,
+    read_only,
+)
 
 S = Subscriber.__table__.c  # type: ignore[attr-defined]
 I = Interaction.__table__.c  # type: ignore[attr-defined]  # noqa: E741
@@ -147,36 +159,49 @@ def segment_query(definition: SegmentDefinition, *, now: datetime) -> Select[Any
 
 def has_raw_sql(rule: Rule) -> bool:
     """Whether the tree holds a raw sql rule (which needs the read-only guard)."""
-    if isinstance(rule, Combine):
-        return any(has_raw_sql(r) for r in rule.rules)
-    if isinstance(rule, Not):
-        return has_raw_sql(rule.rule)
-    return isinstance(rule, RawSql)
+    return bool(_raw_rules(rule))
 
 
-def segment_ids(engine: Engine, definition: SegmentDefinition, *, now: datetime) -> list[int]:
+def segment_ids(
+    engine: Engine,
+    definition: SegmentDefinition,
+    *,
+    now: datetime,
+    limits: SqlLimits | None = None,
+) -> list[int]:
     """The ids of the subscribers in a segment at `now` (raw sql checked and run read-only)."""
     query = segment_query(definition, now=now)
-    with read_only(engine) as connection:
-        if has_raw_sql(definition.rule):
-            _check_raw_columns(connection, definition.rule, definition.source)
-        return [int(row[0]) for row in connection.execute(query)]
+    raw = has_raw_sql(definition.rule)
+    try:
+        with read_only(engine, limits=limits, user_sql=raw) as connection:
+            if raw:
+                _check_raw_sql(connection, definition.rule, definition.source)
+                query = query.where(cast(bindparam("nl_guard", 1), Integer) == 1)
+            return [int(row[0]) for row in connection.execute(query)]
+    except (UnsafeQuery, QueryTimeout) as exc:
+        raise SegmentError(f"{definition.source}: the sql rule {exc}") from exc
 
 
-def _check_raw_columns(connection: Connection, rule: Rule, source: str) -> None:
-    """Each raw sql rule must run and return exactly one column (the subscriber id)."""
+def _raw_rules(rule: Rule) -> list[RawSql]:
     if isinstance(rule, Combine):
-        for sub in rule.rules:
-            _check_raw_columns(connection, sub, source)
-    elif isinstance(rule, Not):
-        _check_raw_columns(connection, rule.rule, source)
-    elif isinstance(rule, RawSql):
-        probe = text(f"SELECT * FROM ({rule.sql.replace(':', chr(92) + ':')}) AS probe LIMIT 0")
+        return [raw for sub in rule.rules for raw in _raw_rules(sub)]
+    if isinstance(rule, Not):
+        return _raw_rules(rule.rule)
+    return [rule] if isinstance(rule, RawSql) else []
+
+
+def _check_raw_sql(connection: Connection, rule: Rule, source: str) -> None:
+    """Each raw sql rule must be a safe SELECT for this database, run, and return one column."""
+    for raw in _raw_rules(rule):
+        check_select(raw.sql, dialect=connection.dialect.name)
+        sql = raw.sql.replace(":", chr(92) + ":")
+        probe = text(f"SELECT * FROM ({sql}) AS probe WHERE CAST(:nl_guard AS INTEGER) = 0")
         try:
-            keys = list(connection.execute(probe).keys())
-        except Exception as exc:  # the database names the problem; we name the file
-            connection.rollback()
-            first = str(exc).splitlines()[0]
+            keys = list(connection.execute(probe, GUARD_PARAMS).keys())
+        except DBAPIError as exc:  # the database names the problem; we name the file
+            if "interrupted" in str(exc.orig) or "statement timeout" in str(exc.orig):
+                raise
+            first = str(exc.orig).splitlines()[0]
             raise SegmentError(f"{source}: the sql rule fails: {first}") from exc
         if len(keys) != 1:
             raise SegmentError(

@@ -6,13 +6,14 @@ subscribers and items, `occurred_at` for interactions) is synced incrementally: 
 largest value seen and next time fetch only rows above it. Without that column every sync
 re-reads the whole result and upserts it, which is idempotent but slower.
 
-Queries run in a read-only transaction (PostgreSQL: READ ONLY; SQLite: query_only), and only
-a single SELECT (or WITH ... SELECT) statement is accepted.
+Only a single SELECT (or WITH ... SELECT) statement is accepted, checked by parsing it
+(`newsletter.store.readonly`); it runs in a read-only transaction with a deadline, one
+statement per execute, and on PostgreSQL never as a superuser unless `allow_superuser`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +25,15 @@ from newsletter.config import SourceQueries
 from newsletter.db import make_engine
 from newsletter.models import SyncState
 from newsletter.store import ingest
-from newsletter.store.readonly import UnsafeQuery, check_select, read_only
+from newsletter.store.readonly import (
+    GUARD,
+    GUARD_PARAMS,
+    QueryTimeout,
+    SqlLimits,
+    UnsafeQuery,
+    check_select,
+    read_only,
+)
 from newsletter.store.records import (
     RejectedRow,
     RowError,
@@ -51,27 +60,34 @@ class EntitySync:
     watermark: str | None = None
 
 
-def validate_select(query: str, *, where: str) -> str:
+def validate_select(query: str, *, where: str, dialect: str | None = None) -> str:
     """Accept one read-only SELECT/WITH statement; refuse writes and multiple statements."""
     try:
-        return check_select(query)
+        return check_select(query, dialect=dialect)
     except UnsafeQuery as exc:
         raise SyncError(f"{where} {exc}") from exc
 
 
 def _fetch(
-    source: Engine, query: str, *, watermark_column: str, watermark: str | None
+    source: Engine, query: str, *, watermark_column: str, watermark: str | None, limits: SqlLimits
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run the query (filtered above the watermark when the column is there)."""
-    with read_only(source) as connection:
-        probe = connection.execute(text(f"SELECT * FROM ({query}) AS q WHERE 1 = 0"))
+    """Run the query (filtered above the watermark when the column is there).
+
+    The query text was checked by `validate_select`; every statement carries a bound
+    parameter, so the driver sends exactly one statement per execute.
+    """
+    # the source URL names its own (read-only) role: no switch to the segments' reader role
+    with read_only(source, limits=replace(limits, reader_role=None)) as connection:
+        probe = connection.execute(
+            text(f"SELECT * FROM ({query}) AS q WHERE {GUARD} AND 1 = 0"), GUARD_PARAMS
+        )
         columns = list(probe.keys())
+        sql = f"SELECT * FROM ({query}) AS q WHERE {GUARD}"
+        params: dict[str, Any] = dict(GUARD_PARAMS)
         if watermark_column in columns and watermark is not None:
-            sql = f"SELECT * FROM ({query}) AS q WHERE q.{watermark_column} > :wm"
-            result = connection.execute(text(sql), {"wm": watermark})
-        else:
-            result = connection.execute(text(f"SELECT * FROM ({query}) AS q"))
-        rows = [tuple(r) for r in result]
+            sql += f" AND q.{watermark_column} > :wm"
+            params["wm"] = watermark
+        rows = [tuple(r) for r in connection.execute(text(sql), params)]
     return columns, rows
 
 
@@ -91,16 +107,21 @@ def sync_entity(
     query: str,
     now: datetime,
     default_timezone: str = "UTC",
+    limits: SqlLimits | None = None,
 ) -> EntitySync:
     """Fetch one entity above its watermark, load it, and move the watermark on."""
     where = f"source {name!r} {entity} query"
-    query = validate_select(query, where=where)
+    query = validate_select(query, where=where, dialect=source.dialect.name)
     column = WATERMARKS[entity]
     with Session(engine) as session:
         state = session.get(SyncState, (name, entity))
         previous = state.watermark if state else None
     try:
-        columns, rows = _fetch(source, query, watermark_column=column, watermark=previous)
+        columns, rows = _fetch(
+            source, query, watermark_column=column, watermark=previous, limits=limits or SqlLimits()
+        )
+    except (UnsafeQuery, QueryTimeout) as exc:
+        raise SyncError(f"{where} {exc}") from exc
     except SQLAlchemyError as exc:
         raise SyncError(f"{where} failed: {str(getattr(exc, 'orig', exc))[:300]}") from exc
     report = EntitySync(entity=entity, fetched=len(rows), watermark=previous)
@@ -151,6 +172,7 @@ def sync_source(
     source: SourceQueries,
     now: datetime,
     default_timezone: str = "UTC",
+    limits: SqlLimits | None = None,
 ) -> list[EntitySync]:
     """Sync every configured entity of one source, subscribers and items first."""
     source_engine = make_engine(source.url)
@@ -168,6 +190,7 @@ def sync_source(
                         query=query,
                         now=now,
                         default_timezone=default_timezone,
+                        limits=limits,
                     )
                 )
         return reports

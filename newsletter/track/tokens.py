@@ -1,8 +1,10 @@
 """Signed, URL-safe tracking tokens that bind a message, a slot, a destination and a purpose.
 
-A token is ``base64url(payload || mac)`` without padding, where ``mac`` is the first 16 bytes
-(128 bits) of HMAC-SHA256 over ``version || payload`` with the project secret key. The payload
-is compact binary, not JSON, so a click token is roughly the destination URL plus ~30 characters:
+A token is ``base64url(payload || mac)`` without padding (exactly that spelling: ``+``, ``/``,
+``=`` and non-zero trailing bits are refused, so one set of bytes has one token), where ``mac``
+is the first 16 bytes (128 bits) of HMAC-SHA256 over ``version || payload`` with the project
+secret key. The payload is compact binary, not JSON, so a click token is roughly the
+destination URL plus ~30 characters:
 
     payload = purpose (1 byte) | slot + 1 (varint, 0 = no slot) | message id | url (rest)
     message id = 0x00 + varint (integer ids) or 0x01 + varint length + UTF-8 (string ids)
@@ -26,12 +28,14 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import lru_cache
 from typing import Any
 
 VERSION = b"\x01"
+_CANONICAL_CHARS = re.compile(r"[A-Za-z0-9_-]+")
 MAC_BYTES = 16
 MAX_TOKEN_CHARS = 8192
 
@@ -171,10 +175,14 @@ def verify_token(
     """Check a token's signature (constant time) and return its payload, or raise TokenError."""
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
         raise TokenError("token is empty or too long")
+    if not _CANONICAL_CHARS.fullmatch(token):
+        raise TokenError("token is not unpadded base64url")
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (binascii.Error, ValueError) as exc:
         raise TokenError("token is not valid base64url") from exc
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != token:
+        raise TokenError("token is not in its one canonical spelling")
     if len(raw) <= MAC_BYTES:
         raise TokenError("token is too short")
     body, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
@@ -240,6 +248,41 @@ def verify_preferences(token: str, *, secret_key: str | bytes) -> TokenPayload:
 def verify_view(token: str, *, secret_key: str | bytes) -> TokenPayload:
     """Verify a view-in-browser token."""
     return verify_token(token, secret_key=secret_key, purpose=Purpose.VIEW)
+
+
+FORM_MAX_AGE_SECONDS = 24 * 3600
+
+
+def _form_mac(secret_key: str | bytes, token: str, issued_at: int) -> str:
+    body = b"form\x00" + token.encode("utf-8") + b"\x00" + str(issued_at).encode("ascii")
+    return base64.urlsafe_b64encode(_mac(secret_key, body)).rstrip(b"=").decode("ascii")
+
+
+def sign_form(*, secret_key: str | bytes, token: str, issued_at: int) -> str:
+    """The anti-forgery value of a form served for `token` at `issued_at` (Unix seconds).
+
+    The bytes signed start with ``form``, which no token payload does (purposes are 1-5).
+    """
+    return f"{issued_at}.{_form_mac(secret_key, token, issued_at)}"
+
+
+def verify_form(
+    value: str | None,
+    *,
+    secret_key: str | bytes,
+    token: str,
+    now: int,
+    max_age: int = FORM_MAX_AGE_SECONDS,
+) -> None:
+    """Check a form's anti-forgery value: signed for this token, issued within `max_age`."""
+    stamp, _, mac = (value or "").partition(".")
+    if not stamp.isdigit() or len(stamp) > 12:
+        raise TokenError("the form has no valid anti-forgery value")
+    expected = _form_mac(secret_key, token, int(stamp))
+    if not hmac.compare_digest(mac.encode("ascii", "replace"), expected.encode("ascii")):
+        raise TokenError("the form's anti-forgery value does not match")
+    if not 0 <= now - int(stamp) <= max_age:
+        raise TokenError("the form has expired")
 
 
 def token_digest(token: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from api_world import (
     ARTICLE_0,
     SECRET,
@@ -32,6 +34,13 @@ def preferences_path(message_id: int | str) -> str:
 
 def view_path(message_id: int | str) -> str:
     return f"/v/{tokens.sign_view(secret_key=SECRET, message_id=message_id)}"
+
+
+def with_csrf(client: TestClient, path: str, body: str) -> str:
+    """`body` plus the anti-forgery value the preferences page carries."""
+    page = client.get(path).text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    return f"{body}&csrf={csrf}" if body else f"csrf={csrf}"
 
 
 def test_get_unsubscribe_shows_a_form_and_changes_nothing(
@@ -65,13 +74,40 @@ def test_one_click_post_unsubscribes_once_and_is_idempotent(
     assert (event.is_machine, event.occurred_at) == (False, clock.now)
 
 
-def test_any_post_on_a_valid_token_unsubscribes_and_keeps_an_earlier_suppression(
+def test_only_the_rfc_8058_body_unsubscribes(
+    client: TestClient, engine: Engine, world: World
+) -> None:
+    path = unsubscribe_path(world.message_id)
+    for body in ["", "List-Unsubscribe=No", "List-Unsubscribe=one-click", "x=One-Click"]:
+        response = client.post(path, headers=FORM, content=body)
+        assert response.status_code == 400 and "Nothing changed" in response.text
+    assert subscriber(engine, world.subscriber_id).status == "active"
+    assert suppressions(engine) == [] and events(engine) == []
+    boundary = "nlBoundary42"
+    multipart = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="List-Unsubscribe"\r\n\r\n'
+        f"One-Click\r\n--{boundary}--\r\n"
+    )
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    assert client.post(path, headers=headers, content=multipart).status_code == 200
+    assert subscriber(engine, world.subscriber_id).status == "unsubscribed"
+
+
+def test_the_confirmation_page_button_sends_the_one_click_body(
+    client: TestClient, world: World
+) -> None:
+    page = client.get(unsubscribe_path(world.message_id)).text
+    assert '<input type="hidden" name="List-Unsubscribe" value="One-Click">' in page
+
+
+def test_one_click_keeps_an_earlier_suppression(
     client: TestClient, engine: Engine, world: World, clock
 ) -> None:
     with Session(engine) as s:
         s.add(Suppression(email=world.email, reason="imported", created_at=clock.now))
         s.commit()
-    assert client.post(unsubscribe_path(world.message_id)).status_code == 200  # empty body
+    path = unsubscribe_path(world.message_id)
+    assert client.post(path, headers=FORM, **ONE_CLICK).status_code == 200
     assert subscriber(engine, world.subscriber_id).status == "unsubscribed"
     assert [(r.email, r.reason) for r in suppressions(engine)] == [(world.email, "imported")]
 
@@ -103,13 +139,12 @@ def test_preferences_post_updates_frequency_and_topics(
     client: TestClient, engine: Engine, world: World
 ) -> None:
     body = "frequency=monthly&topics=data&topics=%3Cb%3Ehtml%3C%2Fb%3E&topics=data"
-    response = client.post(preferences_path(world.message_id), headers=FORM, content=body)
+    path = preferences_path(world.message_id)
+    response = client.post(path, headers=FORM, content=with_csrf(client, path, body))
     assert response.status_code == 200 and "saved" in response.text
     row = subscriber(engine, world.subscriber_id)
     assert (row.frequency, row.topics) == ("monthly", ["<b>html</b>", "data"])
-    response = client.post(
-        preferences_path(world.message_id), headers=FORM, content="frequency=paused"
-    )
+    response = client.post(path, headers=FORM, content=with_csrf(client, path, "frequency=paused"))
     assert (subscriber(engine, world.subscriber_id).frequency, response.status_code) == (
         "paused",
         200,
@@ -127,7 +162,7 @@ def test_preferences_post_refuses_bad_input_and_changes_nothing(
         "frequency=weekly&topics=%3Cscript%3E": "unknown topic(s) &#39;&lt;script&gt;&#39;",
     }
     for body, message in cases.items():
-        response = client.post(path, headers=FORM, content=body)
+        response = client.post(path, headers=FORM, content=with_csrf(client, path, body))
         assert response.status_code == 400
         assert message in response.text
         assert "<script>" not in response.text
@@ -140,12 +175,11 @@ def test_preferences_for_a_deleted_message_or_bad_token(
 ) -> None:
     assert client.get("/p/garbage").status_code == 400
     assert client.post("/p/garbage", headers=FORM, content="frequency=weekly").status_code == 400
+    path = preferences_path(world.message_id)
+    body = with_csrf(client, path, "frequency=weekly")
     delete_message(engine, world.message_id)
-    assert client.get(preferences_path(world.message_id)).status_code == 404
-    response = client.post(
-        preferences_path(world.message_id), headers=FORM, content="frequency=weekly"
-    )
-    assert response.status_code == 404
+    assert client.get(path).status_code == 404
+    assert client.post(path, headers=FORM, content=body).status_code == 404
 
 
 def test_view_in_browser_renders_the_message_with_tracked_links(

@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from newsletter import cli
+from testsupport import STRONG_SECRET
 
 
 @pytest.fixture
@@ -50,11 +51,11 @@ def test_serve_starts_with_a_real_key_or_in_demo_mode(
     result = CliRunner().invoke(cli.app, ["serve", "--demo", "--port", "8123"])
     assert result.exit_code == 0, result.output
     assert "insecure default key" in result.output
-    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "a-real-secret-0123456789")
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", STRONG_SECRET)
     result = CliRunner().invoke(cli.app, ["serve", "--host", "0.0.0.0"])
     assert result.exit_code == 0, result.output
     assert [(c["host"], c["port"]) for c in served] == [("127.0.0.1", 8123), ("0.0.0.0", 8000)]
-    assert served[1]["settings"].secret_key == "a-real-secret-0123456789"
+    assert served[1]["settings"].secret_key == STRONG_SECRET
 
 
 def _free_port() -> int:

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from newsletter.cli import app
 from newsletter.models import Subscriber, Suppression
 from newsletter.store import delivery as store
+from testsupport import STRONG_SECRET
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -25,6 +26,7 @@ def cli_env(sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NEWSLETTER_DATABASE_URL", str(sqlite_engine.url))
     monkeypatch.setenv("NEWSLETTER_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", STRONG_SECRET)
     seed_dispatch_world(sqlite_engine, subscribers=25)
     with sqlite_engine.begin() as c:
         c.execute(

@@ -30,7 +30,7 @@ from sqlalchemy import Engine, select, text
 
 from newsletter.db import make_engine, upgrade
 from newsletter.models import Message, Subscriber
-from testsupport import POSTGRES_URL
+from testsupport import POSTGRES_URL, STRONG_SECRET
 
 MID = re.compile(r"<nl\.(\d+)\.")
 NOW_ARG = DISPATCH_NOW.isoformat()
@@ -41,6 +41,7 @@ def _env(database_url: str, tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env["NEWSLETTER_DATABASE_URL"] = database_url
     env["NEWSLETTER_CONFIG"] = str(tmp / "absent.toml")
+    env["NEWSLETTER_SECRET_KEY"] = STRONG_SECRET
     return env
 
 

@@ -18,6 +18,7 @@ from newsletter.models import Message, Run, Subscriber
 from newsletter.plan.cadence import in_quiet_hours
 from newsletter.plan.experiments import feedback_code
 from newsletter.plan.why import why
+from testsupport import STRONG_SECRET
 
 pytestmark = pytest.mark.timeout(120)
 QUIET = (time(21), time(8))  # the campaign's default quiet hours
@@ -44,6 +45,7 @@ def cli(sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NEWSLETTER_DATABASE_URL", str(sqlite_engine.url))
     monkeypatch.setenv("NEWSLETTER_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", STRONG_SECRET)
     seed_dispatch_world(sqlite_engine, subscribers=40)
     outbox = f"outbox:{tmp_path / 'out'}"
 

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
-from newsletter.db import make_engine
-from testsupport import POSTGRES_URL, require_postgres
+from testsupport import postgres_source_schema
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def source_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL of a second database (SQLite file or PostgreSQL schema) for a source's tables."""
+def source_urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A second database (SQLite file or PostgreSQL schema) for a shop's tables: the URL to
+    seed it and the URL to sync from (on PostgreSQL a read-only login role)."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'shop.db'}"
+        url = f"sqlite:///{tmp_path / 'shop.db'}"
+        yield url, url
         return
-    require_postgres()
-    schema = f"shop_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    with admin.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    with postgres_source_schema() as urls:
+        yield urls

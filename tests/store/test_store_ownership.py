@@ -313,9 +313,10 @@ def _one_message_each(engine: Engine) -> dict[str, int]:
 
 
 def test_a_source_that_owns_status_follows_the_documented_precedence(
-    engine: Engine, source_url: str
+    engine: Engine, source_urls: tuple[str, str]
 ) -> None:
-    source = make_engine(source_url)
+    owner_url, source_url = source_urls
+    source = make_engine(owner_url)
     with source.begin() as c:
         c.execute(text(MEMBERS_SCHEMA))
         for mid in range(1, 6):

@@ -74,8 +74,9 @@ def _seed(source: Engine, first: bool) -> None:
             )
 
 
-def test_second_sync_loads_only_new_rows(engine: Engine, source_url: str) -> None:
-    source = make_engine(source_url)
+def test_second_sync_loads_only_new_rows(engine: Engine, source_urls: tuple[str, str]) -> None:
+    owner_url, source_url = source_urls
+    source = make_engine(owner_url)
     _seed(source, first=True)
     queries = SourceQueries(url=source_url, **QUERIES)
     first = {r.entity: r for r in sync_source(engine, name="shop", source=queries, now=NOW)}

@@ -6,6 +6,8 @@ import base64
 import hmac
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from newsletter.track import tokens
 from newsletter.track.tokens import Purpose, TokenError
@@ -89,3 +91,66 @@ def test_other_key_garbage_and_empty_tokens_raise_token_error() -> None:
 def test_negative_slots_are_refused() -> None:
     with pytest.raises(TokenError, match="slot"):
         tokens.sign_click(secret_key=KEY, message_id=1, slot=-1, url="https://e.com")
+
+
+def _spellings(token: str) -> list[str]:
+    """Other base64 spellings of the same bytes: padding, the standard alphabet, trailing bits."""
+    others = [token + "=" * n for n in (1, 2, 3)]
+    others += [token.replace("-", "+"), token.replace("_", "/")]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    if len(token) % 4:  # the last character carries unused bits: set one of them
+        last = alphabet.index(token[-1])
+        others += [token[:-1] + alphabet[last | bit] for bit in (1, 2, 4, 8) if last | bit != last]
+    return [o for o in others if o != token]
+
+
+@given(
+    message_id=st.integers(min_value=0, max_value=2**40),
+    slot=st.none() | st.integers(min_value=0, max_value=300),
+    url=st.text(min_size=0, max_size=40).map(lambda s: f"https://example.com/{s}"),
+)
+def test_only_the_canonical_spelling_of_a_token_verifies(
+    message_id: int, slot: int | None, url: str
+) -> None:
+    token = tokens.sign_click(secret_key=KEY, message_id=message_id, slot=slot, url=url)
+    assert tokens.verify_click(token, secret_key=KEY).message_id == message_id
+    for other in _spellings(token):
+        if base64.urlsafe_b64decode(token + "==") == _decode_loose(other):
+            with pytest.raises(TokenError):
+                tokens.verify_click(other, secret_key=KEY)
+
+
+def _decode_loose(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text.replace("-", "+").replace("_", "/") + "==")
+    except ValueError:
+        return None
+
+
+def test_every_variant_of_one_token_is_refused() -> None:
+    token = tokens.sign_unsubscribe(secret_key=KEY, message_id=7)
+    variants = [*_spellings(token), token + "\n", " " + token, token[:5] + "\n" + token[5:]]
+    accepted = []
+    for variant in variants:
+        try:
+            tokens.verify_unsubscribe(variant, secret_key=KEY)
+            accepted.append(variant)
+        except TokenError:
+            pass
+    assert accepted == [] and variants
+
+
+def test_form_values_bind_the_token_and_expire() -> None:
+    token = tokens.sign_preferences(secret_key=KEY, message_id=3)
+    value = tokens.sign_form(secret_key=KEY, token=token, issued_at=1_000)
+    tokens.verify_form(value, secret_key=KEY, token=token, now=1_500)
+    other = tokens.sign_preferences(secret_key=KEY, message_id=4)
+    for bad, kwargs in [
+        (value, {"token": other, "now": 1_500}),  # another subscriber's page
+        (value, {"token": token, "now": 1_000 + tokens.FORM_MAX_AGE_SECONDS + 1}),  # expired
+        ("1000." + value.split(".")[1][::-1], {"token": token, "now": 1_500}),  # tampered
+        ("", {"token": token, "now": 1_500}),
+        (None, {"token": token, "now": 1_500}),
+    ]:
+        with pytest.raises(TokenError):
+            tokens.verify_form(bad, secret_key=KEY, **kwargs)  # type: ignore[arg-type]

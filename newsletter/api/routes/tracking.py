@@ -3,20 +3,29 @@ answer with a redirect, a pixel or a small page (URL shapes: ``newsletter.render
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
-from fastapi import APIRouter, Depends
+import anyio
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from newsletter.api import pages
-from newsletter.api.deps import Client, Tracking, client, form_fields, tracking
+from newsletter.api.deps import Client, Tracking, client, form_fields, same_origin, tracking
 from newsletter.models import Frequency
+from newsletter.render.limits import RENDER_SECONDS
 from newsletter.render.links import url_scheme
 from newsletter.track import record, tokens
 from newsletter.track.tokens import TokenError
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+ONE_CLICK_FIELD, ONE_CLICK_VALUE = "List-Unsubscribe", "One-Click"  # RFC 8058 section 3.1
+CROSS_SITE = "It was sent from another site. Open the preferences link in your email instead."
+STALE_FORM = "The page is too old or incomplete. Reload it and save again."
+VIEW_THREADS = 4  # /v/ renders at once; the other routes keep their own worker threads
+VIEW_SECONDS = RENDER_SECONDS + 3.0  # the render's own limit, plus the database reads
 
 
 @router.get("/t/c/{token}")
@@ -73,13 +82,19 @@ def unsubscribe_page(token: str, t: Tracking = Depends(tracking)) -> Response:
 
 @router.post("/u/{token}")
 def unsubscribe(
-    token: str, t: Tracking = Depends(tracking), who: Client = Depends(client)
+    token: str,
+    t: Tracking = Depends(tracking),
+    who: Client = Depends(client),
+    form: dict[str, list[str]] = Depends(form_fields),
 ) -> Response:
-    """Unsubscribe (RFC 8058 one-click, or the page's button); idempotent."""
+    """Unsubscribe on RFC 8058's ``List-Unsubscribe=One-Click`` body (the mail client's
+    one-click POST, or the page's button, which sends the same); idempotent."""
     try:
         payload = tokens.verify_unsubscribe(token, secret_key=t.settings.secret_key)
     except TokenError:
         return pages.broken_link()
+    if form.get(ONE_CLICK_FIELD) != [ONE_CLICK_VALUE]:
+        return pages.not_unsubscribe_request()
     done = record.unsubscribe(
         t.engine, message_id=payload.message_id, user_agent=who.user_agent, ip=who.ip, now=t.now()
     )
@@ -89,9 +104,17 @@ def unsubscribe(
 
 
 def _preferences_page(
-    prefs: record.Preferences, *, saved: bool = False, error: str | None = None
+    prefs: record.Preferences,
+    *,
+    token: str,
+    t: Tracking,
+    saved: bool = False,
+    error: str | None = None,
 ) -> Response:
-    """The preferences form (the form posts back to the page's own URL)."""
+    """The preferences form (it posts back to the page's own URL, with an anti-forgery value)."""
+    csrf = tokens.sign_form(
+        secret_key=t.settings.secret_key, token=token, issued_at=int(t.now().timestamp())
+    )
     return pages.page(
         "preferences.html",
         status=400 if error else 200,
@@ -99,6 +122,7 @@ def _preferences_page(
         prefs=prefs,
         saved=saved,
         error=error,
+        csrf=csrf,
         frequencies=[f.value for f in Frequency],
     )
 
@@ -111,18 +135,33 @@ def preferences_page(token: str, t: Tracking = Depends(tracking)) -> Response:
     except TokenError:
         return pages.broken_link()
     prefs = record.load_preferences(t.engine, message_id=payload.message_id)
-    return pages.not_found() if prefs is None else _preferences_page(prefs)
+    return pages.not_found() if prefs is None else _preferences_page(prefs, token=token, t=t)
 
 
 @router.post("/p/{token}")
 def save_preferences(
-    token: str, t: Tracking = Depends(tracking), form: dict[str, list[str]] = Depends(form_fields)
+    token: str,
+    request: Request,
+    t: Tracking = Depends(tracking),
+    form: dict[str, list[str]] = Depends(form_fields),
 ) -> Response:
-    """Save the submitted frequency and topics (400 naming the bad value)."""
+    """Save the submitted frequency and topics (400 naming the bad value); only from the
+    service's own page (Origin) with the page's anti-forgery value (403 otherwise)."""
     try:
         payload = tokens.verify_preferences(token, secret_key=t.settings.secret_key)
     except TokenError:
         return pages.broken_link()
+    if not same_origin(request.headers.get("origin"), t.settings.base_url):
+        return pages.forbidden(CROSS_SITE)
+    try:
+        tokens.verify_form(
+            next(iter(form.get("csrf", [])), None),
+            secret_key=t.settings.secret_key,
+            token=token,
+            now=int(t.now().timestamp()),
+        )
+    except TokenError:
+        return pages.forbidden(STALE_FORM)
     frequency = next(iter(form.get("frequency", [])), None)
     try:
         prefs = record.save_preferences(
@@ -136,26 +175,50 @@ def save_preferences(
         current = record.load_preferences(t.engine, message_id=payload.message_id)
         if current is None:
             return pages.not_found()
-        return _preferences_page(current, error=str(exc))
-    return pages.not_found() if prefs is None else _preferences_page(prefs, saved=True)
+        return _preferences_page(current, token=token, t=t, error=str(exc))
+    if prefs is None:
+        return pages.not_found()
+    return _preferences_page(prefs, token=token, t=t, saved=True)
 
 
 @router.get("/v/{token}")
-def view(token: str, t: Tracking = Depends(tracking)) -> Response:
-    """The message's HTML as sent (re-rendered), or 404 when the message is gone."""
+async def view(token: str, request: Request, t: Tracking = Depends(tracking)) -> Response:
+    """The message's HTML as sent (re-rendered), or 404 when the message is gone.
+
+    Rendering runs a marketer's template, so it happens in a worker thread, at most
+    ``VIEW_THREADS`` at a time, and the page is answered 503 once ``VIEW_SECONDS`` pass (the
+    render itself stops at its own time limit): a bad template never ties up the server.
+    """
     try:
         payload = tokens.verify_view(token, secret_key=t.settings.secret_key)
     except TokenError:
         return pages.broken_link()
-    try:
-        html = record.message_html(
+
+    def render() -> str | None:
+        return record.message_html(
             t.engine,
             message_id=payload.message_id,
             settings=t.settings,
             now=t.now(),
             cache=t.templates,
         )
-    except record.ViewError:
+
+    try:
+        with anyio.fail_after(VIEW_SECONDS):
+            html = await anyio.to_thread.run_sync(
+                render, limiter=_view_limiter(request), abandon_on_cancel=True
+            )
+    except (record.ViewError, TimeoutError):
         log.exception("view in browser failed (token %s)", tokens.token_digest(token))
         return pages.server_error()
     return pages.not_found() if html is None else pages.view(html)
+
+
+def _view_limiter(request: Request) -> anyio.CapacityLimiter:
+    """The app's /v/ thread limiter (made in, and kept for, the event loop that serves)."""
+    loop = id(asyncio.get_running_loop())
+    found = getattr(request.app.state, "view_limiter", None)
+    if found is None or found[0] != loop:
+        found = request.app.state.view_limiter = (loop, anyio.CapacityLimiter(VIEW_THREADS))
+    limiter: anyio.CapacityLimiter = found[1]
+    return limiter
