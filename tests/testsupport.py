@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection, Engine, make_url, text
@@ -129,3 +130,13 @@ def postgres_source_schema() -> Iterator[tuple[str, str]]:
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def with_csrf(client: Any, path: str, body: str) -> str:
+    """`body` plus the anti-forgery value the preferences page at `path` carries."""
+    import re
+
+    page = client.get(path).text
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, f"no anti-forgery field on {path}"
+    return f"{body}&csrf={found.group(1)}" if body else f"csrf={found.group(1)}"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from api_world import (
     ARTICLE_0,
     SECRET,
@@ -19,6 +17,7 @@ from sqlmodel import Session
 
 from newsletter.models import Suppression
 from newsletter.track import tokens
+from testsupport import with_csrf
 
 ONE_CLICK = {"content": b"List-Unsubscribe=One-Click"}
 FORM = {"content-type": "application/x-www-form-urlencoded"}
@@ -34,13 +33,6 @@ def preferences_path(message_id: int | str) -> str:
 
 def view_path(message_id: int | str) -> str:
     return f"/v/{tokens.sign_view(secret_key=SECRET, message_id=message_id)}"
-
-
-def with_csrf(client: TestClient, path: str, body: str) -> str:
-    """`body` plus the anti-forgery value the preferences page carries."""
-    page = client.get(path).text
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-    return f"{body}&csrf={csrf}" if body else f"csrf={csrf}"
 
 
 def test_get_unsubscribe_shows_a_form_and_changes_nothing(

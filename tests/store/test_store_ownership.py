@@ -26,6 +26,7 @@ from newsletter.store.campaigns import upsert_campaign
 from newsletter.store.csv_import import import_csv
 from newsletter.store.sync import sync_source
 from newsletter.track import tokens
+from testsupport import with_csrf
 
 SECRET = "ownership-test-secret-0123456789"
 SETTINGS = Settings(secret_key=SECRET, base_url="https://news.example.com")
@@ -152,7 +153,10 @@ def _readers_act(engine: Engine, messages: dict[str, int]) -> None:
         def post(kind: str, reader: str, body: str) -> None:
             sign = tokens.sign_unsubscribe if kind == "u" else tokens.sign_preferences
             token = sign(secret_key=SECRET, message_id=messages[reader])
-            response = client.post(f"/{kind}/{token}", headers=FORM, content=body)
+            path = f"/{kind}/{token}"
+            if kind == "p":
+                body = with_csrf(client, path, body)
+            response = client.post(path, headers=FORM, content=body)
             assert response.status_code == 200, response.text
 
         post("u", "r1", "List-Unsubscribe=One-Click")
@@ -342,9 +346,11 @@ def test_a_source_that_owns_status_follows_the_documented_precedence(
     app = create_app(settings=SETTINGS, engine=engine, clock=lambda: T0 + timedelta(hours=1))
     with TestClient(app) as client:
         token = tokens.sign_unsubscribe(secret_key=SECRET, message_id=messages["m1"])
-        assert client.post(f"/u/{token}", headers=FORM).status_code == 200
+        one_click = "List-Unsubscribe=One-Click"
+        assert client.post(f"/u/{token}", headers=FORM, content=one_click).status_code == 200
         token = tokens.sign_preferences(secret_key=SECRET, message_id=messages["m2"])
-        assert client.post(f"/p/{token}", headers=FORM, content="frequency=paused").is_success
+        body = with_csrf(client, f"/p/{token}", "frequency=paused")
+        assert client.post(f"/p/{token}", headers=FORM, content=body).is_success
     with engine.begin() as c:  # m3 reported a message as spam (an ESP feedback loop)
         c.execute(
             text(
