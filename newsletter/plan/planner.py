@@ -110,17 +110,21 @@ class PlanResult:
 
 
 def resolve_segment(engine: Any, name: str, *, folder: Path | None = None) -> SegmentDefinition:
-    """A segment by name: a database row (edited in the UI) first, then ``segments/NAME.yaml``."""
+    """A segment by name: a database row (edited in the UI) first, then ``NAME.yaml`` in the
+    user's folder (``folder``, default ``./segments``), then the shipped ``segments/``."""
     from newsletter.db import shipped_path
     from newsletter.plan.segments import load_segment_file, parse_segment, segment_files
 
     stored = store.segment_source(engine, name)
     if stored is not None:
         return parse_segment(stored, source=f"segment {name!r} (database)", name=name)
-    files = segment_files(folder or shipped_path("segments"))
+    own = folder or Path.cwd() / "segments"
+    files = {**segment_files(shipped_path("segments")), **segment_files(own)}
     if name not in files:
         known = ", ".join(sorted(files)) or "none"
-        raise SegmentError(f"unknown segment {name!r}; known segments: {known}")
+        raise SegmentError(
+            f"unknown segment {name!r}; known segments: {known} (put your own in {own}/{name}.yaml)"
+        )
     return load_segment_file(files[name])
 
 
@@ -150,12 +154,12 @@ def prepare_run(
     config = parse_campaign_config(camp.config, campaign=camp.name)
     when = as_utc(scheduled_for or now)
     assert camp.id is not None
+    folder = segment_folder or settings.segment_folder
+    segment = resolve_segment(engine, camp.segment_name, folder=folder)
+    members = segment_ids(engine, segment, now=now)
+    factory = source_factory or FACTORIES[config.ranker]
     run = store.ensure_run(engine, campaign_id=camp.id, scheduled_for=when, now=now)
     assert run.id is not None
-    members = segment_ids(
-        engine, resolve_segment(engine, camp.segment_name, folder=segment_folder), now=now
-    )
-    factory = source_factory or FACTORIES[config.ranker]
     lazy = LazySource(engine, config, now, factory, [run.id, seed])
     salt = settings.experiment_salt or DEFAULT_SALT
     return RunContext(
@@ -383,9 +387,13 @@ def plan_run(
     )
     from newsletter.plan.parallel import run_shards
 
-    new = run_shards(engine, ctx, shard_count=shard_count, now=now, workers=workers)
-    stats = run_stats(engine, ctx, shard_count)
-    store.finish_run(engine, run_id=ctx.run_id, stats=stats, now=now)
+    try:
+        new = run_shards(engine, ctx, shard_count=shard_count, now=now, workers=workers)
+        stats = run_stats(engine, ctx, shard_count)
+        store.finish_run(engine, run_id=ctx.run_id, stats=stats, now=now)
+    except BaseException:
+        store.discard_unsent_run(engine, run_id=ctx.run_id)  # no half-made run stays behind
+        raise
     return PlanResult(
         ctx.run_id, ctx.campaign.name, ctx.scheduled_for, len(ctx.members), new, stats
     )

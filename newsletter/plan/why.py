@@ -104,6 +104,9 @@ def why(
     sentence = explain_reason(message.reason, config)
     if message.status == "skipped":
         base.outcome = "skipped"
+        left = store.departure(engine, sid) if message.reason in LEFT else None
+        if left is not None and left[0] == message.reason:
+            sentence = departure_sentence(*left)
         base.summary = f"Not sent in run {run.id}: {sentence} ({message.reason})."
         if message.reason in CAPS:
             base.other_messages = _others(engine, sid, message.planned_for, run.id)
@@ -130,6 +133,22 @@ def why(
     return base
 
 
+LEFT = {
+    "unsubscribed": "they unsubscribed",
+    "bounced": "their address bounced",
+    "complained": "they reported an email as spam",
+}
+
+
+def departure_sentence(reason: str, since: datetime | None) -> str:
+    """'they unsubscribed on 3 May 2026' (or the suppression of an active address)."""
+    when = f" on {since.day} {since:%B %Y}" if since is not None else ""
+    if reason.startswith("suppressed:"):
+        why = reason.partition(":")[2]
+        return f"their address is on the suppression list ({why}){when.replace(' on', ' since')}"
+    return LEFT.get(reason, f"their status is {reason}") + when
+
+
 def _others(engine: Any, sid: int, when: datetime, run_id: int) -> list[datetime]:
     found = store.send_times(
         engine,
@@ -144,7 +163,16 @@ def _others(engine: Any, sid: int, when: datetime, run_id: int) -> list[datetime
 def _without_message(
     engine: Any, base: Explanation, segment: str, when: datetime, folder: Path | None
 ) -> Explanation:
-    """No message in the run: outside the segment, or it joined after planning."""
+    """No message in the run: they left (unsubscribed, bounced...), are outside the segment,
+    or joined after planning."""
+    assert base.subscriber_id is not None
+    left = store.departure(engine, base.subscriber_id)
+    if left is not None:
+        reason, since = left
+        base.outcome = "skipped"
+        base.reason = reason.partition(":")[0]
+        base.summary = f"Not sent in run {base.run_id}: {departure_sentence(reason, since)}."
+        return base
     definition = resolve_segment(engine, segment, folder=folder)
     inside = base.subscriber_id in set(segment_ids(engine, definition, now=when))
     if inside:

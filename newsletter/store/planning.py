@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from newsletter.models import (
@@ -299,3 +299,53 @@ def item_titles(engine: Engine, ids: Iterable[int]) -> dict[int, str]:
             int(i): str(title)
             for i, title in c.execute(select(t.id, t.title).where(t.id.in_(wanted)))
         }
+
+
+def discard_unsent_run(engine: Engine, *, run_id: int) -> bool:
+    """Delete a run whose planning failed, with its messages and slots, if nothing of it was
+    handed to delivery (a run still ``planning`` whose messages are all planned or skipped).
+
+    Returns whether the run was deleted. A failed plan so leaves no half-made run behind for
+    `report`, `why` or `run list` to find; the next attempt starts it afresh.
+    """
+    table = Run.__table__  # type: ignore[attr-defined]
+    with engine.begin() as c:
+        status = c.execute(select(table.c.status).where(table.c.id == run_id)).scalar()
+        started = c.execute(
+            select(func.count()).where(M.run_id == run_id, M.status.not_in(["planned", "skipped"]))
+        ).scalar_one()
+        if status != "planning" or started:
+            return False
+        messages = select(M.id).where(M.run_id == run_id).scalar_subquery()
+        c.execute(delete(Slot.__table__).where(SL.message_id.in_(messages)))  # type: ignore[attr-defined]
+        c.execute(delete(Message.__table__).where(M.run_id == run_id))  # type: ignore[attr-defined]
+        c.execute(delete(table).where(table.c.id == run_id))
+    return True
+
+
+DEPARTURE_EVENTS = {"unsubscribed": "unsubscribe", "bounced": "bounce", "complained": "complaint"}
+
+
+def departure(engine: Engine, subscriber_id: int) -> tuple[str, datetime | None] | None:
+    """Why a subscriber may not be emailed and since when: their status when it is not active
+    (dated by the matching event, else the suppression, else the last update), or the
+    suppression reason of an active address; None when they can be emailed."""
+    s = Subscriber.__table__.c  # type: ignore[attr-defined]
+    sup = Suppression.__table__.c  # type: ignore[attr-defined]
+    e = Event.__table__.c  # type: ignore[attr-defined]
+    with engine.connect() as c:
+        row = c.execute(
+            select(s.status, s.updated_at, sup.reason, sup.created_at)
+            .outerjoin(Suppression.__table__, sup.email == s.email)  # type: ignore[attr-defined]
+            .where(s.id == subscriber_id)
+        ).first()
+        if row is None:
+            return None
+        status, updated, suppressed, suppressed_at = row
+        if status == "active":
+            return None if suppressed is None else (f"suppressed:{suppressed}", suppressed_at)
+        kind = DEPARTURE_EVENTS.get(str(status))
+        event_at = c.execute(
+            select(func.max(e.occurred_at)).where(e.subscriber_id == subscriber_id, e.kind == kind)
+        ).scalar()
+    return str(status), event_at or suppressed_at or updated
