@@ -349,3 +349,56 @@ def departure(engine: Engine, subscriber_id: int) -> tuple[str, datetime | None]
             select(func.max(e.occurred_at)).where(e.subscriber_id == subscriber_id, e.kind == kind)
         ).scalar()
     return str(status), event_at or suppressed_at or updated
+
+
+# A run that is not delivered yet: its plan (or its delivery) still has work to do.
+PENDING = ("planning", "planned", "delivering", "waiting", "paused")
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run for `run list`: which campaign, when, its status and messages by status."""
+
+    id: int
+    campaign: str
+    scheduled_for: datetime
+    status: str
+    created_at: datetime
+    messages: dict[str, int]
+
+
+def pending_run(engine: Engine, *, campaign_id: int) -> Run | None:
+    """The campaign's newest run that is not delivered yet (planned, waiting, paused...)."""
+    query = (
+        select(Run)
+        .where(Run.campaign_id == campaign_id, Run.status.in_(PENDING))  # type: ignore[arg-type,attr-defined]
+        .order_by(Run.scheduled_for.desc())  # type: ignore[attr-defined]
+    )
+    with engine.connect() as c:
+        row = c.execute(query).first()
+    return Run.model_validate(row._mapping) if row else None
+
+
+def list_runs(engine: Engine, *, campaign_id: int | None = None, limit: int = 50) -> list[RunRow]:
+    """The newest runs (of one campaign, or all), newest scheduled first, with message counts."""
+    r, ca = Run.__table__.c, Campaign.__table__.c  # type: ignore[attr-defined]
+    query = select(r.id, ca.name, r.scheduled_for, r.status, r.created_at).join(
+        Campaign.__table__,  # type: ignore[attr-defined]
+        ca.id == r.campaign_id,
+    )
+    if campaign_id is not None:
+        query = query.where(r.campaign_id == campaign_id)
+    with engine.connect() as c:
+        runs = c.execute(query.order_by(r.scheduled_for.desc(), r.id.desc()).limit(limit)).all()
+        ids = [int(row[0]) for row in runs]
+        counts: dict[int, dict[str, int]] = defaultdict(dict)
+        for run_id, status, n in c.execute(
+            select(M.run_id, M.status, func.count())
+            .where(M.run_id.in_(ids))
+            .group_by(M.run_id, M.status)
+        ):
+            counts[int(run_id)][str(status)] = int(n)
+    return [
+        RunRow(int(i), str(name), when, str(status), made, dict(sorted(counts[int(i)].items())))
+        for i, name, when, status, made in runs
+    ]

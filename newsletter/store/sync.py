@@ -23,7 +23,9 @@ from sqlmodel import Session
 from newsletter.config import SourceQueries
 from newsletter.db import make_engine
 from newsletter.models import SyncState
+from newsletter.progress import Tick, silent
 from newsletter.store import ingest
+from newsletter.store.queries import count_rows
 from newsletter.store.readonly import UnsafeQuery, check_select, read_only
 from newsletter.store.records import (
     RejectedRow,
@@ -49,6 +51,7 @@ class EntitySync:
     loaded: int = 0
     rejected: list[RejectedRow] = field(default_factory=list)
     watermark: str | None = None
+    new: int = 0  # rows the table did not hold before
 
 
 def validate_select(query: str, *, where: str) -> str:
@@ -91,6 +94,7 @@ def sync_entity(
     query: str,
     now: datetime,
     default_timezone: str = "UTC",
+    progress: Tick = silent,
 ) -> EntitySync:
     """Fetch one entity above its watermark, load it, and move the watermark on."""
     where = f"source {name!r} {entity} query"
@@ -118,6 +122,8 @@ def sync_entity(
         dated = [(parse_time(r[index], column), r[index]) for r in rows if r[index] is not None]
         if dated:
             report.watermark = _to_watermark(max(dated, key=lambda pair: pair[0])[1])
+    stage, before = f"syncing {name}.{entity}", count_rows(engine)[entity]
+    progress(stage, 0, len(rows))
     with engine.begin() as connection:
         for start in range(0, len(parsed), BATCH_ROWS):
             batch = parsed[start : start + BATCH_ROWS]
@@ -126,7 +132,10 @@ def sync_entity(
             )
             report.loaded += loaded
             report.rejected.extend(rejected)
+            progress(stage, min(len(rows), start + BATCH_ROWS), len(rows))
         _save_state(connection, name, entity, report, now)
+    progress(stage, len(rows), len(rows))
+    report.new = count_rows(engine)[entity] - before
     return report
 
 
@@ -151,6 +160,7 @@ def sync_source(
     source: SourceQueries,
     now: datetime,
     default_timezone: str = "UTC",
+    progress: Tick = silent,
 ) -> list[EntitySync]:
     """Sync every configured entity of one source, subscribers and items first."""
     source_engine = make_engine(source.url)
@@ -168,6 +178,7 @@ def sync_source(
                         query=query,
                         now=now,
                         default_timezone=default_timezone,
+                        progress=progress,
                     )
                 )
         return reports
