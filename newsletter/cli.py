@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -44,13 +46,16 @@ def settings_or_exit(config: Path | None = None) -> Settings:
     try:
         return load_settings(config)
     except ConfigError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        for line in str(exc).splitlines():
+            fail(line)
         raise typer.Exit(2) from exc
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print a user-facing error (no traceback) and return the Exit to raise."""
-    err_console.print(f"[red]error:[/red] {message}")
+    from rich.markup import escape
+
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -79,13 +84,25 @@ def migrated_engine(settings: Settings) -> Engine:
     return engine
 
 
+@contextmanager
+def _migration_errors(revision: str) -> Iterator[None]:
+    """Alembic's errors about revisions as one line (see `newsletter db current`)."""
+    from alembic.util import CommandError
+
+    try:
+        yield
+    except CommandError as exc:
+        raise fail(f"revision {revision!r}: {exc} (see `newsletter db current`)", 2) from exc
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head", config: Path | None = ConfigOption) -> None:
     """Apply schema migrations up to REVISION (default: the newest)."""
     from newsletter.db import current_revision, make_engine, upgrade
 
     engine = make_engine(settings_or_exit(config).resolved_database_url)
-    upgrade(engine, revision)
+    with _migration_errors(revision):
+        upgrade(engine, revision)
     console.print(f"database {engine.url!r} at revision {current_revision(engine)}")
 
 
@@ -95,7 +112,8 @@ def db_downgrade(revision: str, config: Path | None = ConfigOption) -> None:
     from newsletter.db import current_revision, downgrade, make_engine
 
     engine = make_engine(settings_or_exit(config).resolved_database_url)
-    downgrade(engine, revision)
+    with _migration_errors(revision):
+        downgrade(engine, revision)
     console.print(f"database {engine.url!r} at revision {current_revision(engine) or 'base'}")
 
 
@@ -255,6 +273,8 @@ def _campaign_settings(path: Path | None, name: str) -> dict[str, object]:
         return {}
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        raise fail(f"--campaign-config {path}: no such file", 2) from exc
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise fail(f"{path}: cannot read campaign settings: {reason}", 2) from exc
@@ -313,12 +333,15 @@ def report_command(
     from dataclasses import asdict
 
     from newsletter.report.html import build_report, write_report
+    from newsletter.store.delivery import run_campaign_id
     from newsletter.store.reporting import arm_counts, latest_run_id
 
     engine = migrated_engine(settings_or_exit(config))
     run_id = run if run is not None else latest_run_id(engine)
     if run_id is None:
-        raise fail("there are no runs yet: plan and send one with 'newsletter run CAMPAIGN'", 2)
+        raise fail("there are no runs yet: plan and send one with `newsletter run CAMPAIGN`", 2)
+    if run_campaign_id(engine, run_id=run_id) is None:
+        raise fail(f"run {run_id} does not exist; list runs with `newsletter run list`", 2)
     report = build_report(run_id, f"Run {run_id}", arm_counts(engine, run_id=run_id))
     write_report(report, out)
     if as_json:
@@ -374,15 +397,20 @@ def demo_command(
             status.update(line)
             err_console.print(f"[dim]·[/dim] {line}", highlight=False)
 
-        result = run_demo(
-            directory=directory,
-            now=now_utc(),
-            subscribers=subscribers,
-            items=items,
-            interactions=interactions,
-            seed=seed,
-            progress=step,
-        )
+        try:
+            result = run_demo(
+                directory=directory,
+                now=now_utc(),
+                subscribers=subscribers,
+                items=items,
+                interactions=interactions,
+                seed=seed,
+                progress=step,
+            )
+        except OSError as exc:
+            raise fail(
+                f"--dir {directory}: cannot build the demo there: {exc.strerror}", 2
+            ) from exc
     if as_json:
         print_json(
             {
@@ -689,7 +717,7 @@ def send_test_command(
     from dataclasses import asdict
 
     from newsletter.db import now_utc
-    from newsletter.deliver.send_test import SendTestError, send_test
+    from newsletter.deliver.send_test import AddressError, SendTestError, send_test
     from newsletter.deliver.transport import TransportConfigError
     from newsletter.render.compile import CompileError
     from newsletter.render.preview import PreviewError, preview_engine, resolve_subscriber
@@ -707,7 +735,7 @@ def send_test_command(
             subscriber=resolve_subscriber(engine, subscriber),
             transport_url=transport,
         )
-    except (PreviewError, CompileError, RenderError, TransportConfigError) as exc:
+    except (PreviewError, CompileError, RenderError, TransportConfigError, AddressError) as exc:
         raise fail(str(exc), 2) from exc
     except SendTestError as exc:
         raise fail(str(exc), 1) from exc

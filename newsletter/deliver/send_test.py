@@ -33,7 +33,11 @@ TEST_HEADER = "X-Newsletter-Test"
 
 
 class SendTestError(ValueError):
-    """The test email cannot be sent (bad address, template error, transport refused it)."""
+    """The transport did not accept the test email; the message says what it answered."""
+
+
+class AddressError(SendTestError):
+    """``to`` is not an email address."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ def _marked(rendered: RenderedMessage, *, to: str) -> tuple[str, bytes]:
 def _address(to: str) -> str:
     address = parseaddr(to)[1]
     if "@" not in address or address != to.strip():
-        raise SendTestError(f"--to {to!r} is not an email address (e.g. you@example.com)")
+        raise AddressError(f"--to {to!r} is not an email address (e.g. you@example.com)")
     return address
 
 

@@ -84,7 +84,8 @@ def why(
     """Explain one subscriber's outcome in the campaign's run at (or before) `at`."""
     found = store.find_campaign(engine, campaign)
     if found is None or found.id is None:
-        raise PlanError(f"unknown campaign {campaign!r}")
+        known = ", ".join(store.campaign_names(engine)) or "none yet"
+        raise PlanError(f"unknown campaign {campaign!r}; known campaigns: {known}")
     sid = store.subscriber_id(engine, subscriber)
     if sid is None:
         raise PlanError(f"no subscriber with id, email or external key {subscriber!r}")
