@@ -590,7 +590,11 @@ def plan_command(
         print_json({"run_id": result.run_id, "new_messages": result.new_messages, **result.stats})
     else:
         lines = plan_lines(
-            run_id=result.run_id, campaign=campaign, stats=result.stats, new=result.new_messages
+            run_id=result.run_id,
+            campaign=campaign,
+            stats=result.stats,
+            new=result.new_messages,
+            holders=_holders(engine, result.run_id),
         )
         for line in lines:
             console.print(line, markup=False)
@@ -598,6 +602,14 @@ def plan_command(
             console.print(f"send it with `newsletter run resume {result.run_id}`", markup=False)
     if empty:
         raise fail(empty, 1)
+
+
+def _holders(engine: Engine, run_id: int) -> dict[int, str]:
+    """Other runs holding mail for this run's capped subscribers (for the hint)."""
+    from newsletter.cli_text import CAP_REASONS
+    from newsletter.store.planning import capping_runs
+
+    return capping_runs(engine, run_id=run_id, reasons=CAP_REASONS)
 
 
 def _pending_schedule(engine: Engine, campaign: str, *, verb: str) -> datetime | None:
@@ -898,7 +910,12 @@ def run_command(
     )
     heading = f"run {summary.run_id}" + (f" of {target!r}" if run_id is None else "")
     if summary.plan and not as_json:
-        lines = delivery_plan_lines(run_id=summary.run_id, campaign=target, stats=summary.plan)
+        lines = delivery_plan_lines(
+            run_id=summary.run_id,
+            campaign=target,
+            stats=summary.plan,
+            holders=_holders(engine, summary.run_id),
+        )
         for line in lines:
             console.print(line, markup=False)
     _print_run(summary, as_json=as_json, heading=heading)

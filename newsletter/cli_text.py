@@ -39,8 +39,18 @@ def _reasons(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{reason} {n:,}" for reason, n in counts.items())
 
 
-def plan_lines(*, run_id: int, campaign: str, stats: Mapping[str, Any], new: int) -> list[str]:
-    """What a plan holds: segment size, planned by arm, skipped by reason, and what changed."""
+def plan_lines(
+    *,
+    run_id: int,
+    campaign: str,
+    stats: Mapping[str, Any],
+    new: int,
+    holders: Mapping[int, str] | None = None,
+) -> list[str]:
+    """What a plan holds: segment size, planned by arm, skipped by reason, and what changed.
+
+    ``holders`` are the other runs (id -> status) with mail for the capped subscribers.
+    """
     planned, skipped = stats["planned"], sum(stats["skipped"].values())
     lines = [
         f"run {run_id} of {campaign!r}: {stats['segment']:,} subscribers in the segment; "
@@ -57,11 +67,23 @@ def plan_lines(*, run_id: int, campaign: str, stats: Mapping[str, Any], new: int
     elif new < planned + skipped:
         lines.append(f"  {new:,} subscribers added to the run in this pass")
     if any(r in stats["skipped"] for r in CAP_REASONS):
-        lines.append(
-            "  capped subscribers already have a message in another run: see "
-            f"`newsletter run list {campaign}` and `newsletter why SUBSCRIBER --campaign "
-            f"{campaign}`"
-        )
+        lines += _holder_lines(campaign, holders or {})
+    return lines
+
+
+def _holder_lines(campaign: str, holders: Mapping[int, str]) -> list[str]:
+    """Where the capped subscribers' mail is, and how to send it when it is not sent yet."""
+    runs = ", ".join(f"run {i} ({status})" for i, status in holders.items())
+    lines = [
+        "  capped subscribers already have a message in "
+        + (runs or "another run")
+        + f": see `newsletter run list` and `newsletter why SUBSCRIBER --campaign {campaign}`"
+    ]
+    for run_id, status in holders.items():
+        if status in ("planning", "planned", "waiting", "paused", "delivering"):
+            lines.append(
+                f"  run {run_id} is not sent yet: send it with `newsletter run resume {run_id}`"
+            )
     return lines
 
 
@@ -77,10 +99,12 @@ def nothing_to_send(stats: Mapping[str, Any] | None) -> str | None:
     )
 
 
-def delivery_plan_lines(*, run_id: int, campaign: str, stats: Mapping[str, Any]) -> list[str]:
+def delivery_plan_lines(
+    *, run_id: int, campaign: str, stats: Mapping[str, Any], holders: Mapping[int, str]
+) -> list[str]:
     """The plan part of a `run CAMPAIGN` summary (its planning pass added every message)."""
     new = sum(stats["arms"].values()) + sum(stats["skipped"].values())
-    return plan_lines(run_id=run_id, campaign=campaign, stats=stats, new=new)
+    return plan_lines(run_id=run_id, campaign=campaign, stats=stats, new=new, holders=holders)
 
 
 def run_list_lines(rows: list[Any]) -> list[str]:

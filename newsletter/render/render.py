@@ -99,7 +99,7 @@ def build_headers(
     subscriber, campaign, run = context["subscriber"], context["campaign"], context["run"]
     unsubscribe = context["unsubscribe_url"]
     token = unsubscribe.rstrip("/").rpartition("/")[2]
-    list_name = campaign["name"].replace('"', "'")
+    list_name = campaign.get("display_name", campaign["name"]).replace('"', "'")
     return (
         ("From", _sender(settings.sender)[0]),
         ("To", format_address(subscriber["name"], subscriber["email"])),

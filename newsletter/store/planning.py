@@ -402,3 +402,30 @@ def list_runs(engine: Engine, *, campaign_id: int | None = None, limit: int = 50
         RunRow(int(i), str(name), when, str(status), made, dict(sorted(counts[int(i)].items())))
         for i, name, when, status, made in runs
     ]
+
+
+def capping_runs(engine: Engine, *, run_id: int, reasons: Sequence[str]) -> dict[int, str]:
+    """The other runs (id -> status) holding live messages of this run's subscribers who
+    were skipped for one of `reasons` (the frequency caps): where those readers' mail is."""
+    other = Message.__table__.alias("other")  # type: ignore[attr-defined]
+    r = Run.__table__.c  # type: ignore[attr-defined]
+    query = (
+        select(other.c.run_id, r.status)
+        .select_from(
+            Message.__table__.join(other, other.c.subscriber_id == M.subscriber_id).join(  # type: ignore[attr-defined]
+                Run.__table__,  # type: ignore[attr-defined]
+                r.id == other.c.run_id,
+            )
+        )
+        .where(
+            M.run_id == run_id,
+            M.status == "skipped",
+            M.reason.in_(list(reasons)),
+            other.c.run_id != run_id,
+            other.c.status.in_(LIVE),
+        )
+        .distinct()
+        .order_by(other.c.run_id)
+    )
+    with engine.connect() as c:
+        return {int(i): str(status) for i, status in c.execute(query)}

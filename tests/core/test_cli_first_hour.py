@@ -149,11 +149,22 @@ def test_a_second_run_explains_the_caps_and_names_commands_that_exist(folder: Pa
     code, out = cli("run", "weekly", "--transport", "memory:", "--send-all")
     assert code == 0, out
     assert "skipped: frequency_cap_day 3" in out
-    assert "see `newsletter run list weekly` and `newsletter why SUBSCRIBER" in out
+    assert "capped subscribers already have a message in run 1 (delivered)" in out
+    assert "see `newsletter run list` and `newsletter why SUBSCRIBER --campaign weekly`" in out
     code, out = cli("why", "s1", "--campaign", "weekly")
     assert code == 0 and "cap of 1 messages per day" in out
     code, out = cli("run", "resume", "99")
     assert code == 2 and "list runs with `newsletter run list`" in out
+
+
+def test_a_new_run_capped_by_a_planned_one_says_how_to_send_that_one(folder: Path) -> None:
+    pilot(folder, subscribers=3, items=4, interactions=PILOT)
+    cli("plan", "weekly")
+    code, out = cli("run", "weekly", "--new-run", "--transport", "memory:", "--send-all")
+    assert code == 0, out
+    assert "run 2 of 'weekly': 3 subscribers in the segment; 0 planned, 3 skipped" in out
+    assert "already have a message in run 1 (planned)" in out
+    assert "run 1 is not sent yet: send it with `newsletter run resume 1`" in out
 
 
 def test_everything_expired_says_why_nothing_can_be_sent(folder: Path) -> None:
