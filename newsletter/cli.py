@@ -434,8 +434,8 @@ def sync_command(
 ) -> None:
     """Pull new subscribers, items and interactions from your own databases.
 
-    Each source is a \\[sources.NAME] table in newsletter.toml: a url and one SELECT per
-    entity (see newsletter.toml.example and the README).
+    Each source is a \\[sources.NAME] table in newsletter.toml: a url and one SELECT
+    per entity (see newsletter.toml.example and the README).
     """
     from newsletter.db import now_utc
     from newsletter.store.sync import SyncError, sync_source
@@ -851,7 +851,9 @@ def _policy(settings: Settings, *, on_unknown: str | None, send_all: bool, live:
 @app.command("run")
 def run_command(
     target: str = typer.Argument(
-        ..., help="CAMPAIGN to send, or `list`, `resume` or `retry-failed`."
+        ...,
+        metavar="CAMPAIGN|list|resume|retry-failed",
+        help="CAMPAIGN to send, or `list`, `resume` or `retry-failed`.",
     ),
     second: str | None = typer.Argument(
         None, metavar="[RUN|CAMPAIGN]", help="RUN id (resume, retry-failed) or CAMPAIGN (list)."
@@ -879,11 +881,11 @@ def run_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     config: Path | None = ConfigOption,
 ) -> None:
-    """Send CAMPAIGN (plan, render, deliver), or `run list [CAMPAIGN]`, `run resume RUN`,
+    """Send CAMPAIGN (plan, render, deliver); or `run list [CAMPAIGN]`, `run resume RUN`,
     `run retry-failed RUN`.
 
-    A campaign whose newest run is planned but not sent yet (say by `newsletter plan`)
-    gets that run sent, not a second one; --new-run plans another.
+    When the campaign's newest run is planned but not sent yet (by `newsletter plan`, say),
+    that run is sent instead of a second one; --new-run plans another.
     """
     if target == "list":
         _run_list(second, as_json=as_json, config=config)
