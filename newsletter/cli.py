@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from newsletter.cli_progress import ProgressBars
+from newsletter.cli_text import (
+    delivery_plan_lines,
+    demo_lines,
+    import_lines,
+    nothing_to_send,
+    plan_lines,
+    run_list_lines,
+)
 from newsletter.config import ConfigError, Settings, load_settings
 from newsletter.keys import (
     MIN_SECRET_BITS,
@@ -20,7 +32,14 @@ from newsletter.keys import (
     is_demo_key,
 )
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+HELP = """Write a personal email newsletter for every subscriber, send it, and measure it.
+
+Start with `newsletter demo`. With your own data: `import csv` (or `sync`), `campaign add`,
+`preview`, `run`; then `run list`, `why`, `report`. Settings come from newsletter.toml and
+NEWSLETTER_* environment variables (see newsletter.toml.example).
+"""
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=HELP)
 db_app = typer.Typer(no_args_is_help=True, help="Database schema migrations.")
 import_app = typer.Typer(no_args_is_help=True, help="Import behaviour from files.")
 app.add_typer(db_app, name="db")
@@ -34,7 +53,8 @@ def settings_or_exit(config: Path | None = None) -> Settings:
     try:
         return load_settings(config)
     except ConfigError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        for line in str(exc).splitlines():
+            fail(line)
         raise typer.Exit(2) from exc
 
 
@@ -48,8 +68,15 @@ def strong_key_or_exit(settings: Settings, *, demo: bool = False) -> None:
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print a user-facing error (no traceback) and return the Exit to raise."""
-    err_console.print(f"[red]error:[/red] {message}")
+    from rich.markup import escape
+
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(code)
+
+
+def progress_bars() -> ProgressBars:
+    """Progress bars on stderr (drawn only on a terminal)."""
+    return ProgressBars(err_console)
 
 
 def print_json(data: object) -> None:
@@ -75,13 +102,25 @@ def migrated_engine(settings: Settings) -> Engine:
     return engine
 
 
+@contextmanager
+def _migration_errors(revision: str) -> Iterator[None]:
+    """Alembic's errors about revisions as one line (see `newsletter db current`)."""
+    from alembic.util import CommandError
+
+    try:
+        yield
+    except CommandError as exc:
+        raise fail(f"revision {revision!r}: {exc} (see `newsletter db current`)", 2) from exc
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head", config: Path | None = ConfigOption) -> None:
     """Apply schema migrations up to REVISION (default: the newest)."""
     from newsletter.db import current_revision, make_engine, upgrade
 
     engine = make_engine(settings_or_exit(config).resolved_database_url)
-    upgrade(engine, revision)
+    with _migration_errors(revision):
+        upgrade(engine, revision)
     console.print(f"database {engine.url!r} at revision {current_revision(engine)}")
 
 
@@ -91,7 +130,8 @@ def db_downgrade(revision: str, config: Path | None = ConfigOption) -> None:
     from newsletter.db import current_revision, downgrade, make_engine
 
     engine = make_engine(settings_or_exit(config).resolved_database_url)
-    downgrade(engine, revision)
+    with _migration_errors(revision):
+        downgrade(engine, revision)
     console.print(f"database {engine.url!r} at revision {current_revision(engine) or 'base'}")
 
 
@@ -122,7 +162,10 @@ def stats_command(
 
 @import_app.command("movielens")
 def import_movielens_command(
-    directory: Path, now: str | None = NowOption, config: Path | None = ConfigOption
+    directory: Path,
+    now: str | None = NowOption,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    config: Path | None = ConfigOption,
 ) -> None:
     """Import a MovieLens folder (ratings.csv, movies.csv, tags.csv)."""
     from newsletter.store.movielens import MovieLensError, import_movielens
@@ -130,12 +173,18 @@ def import_movielens_command(
 
     when = _when(now, "--now")
     engine = migrated_engine(settings_or_exit(config))
-    with console.status(f"importing {directory} ..."):
+    before = count_rows(engine)
+    with progress_bars() as bars:
         try:
-            offered = import_movielens(engine, directory, now=when)
+            offered = import_movielens(engine, directory, now=when, progress=bars)
         except MovieLensError as exc:
             raise fail(str(exc), 2) from exc
-    console.print(f"read {offered}; database now holds {count_rows(engine)}")
+    after = count_rows(engine)
+    if as_json:
+        print_json({"read": offered, "new": {k: after[k] - before[k] for k in after}})
+        return
+    for entity, n in offered.items():
+        console.print(f"{entity}: {n:,} read, {after[entity] - before[entity]:,} new")
 
 
 @import_app.command("csv")
@@ -160,26 +209,23 @@ def import_csv_command(
     settings = settings_or_exit(config)
     engine = migrated_engine(settings)
     try:
-        report = import_csv(
-            engine,
-            subscribers=subscribers,
-            items=items,
-            interactions=interactions,
-            now=when,
-            default_timezone=settings.default_timezone,
-        )
+        with progress_bars() as bars:
+            report = import_csv(
+                engine,
+                subscribers=subscribers,
+                items=items,
+                interactions=interactions,
+                now=when,
+                default_timezone=settings.default_timezone,
+                progress=bars,
+            )
     except RowError as exc:
         raise fail(str(exc), 2) from exc
     if as_json:
         print_json({**report.as_dict(), "rejected": [str(r) for r in report.rejected]})
     else:
-        for entity, numbers in report.as_dict().items():
-            encoding = numbers.get("encoding")
-            note = f" (not UTF-8: read as {encoding})" if encoding else ""
-            console.print(
-                f"{entity}: {numbers['loaded']} loaded of {numbers['read']} read, "
-                f"{numbers['rejected']} rejected{note}"
-            )
+        for line in import_lines(report.as_dict()):
+            console.print(line, markup=False)
         for row in report.rejected:
             err_console.print(f"[yellow]rejected[/yellow] {row}", markup=True, highlight=False)
     if report.rejected:
@@ -196,35 +242,31 @@ def campaign_add(
     template: str = typer.Option("digest", help="Template name (shipped or saved)."),
     segment: str = typer.Option("everyone", help="Segment name (segments/*.yaml or saved)."),
     kind: str = typer.Option("digest", help="digest (on a schedule) or trigger (on behaviour)."),
-    schedule: str | None = typer.Option(None, help="Cron expression for digests."),
+    schedule: str | None = typer.Option(
+        None, help="When a digest is due, as cron: minute hour day month weekday ('0 8 * * mon')."
+    ),
     config_file: Path | None = typer.Option(
         None, "--campaign-config", help="JSON or YAML file with the campaign's settings."
     ),
     now: str | None = NowOption,
     config: Path | None = ConfigOption,
 ) -> None:
-    """Create campaign NAME, or update it if it exists."""
-    import yaml
-
-    from newsletter.plan.campaigns import CampaignConfigError, parse_campaign_config
+    """Create campaign NAME, or update it if it exists (settings: docs/campaigns.md)."""
+    from newsletter.plan.campaigns import CampaignConfigError, validate_schedule
     from newsletter.store.campaigns import upsert_campaign
 
     if kind not in {"digest", "trigger"}:
         raise fail(f"--kind {kind!r}: expected digest or trigger", 2)
     when = _when(now, "--now")
-    raw: dict[str, object] = {}
-    if config_file is not None:
+    if schedule is not None:
         try:
-            raw = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise fail(f"{config_file}: cannot read campaign settings: {exc}", 2) from exc
-        if not isinstance(raw, dict):
-            raise fail(f"{config_file}: expected a mapping of settings", 2)
-    try:
-        parse_campaign_config(raw, campaign=name)
-    except CampaignConfigError as exc:
-        raise fail(str(exc), 2) from exc
-    engine = migrated_engine(settings_or_exit(config))
+            schedule = validate_schedule(schedule)
+        except CampaignConfigError as exc:
+            raise fail(f"--schedule: {exc}", 2) from exc
+    raw = _campaign_settings(config_file, name)
+    settings = settings_or_exit(config)
+    engine = migrated_engine(settings)
+    _check_references(engine, settings, template=template, segment=segment)
     campaign = upsert_campaign(
         engine,
         name=name,
@@ -235,21 +277,69 @@ def campaign_add(
         config=raw,
         now=when,
     )
+    cron = f", schedule {schedule!r}" if schedule else ""
     console.print(
         f"campaign {campaign.name!r} (id {campaign.id}): {kind}, template "
-        f"{template!r}, segment {segment!r}"
+        f"{template!r}, segment {segment!r}{cron}"
     )
 
 
+def _campaign_settings(path: Path | None, name: str) -> dict[str, object]:
+    """The validated --campaign-config file (JSON or YAML), or no settings."""
+    import yaml
+
+    from newsletter.plan.campaigns import CampaignConfigError, parse_campaign_config
+
+    if path is None:
+        return {}
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        raise fail(f"--campaign-config {path}: no such file", 2) from exc
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise fail(f"{path}: cannot read campaign settings: {reason}", 2) from exc
+    if not isinstance(raw, dict):
+        raise fail(f"{path}: expected a mapping of settings (see docs/campaigns.md)", 2)
+    try:
+        parse_campaign_config(raw, campaign=name)
+    except CampaignConfigError as exc:
+        raise fail(str(exc), 2) from exc
+    return raw
+
+
+def _check_references(engine: Engine, settings: Settings, *, template: str, segment: str) -> None:
+    """The campaign's template and segment must exist (found now, not at the first run)."""
+    from newsletter.plan.planner import resolve_segment
+    from newsletter.plan.segments import SegmentError
+    from newsletter.render.preview import PreviewError, find_template
+
+    try:
+        resolve_segment(engine, segment, folder=settings.segment_folder)
+        find_template(template, engine=engine)
+    except (SegmentError, PreviewError) as exc:
+        raise fail(str(exc), 2) from exc
+
+
 @campaign_app.command("list")
-def campaign_list(config: Path | None = ConfigOption) -> None:
+def campaign_list(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    config: Path | None = ConfigOption,
+) -> None:
     """List the campaigns."""
     from newsletter.store.campaigns import list_campaigns
 
-    for c in list_campaigns(migrated_engine(settings_or_exit(config))):
+    campaigns = list_campaigns(migrated_engine(settings_or_exit(config)))
+    if as_json:
+        print_json([c.model_dump() for c in campaigns])
+        return
+    if not campaigns:
+        err_console.print("no campaigns yet: create one with `newsletter campaign add NAME`")
+    for c in campaigns:
         console.print(
             f"{c.id:>4}  {c.name:<24} {c.kind:<8} template={c.template_name} "
-            f"segment={c.segment_name} schedule={c.schedule or '-'}"
+            f"segment={c.segment_name} schedule={c.schedule or '-'}",
+            markup=False,
         )
 
 
@@ -264,13 +354,16 @@ def report_command(
     from dataclasses import asdict
 
     from newsletter.report.html import build_report, write_report
+    from newsletter.store.delivery import run_campaign_id
     from newsletter.store.reporting import arm_counts, latest_run_id
 
     settings = settings_or_exit(config)
     engine = migrated_engine(settings)
     run_id = run if run is not None else latest_run_id(engine)
     if run_id is None:
-        raise fail("there are no runs yet: plan and send one with 'newsletter run CAMPAIGN'", 2)
+        raise fail("there are no runs yet: plan and send one with `newsletter run CAMPAIGN`", 2)
+    if run_campaign_id(engine, run_id=run_id) is None:
+        raise fail(f"run {run_id} does not exist; list runs with `newsletter run list`", 2)
     counts = arm_counts(engine, run_id=run_id)
     report = build_report(run_id, f"Run {run_id}", counts, secret_key=settings.secret_key)
     write_report(report, out)
@@ -319,76 +412,115 @@ def demo_command(
     interactions: int = typer.Option(40000, min=0, help="Synthetic interactions."),
     seed: int = typer.Option(7, help="Random seed (same seed, same demo)."),
     now: str | None = NowOption,
+    as_json: bool = typer.Option(False, "--json", help="Print what each step did as JSON."),
 ) -> None:
     """Build a demo database from a synthetic publisher and run the pipeline on it."""
     from newsletter.pipeline import run_demo
 
-    result = run_demo(
-        directory=directory,
-        now=_when(now, "--now"),
-        subscribers=subscribers,
-        items=items,
-        interactions=interactions,
-        seed=seed,
-        progress=lambda line: console.print(f"[dim]·[/dim] {line}"),
-    )
-    console.print(f"[bold]demo ready[/bold] in {result.directory} ({result.database_url})")
-    for step, summary in result.steps.items():
-        console.print(f"  {step}: {summary}")
-    console.print(f"try: NEWSLETTER_DATABASE_URL={result.database_url} newsletter stats")
+    with err_console.status("building the demo ...") as status:
+
+        def step(line: str) -> None:
+            status.update(line)
+            err_console.print(f"[dim]·[/dim] {line}", highlight=False)
+
+        try:
+            result = run_demo(
+                directory=directory,
+                now=_when(now, "--now"),
+                subscribers=subscribers,
+                items=items,
+                interactions=interactions,
+                seed=seed,
+                progress=step,
+            )
+        except OSError as exc:
+            raise fail(
+                f"--dir {directory}: cannot build the demo there: {exc.strerror}", 2
+            ) from exc
+    if as_json:
+        print_json(
+            {
+                "directory": str(result.directory),
+                "database_url": result.database_url,
+                **result.steps,
+            }
+        )
+        return
+    for line in demo_lines(result):
+        console.print(line, markup=False, highlight=False)
 
 
 @app.command("sync")
 def sync_command(
-    source: list[str] = typer.Option(None, help="Source name(s) from [sources.*]; default: all."),
+    source: list[str] = typer.Option(
+        None, help="A source name (a \\[sources.NAME] table of newsletter.toml); default: all."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     now: str | None = NowOption,
     config: Path | None = ConfigOption,
 ) -> None:
-    """Pull new subscribers, items and interactions from the configured external databases."""
+    """Pull new subscribers, items and interactions from your own databases.
+
+    Each source is a \\[sources.NAME] table in newsletter.toml: a url and one SELECT
+    per entity (see newsletter.toml.example and the README).
+    """
     from newsletter.store.readonly import SqlLimits
     from newsletter.store.sync import SyncError, sync_source
 
     when = _when(now, "--now")
     settings = settings_or_exit(config)
+    if not settings.sources:
+        raise fail(
+            "no sources configured: add a [sources.NAME] table with a url and SELECT queries "
+            "to newsletter.toml (see newsletter.toml.example)",
+            2,
+        )
     names = source or sorted(settings.sources)
     unknown = [n for n in names if n not in settings.sources]
-    if not names or unknown:
-        known = ", ".join(sorted(settings.sources)) or "none configured"
-        raise fail(f"unknown source(s) {', '.join(unknown) or '(none given)'}; known: {known}", 2)
+    if unknown:
+        known = ", ".join(sorted(settings.sources))
+        raise fail(f"unknown source(s) {', '.join(unknown)}; configured: {known}", 2)
     engine = migrated_engine(settings)
-    summary: dict[str, object] = {}
-    for name in names:
-        try:
-            reports = sync_source(
-                engine,
-                name=name,
-                source=settings.sources[name],
-                now=when,
-                default_timezone=settings.default_timezone,
-                limits=SqlLimits.from_settings(settings),
-            )
-        except SyncError as exc:
-            raise fail(str(exc), 2) from exc
-        summary[name] = {
-            r.entity: {
-                "fetched": r.fetched,
-                "loaded": r.loaded,
-                "rejected": [str(x) for x in r.rejected],
-                "watermark": r.watermark,
-            }
-            for r in reports
-        }
+    summary: dict[str, dict[str, dict[str, Any]]] = {}
+    with progress_bars() as bars:
+        for name in names:
+            try:
+                reports = sync_source(
+                    engine,
+                    name=name,
+                    source=settings.sources[name],
+                    now=when,
+                    default_timezone=settings.default_timezone,
+                    limits=SqlLimits.from_settings(settings),
+                    progress=bars,
+                )
+            except SyncError as exc:
+                raise fail(str(exc), 2) from exc
+            summary[name] = {r.entity: _sync_numbers(r) for r in reports}
     if as_json:
         print_json(summary)
         return
     for name, entities in summary.items():
-        for entity, numbers in entities.items():  # type: ignore[attr-defined]
+        for entity, n in entities.items():
+            kept = "already stored" if entity == "interactions" else "updated"
             console.print(
-                f"{name}.{entity}: fetched {numbers['fetched']}, loaded "
-                f"{numbers['loaded']}, rejected {len(numbers['rejected'])}, "
-                f"watermark {numbers['watermark']}"
+                f"{name}.{entity}: {n['fetched']:,} rows fetched: {n['new']:,} new, "
+                f"{n['loaded'] - n['new']:,} {kept}, {len(n['rejected']):,} rejected; "
+                f"next sync starts after {n['watermark'] or 'the beginning'}",
+                markup=False,
             )
+            for row in n["rejected"]:
+                err_console.print(f"[yellow]rejected[/yellow] {row}", highlight=False)
+
+
+def _sync_numbers(report: Any) -> dict[str, Any]:
+    return {
+        "fetched": report.fetched,
+        "loaded": report.loaded,
+        "new": report.new,
+        "rejected": [str(x) for x in report.rejected],
+        "watermark": report.watermark,
+    }
 
 
 segment_app = typer.Typer(no_args_is_help=True, help="Segments: who a rule selects.")
@@ -452,46 +584,86 @@ def plan_command(
     campaign: str,
     now: str | None = typer.Option(None, help="Plan as of this time (default: now)."),
     scheduled_for: str | None = typer.Option(
-        None, help="The run's scheduled time (default: --now)."
+        None,
+        help="The run's scheduled time (default: the campaign's run that is not sent yet, "
+        "else --now).",
+    ),
+    new_run: bool = typer.Option(
+        False, "--new-run", help="Plan a new run even if one is planned and not sent yet."
     ),
     shards: int = typer.Option(1, min=1, help="Plan in this many shards of subscribers."),
     workers: int = typer.Option(1, min=1, help="Plan shards in this many processes."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     config: Path | None = ConfigOption,
 ) -> None:
-    """Plan a run of CAMPAIGN and print counts by arm and by skip reason."""
+    """Plan a run of CAMPAIGN (who gets what) and print counts by arm and by skip reason."""
     from newsletter.plan.campaigns import CampaignConfigError
     from newsletter.plan.planner import PlanError, plan_run
     from newsletter.plan.segments import SegmentError
 
-    engine = migrated_engine(settings_or_exit(config))
+    settings = settings_or_exit(config)
+    engine = migrated_engine(settings)
     when = _when(now, "--now")
     scheduled = _when(scheduled_for, "--scheduled-for") if scheduled_for else None
     try:
-        result = plan_run(
-            engine,
-            campaign=campaign,
-            now=when,
-            settings=settings_or_exit(config),
-            scheduled_for=scheduled,
-            shard_count=shards,
-            workers=workers,
-        )
+        if scheduled is None and not new_run:
+            scheduled = _pending_schedule(engine, campaign, verb="re-planning")
+        with progress_bars() as bars:
+            result = plan_run(
+                engine,
+                campaign=campaign,
+                now=when,
+                settings=settings,
+                scheduled_for=scheduled,
+                shard_count=shards,
+                workers=workers,
+                progress=bars,
+            )
     except (PlanError, SegmentError, CampaignConfigError) as exc:
         raise fail(str(exc), 2) from exc
+    empty = nothing_to_send(result.stats)
     if as_json:
         print_json({"run_id": result.run_id, "new_messages": result.new_messages, **result.stats})
-        return
-    stats = result.stats
-    console.print(
-        f"run {result.run_id} of {campaign!r} for {result.scheduled_for.isoformat()}: "
-        f"segment {stats['segment']}, planned {stats['planned']} "
-        f"({result.new_messages} new), deferred {stats['deferred']}"
+    else:
+        lines = plan_lines(
+            run_id=result.run_id,
+            campaign=campaign,
+            stats=result.stats,
+            new=result.new_messages,
+            holders=_holders(engine, result.run_id),
+        )
+        for line in lines:
+            console.print(line, markup=False)
+        if not empty:
+            console.print(f"send it with `newsletter run resume {result.run_id}`", markup=False)
+    if empty:
+        raise fail(empty, 1)
+
+
+def _holders(engine: Engine, run_id: int) -> dict[int, str]:
+    """Other runs holding mail for this run's capped subscribers (for the hint)."""
+    from newsletter.cli_text import CAP_REASONS
+    from newsletter.store.planning import capping_runs
+
+    return capping_runs(engine, run_id=run_id, reasons=CAP_REASONS)
+
+
+def _pending_schedule(engine: Engine, campaign: str, *, verb: str) -> datetime | None:
+    """The scheduled time of the campaign's run that is not sent yet (and say so), or None."""
+    from newsletter.store.planning import find_campaign, pending_run
+
+    found = find_campaign(engine, campaign)
+    if found is None or found.id is None:
+        return None  # plan_run names the unknown campaign
+    pending = pending_run(engine, campaign_id=found.id)
+    if pending is None:
+        return None
+    err_console.print(
+        f"run {pending.id} of {campaign!r} (scheduled for {pending.scheduled_for:%Y-%m-%d %H:%M}"
+        f" UTC) is {pending.status} and not sent yet: {verb} it (--new-run plans another)",
+        highlight=False,
     )
-    for arm, n in stats["arms"].items():
-        console.print(f"  arm {arm}: {n}")
-    for reason, n in stats["skipped"].items():
-        console.print(f"  skipped {reason}: {n}")
+    return pending.scheduled_for
 
 
 @app.command("why")
@@ -529,31 +701,46 @@ def why_command(
 @app.command("preview")
 def preview_command(
     template: str = typer.Argument(..., help="Template name (database or shipped) or folder."),
-    subscriber: int | None = typer.Option(None, help="Render for this subscriber id."),
+    subscriber: str | None = typer.Option(
+        None, help="Render for this subscriber (id, email or external key)."
+    ),
     out: Path | None = typer.Option(None, help="Write the HTML part to this .html file."),
     eml: Path | None = typer.Option(None, help="Write the whole message to this .eml file."),
     config: Path | None = ConfigOption,
 ) -> None:
-    """Render TEMPLATE strictly on real data (fixture data on an empty database)."""
+    """Render TEMPLATE strictly on real data (sample data where the database has none)."""
     from newsletter.db import now_utc
     from newsletter.render.compile import CompileError
-    from newsletter.render.preview import PreviewError, preview, preview_engine
+    from newsletter.render.preview import (
+        PreviewError,
+        preview,
+        preview_engine,
+        resolve_subscriber,
+    )
     from newsletter.render.sandbox import RenderError
 
     settings = settings_or_exit(config)
     engine = preview_engine(settings)
     try:
         result = preview(
-            template, settings=settings, engine=engine, subscriber=subscriber, now=now_utc()
+            template,
+            settings=settings,
+            engine=engine,
+            subscriber=resolve_subscriber(engine, subscriber),
+            now=now_utc(),
         )
     except (PreviewError, CompileError, RenderError) as exc:
         raise fail(str(exc), 2) from exc
     rendered = result.rendered
-    if out:
-        out.write_text(rendered.html, encoding="utf-8")
-    if eml:
-        eml.write_bytes(rendered.bytes)
-    console.print(f"[bold]{rendered.subject}[/bold]  ({result.data_source} data)")
+    try:
+        if out:
+            out.write_text(rendered.html, encoding="utf-8")
+        if eml:
+            eml.write_bytes(rendered.bytes)
+    except OSError as exc:
+        raise fail(f"cannot write {exc.filename}: {exc.strerror}", 2) from exc
+    console.print(rendered.subject, style="bold", markup=False, highlight=False)
+    console.print(f"  data: {result.note}", markup=False, highlight=False)
     console.print(f"  preheader: {rendered.preheader}")
     console.print(
         f"  to: {rendered.recipient}; {len(rendered.bytes) / 1000:.1f} KB; "
@@ -564,6 +751,53 @@ def preview_command(
             console.print(f"  wrote {path}")
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+@app.command("send-test")
+def send_test_command(
+    template: str = typer.Argument(..., help="Template name (database or shipped) or folder."),
+    to: str = typer.Option(..., "--to", help="The address to send the test email to."),
+    subscriber: str | None = typer.Option(
+        None, help="Render as this subscriber (id, email or external key)."
+    ),
+    transport: str | None = typer.Option(
+        None, help="smtp://host:port, smtps://…, outbox:DIR or memory: (default: smtp_url)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Send one test email of TEMPLATE to an address ([TEST] subject; nothing is recorded)."""
+    from dataclasses import asdict
+
+    from newsletter.db import now_utc
+    from newsletter.deliver.send_test import AddressError, SendTestError, send_test
+    from newsletter.deliver.transport import TransportConfigError
+    from newsletter.render.compile import CompileError
+    from newsletter.render.preview import PreviewError, preview_engine, resolve_subscriber
+    from newsletter.render.sandbox import RenderError
+
+    settings = settings_or_exit(config)
+    engine = preview_engine(settings)
+    try:
+        sent = send_test(
+            engine,
+            template=template,
+            to=to,
+            settings=settings,
+            now=now_utc(),
+            subscriber=resolve_subscriber(engine, subscriber),
+            transport_url=transport,
+        )
+    except (PreviewError, CompileError, RenderError, TransportConfigError, AddressError) as exc:
+        raise fail(str(exc), 2) from exc
+    except SendTestError as exc:
+        raise fail(str(exc), 1) from exc
+    if as_json:
+        print_json(asdict(sent))
+        return
+    console.print(f"sent a test email to {sent.to}: {sent.subject}", markup=False)
+    console.print(f"  data: {sent.data_note}", markup=False)
+    console.print("  its opens, clicks and unsubscribes are not recorded", markup=False)
 
 
 @app.command()
@@ -597,6 +831,9 @@ def evaluate(
 
 
 RUN_FORMS = ("resume", "retry-failed")
+RUN_USAGE = (
+    "usage: newsletter run CAMPAIGN | run list [CAMPAIGN] | run resume RUN | run retry-failed RUN"
+)
 
 
 def _print_run(summary: object, *, as_json: bool, heading: str) -> None:
@@ -609,7 +846,8 @@ def _print_run(summary: object, *, as_json: bool, heading: str) -> None:
     console.print(
         f"{heading}: sent {this['sent']}, failed {this['failed']}, skipped "
         f"{this['skipped']} in this pass ({this['retried']} retries, "
-        f"{this['reconciled']} settled)"
+        f"{this['reconciled']} settled after an interruption)",
+        markup=False,
     )
     if data.get("halted"):
         console.print(f"run {data['run_id']} is {data['halted']}: nothing more is sent")
@@ -624,14 +862,45 @@ def _print_run(summary: object, *, as_json: bool, heading: str) -> None:
         console.print(
             f"{waiting['count']} messages wait for their subscribers' local send time "
             f"(the first at {waiting['next_send']}): run `newsletter run resume "
-            f"{data['run_id']}` then, or use --send-all"
+            f"{data['run_id']}` then, or use --send-all",
+            markup=False,
         )
+
+
+def _run_id(form: str, value: str | None) -> int:
+    """The RUN of `run resume RUN` / `run retry-failed RUN`, or a clear usage error."""
+    if value is None or not value.isdigit():
+        got = "no RUN" if value is None else f"{value!r}"
+        raise fail(f"run {form} needs a run id, got {got} (see `newsletter run list`)", 2)
+    return int(value)
+
+
+def _policy(settings: Settings, *, on_unknown: str | None, send_all: bool, live: bool) -> Any:
+    """The delivery policy of a `run` command (live runs stamp the real send time)."""
+    from dataclasses import replace
+
+    from newsletter.db import now_utc
+    from newsletter.deliver.runner import default_policy
+
+    if on_unknown not in (None, "resend", "fail"):
+        raise fail(f"--on-unknown {on_unknown!r}: use resend or fail", 2)
+    policy = default_policy(settings)
+    if on_unknown is not None:
+        policy = replace(policy, on_unknown=on_unknown)  # type: ignore[arg-type]
+    policy = replace(policy, honour_send_time=not send_all)
+    return replace(policy, clock=now_utc) if live else policy
 
 
 @app.command("run")
 def run_command(
-    target: str = typer.Argument(..., help="CAMPAIGN, or `resume` / `retry-failed`."),
-    run_id: int | None = typer.Argument(None, help="RUN id (with resume / retry-failed)."),
+    target: str = typer.Argument(
+        ...,
+        metavar="CAMPAIGN|list|resume|retry-failed",
+        help="CAMPAIGN to send, or `list`, `resume` or `retry-failed`.",
+    ),
+    second: str | None = typer.Argument(
+        None, metavar="[RUN|CAMPAIGN]", help="RUN id (resume, retry-failed) or CAMPAIGN (list)."
+    ),
     now: str | None = typer.Option(None, help="Run as of this time (default: now)."),
     transport: str | None = typer.Option(
         None, help="smtp://host:port, smtps://…, outbox:DIR or memory: (default: smtp_url)."
@@ -649,88 +918,145 @@ def run_command(
         help="Send every planned message now, even those whose local send time has not come "
         "(by default they wait for it: run `newsletter run resume RUN` later).",
     ),
+    new_run: bool = typer.Option(
+        False, "--new-run", help="Plan a new run even if one is planned and not sent yet."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     config: Path | None = ConfigOption,
 ) -> None:
-    """Plan, render and deliver CAMPAIGN; or `run resume RUN`; or `run retry-failed RUN`."""
-    from dataclasses import replace
-    from typing import Any
+    """Send CAMPAIGN (plan, render, deliver); or `run list [CAMPAIGN]`, `run resume RUN`,
+    `run retry-failed RUN`.
 
-    from newsletter.deliver.dispatch import DeliveryError
-    from newsletter.deliver.runner import (
-        RichProgress,
-        default_policy,
-        resume_run,
-        retry_failed_run,
-        run_campaign,
+    When the campaign's newest run is planned but not sent yet (by `newsletter plan`, say),
+    that run is sent instead of a second one; --new-run plans another.
+    """
+    if target == "list":
+        _run_list(second, as_json=as_json, config=config)
+        return
+    if target not in RUN_FORMS and second is not None:
+        raise fail(RUN_USAGE, 2)
+    settings = settings_or_exit(config)
+    strong_key_or_exit(settings)  # before anything is planned or rendered
+    policy = _policy(settings, on_unknown=on_unknown, send_all=send_all, live=now is None)
+    run_id = _run_id(target, second) if target in RUN_FORMS else None
+    engine = migrated_engine(settings)
+    summary = _deliver_command(
+        engine,
+        target=target,
+        run_id=run_id,
+        common={
+            "now": _when(now, "--now"),
+            "settings": settings,
+            "transport_url": transport,
+            "policy": policy,
+        },
+        shards=shards,
+        include_unknown=include_unknown,
+        new_run=new_run,
     )
+    heading = f"run {summary.run_id}" + (f" of {target!r}" if run_id is None else "")
+    if summary.plan and not as_json:
+        lines = delivery_plan_lines(
+            run_id=summary.run_id,
+            campaign=target,
+            stats=summary.plan,
+            holders=_holders(engine, summary.run_id),
+        )
+        for line in lines:
+            console.print(line, markup=False)
+    _print_run(summary, as_json=as_json, heading=heading)
+    empty = nothing_to_send(summary.plan)
+    if empty:
+        raise fail(empty, 1)
+
+
+def _deliver_command(
+    engine: Engine,
+    *,
+    target: str,
+    run_id: int | None,
+    common: dict[str, Any],
+    shards: int,
+    include_unknown: bool,
+    new_run: bool,
+) -> Any:
+    """Run the delivery pass a `run` command asked for, with progress bars on stderr."""
+    from newsletter.deliver.dispatch import DeliveryError
+    from newsletter.deliver.runner import resume_run, retry_failed_run, run_campaign
     from newsletter.deliver.transport import TransportConfigError
     from newsletter.plan.campaigns import CampaignConfigError
     from newsletter.plan.planner import PlanError
     from newsletter.plan.segments import SegmentError
+    from newsletter.store.delivery import run_campaign_id
 
-    if (target in RUN_FORMS) != (run_id is not None):
-        raise fail("usage: newsletter run CAMPAIGN | run resume RUN | run retry-failed RUN", 2)
-    if on_unknown not in (None, "resend", "fail"):
-        raise fail(f"--on-unknown {on_unknown!r}: use resend or fail", 2)
-    settings = settings_or_exit(config)
-    strong_key_or_exit(settings)  # before anything is planned or rendered
-    engine = migrated_engine(settings)
-    when = _when(now, "--now")
+    if run_id is not None and run_campaign_id(engine, run_id=run_id) is None:
+        raise fail(f"run {run_id} does not exist; list runs with `newsletter run list`", 2)
     try:
-        policy = default_policy(settings)
-        if on_unknown is not None:
-            policy = replace(policy, on_unknown=on_unknown)  # type: ignore[arg-type]
-        policy = replace(policy, honour_send_time=not send_all)
-        if now is None:  # a live run stamps each message with the real time it was sent
-            from newsletter.db import now_utc
-
-            policy = replace(policy, clock=now_utc)
-        common: dict[str, Any] = {
-            "now": when,
-            "settings": settings,
-            "transport_url": transport,
-            "policy": policy,
-        }
-        with RichProgress(err_console) as progress:
+        with progress_bars() as bars:
+            sink = bars.delivery()
             if target == "resume" and run_id is not None:
-                summary = resume_run(engine, run_id=run_id, progress=progress, **common)
-            elif target == "retry-failed" and run_id is not None:
-                summary = retry_failed_run(
-                    engine,
-                    run_id=run_id,
-                    progress=progress,
-                    include_unknown=include_unknown,
-                    **common,
+                return resume_run(engine, run_id=run_id, progress=sink, **common)
+            if target == "retry-failed" and run_id is not None:
+                return retry_failed_run(
+                    engine, run_id=run_id, progress=sink, include_unknown=include_unknown, **common
                 )
-            else:
-                summary = run_campaign(
-                    engine,
-                    campaign=target,
-                    shard_count=shards,  # type: ignore[arg-type]
-                    progress=progress,
-                    **common,
-                )
+            scheduled = None if new_run else _pending_schedule(engine, target, verb="sending")
+            return run_campaign(
+                engine,
+                campaign=target,
+                shard_count=shards,
+                scheduled_for=scheduled,
+                progress=sink,
+                plan_progress=bars,
+                **common,
+            )
     except (TransportConfigError, PlanError, SegmentError, CampaignConfigError) as exc:
         raise fail(str(exc), 2) from exc
     except DeliveryError as exc:
         raise fail(str(exc), 1) from exc
-    heading = f"run {summary.run_id}" + (f" of {target!r}" if target not in RUN_FORMS else "")
-    _print_run(summary, as_json=as_json, heading=heading)
+
+
+def _run_list(campaign: str | None, *, as_json: bool, config: Path | None) -> None:
+    """`newsletter run list [CAMPAIGN]`: the newest runs with their messages by status."""
+    from newsletter.store.planning import campaign_names, find_campaign, list_runs
+
+    engine = migrated_engine(settings_or_exit(config))
+    campaign_id = None
+    if campaign is not None:
+        found = find_campaign(engine, campaign)
+        if found is None:
+            known = ", ".join(campaign_names(engine)) or "none yet"
+            raise fail(f"unknown campaign {campaign!r}; known campaigns: {known}", 2)
+        campaign_id = found.id
+    rows = list_runs(engine, campaign_id=campaign_id)
+    if as_json:
+        print_json([vars(r) for r in rows])
+        return
+    for line in run_list_lines(rows):
+        console.print(line, markup=False)
 
 
 @app.command("serve")
 def serve_command(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
-    demo: bool = typer.Option(False, "--demo", help="Allow the insecure default secret key."),
+    demo: bool = typer.Option(
+        False, "--demo", help="Serve the demo's links: use the demo key when none is set."
+    ),
     config: Path | None = ConfigOption,
 ) -> None:
     """Run the tracking web service: click redirects, open pixel, unsubscribe, preferences."""
+    from newsletter.config import DEMO_SECRET_KEY
+
     settings = settings_or_exit(config)
+    if demo and settings.uses_default_secret:  # verify the links `newsletter demo` signed
+        settings = settings.model_copy(update={"secret_key": DEMO_SECRET_KEY})
     strong_key_or_exit(settings, demo=demo)
     if demo and is_demo_key(settings.secret_key):
-        err_console.print("[yellow]warning:[/yellow] --demo: using the insecure default key")
+        err_console.print(
+            "[yellow]warning:[/yellow] --demo: using the demo's public key, which anyone can use "
+            "to forge links; never with real subscribers"
+        )
     elif demo and estimated_bits(settings.secret_key) < MIN_SECRET_BITS:
         err_console.print("[yellow]warning:[/yellow] --demo: the secret key is weak")
     from newsletter.api.app import run_server

@@ -15,9 +15,9 @@ from __future__ import annotations
 import math
 import string
 
-from newsletter.config import DEFAULT_SECRET_KEY
+from newsletter.config import DEFAULT_SECRET_KEY, DEMO_SECRET_KEY
 
-DEMO_SECRET = "demo-only-secret-key-do-not-use-in-production"
+DEMO_SECRET = DEMO_SECRET_KEY  # the demo signs with it; `serve --demo` verifies with it
 MIN_SECRET_BITS = 256
 HOW_TO = (
     "set NEWSLETTER_SECRET_KEY (or secret_key in newsletter.toml) to a random value, e.g. "

@@ -67,7 +67,11 @@ def run_demo(
         )
         load_frames(engine, world.frames, now=now, origin="synthetic")
         result.steps["data"] = count_rows(engine) | {"topics": len(world.topics)}
-        progress(f"loaded {result.steps['data']}")
+        data = result.steps["data"]
+        progress(
+            f"loaded {data['subscribers']:,} subscribers, {data['items']:,} articles in "
+            f"{data['topics']} topics and {data['interactions']:,} interactions"
+        )
         _run_pipeline(engine, result=result, world=world, now=now, progress=progress)
     finally:
         engine.dispose()
@@ -100,7 +104,7 @@ def _run_pipeline(
         name=DEMO_CAMPAIGN,
         template_name="digest",
         segment_name="everyone",
-        config={"arms": {"popular": 0.2}},
+        config={"arms": {"popular": 0.2}, "display_name": "The Demo Daily"},
         now=now,
     )
     progress("planning, rendering and delivering the weekly digest into outbox/ ...")
@@ -117,9 +121,9 @@ def _run_pipeline(
         "by_status": summary.counts.by_status,
         "outbox": str(result.directory / "outbox"),
     }
-    progress(f"delivered: {summary.counts.by_status}")
+    progress(f"delivered {summary.counts.by_status.get('sent', 0):,} messages into outbox/")
     result.steps["feedback"] = simulate_feedback(engine, run_id=summary.run_id, world=world)
-    progress(f"simulated reader feedback: {result.steps['feedback']}")
+    progress("simulated how the synthetic readers respond (opens, clicks, machine events)")
     report = build_report(
         summary.run_id, "Demo: weekly digest", arm_counts(engine, run_id=summary.run_id)
     )

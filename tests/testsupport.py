@@ -140,3 +140,47 @@ def with_csrf(client: Any, path: str, body: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', page)
     assert found, f"no anti-forgery field on {path}"
     return f"{body}&csrf={found.group(1)}" if body else f"csrf={found.group(1)}"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serving(args: list[str], *, cwd: Path, env: dict[str, str], port: int) -> Iterator[str]:
+    """Run `python -m newsletter serve ... --port PORT` until /healthz answers; yield its URL."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    command = [sys.executable, "-m", "newsletter", "serve", *args, "--port", str(port)]
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    output = process.stdout.read().decode() if process.stdout else ""
+                    pytest.fail(f"server did not come up (exit {process.poll()}):\n{output}")
+                time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)

@@ -102,7 +102,7 @@ def _load_input(engine: Engine, *, subscriber: int | None, kind: str) -> tuple[d
     if subscriber is None:
         return fixture_input(message_id="preview", kind=kind), "the sample subscriber (made up)"
     try:
-        data, origin = preview_input(engine, subscriber=subscriber, kind=kind)
+        data, (origin, _) = preview_input(engine, subscriber=subscriber, kind=kind)
     except PreviewError as exc:
         raise EditorError(str(exc)) from exc
     email = data["subscriber"]["email"]

@@ -157,7 +157,7 @@ def compile_for_run(engine: Engine, *, run_id: int) -> CompiledTemplate:
     then shipped); a template with lint errors stops the run before anything renders."""
     name = store.run_template_name(engine, run_id=run_id)
     if name is None:
-        raise DeliveryError(f"run {run_id} does not exist; list runs with `newsletter plan`")
+        raise DeliveryError(f"run {run_id} does not exist; list runs with `newsletter run list`")
     try:
         source = find_template(name, engine=engine)
         errors = [str(i) for i in lint_template(source) if i.severity == "error"]
@@ -203,7 +203,12 @@ def render_inputs(engine: Engine, *, message_ids: list[int]) -> dict[int, dict[s
                 "timezone": h.timezone,
                 "attributes": dict(h.attributes or {}),
             },
-            "campaign": {"id": h.campaign_id, "name": h.campaign_name, "kind": h.campaign_kind},
+            "campaign": {
+                "id": h.campaign_id,
+                "name": h.campaign_name,
+                "display_name": config.get("display_name"),
+                "kind": h.campaign_kind,
+            },
             "run": {"id": h.run_id, "scheduled_for": h.scheduled_for},
             "trigger": config.get("trigger") if h.campaign_kind == "trigger" else None,
             "sections": _db_sections(rows.slots[mid], rows.items, titles),

@@ -32,6 +32,7 @@ from newsletter.deliver.dispatch import (
     retry_failed,
 )
 from newsletter.deliver.transport import Transport, transport_from_url
+from newsletter.progress import Tick, silent
 from newsletter.store import delivery as store
 from newsletter.store.delivery import RunCounts
 
@@ -122,6 +123,7 @@ def run_campaign(
     scheduled_for: datetime | None = None,
     policy: DispatchPolicy | None = None,
     progress: ProgressSink | None = None,
+    plan_progress: Tick = silent,
 ) -> RunSummary:
     """Plan a run of ``campaign`` (idempotently), then deliver it shard by shard."""
     from newsletter.plan.planner import plan_run
@@ -134,6 +136,7 @@ def run_campaign(
         settings=settings,
         scheduled_for=scheduled_for,
         shard_count=shard_count,
+        progress=plan_progress,
     )
     run_id = planned.run_id
 
@@ -240,48 +243,3 @@ class _NoStart:
 
     def __call__(self, outcome: Outcome) -> None:
         self.inner(outcome)
-
-
-class RichProgress:
-    """A rich progress bar (done/total, messages per second, ETA) on a console.
-
-    Disabled when the console is not a terminal; use as a context manager around a call.
-    """
-
-    def __init__(self, console: Any) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self.bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-            console=console,
-            disable=not console.is_terminal,
-        )
-        self.task = self.bar.add_task("preparing", total=None, rate="")
-        self.tally: dict[str, int] = {}
-
-    def start(self, total: int) -> None:
-        self.bar.update(self.task, total=total, description="delivering")
-
-    def __call__(self, outcome: Outcome) -> None:
-        self.tally[outcome.status] = self.tally.get(outcome.status, 0) + 1
-        if outcome.status == "retry":
-            return
-        speed = self.bar.tasks[0].speed
-        self.bar.update(self.task, advance=1, rate=f"{speed:,.0f} msg/s" if speed else "")
-
-    def __enter__(self) -> RichProgress:
-        self.bar.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.bar.stop()

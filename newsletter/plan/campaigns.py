@@ -73,6 +73,7 @@ class CampaignConfig(BaseModel):
     """Everything the planner needs to know about one campaign beyond its table columns."""
 
     model_config = ConfigDict(extra="forbid")
+    display_name: str | None = Field(default=None, min_length=1, max_length=100)
     n_items: int = Field(default=8, ge=1, le=50)
     sections: list[Section] = Field(default_factory=default_sections)
     exploration_share: float = Field(default=0.15, ge=0.0, le=0.5)
@@ -126,3 +127,19 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+CRON_HELP = "minute hour day month weekday, e.g. '0 8 * * mon' for Mondays at 08:00"
+
+
+def validate_schedule(expression: str) -> str:
+    """A digest's schedule must be a 5-field cron expression (APScheduler's CronTrigger)."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(expression, timezone="UTC")
+    except ValueError as exc:
+        raise CampaignConfigError(
+            f"schedule {expression!r} is not a cron expression ({CRON_HELP}): {exc}"
+        ) from exc
+    return expression.strip()

@@ -4,13 +4,15 @@ Personalized messages: each gets ``explore_counts`` exploration slots (Thompson 
 :mod:`newsletter.plan.exploration`), and the remaining slots are split over the campaign's
 sections; the exploration slots are taken from the largest section quota. Sections are
 filled in order with candidates not already in the message; a section short of candidates
-leaves its slots to a backfill pass over every section's remaining candidates. Items never
+leaves its slots to a backfill pass over every section's remaining candidates, and what is
+still missing comes from the source's fallback (popular, then newest live items). Items never
 repeat inside a message. Deterministic slots have propensity 1; exploration slots carry the
 probability the policy chose them. Popular-arm messages take the popularity ranking.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -135,8 +137,9 @@ def assemble(
     props: list[float],
     means: Array,
     quotas: dict[int, list[int]],
+    fallback: Sequence[_Rows] = (),
 ) -> list[PlannedSlot]:
-    """The slots of message b: sections in order, backfill, then the exploration section."""
+    """The slots of message b: sections in order, backfill, fallback, then exploration."""
     explore_slots = [
         PlannedSlot(
             config.exploration_section,
@@ -163,6 +166,12 @@ def assemble(
         if missing <= 0:
             break
         missing -= _take(rows[k], b, section.title, missing, used, per_section[k])
+    short = next((k for k, q in enumerate(quota) if len(per_section[k]) < q), 0)
+    for extra in fallback:
+        if missing <= 0:
+            break
+        title = config.sections[short].title
+        missing -= _take(extra, b, title, missing, used, per_section[short])
     return [slot for section in per_section for slot in section] + explore_slots
 
 
@@ -186,6 +195,7 @@ def fill_personalized(
         _Rows.of(source.candidates(s.kind, users, q + config.n_items))
         for s, q in zip(config.sections, base, strict=True)
     ]
+    fallback = [_Rows.of(c) for c in source.fallback(users, config.n_items)]
     quotas: dict[int, list[int]] = {}
     pick_rows, prop_rows = picks.tolist(), props.tolist()
     return [
@@ -197,6 +207,7 @@ def fill_personalized(
             props=prop_rows[b],
             means=means,
             quotas=quotas,
+            fallback=fallback,
         )
         for b in range(len(users))
     ]

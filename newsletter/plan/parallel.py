@@ -11,6 +11,7 @@ shards run one after another in this process.
 from __future__ import annotations
 
 import multiprocessing as mp
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -25,9 +26,9 @@ def _child_init() -> None:
     _STATE["engine"].dispose(close=False)
 
 
-def _child_shard(shard: int) -> int:
+def _child_shard(shard: int) -> tuple[int, int]:
     s = _STATE
-    return plan_shard(
+    return shard, plan_shard(
         s["engine"],
         s["ctx"],
         shard=shard,
@@ -38,21 +39,36 @@ def _child_shard(shard: int) -> int:
 
 
 def run_shards(
-    engine: Any, ctx: RunContext, *, shard_count: int, now: datetime, workers: int = 1
+    engine: Any,
+    ctx: RunContext,
+    *,
+    shard_count: int,
+    now: datetime,
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Plan every shard (in `workers` forked processes when > 1); returns new messages."""
+    """Plan every shard (in `workers` forked processes when > 1); returns new messages.
+
+    `progress` hears how many members each step settled (per finished shard when forked).
+    """
+    tell = progress or (lambda _: None)
     if workers <= 1 or shard_count <= 1 or "fork" not in mp.get_all_start_methods():
         return sum(
-            plan_shard(engine, ctx, shard=s, shard_count=shard_count, now=now)
+            plan_shard(engine, ctx, shard=s, shard_count=shard_count, now=now, progress=tell)
             for s in range(shard_count)
         )
     if len(store.planned_in_run(engine, run_id=ctx.run_id, ids=ctx.members)) == len(ctx.members):
+        tell(len(ctx.members))
         return 0  # a re-plan of a complete run: nothing to fit, nothing to fork
     ctx.lazy.get()  # fit once, before forking
     forked = mp.get_context("fork")
     _STATE.update(engine=engine, ctx=ctx, count=shard_count, now=now, lock=forked.Lock())
     try:
         with forked.Pool(min(workers, shard_count), initializer=_child_init) as pool:
-            return sum(pool.map(_child_shard, range(shard_count), chunksize=1))
+            new = 0
+            for shard, count in pool.imap_unordered(_child_shard, range(shard_count)):
+                new += count
+                tell(sum(1 for i in ctx.members if i % shard_count == shard))
+            return new
     finally:
         _STATE.clear()

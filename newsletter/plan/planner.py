@@ -33,6 +33,7 @@ from newsletter.plan.exploration import ThompsonBank, thompson_bank
 from newsletter.plan.fill import PlannedSlot, fill_personalized, fill_popular
 from newsletter.plan.segments import SegmentDefinition, SegmentError
 from newsletter.plan.sources import FACTORIES, SourceParts, exploration_inputs
+from newsletter.progress import Tick, silent
 from newsletter.store import planning as store
 from newsletter.store.matrices import Matrices, load_matrices
 from newsletter.store.readonly import SqlLimits
@@ -40,6 +41,28 @@ from newsletter.store.segments import segment_ids
 
 BATCH = 2000
 SlotSourceFactory = Callable[[Matrices, CampaignConfig, datetime], SourceParts]
+
+
+def _none(_: int) -> None:
+    return None
+
+
+@dataclass
+class SettledCounter:
+    """Adds up settled subscribers and reports the running total to a Tick."""
+
+    stage: str
+    total: int
+    tick: Tick
+    done: int = 0
+
+    def __post_init__(self) -> None:
+        self.tick(self.stage, 0, self.total)
+
+    def __call__(self, n: int) -> None:
+        if n:
+            self.done = min(self.total, self.done + n)
+            self.tick(self.stage, self.done, self.total)
 
 
 @dataclass(frozen=True)
@@ -111,17 +134,21 @@ class PlanResult:
 
 
 def resolve_segment(engine: Any, name: str, *, folder: Path | None = None) -> SegmentDefinition:
-    """A segment by name: a database row (edited in the UI) first, then ``segments/NAME.yaml``."""
+    """A segment by name: a database row (edited in the UI) first, then ``NAME.yaml`` in the
+    user's folder (``folder``, default ``./segments``), then the shipped ``segments/``."""
     from newsletter.db import shipped_path
     from newsletter.plan.segments import load_segment_file, parse_segment, segment_files
 
     stored = store.segment_source(engine, name)
     if stored is not None:
         return parse_segment(stored, source=f"segment {name!r} (database)", name=name)
-    files = segment_files(folder or shipped_path("segments"))
+    own = folder or Path.cwd() / "segments"
+    files = {**segment_files(shipped_path("segments")), **segment_files(own)}
     if name not in files:
         known = ", ".join(sorted(files)) or "none"
-        raise SegmentError(f"unknown segment {name!r}; known segments: {known}")
+        raise SegmentError(
+            f"unknown segment {name!r}; known segments: {known} (put your own in {own}/{name}.yaml)"
+        )
     return load_segment_file(files[name])
 
 
@@ -151,15 +178,12 @@ def prepare_run(
     config = parse_campaign_config(camp.config, campaign=camp.name)
     when = as_utc(scheduled_for or now)
     assert camp.id is not None
+    folder = segment_folder or settings.segment_folder
+    segment = resolve_segment(engine, camp.segment_name, folder=folder)
+    members = segment_ids(engine, segment, now=now, limits=SqlLimits.from_settings(settings))
+    factory = source_factory or FACTORIES[config.ranker]
     run = store.ensure_run(engine, campaign_id=camp.id, scheduled_for=when, now=now)
     assert run.id is not None
-    members = segment_ids(
-        engine,
-        resolve_segment(engine, camp.segment_name, folder=segment_folder),
-        now=now,
-        limits=SqlLimits.from_settings(settings),
-    )
-    factory = source_factory or FACTORIES[config.ranker]
     lazy = LazySource(engine, config, now, factory, [run.id, seed])
     salt = settings.experiment_salt or DEFAULT_SALT
     return RunContext(
@@ -203,8 +227,11 @@ def shard_verdicts(engine: Any, ctx: RunContext, ids: list[int]) -> list[Verdict
     ]
 
 
-def shard_slots(ctx: RunContext, verdicts: list[Verdict], rng: Any) -> dict[int, list[PlannedSlot]]:
-    """Slots per planned subscriber id: personalized or popularity-ranked by arm."""
+def shard_slots(
+    ctx: RunContext, verdicts: list[Verdict], rng: Any, done: Callable[[int], None] = _none
+) -> dict[int, list[PlannedSlot]]:
+    """Slots per planned subscriber id: personalized or popularity-ranked by arm (``done`` is
+    told how many subscribers each batch filled)."""
     out: dict[int, list[PlannedSlot]] = {}
     planned = [v for v in verdicts if v.status == "planned"]
     if not planned:
@@ -229,6 +256,7 @@ def shard_slots(ctx: RunContext, verdicts: list[Verdict], rng: Any) -> dict[int,
                     rng=rng,
                 )
             out.update(zip(ids[start : start + BATCH].tolist(), slots, strict=True))
+            done(len(batch))
     return out
 
 
@@ -311,28 +339,33 @@ def plan_shard(
     shard_count: int,
     now: datetime,
     write_lock: AbstractContextManager[Any] | None = None,
+    progress: Callable[[int], None] = _none,
 ) -> int:
     """Plan one shard of the run's members in one transaction; returns new messages.
 
-    `write_lock` (held only around the write) serialises writers sharing one SQLite file.
+    `write_lock` (held only around the write) serialises writers sharing one SQLite file;
+    `progress` is told how many of the shard's members each step settled.
     """
     members = [i for i in ctx.members if i % shard_count == shard]
     done = store.planned_in_run(engine, run_id=ctx.run_id, ids=members)
     ids = [i for i in members if i not in done]
+    progress(len(members) - len(ids))
     if not ids:
         return 0
     verdicts = shard_verdicts(engine, ctx, ids)
     rng = np.random.default_rng([ctx.run_id, shard, ctx.seed])
-    slots = shard_slots(ctx, verdicts, rng)
+    slots = shard_slots(ctx, verdicts, rng, progress)
     messages, slot_frame, assignments = _frames(ctx, verdicts, slots, shard, now)
     with write_lock or nullcontext():
-        return store.write_shard(
+        new = store.write_shard(
             engine,
             run_id=ctx.run_id,
             messages=messages,
             slots=slot_frame,
             assignments=assignments,
         )
+    progress(len(ids) - len(slots))  # the skipped ones
+    return new
 
 
 def run_stats(engine: Any, ctx: RunContext, shard_count: int) -> dict[str, Any]:
@@ -369,10 +402,12 @@ def plan_run(
     segment_folder: Path | None = None,
     seed: int = 0,
     workers: int = 1,
+    progress: Tick = silent,
 ) -> PlanResult:
     """Plan (or re-plan, idempotently) one run of a campaign and store its stats.
 
-    `workers` > 1 plans shards in forked processes (see :mod:`newsletter.plan.parallel`).
+    `workers` > 1 plans shards in forked processes (see :mod:`newsletter.plan.parallel`);
+    `progress` hears ("planning", subscribers settled, segment size).
     """
     now = as_utc(now)
     ctx = prepare_run(
@@ -387,9 +422,16 @@ def plan_run(
     )
     from newsletter.plan.parallel import run_shards
 
-    new = run_shards(engine, ctx, shard_count=shard_count, now=now, workers=workers)
-    stats = run_stats(engine, ctx, shard_count)
-    store.finish_run(engine, run_id=ctx.run_id, stats=stats, now=now)
+    counter = SettledCounter("planning", len(ctx.members), progress)
+    try:
+        new = run_shards(
+            engine, ctx, shard_count=shard_count, now=now, workers=workers, progress=counter
+        )
+        stats = run_stats(engine, ctx, shard_count)
+        store.finish_run(engine, run_id=ctx.run_id, stats=stats, now=now)
+    except BaseException:
+        store.discard_unsent_run(engine, run_id=ctx.run_id)  # no half-made run stays behind
+        raise
     return PlanResult(
         ctx.run_id, ctx.campaign.name, ctx.scheduled_for, len(ctx.members), new, stats
     )

@@ -13,7 +13,9 @@ lands; a collaborative model today) plus the ``Popularity`` generator:
   ``WIDE`` (one ranking serves every personalized section), "New in <topic>" when the item
   carries a topic the subscriber chose (that topic, the first in the item's order), else the
   honest generic "Recently published" (reason kind ``fresh``);
-* ``trending`` -- the popularity ranking, "Trending this week".
+* ``trending`` -- the popularity ranking, "Trending this week";
+* :meth:`ModelSlotSource.fallback` -- popular, then the newest live items, for what the
+  sections cannot fill (small data: a pilot with a handful of rows still gets full messages).
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class SlotSource(Protocol):
     def candidates(self, kind: str, users: Array, n: int) -> Candidates: ...
 
     def popular(self, users: Array, n: int) -> Candidates: ...
+
+    def fallback(self, users: Array, n: int) -> list[Candidates]: ...
 
 
 @dataclass
@@ -133,14 +137,37 @@ class ModelSlotSource:
         """The popularity ranking for the holdout arm (minus what each user consumed)."""
         return self._trending(users, n, "popular", "Popular with readers this week")
 
-    def _trending(self, users: Array, n: int, kind: str, sentence: str) -> Candidates:
-        ranking = self.popularity.ranking(n + 24, candidates=self._live_mask())
+    def fallback(self, users: Array, n: int) -> list[Candidates]:
+        """What fills a message the sections could not: popular live items, then the newest.
+
+        For small or new data sets, where the models have little to go on (a handful of
+        interactions, no history for a subscriber, no fresh items): a pilot still sends.
+        """
+        engaged = self._live_mask() & (self.popularity.item_scores > 0)
+        popular = self._trending(
+            users, n, "popular", "Popular with readers this week", candidates=engaged
+        )
+        newest = np.argsort(-np.asarray(self.catalog.published_at, dtype=np.float64), kind="stable")
+        newest = newest[self._live_mask()[newest]][: n + WIDE]
+        return [popular, self._unseen(users, newest, "newest", "newest", "Recently published")]
+
+    def _trending(
+        self, users: Array, n: int, kind: str, sentence: str, candidates: Array | None = None
+    ) -> Candidates:
+        mask = self._live_mask() if candidates is None else candidates
+        ranking = self.popularity.ranking(n + 24, candidates=mask)
+        return self._unseen(users, ranking, "popularity", kind, sentence)
+
+    def _unseen(
+        self, users: Array, ranking: Array, source: str, kind: str, sentence: str
+    ) -> Candidates:
+        """One ranking for every user, minus what each already consumed."""
         items = np.tile(ranking, (len(users), 1))
         seen = self.history[users][:, ranking].toarray() > 0 if len(ranking) else None
         if seen is not None:
             items[seen] = -1
         scores = np.tile(self.popularity.item_scores[ranking], (len(users), 1))
-        return Candidates(items, scores, "popularity", kind, sentence)
+        return Candidates(items, scores, source, kind, sentence)
 
     def _topic_tables(self) -> tuple[Array, Array]:
         """Item x topic rank (position in the item's list, NO_TOPIC = absent) and the user x
@@ -178,10 +205,12 @@ def anchors_for(model: Any, users: Array, items: Array, *, max_history: int = 32
     Vectorised over the batch for item models (``matrix``, ``items``, ``weights``), using each
     user's ``max_history`` heaviest history items; other models use their own ``anchors``.
     """
-    if not all(hasattr(model, a) for a in ("matrix", "items", "weights", "n_items")):
+    if not _explicit_weights(model):
         return np.asarray(model.anchors(users, items))
     pos = np.full(model.n_items, -1, dtype=np.int64)
     pos[model.items] = np.arange(len(model.items))
+    if len(model.items) == 0:  # nothing engaged yet: no history item can be an anchor
+        return np.full(items.shape, -1, dtype=np.int64)
     hist, weight = _top_history(sp.csr_matrix(model.matrix[users]), max_history)
     hp = np.where(hist >= 0, pos[np.maximum(hist, 0)], -1)
     ip = np.where(items >= 0, pos[np.maximum(items, 0)], -1)
@@ -197,6 +226,19 @@ def anchors_for(model: Any, users: Array, items: Array, *, max_history: int = 32
     best = contrib.argmax(axis=1)
     value = np.take_along_axis(contrib, best[:, None, :], axis=1)[:, 0, :]
     return np.where(value > 0, np.take_along_axis(hist, best, axis=1), -1)
+
+
+def _explicit_weights(model: Any) -> bool:
+    """Whether the model holds its item x item weights over its modelled items.
+
+    EASE fitted in the dual form (fewer users than engaged items: small data) keeps no such
+    matrix, only its factors; its own ``anchors`` computes the pair weights from them.
+    """
+    if not all(hasattr(model, a) for a in ("matrix", "items", "weights", "n_items")):
+        return False
+    if getattr(model, "dual", None) is not None:
+        return False
+    return tuple(model.weights.shape) == (len(model.items), len(model.items))
 
 
 def _top_history(rows: sp.csr_matrix, width: int) -> tuple[Array, Array]:

@@ -137,7 +137,8 @@ def why(
     """
     found = store.find_campaign(engine, campaign)
     if found is None or found.id is None:
-        raise PlanError(f"unknown campaign {campaign!r}")
+        known = ", ".join(store.campaign_names(engine)) or "none yet"
+        raise PlanError(f"unknown campaign {campaign!r}; known campaigns: {known}")
     sid = store.subscriber_id(engine, subscriber)
     if sid is None:
         raise PlanError(f"no subscriber with id, email or external key {subscriber!r}")
@@ -177,6 +178,9 @@ def _with_message(
     sentence = explain_reason(message.reason, config)
     if message.status == "skipped":
         base.outcome = "skipped"
+        left = store.departure(engine, sid) if message.reason in LEFT else None
+        if left is not None and left[0] == message.reason:
+            sentence = departure_sentence(*left)
         base.summary = f"Not sent in run {run_id}: {sentence} ({message.reason})."
         if message.reason in CAPS:
             base.other_messages = _others(engine, sid, message.planned_for, run_id)
@@ -207,6 +211,22 @@ def _with_message(
     return base
 
 
+LEFT = {
+    "unsubscribed": "they unsubscribed",
+    "bounced": "their address bounced",
+    "complained": "they reported an email as spam",
+}
+
+
+def departure_sentence(reason: str, since: datetime | None) -> str:
+    """'they unsubscribed on 3 May 2026' (or the suppression of an active address)."""
+    when = f" on {since.day} {since:%B %Y}" if since is not None else ""
+    if reason.startswith("suppressed:"):
+        why = reason.partition(":")[2]
+        return f"their address is on the suppression list ({why}){when.replace(' on', ' since')}"
+    return LEFT.get(reason, f"their status is {reason}") + when
+
+
 def _others(engine: Any, sid: int, when: datetime, run_id: int) -> list[datetime]:
     found = store.send_times(
         engine,
@@ -221,7 +241,16 @@ def _others(engine: Any, sid: int, when: datetime, run_id: int) -> list[datetime
 def _without_message(
     engine: Any, base: Explanation, segment: str, when: datetime, folder: Path | None
 ) -> Explanation:
-    """No message in the run: outside the segment, or it joined after planning."""
+    """No message in the run: they left (unsubscribed, bounced...), are outside the segment,
+    or joined after planning."""
+    assert base.subscriber_id is not None
+    left = store.departure(engine, base.subscriber_id)
+    if left is not None:
+        reason, since = left
+        base.outcome = "skipped"
+        base.reason = reason.partition(":")[0]
+        base.summary = f"Not sent in run {base.run_id}: {departure_sentence(reason, since)}."
+        return base
     definition = resolve_segment(engine, segment, folder=folder)
     inside = base.subscriber_id in set(segment_ids(engine, definition, now=when))
     if inside:

@@ -11,7 +11,7 @@ Input shape (plain dict)::
 
     {"message_id": 42, "arm": "personalized",
      "subscriber": {"id", "email", "name", "first_name", "timezone", "attributes": {...}},
-     "campaign": {"id", "name", "kind"}, "run": {"id", "scheduled_for"},
+     "campaign": {"id", "name", "display_name", "kind"}, "run": {"id", "scheduled_for"},
      "trigger": {"kind", "topic", "label"} | None,
      "sections": [{"title", "slots": [{"position", "source",
          "item": {"id", "title", "url", "image_url", "summary", "topics"},
@@ -46,7 +46,9 @@ CONTEXT_FIELDS: dict[str, str] = {
     "subscriber.timezone": "IANA timezone name",
     "subscriber.attributes.*": "free-form subscriber attributes (strings, numbers)",
     "campaign.id": "campaign id",
-    "campaign.name": "campaign name",
+    "campaign.name": "campaign name (its identifier, e.g. weekly-digest)",
+    "campaign.display_name": "the name readers see: config display_name, else the name made "
+    "readable (weekly-digest -> Weekly digest)",
     "campaign.kind": "digest | trigger",
     "run.id": "run id",
     "run.scheduled_for": "scheduled time, ISO 8601 string",
@@ -206,6 +208,15 @@ def _hashable(value: Any) -> Any:
     return value if isinstance(value, str | datetime) else None
 
 
+def display_name(campaign: Mapping[str, Any]) -> str:
+    """The name readers see: the given display name, else the campaign name made readable."""
+    given = str(campaign.get("display_name") or "").strip()
+    if given:
+        return given
+    name = re.sub(r"[-_]+", " ", str(campaign.get("name") or "Newsletter")).strip()
+    return name[:1].upper() + name[1:] if name else "Newsletter"
+
+
 def build_context(data: Mapping[str, Any], *, settings: Settings) -> Mapping[str, Any]:
     """Build the frozen, documented render context for one message from plain render input."""
     message_id = _require(data, "message_id", "input")
@@ -224,6 +235,7 @@ def build_context(data: Mapping[str, Any], *, settings: Settings) -> Mapping[str
             {
                 "id": _plain_id(campaign.get("id")),
                 "name": str(campaign.get("name") or "Newsletter"),
+                "display_name": display_name(campaign),
                 "kind": str(campaign.get("kind") or "digest"),
             }
         ),
@@ -330,7 +342,12 @@ def render_input_from_db(session: Session, *, message_id: int) -> dict[str, Any]
         "message_id": message_id,
         "arm": message.arm,
         "subscriber": subscriber_input(subscriber),
-        "campaign": {"id": campaign.id, "name": campaign.name, "kind": campaign.kind},
+        "campaign": {
+            "id": campaign.id,
+            "name": campaign.name,
+            "display_name": campaign.config.get("display_name"),
+            "kind": campaign.kind,
+        },
         "run": {"id": run.id, "scheduled_for": run.scheduled_for},
         "trigger": campaign.config.get("trigger") if campaign.kind == "trigger" else None,
         "sections": sections,

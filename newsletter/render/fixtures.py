@@ -100,7 +100,12 @@ def fixture_input(
             "timezone": "Europe/London",
             "attributes": {"plan": "pro"},
         },
-        "campaign": {"id": 3, "name": "The Weekly Read", "kind": kind},
+        "campaign": {
+            "id": 3,
+            "name": "weekly-read",
+            "display_name": "The Weekly Read",
+            "kind": kind,
+        },
         "run": {"id": 11, "scheduled_for": datetime(2026, 11, 23, 8, 0, tzinfo=UTC)},
         "trigger": {"kind": "new_in_topic", "topic": "python", "label": None}
         if kind == "trigger"

@@ -10,7 +10,9 @@ Checks (every issue names file, line and column):
   unknown names are errors with a "did you mean" suggestion;
 * no sandbox escapes (``__dunder__`` access, ``|attr('__class__')``, ``.format``);
 * MJML only: MJML elements are known and balanced; Jinja control flow sits inside ``<mj-raw>``
-  (or inside text content such as ``<mj-text>``); no Jinja in numeric or layout attributes;
+  (or inside text content such as ``<mj-text>``), never in an ``<mj-raw>`` directly inside
+  ``<mj-column>`` (MJML hoists it before the column's content, so an ``{% if %}`` there wraps
+  nothing); no Jinja in numeric or layout attributes;
   no ``<`` or ``>`` inside Jinja tags (write ``is lt`` / ``is gt``); link schemes are https,
   http or mailto.
 """
@@ -309,9 +311,17 @@ def _placement_issues(text: str, *, path: str) -> Iterator[LintIssue]:
 
 
 def _control_flow(match: re.Match[str], stack: list[str], text: str, path: str) -> LintIssue | None:
-    if not match.group(0).startswith("{%") or (stack and stack[-1] in TEXT_ELEMENTS):
+    if not match.group(0).startswith("{%"):
         return None
     line, col = line_col(text, match.start())
+    if stack[-2:] == ["mj-column", "mj-raw"]:
+        message = (
+            "MJML moves an <mj-raw> inside <mj-column> before the column's content, so "
+            f"{match.group(0)} there wraps nothing: put the <mj-raw> around a whole <mj-section>"
+        )
+        return LintIssue(path, line, col, message)
+    if stack and stack[-1] in TEXT_ELEMENTS:
+        return None
     where = f"<{stack[-1]}>" if stack else "the top level"
     tag = match.group(0)
     message = f"Jinja control flow must sit inside <mj-raw> (found in {where}): "

@@ -40,8 +40,9 @@ class Preview:
     """A strictly rendered message, where its data came from, and what to look at."""
 
     rendered: RenderedMessage
-    data_source: str
+    data_source: str  # database | database rows + fixture | fixture
     warnings: tuple[str, ...]
+    note: str = ""  # which parts are real and which are sample data
 
 
 def preview_engine(settings: Settings) -> Engine | None:
@@ -93,7 +94,13 @@ def find_template(name: str, *, engine: Engine | None) -> TemplateSource:
         raise PreviewError(str(exc)) from exc
 
 
-def _real_input(engine: Engine, subscriber: int | None) -> tuple[dict[str, Any], str] | None:
+SAMPLE_PARTS = "the sections, reasons, campaign name and date are sample data"
+
+
+Origin = tuple[str, str]  # (data source code, a sentence saying which parts are real)
+
+
+def _real_input(engine: Engine, subscriber: int | None) -> tuple[dict[str, Any], Origin] | None:
     """Render input from the latest message (of the subscriber), or fixture + real rows."""
     from sqlmodel import Session, col, select
 
@@ -105,7 +112,8 @@ def _real_input(engine: Engine, subscriber: int | None) -> tuple[dict[str, Any],
             query = query.where(Message.subscriber_id == subscriber)
         message_id = session.exec(query).first()
         if message_id is not None:
-            return render_input_from_db(session, message_id=message_id), "database"
+            note = f"message {message_id} as planned, from the database"
+            return render_input_from_db(session, message_id=message_id), ("database", note)
         person = session.get(Subscriber, subscriber) if subscriber is not None else None
         if subscriber is not None and person is None:
             raise PreviewError(f"subscriber {subscriber} does not exist")
@@ -113,23 +121,47 @@ def _real_input(engine: Engine, subscriber: int | None) -> tuple[dict[str, Any],
         if person is None and not items:
             return None
         data = fixture_input(message_id="preview")
+        real = []
         if person is not None:
             data["subscriber"] = subscriber_input(person)
+            real.append(f"subscriber {person.id}")
         slots = [slot for section in data["sections"] for slot in section["slots"]]
         for slot, item in zip(slots, items, strict=False):
             slot["item"] = item_input(item)
-        return data, "database rows + fixture reasons"
+        if items:
+            real.append(f"{min(len(items), len(slots))} items")
+        nothing = "no message planned for them yet" if person else "no message planned yet"
+        note = f"{' and '.join(real)} from the database; {SAMPLE_PARTS} ({nothing})"
+        return data, ("database rows + fixture", note)
 
 
 def preview_input(
     engine: Engine | None, *, subscriber: int | None, kind: str = "digest"
-) -> tuple[dict[str, Any], str]:
-    """Render input and where it came from: the subscriber's latest message (real slots and
-    reasons), else fixture reasons on real rows, else the fixture (`kind` digest or trigger)."""
+) -> tuple[dict[str, Any], Origin]:
+    """Render input for a preview or test send, and a sentence saying where it came from:
+    the subscriber's (or the latest) planned message; else real rows filled into the sample
+    digest; else the sample digest alone."""
     real = _real_input(engine, subscriber) if engine is not None and _has_tables(engine) else None
     if real is None and subscriber is not None:
         raise PreviewError(f"subscriber {subscriber}: the database has no data to preview")
-    return real or (fixture_input(message_id="preview", kind=kind), "fixture")
+    return real or (
+        fixture_input(message_id="preview", kind=kind),
+        ("fixture", "sample data throughout (the database has no subscribers or items yet)"),
+    )
+
+
+def resolve_subscriber(engine: Engine | None, key: str | None) -> int | None:
+    """A subscriber id from an id, email or external key; PreviewError when unknown."""
+    if key is None:
+        return None
+    if engine is None or not _has_tables(engine):
+        raise PreviewError(f"subscriber {key!r}: the database is empty")
+    from newsletter.store.planning import subscriber_id
+
+    found = subscriber_id(engine, key)
+    if found is None:
+        raise PreviewError(f"no subscriber with id, email or external key {key!r}")
+    return found
 
 
 def preview(
@@ -148,10 +180,10 @@ def preview(
         raise PreviewError("template has errors:\n  " + "\n  ".join(errors))
     compiled = compile_template(source, strict=True)
     kind = "trigger" if source.name.startswith("trigger") else "digest"
-    data, origin = preview_input(engine, subscriber=subscriber, kind=kind)
+    data, (origin, note) = preview_input(engine, subscriber=subscriber, kind=kind)
     context = build_context(data, settings=settings)
     rendered = render_message(compiled, context, settings=settings, now=now)
     warnings = tuple(str(i) for i in issues) + rendered.warnings
     if settings.uses_default_secret:
         warnings += ("the secret key is the insecure default: set NEWSLETTER_SECRET_KEY",)
-    return Preview(rendered=rendered, data_source=origin, warnings=warnings)
+    return Preview(rendered=rendered, data_source=origin, warnings=warnings, note=note)

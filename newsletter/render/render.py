@@ -114,7 +114,7 @@ def build_headers(
     subscriber, campaign = context["subscriber"], context["campaign"]
     unsubscribe = context["unsubscribe_url"]
     token = unsubscribe.rstrip("/").rpartition("/")[2]
-    list_name = campaign["name"].replace('"', "'")
+    list_name = campaign.get("display_name", campaign["name"]).replace('"', "'")
     return (
         ("From", _sender(settings.sender)[0]),
         ("To", format_address(subscriber["name"], subscriber["email"])),

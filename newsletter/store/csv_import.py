@@ -18,8 +18,10 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from newsletter.progress import Tick, silent
 from newsletter.store.csv_read import read_csv
 from newsletter.store.ingest import parse_row, write_batch
+from newsletter.store.queries import count_rows
 from newsletter.store.records import REQUIRED, RejectedRow, RowError
 
 BATCH_ROWS = 5000
@@ -32,9 +34,10 @@ class EntityReport:
     entity: str
     source: str
     read: int = 0
-    loaded: int = 0
+    loaded: int = 0  # rows written (inserted or updated; interactions already stored count)
     rejected: list[RejectedRow] = field(default_factory=list)
     encoding: str = "utf-8"
+    new: int = 0  # rows the table did not hold before
 
 
 @dataclass
@@ -49,7 +52,12 @@ class ImportReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            e.entity: {"read": e.read, "loaded": e.loaded, "rejected": len(e.rejected)}
+            e.entity: {
+                "read": e.read,
+                "loaded": e.loaded,
+                "new": e.new,
+                "rejected": len(e.rejected),
+            }
             | ({"encoding": e.encoding} if e.encoding != "utf-8" else {})
             for e in self.entities
         }
@@ -64,11 +72,28 @@ def _check_header(path: Path, entity: str, header: list[str]) -> None:
         )
 
 
+def _line_count(path: Path) -> int:
+    """Data lines of a file (an estimate when quoted fields span lines), for progress."""
+    lines = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            lines += chunk.count(b"\n")
+    return max(0, lines - 1)
+
+
 def _import_file(
-    engine: Engine, path: Path, *, entity: str, now: datetime, default_timezone: str
+    engine: Engine,
+    path: Path,
+    *,
+    entity: str,
+    now: datetime,
+    default_timezone: str,
+    progress: Tick = silent,
 ) -> EntityReport:
     """Parse a file row by row and write it batch by batch."""
     report = EntityReport(entity=entity, source=str(path))
+    stage, total = f"importing {entity}", _line_count(path)
+    progress(stage, 0, total)
     parsed = read_csv(path)
     _check_header(path, entity, parsed.header)
     report.encoding = parsed.encoding
@@ -84,7 +109,9 @@ def _import_file(
         if len(batch) >= BATCH_ROWS:
             _write_batch(engine, batch, report, now)
             batch = []
+            progress(stage, report.read, max(total, report.read))
     _write_batch(engine, batch, report, now)
+    progress(stage, report.read, report.read)
     report.rejected.sort(key=lambda r: r.line)
     return report
 
@@ -120,15 +147,25 @@ def import_csv(
     interactions: Path | None = None,
     now: datetime,
     default_timezone: str = "UTC",
+    progress: Tick = silent,
 ) -> ImportReport:
-    """Import whichever files are given, subscribers and items before interactions."""
+    """Import whichever files are given, subscribers and items before interactions.
+
+    Each entity's ``new`` counts the rows its table gained (a re-import adds none).
+    """
     report = ImportReport()
     files = (("subscribers", subscribers), ("items", items), ("interactions", interactions))
     for entity, path in files:
         if path is not None:
-            report.entities.append(
-                _import_file(
-                    engine, path, entity=entity, now=now, default_timezone=default_timezone
-                )
+            before = count_rows(engine)[entity]
+            done = _import_file(
+                engine,
+                path,
+                entity=entity,
+                now=now,
+                default_timezone=default_timezone,
+                progress=progress,
             )
+            done.new = count_rows(engine)[entity] - before
+            report.entities.append(done)
     return report

@@ -15,6 +15,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, select
 
 from newsletter.models import Item, Subscriber
+from newsletter.progress import Tick, silent
 from newsletter.store.bulk import bulk_insert
 
 
@@ -37,8 +38,15 @@ def _id_map(connection: Connection, model: type, keys: pd.Series) -> pd.Series:
     return pd.Series(ids[positions], index=keys.index).where(positions >= 0)
 
 
-def load_frames(engine: Engine, frames: Frames, *, now: datetime, origin: str) -> dict[str, int]:
-    """Insert the frames in one transaction; returns the number of rows offered per entity."""
+def load_frames(
+    engine: Engine, frames: Frames, *, now: datetime, origin: str, progress: Tick = silent
+) -> dict[str, int]:
+    """Insert the frames in one transaction; returns the number of rows offered per entity.
+
+    ``progress`` hears ("loading", rows written, rows offered) after each entity.
+    """
+    total = len(frames.subscribers) + len(frames.items) + len(frames.interactions)
+    progress("loading", 0, total)
     subscribers = frames.subscribers.copy()
     subscribers["created_at"] = subscribers.get("created_at", now)
     subscribers["updated_at"] = now
@@ -46,7 +54,9 @@ def load_frames(engine: Engine, frames: Frames, *, now: datetime, origin: str) -
     items["updated_at"] = now
     with engine.begin() as connection:
         bulk_insert(connection, "subscriber", subscribers, json_columns=("topics", "attributes"))
+        progress("loading", len(subscribers), total)
         bulk_insert(connection, "item", items, json_columns=("topics", "attributes"))
+        progress("loading", len(subscribers) + len(items), total)
         item_ids = _id_map(connection, Item, items["external_key"])
         topics = pd.DataFrame({"item_id": item_ids.to_numpy(), "topic": items["topics"]})
         topics = topics.explode("topic").dropna().drop_duplicates()
@@ -67,6 +77,7 @@ def load_frames(engine: Engine, frames: Frames, *, now: datetime, origin: str) -
             raise ValueError(f"{int(missing.sum())} interactions name unknown subscribers/items")
         mapped = mapped.astype({"subscriber_id": "int64", "item_id": "int64"})
         bulk_insert(connection, "interaction", mapped)
+    progress("loading", total, total)
     return {
         "subscribers": len(subscribers),
         "items": len(items),

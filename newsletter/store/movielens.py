@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine
 
+from newsletter.progress import Tick, silent
 from newsletter.store.frames import Frames, load_frames
 
 REQUIRED_FILES = ("ratings.csv", "movies.csv")
@@ -108,6 +109,10 @@ def _year_attribute(title: str) -> dict[str, int]:
     return {"year": int(match.group(1))} if match else {}
 
 
-def import_movielens(engine: Engine, directory: Path, *, now: datetime) -> dict[str, int]:
+def import_movielens(
+    engine: Engine, directory: Path, *, now: datetime, progress: Tick = silent
+) -> dict[str, int]:
     """Read and load a MovieLens folder; returns the rows offered per entity."""
-    return load_frames(engine, read_movielens(directory), now=now, origin="movielens")
+    progress("reading MovieLens", 0, None)
+    frames = read_movielens(directory)
+    return load_frames(engine, frames, now=now, origin="movielens", progress=progress)

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, case, func, select, update
+from sqlalchemy import Connection, Engine, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from newsletter.models import (
@@ -305,3 +305,133 @@ def item_titles(engine: Engine, ids: Iterable[int]) -> dict[int, str]:
             int(i): str(title)
             for i, title in c.execute(select(t.id, t.title).where(t.id.in_(wanted)))
         }
+
+
+def discard_unsent_run(engine: Engine, *, run_id: int) -> bool:
+    """Delete a run whose planning failed, with its messages and slots, if nothing of it was
+    handed to delivery (a run still ``planning`` whose messages are all planned or skipped).
+
+    Returns whether the run was deleted. A failed plan so leaves no half-made run behind for
+    `report`, `why` or `run list` to find; the next attempt starts it afresh.
+    """
+    table = Run.__table__  # type: ignore[attr-defined]
+    with engine.begin() as c:
+        status = c.execute(select(table.c.status).where(table.c.id == run_id)).scalar()
+        started = c.execute(
+            select(func.count()).where(M.run_id == run_id, M.status.not_in(["planned", "skipped"]))
+        ).scalar_one()
+        if status != "planning" or started:
+            return False
+        messages = select(M.id).where(M.run_id == run_id).scalar_subquery()
+        c.execute(delete(Slot.__table__).where(SL.message_id.in_(messages)))  # type: ignore[attr-defined]
+        c.execute(delete(Message.__table__).where(M.run_id == run_id))  # type: ignore[attr-defined]
+        c.execute(delete(table).where(table.c.id == run_id))
+    return True
+
+
+DEPARTURE_EVENTS = {"unsubscribed": "unsubscribe", "bounced": "bounce", "complained": "complaint"}
+
+
+def departure(engine: Engine, subscriber_id: int) -> tuple[str, datetime | None] | None:
+    """Why a subscriber may not be emailed and since when: their status when it is not active
+    (dated by the matching event, else the suppression, else the last update), or the
+    suppression reason of an active address; None when they can be emailed."""
+    s = Subscriber.__table__.c  # type: ignore[attr-defined]
+    sup = Suppression.__table__.c  # type: ignore[attr-defined]
+    e = Event.__table__.c  # type: ignore[attr-defined]
+    with engine.connect() as c:
+        row = c.execute(
+            select(s.status, s.updated_at, sup.reason, sup.created_at)
+            .outerjoin(Suppression.__table__, sup.email == s.email)  # type: ignore[attr-defined]
+            .where(s.id == subscriber_id)
+        ).first()
+        if row is None:
+            return None
+        status, updated, suppressed, suppressed_at = row
+        if status == "active":
+            return None if suppressed is None else (f"suppressed:{suppressed}", suppressed_at)
+        kind = DEPARTURE_EVENTS.get(str(status))
+        event_at = c.execute(
+            select(func.max(e.occurred_at)).where(e.subscriber_id == subscriber_id, e.kind == kind)
+        ).scalar()
+    return str(status), event_at or suppressed_at or updated
+
+
+# A run that is not delivered yet: its plan (or its delivery) still has work to do.
+PENDING = ("planning", "planned", "delivering", "waiting", "paused")
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run for `run list`: which campaign, when, its status and messages by status."""
+
+    id: int
+    campaign: str
+    scheduled_for: datetime
+    status: str
+    created_at: datetime
+    messages: dict[str, int]
+
+
+def pending_run(engine: Engine, *, campaign_id: int) -> Run | None:
+    """The campaign's newest run that is not delivered yet (planned, waiting, paused...)."""
+    query = (
+        select(Run)
+        .where(Run.campaign_id == campaign_id, Run.status.in_(PENDING))  # type: ignore[arg-type,attr-defined]
+        .order_by(Run.scheduled_for.desc())  # type: ignore[attr-defined]
+    )
+    with engine.connect() as c:
+        row = c.execute(query).first()
+    return Run.model_validate(row._mapping) if row else None
+
+
+def list_runs(engine: Engine, *, campaign_id: int | None = None, limit: int = 50) -> list[RunRow]:
+    """The newest runs (of one campaign, or all), newest scheduled first, with message counts."""
+    r, ca = Run.__table__.c, Campaign.__table__.c  # type: ignore[attr-defined]
+    query = select(r.id, ca.name, r.scheduled_for, r.status, r.created_at).join(
+        Campaign.__table__,  # type: ignore[attr-defined]
+        ca.id == r.campaign_id,
+    )
+    if campaign_id is not None:
+        query = query.where(r.campaign_id == campaign_id)
+    with engine.connect() as c:
+        runs = c.execute(query.order_by(r.scheduled_for.desc(), r.id.desc()).limit(limit)).all()
+        ids = [int(row[0]) for row in runs]
+        counts: dict[int, dict[str, int]] = defaultdict(dict)
+        for run_id, status, n in c.execute(
+            select(M.run_id, M.status, func.count())
+            .where(M.run_id.in_(ids))
+            .group_by(M.run_id, M.status)
+        ):
+            counts[int(run_id)][str(status)] = int(n)
+    return [
+        RunRow(int(i), str(name), when, str(status), made, dict(sorted(counts[int(i)].items())))
+        for i, name, when, status, made in runs
+    ]
+
+
+def capping_runs(engine: Engine, *, run_id: int, reasons: Sequence[str]) -> dict[int, str]:
+    """The other runs (id -> status) holding live messages of this run's subscribers who
+    were skipped for one of `reasons` (the frequency caps): where those readers' mail is."""
+    other = Message.__table__.alias("other")  # type: ignore[attr-defined]
+    r = Run.__table__.c  # type: ignore[attr-defined]
+    query = (
+        select(other.c.run_id, r.status)
+        .select_from(
+            Message.__table__.join(other, other.c.subscriber_id == M.subscriber_id).join(  # type: ignore[attr-defined]
+                Run.__table__,  # type: ignore[attr-defined]
+                r.id == other.c.run_id,
+            )
+        )
+        .where(
+            M.run_id == run_id,
+            M.status == "skipped",
+            M.reason.in_(list(reasons)),
+            other.c.run_id != run_id,
+            other.c.status.in_(LIVE),
+        )
+        .distinct()
+        .order_by(other.c.run_id)
+    )
+    with engine.connect() as c:
+        return {int(i): str(status) for i, status in c.execute(query)}

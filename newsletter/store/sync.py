@@ -24,7 +24,9 @@ from sqlmodel import Session
 from newsletter.config import SourceQueries
 from newsletter.db import make_engine
 from newsletter.models import SyncState
+from newsletter.progress import Tick, silent
 from newsletter.store import ingest
+from newsletter.store.queries import count_rows
 from newsletter.store.readonly import (
     GUARD,
     GUARD_PARAMS,
@@ -58,6 +60,7 @@ class EntitySync:
     loaded: int = 0
     rejected: list[RejectedRow] = field(default_factory=list)
     watermark: str | None = None
+    new: int = 0  # rows the table did not hold before
 
 
 def validate_select(query: str, *, where: str, dialect: str | None = None) -> str:
@@ -108,6 +111,7 @@ def sync_entity(
     now: datetime,
     default_timezone: str = "UTC",
     limits: SqlLimits | None = None,
+    progress: Tick = silent,
 ) -> EntitySync:
     """Fetch one entity above its watermark, load it, and move the watermark on."""
     where = f"source {name!r} {entity} query"
@@ -139,6 +143,8 @@ def sync_entity(
         dated = [(parse_time(r[index], column), r[index]) for r in rows if r[index] is not None]
         if dated:
             report.watermark = _to_watermark(max(dated, key=lambda pair: pair[0])[1])
+    stage, before = f"syncing {name}.{entity}", count_rows(engine)[entity]
+    progress(stage, 0, len(rows))
     with engine.begin() as connection:
         for start in range(0, len(parsed), BATCH_ROWS):
             batch = parsed[start : start + BATCH_ROWS]
@@ -147,7 +153,10 @@ def sync_entity(
             )
             report.loaded += loaded
             report.rejected.extend(rejected)
+            progress(stage, min(len(rows), start + BATCH_ROWS), len(rows))
         _save_state(connection, name, entity, report, now)
+    progress(stage, len(rows), len(rows))
+    report.new = count_rows(engine)[entity] - before
     return report
 
 
@@ -173,6 +182,7 @@ def sync_source(
     now: datetime,
     default_timezone: str = "UTC",
     limits: SqlLimits | None = None,
+    progress: Tick = silent,
 ) -> list[EntitySync]:
     """Sync every configured entity of one source, subscribers and items first."""
     source_engine = make_engine(source.url)
@@ -191,6 +201,7 @@ def sync_source(
                         now=now,
                         default_timezone=default_timezone,
                         limits=limits,
+                        progress=progress,
                     )
                 )
         return reports

@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from newsletter import cli
+from newsletter.config import DEMO_SECRET_KEY
 from testsupport import STRONG_SECRET
 
 
@@ -50,7 +51,8 @@ def test_serve_starts_with_a_real_key_or_in_demo_mode(
 ) -> None:
     result = CliRunner().invoke(cli.app, ["serve", "--demo", "--port", "8123"])
     assert result.exit_code == 0, result.output
-    assert "insecure default key" in result.output
+    assert "demo's public key" in result.output
+    assert served[0]["settings"].secret_key == DEMO_SECRET_KEY
     monkeypatch.setenv("NEWSLETTER_SECRET_KEY", STRONG_SECRET)
     result = CliRunner().invoke(cli.app, ["serve", "--host", "0.0.0.0"])
     assert result.exit_code == 0, result.output

@@ -36,4 +36,4 @@ def test_invalid_settings_name_the_key(tmp_path: Path) -> None:
     result = runner.invoke(app, ["campaign", "add", "x", "--campaign-config", str(bad)])
     assert result.exit_code == 2
     assert "exploration_share" in result.output
-    assert runner.invoke(app, ["campaign", "list"]).output.strip() == ""
+    assert runner.invoke(app, ["campaign", "list", "--json"]).output.strip() == "[]"

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import email
+import os
 from email import policy
 from pathlib import Path
 
+import httpx
+import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
 from newsletter.cli import app
 from newsletter.db import make_engine
+from testsupport import free_port, serving
 
 
 def test_demo_runs_the_pipeline_end_to_end(tmp_path: Path) -> None:
@@ -52,3 +56,59 @@ def test_demo_runs_the_pipeline_end_to_end(tmp_path: Path) -> None:
     assert events > 0
     report = (folder / "report.html").read_text()
     assert "Lift of personalization" in report and "personalized" in report
+
+
+def _demo(folder: Path) -> str:
+    """Run `newsletter demo` small into folder; returns what it printed."""
+    args = ["demo", "--dir", str(folder), "--subscribers", "60", "--items", "40"]
+    result = CliRunner().invoke(app, [*args, "--interactions", "1500"])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _first_link(path: Path, prefix: str) -> str:
+    parsed = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+    text_part = parsed.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    return next(w for w in text_part.split() if w.startswith(prefix))
+
+
+def test_demo_prints_plain_sentences_and_the_serve_command(tmp_path: Path) -> None:
+    out = _demo(tmp_path / "demo")
+    assert "{" not in out and "}" not in out  # no raw Python dicts
+    assert "60 subscribers, 40 articles in" in out
+    assert f"export NEWSLETTER_DATABASE_URL=sqlite:///{tmp_path / 'demo'}" in out
+    assert "newsletter serve --demo" in out
+    for path in (tmp_path / "demo" / "outbox").glob("*.eml"):
+        raw = path.read_bytes().decode()
+        assert 'src=3D"None"' not in raw and 'src="None"' not in raw
+        parsed = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert parsed.get_body(("html",)).get_content().count("The Demo Daily") >= 2  # type: ignore[union-attr]
+
+
+@pytest.mark.slow
+def test_demo_links_work_under_serve_demo_as_the_readme_says(tmp_path: Path) -> None:
+    """`newsletter demo`, then `NEWSLETTER_DATABASE_URL=… newsletter serve --demo`, then a
+    click on a link from an outbox .eml redirects (302) to the item."""
+    folder = tmp_path / "demo"
+    _demo(folder)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env["NEWSLETTER_DATABASE_URL"] = f"sqlite:///{folder / 'newsletter.db'}"
+    eml = sorted((folder / "outbox").glob("*.eml"))[0]
+    click = _first_link(eml, "http://localhost:8000/t/c/")
+    unsubscribe = _first_link(eml, "http://localhost:8000/u/")
+    engine = make_engine(env["NEWSLETTER_DATABASE_URL"])
+    clicks = text("SELECT count(*) FROM event WHERE kind = 'click'")
+    with engine.connect() as connection:
+        urls = set(connection.execute(text("SELECT url FROM item")).scalars())
+        before = connection.execute(clicks).scalar_one()
+    with serving(["--demo"], cwd=tmp_path, env=env, port=free_port()) as base:
+        local = click.replace("http://localhost:8000", base)
+        response = httpx.get(local, follow_redirects=False, timeout=10)
+        page = httpx.get(unsubscribe.replace("http://localhost:8000", base), timeout=10)
+    with engine.connect() as connection:
+        after = connection.execute(clicks).scalar_one()
+    engine.dispose()
+    assert response.status_code == 302, response.text[:300]
+    assert response.headers["location"] in urls
+    assert page.status_code == 200 and "broken" not in page.text.lower()
+    assert after == before + 1

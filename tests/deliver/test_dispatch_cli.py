@@ -83,13 +83,13 @@ def test_run_with_outbox_writes_one_valid_eml_per_delivered_message(
 
 def test_run_usage_errors_are_clear(cli_env: Engine) -> None:
     code, out = run("resume")
-    assert code == 2 and "usage: newsletter run CAMPAIGN" in out
+    assert code == 2 and "run resume needs a run id" in out
     code, out = run("nosuch", "--transport", "memory:")
     assert code == 2 and "unknown campaign 'nosuch'" in out
     code, out = run("weekly", "--transport", "carrier-pigeon://x")
     assert code == 2 and "unknown transport" in out
     code, out = run("resume", "999", "--transport", "memory:")
-    assert code == 1 and "run 999 does not exist" in out
+    assert code == 2 and "run 999 does not exist" in out
     code, out = run("weekly", "--on-unknown", "maybe")
     assert code == 2 and "--on-unknown 'maybe'" in out
 

@@ -12,6 +12,7 @@ from newsletter.db import session_scope
 from newsletter.models import (
     Assignment,
     Campaign,
+    Event,
     Interaction,
     Item,
     Message,
@@ -240,10 +241,28 @@ def test_why_answers_planned_capped_deferred_and_suppressed(engine: Engine) -> N
 def test_why_outside_the_segment(sqlite_engine: Engine) -> None:
     seed(sqlite_engine)
     with session_scope(sqlite_engine) as s:
+        s.add(
+            Campaign(
+                name="fresh", template_name="d", segment_name="new-subscribers", created_at=NOW
+            )
+        )
+    plan(sqlite_engine, campaign="fresh")
+    answer = why(sqlite_engine, subscriber="1", campaign="fresh")
+    assert answer.outcome == "not_in_segment"
+    assert "not in segment 'new-subscribers'" in answer.summary
+
+
+def test_why_says_an_unsubscribed_reader_unsubscribed_and_when(sqlite_engine: Engine) -> None:
+    seed(sqlite_engine)
+    with session_scope(sqlite_engine) as s:
         s.add(Campaign(name="actives", template_name="d", segment_name="everyone", created_at=NOW))
+        s.add(
+            Event(subscriber_id=5, kind="unsubscribe", occurred_at=datetime(2026, 5, 3, tzinfo=UTC))
+        )
     plan(sqlite_engine, campaign="actives")
     answer = why(sqlite_engine, subscriber="5", campaign="actives")
-    assert answer.outcome == "not_in_segment"
+    assert (answer.outcome, answer.reason) == ("skipped", "unsubscribed")
+    assert answer.summary == f"Not sent in run {answer.run_id}: they unsubscribed on 3 May 2026."
 
 
 @pytest.mark.parametrize("share", [0.0, 0.15, 0.5])

@@ -138,7 +138,7 @@ def test_headers_follow_rfc_8058_and_bulk_mail_rules(rendered_digest, settings) 
     https, mailto = re.findall(r"<([^>]+)>", unsubscribe)
     assert https.startswith("https://news.example.com/u/")
     assert mailto.startswith("mailto:unsubscribe@news.example.com?subject=")
-    assert message["List-Id"] == '"The Weekly Read" <the-weekly-read.news.example.com>'
+    assert message["List-Id"] == '"The Weekly Read" <weekly-read.news.example.com>'
     code = feedback_code("personalized", secret_key=settings.secret_key)
     assert message["Feedback-ID"] == f"3:11:{code}:news-example-com"
     assert message["Message-ID"] == rendered_digest.message_id_header

@@ -8,13 +8,17 @@ from newsletter.render.compile import load_template_source
 from newsletter.render.lint import MAX_TEMPLATE_BYTES, lint_file, lint_template
 
 
-def _wrap(body: str) -> str:
+def _wrap(body: str, *, column: bool = True) -> str:
+    """The body inside a column (or directly in mj-body), starting on line 5 either way."""
+    if not column:
+        return f"<mjml>\n<mj-body>\n\n\n{body}\n</mj-body>\n</mjml>\n"
     head = "<mjml>\n<mj-body>\n<mj-section>\n<mj-column>\n"
     return f"{head}{body}\n</mj-column>\n</mj-section>\n</mj-body>\n</mjml>\n"
 
 
-def _issues(body: str) -> list[tuple[int, str]]:
-    return [(i.line, i.message) for i in lint_file(_wrap(body), path="t.mjml", mjml=True)]
+def _issues(body: str, *, column: bool = True) -> list[tuple[int, str]]:
+    text = _wrap(body, column=column)
+    return [(i.line, i.message) for i in lint_file(text, path="t.mjml", mjml=True)]
 
 
 @pytest.mark.parametrize("name", ["digest", "trigger"])
@@ -37,7 +41,8 @@ def test_loop_variables_follow_the_documented_context() -> None:
         "<mj-text>{{ slot.item.tilte }}</mj-text>\n"
         "<mj-raw>{% endfor %}{% endfor %}</mj-raw>"
     )
-    assert _issues(body) == [(7, "unknown variable 'slot.item.tilte' (did you mean 'title'?)")]
+    expected = [(7, "unknown variable 'slot.item.tilte' (did you mean 'title'?)")]
+    assert _issues(body, column=False) == expected
 
 
 def test_free_form_attributes_and_filters_are_accepted() -> None:
@@ -60,8 +65,21 @@ def test_control_flow_outside_mj_raw_is_an_error() -> None:
     assert "must sit inside <mj-raw> (found in <mj-column>)" in issues[0][1]
 
 
+def test_control_flow_in_an_mj_raw_inside_a_column_is_an_error() -> None:
+    # MJML hoists such an mj-raw before the column's content: the {% if %} would wrap nothing
+    # (that shipped every card of an item without an image as <img src="None">).
+    image = '<mj-image src="{{ hero.item.image_url }}" />'
+    body = "<mj-raw>{% if hero.item.image_url %}</mj-raw>\n" + image
+    issues = _issues("<mj-raw>{% for slot in sections %}</mj-raw>\n<mj-raw>{% endfor %}</mj-raw>")
+    assert [line for line, _ in issues] == [5, 6]
+    assert "put the <mj-raw> around a whole <mj-section>" in issues[0][1]
+    assert any("wraps nothing" in m for _, m in _issues(body + "\n<mj-raw>{% endif %}</mj-raw>"))
+    assert _issues(body + "\n<mj-raw>{% endif %}</mj-raw>", column=False) == []
+
+
 def test_angle_brackets_inside_jinja_tags_are_errors() -> None:
-    issues = _issues("<mj-raw>{% if slot_count > 3 %}</mj-raw>\n<mj-raw>{% endif %}</mj-raw>")
+    body = "<mj-raw>{% if slot_count > 3 %}</mj-raw>\n<mj-raw>{% endif %}</mj-raw>"
+    issues = _issues(body, column=False)
     assert len(issues) == 1 and issues[0][0] == 5 and "is gt" in issues[0][1]
 
 

@@ -122,6 +122,32 @@ def test_preview_falls_back_to_fixture_data_on_an_empty_database(sqlite_engine, 
         preview("digest", settings=settings, engine=sqlite_engine, subscriber=99, now=NOW)
 
 
+def test_preview_of_a_subscriber_without_a_message_says_what_is_sample_data(
+    sqlite_engine, settings
+) -> None:
+    with Session(sqlite_engine) as session:
+        session.add(
+            Subscriber(email="ann@example.org", name="Ann Lee", created_at=NOW, updated_at=NOW)
+        )
+        for i in range(3):
+            session.add(
+                Item(
+                    external_key=f"k{i}",
+                    title=f"Real {i}",
+                    url=f"https://a.example/{i}",
+                    updated_at=NOW,
+                )
+            )
+        session.commit()
+    result = preview("digest", settings=settings, engine=sqlite_engine, subscriber=1, now=NOW)
+    assert result.data_source == "database rows + fixture"
+    assert result.note == (
+        "subscriber 1 and 3 items from the database; the sections, reasons, campaign name and "
+        "date are sample data (no message planned for them yet)"
+    )
+    assert "Hi Ann," in result.rendered.text and "Real 0" in result.rendered.text
+
+
 def test_db_rendered_message_matches_the_stored_rows(sqlite_engine, settings, digest) -> None:
     message_id, _ = _seed(sqlite_engine)
     with Session(sqlite_engine) as session:
@@ -141,7 +167,9 @@ def test_cli_preview_writes_html_and_eml(tmp_path, monkeypatch) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "New in python: Async Python in practice" in result.output
-    assert "(fixture data)" in result.output
+    assert "data: sample data throughout (the database has no subscribers or items yet)" in (
+        result.output
+    )
     assert (tmp_path / "t.html").read_text().lower().startswith("<!doctype html>")
     parsed = email.message_from_bytes((tmp_path / "t.eml").read_bytes(), policy=policy.default)
     assert parsed["Subject"] == "New in python: Async Python in practice"

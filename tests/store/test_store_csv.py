@@ -104,7 +104,8 @@ def test_reimport_updates_instead_of_duplicating(engine: Engine, files: dict[str
         "subscriber_key,email,status\ns1,ann.new@example.com,unsubscribed\n",
     )
     report = import_csv(engine, now=NOW, **files)
-    assert report.as_dict()["subscribers"] == {"read": 1, "loaded": 1, "rejected": 0}
+    assert report.as_dict()["subscribers"] == {"read": 1, "loaded": 1, "new": 0, "rejected": 0}
+    assert report.as_dict()["interactions"]["new"] == 0  # all 3 were already stored
     assert count_rows(engine) == {"subscribers": 2, "items": 2, "interactions": 3}
     with Session(engine) as session:
         ann = session.exec(select(Subscriber).where(Subscriber.external_key == "s1")).scalar_one()
