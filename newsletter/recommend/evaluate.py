@@ -10,7 +10,7 @@ Recall@10, MAP@10, catalogue coverage and mean intra-list diversity per model.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,13 @@ from newsletter.recommend.collaborative import EASE, ItemKNN
 from newsletter.recommend.content import ContentModel, Fresh, item_vectors
 from newsletter.recommend.hybrid import HybridConfig, HybridRecommender
 from newsletter.recommend.popular import MetadataPrior, Popularity
-from newsletter.recommend.splits import Split, cold_item_split, ranking_metrics, temporal_split
+from newsletter.recommend.splits import (
+    SideEvents,
+    Split,
+    cold_item_split,
+    ranking_metrics,
+    temporal_split,
+)
 from newsletter.recommend.tune import tune
 from newsletter.recommend.weighting import WeightingConfig
 
@@ -38,11 +44,28 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class MovieLens:
-    """MovieLens ratings as InteractionData, the catalogue, and the original movie ids."""
+    """MovieLens ratings as InteractionData, the publish-time catalogue, tags and movie ids.
+
+    ``catalog`` holds what is known about a movie without anyone's behaviour (title, genres,
+    release year); ``tags`` are behaviour (who tagged what, when): :meth:`catalog_for` adds the
+    tags a split lets a model see to the catalogue text.
+    """
 
     data: InteractionData
     catalog: ItemCatalog
     movie_ids: Array
+    tags: SideEvents
+
+    def catalog_for(self, *, cut: Array | None = None, hidden: Array | None = None) -> ItemCatalog:
+        """Return the catalogue with the tags written before each writer's cut, none on hidden."""
+        cut = np.full(self.data.n_users, np.inf) if cut is None else cut
+        hidden = np.zeros(self.data.n_items, dtype=bool) if hidden is None else hidden
+        mask = self.tags.visible(cut=cut, hidden=hidden)
+        return replace(self.catalog, texts=self.tags.text_per_item(self.data.n_items, mask))
+
+    def catalog_for_split(self, split: Split) -> ItemCatalog:
+        """Return the catalogue a model trained on ``split`` may see (tags cut by its rule)."""
+        return self.catalog_for(cut=split.user_cut(), hidden=split.hidden_items())
 
 
 def load_movielens(data_dir: Path) -> MovieLens:
@@ -53,9 +76,11 @@ def load_movielens(data_dir: Path) -> MovieLens:
     ratings = pd.read_csv(data_dir / "ratings.csv")
     movies = pd.read_csv(data_dir / "movies.csv")
     tags_path = data_dir / "tags.csv"
-    tags = (
-        pd.read_csv(tags_path) if tags_path.is_file() else pd.DataFrame(columns=["movieId", "tag"])
-    )
+    columns = ["userId", "movieId", "tag", "timestamp"]
+    tags = pd.read_csv(tags_path) if tags_path.is_file() else pd.DataFrame(columns=columns)
+    missing = [c for c in columns if c not in tags.columns]
+    if missing:
+        raise DataError(f"{tags_path} lacks column(s) {', '.join(missing)}: expected {columns}")
     movie_ids = np.union1d(movies["movieId"].to_numpy(), ratings["movieId"].to_numpy())
     users, user_idx = np.unique(ratings["userId"].to_numpy(), return_inverse=True)
     item_idx = np.searchsorted(movie_ids, ratings["movieId"].to_numpy())
@@ -68,25 +93,47 @@ def load_movielens(data_dir: Path) -> MovieLens:
         timestamp=ratings["timestamp"].to_numpy(dtype=np.float64),
         value=ratings["rating"].to_numpy(dtype=np.float64),
     )
-    return MovieLens(data=data, catalog=_catalog(movies, tags, movie_ids), movie_ids=movie_ids)
+    return MovieLens(
+        data=data,
+        catalog=_catalog(movies, movie_ids),
+        movie_ids=movie_ids,
+        tags=_tag_events(tags, users, movie_ids),
+    )
 
 
-def _catalog(movies: pd.DataFrame, tags: pd.DataFrame, movie_ids: Array) -> ItemCatalog:
-    """Build the item catalogue: title, tags as text, genres as topics, release year as date."""
+def _tag_events(tags: pd.DataFrame, users: Array, movie_ids: Array) -> SideEvents:
+    """Map tag rows to user and item indices (tags on unknown movies are dropped)."""
+    tag_movies = tags["movieId"].to_numpy(dtype=np.int64)
+    known = np.isin(tag_movies, movie_ids)
+    tags = tags[known]
+    tag_users = tags["userId"].to_numpy(dtype=np.int64)
+    pos = np.searchsorted(users, tag_users)
+    found = (pos < len(users)) & (users[np.minimum(pos, len(users) - 1)] == tag_users)
+    return SideEvents(
+        user_idx=np.where(found, pos, -1).astype(np.int64),
+        item_idx=np.searchsorted(movie_ids, tag_movies[known]).astype(np.int64),
+        timestamp=tags["timestamp"].to_numpy(dtype=np.float64),
+        text=tags["tag"].astype(str).to_numpy(dtype=object),
+    )
+
+
+def _catalog(movies: pd.DataFrame, movie_ids: Array) -> ItemCatalog:
+    """Build the publish-time catalogue: title, genres as topics, release year as date."""
     by_id = movies.set_index("movieId")
-    tag_text = tags.groupby("movieId")["tag"].apply(lambda s: " ".join(map(str, s)))
-    titles, texts, topics, published = [], [], [], []
+    titles, topics, published = [], [], []
     for mid in movie_ids:
         title = str(by_id["title"].get(mid, "")) if mid in by_id.index else ""
         genres = str(by_id["genres"].get(mid, "")) if mid in by_id.index else ""
         match = YEAR.search(title)
         year = int(match.group(1)) if match else 1995
         titles.append(YEAR.sub("", title).strip())
-        texts.append(str(tag_text.get(mid, "")))
         topics.append([g for g in genres.split("|") if g and g != "(no genres listed)"])
         published.append(datetime(year, 1, 1, tzinfo=UTC).timestamp())
     return ItemCatalog(
-        titles=titles, texts=texts, topics=topics, published_at=np.asarray(published)
+        titles=titles,
+        texts=[""] * len(titles),
+        topics=topics,
+        published_at=np.asarray(published),
     )
 
 
@@ -152,17 +199,24 @@ def evaluate(*, data_dir: Path, protocol: str, tuned: bool = True) -> dict[str, 
     """
     ml = load_movielens(data_dir)
     split = make_split(ml, protocol)
-    vectors, _ = item_vectors(ml.catalog)
+    catalog = ml.catalog_for_split(split)
+    vectors, _ = item_vectors(catalog)
     now = float(split.train.timestamp.max())
     config = HybridConfig()
     tuning: dict[str, Any] = {}
+
+    def validation_catalog(val: Split) -> ItemCatalog:
+        """Tags cut by both the test split's rule and the validation split's."""
+        cut = np.minimum(split.user_cut(), val.user_cut())
+        return ml.catalog_for(cut=cut, hidden=split.hidden_items() | val.hidden_items())
+
     if tuned:
-        result = tune(split.train, ml.catalog, protocol=protocol)
+        result = tune(split.train, catalog, protocol=protocol, catalog_for=validation_catalog)
         config = result.config
         tuning = {"validation_ndcg@10": result.validation_ndcg, "config": describe(config)}
     results: dict[str, dict[str, float]] = {}
     for name, model in evaluation_models(config).items():
-        model.fit(split.train, ml.catalog, now=now)
+        model.fit(split.train, catalog, now=now)
         results[name] = score_model(model, split, vectors=vectors)
     return {"protocol": protocol, "users": len(split.users), "models": results, "tuning": tuning}
 

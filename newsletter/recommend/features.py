@@ -31,11 +31,22 @@ from newsletter.recommend.collaborative import EASE, ItemKNN
 from newsletter.recommend.content import ContentModel
 from newsletter.recommend.popular import MetadataPrior, Popularity
 from newsletter.recommend.ranker import FEATURES, SOURCE_FEATURES, normalise_rows, row_scale
+from newsletter.recommend.sequential import SequentialKNN
 
 if TYPE_CHECKING:
     from newsletter.recommend.hybrid import HybridConfig, HybridRecommender
 
-SOURCE_LABELS = ("collaborative", "collaborative", "content", "fresh", "popularity", "popularity")
+SOURCE_LABELS = (
+    "collaborative",
+    "collaborative",
+    "content",
+    "fresh",
+    "popularity",
+    "popularity",
+    "collaborative",
+)
+# Generators scored per user (the rest are item vectors shared by every user).
+USER_SOURCES = ("ease", "knn", "content", "sequence")
 
 
 def fit_generators(
@@ -57,6 +68,13 @@ def fit_generators(
     )
     if config.blend.get("prior", 0.0) > 0:
         gens["prior"] = MetadataPrior(weighting=replace(w, half_life_days=None))
+    if config.blend.get("sequence", 0.0) > 0:
+        gens["sequence"] = SequentialKNN(
+            window=config.sequence_window,
+            last=config.sequence_last,
+            decay=config.sequence_decay,
+            weighting=replace(w, min_value=config.sequence_min_value),
+        )
     for gen in gens.values():
         gen.fit(data, catalog, now=now)
     fresh_since = now - config.fresh_days * DAY
@@ -100,7 +118,7 @@ def batch_features(
     gens, rows, n = model.generators, len(users), model.n_items
     zeros = np.broadcast_to(np.zeros(n, dtype=np.float32), (rows, n))
     out: dict[str, Array] = dict.fromkeys(FEATURES, zeros)
-    for name in ("ease", "knn", "content"):
+    for name in USER_SOURCES:
         if name in gens and (name in needed or (name == "content" and "fresh" in needed)):
             out[name] = normalise_rows(gens[name].score(users), model.available)
     if "fresh" in needed:
@@ -130,7 +148,7 @@ class Blend:
         sparse_sum: sp.csr_matrix | None = None
         dense: list[Array] = []
         fresh_mask = gens["fresh_mask"]
-        for name in ("ease", "knn", "content"):
+        for name in USER_SOURCES:
             fresh = name == "content" and np.any(col["fresh"]) and fresh_mask.any()
             if name not in gens or not (np.any(col[name]) or fresh):
                 continue

@@ -10,7 +10,8 @@ Typical use by the planner::
 
 Generators: ``ease`` (catalogues up to ``ease_max_catalogue`` items; above that sparse
 ``knn`` takes its weight), ``knn``, ``content``, ``fresh`` (content match on items published in
-the last ``fresh_days``), ``popularity`` and ``prior`` (metadata-predicted popularity). Each
+the last ``fresh_days``), ``popularity``, ``prior`` (metadata-predicted popularity) and
+``sequence`` (sequential item-kNN over each subscriber's reading order, ``sequence_*``). Each
 source's score is divided by the user's best (so sources are comparable) and the features are
 blended by a :class:`~newsletter.recommend.ranker.LinearRanker`: calibrated defaults (what
 ``tune`` picks), or a logistic regression once ``feedback`` (shown slots, clicked or not)
@@ -63,6 +64,7 @@ DEFAULT_BLEND: dict[str, float] = {
     "popularity": 0.0,
     "prior": 0.0,
     "recency": 0.0,
+    "sequence": 0.5,
 }
 # Users without history: content on declared topics first, then popularity.
 COLD_START_BLEND: dict[str, float] = {"content": 1.0, "fresh": 0.2, "popularity": 0.3}
@@ -92,6 +94,10 @@ class HybridConfig:
     popularity_half_life_days: float | None = 7.0
     recency_half_life_days: float = 30.0
     fresh_days: float = 14.0
+    sequence_window: int = 20
+    sequence_last: int = 20
+    sequence_decay: float = 0.9
+    sequence_min_value: float = 3.5
     blend: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_BLEND))
     cold_start_blend: Mapping[str, float] = field(default_factory=lambda: dict(COLD_START_BLEND))
     candidates_per_source: int | None = None

@@ -16,6 +16,7 @@ The defaults shipped in ``HybridConfig`` are what this procedure picks on MovieL
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -156,13 +157,21 @@ def tune(
     *,
     protocol: str,
     base: HybridConfig | None = None,
+    catalog_for: Callable[[Split], ItemCatalog] | None = None,
 ) -> TuneResult:
-    """Pick hyper-parameters on a validation split of ``data`` (the training input only)."""
+    """Pick hyper-parameters on a validation split of ``data`` (the training input only).
+
+    ``catalog_for(validation_split)`` returns the catalogue a model may see on that split
+    when its text is time-stamped behaviour (MovieLens tags cut at the validation cut);
+    without it ``catalog`` is used as given.
+    """
     config = base or HybridConfig()
     split = validation_split(data, protocol=protocol)
     trials: list[tuple[str, float]] = []
     if len(split.users) == 0:
         return TuneResult(config=config, validation_ndcg=float("nan"), trials=trials)
+    if catalog_for is not None:
+        catalog = catalog_for(split)
     if protocol == "cold-items":
         config = _tune_content(config, split, catalog, trials)
         start = {"content": 1.0}
