@@ -166,6 +166,12 @@ def to_dense(matrix: Any) -> Array:
     return np.asarray(matrix)
 
 
+def empty_csr(rows: int, cols: int) -> sp.csr_matrix:
+    """Return an all-zero float32 CSR matrix of the given shape."""
+    none = np.zeros(0, dtype=np.int64)
+    return sp.csr_matrix((np.zeros(0, dtype=np.float32), (none, none)), shape=(rows, cols))
+
+
 def sparse_row_scale(matrix: sp.csr_matrix) -> Array:
     """Return ``1 / max`` of each CSR row's stored values (0 where it is not positive)."""
     top = np.zeros(matrix.shape[0], dtype=np.float64)

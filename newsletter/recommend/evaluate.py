@@ -20,10 +20,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from newsletter.recommend.base import Array, InteractionData, ItemCatalog, ScoringModel
-from newsletter.recommend.collaborative import EASE, ItemKNN
+from newsletter.recommend.collaborative import EASE
 from newsletter.recommend.content import ContentModel, Fresh, item_vectors
 from newsletter.recommend.hybrid import HybridConfig, HybridRecommender
 from newsletter.recommend.popular import MetadataPrior, Popularity
+from newsletter.recommend.sequential import SequentialKNN
 from newsletter.recommend.splits import (
     SideEvents,
     Split,
@@ -31,7 +32,7 @@ from newsletter.recommend.splits import (
     ranking_metrics,
     temporal_split,
 )
-from newsletter.recommend.tune import tune
+from newsletter.recommend.tune import baseline, tune, tune_baselines
 from newsletter.recommend.weighting import WeightingConfig
 
 PROTOCOLS = ("temporal-20", "cold-items")
@@ -137,14 +138,27 @@ def _catalog(movies: pd.DataFrame, movie_ids: Array) -> ItemCatalog:
     )
 
 
-def make_split(ml: MovieLens, protocol: str) -> Split:
-    """Apply the named protocol to the loaded data."""
+def make_split(ml: MovieLens, protocol: str, *, fold: int = 0) -> Split:
+    """Apply the named protocol to the loaded data; ``fold`` picks another split of it.
+
+    temporal-20, fold f: first drop each user's last 20% of positives f times over (as the
+    protocol would hold them out), then hold out the last 20% of what remains -- a test set,
+    and a validation set inside it, that fold 0's tuning and test never looked at.
+    cold-items, fold f: the cold items are the rated movies with ``movieId % 10 == (7 + f) % 10``.
+    """
+    if fold < 0:
+        raise DataError(f"fold {fold} is negative: use 0 (the standard split) or more")
     if protocol == "temporal-20":
-        return temporal_split(ml.data)
+        data, cut = ml.data, np.full(ml.data.n_users, np.inf)
+        for _ in range(fold):
+            earlier = temporal_split(data)
+            data, cut = earlier.train, np.minimum(cut, earlier.user_cut())
+        split = temporal_split(data)
+        return replace(split, cut=np.minimum(cut, split.user_cut()))
     if protocol == "cold-items":
         rated = np.zeros(ml.data.n_items, dtype=bool)
         rated[ml.data.item_idx] = True
-        return cold_item_split(ml.data, rated & (ml.movie_ids % 10 == 7))
+        return cold_item_split(ml.data, rated & (ml.movie_ids % 10 == (7 + fold) % 10))
     raise DataError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
 
 
@@ -173,15 +187,33 @@ def intra_list_diversity(recs: Array, vectors: sp.csr_matrix) -> float:
     return float(np.mean(values)) if values else 0.0
 
 
-def evaluation_models(config: HybridConfig) -> dict[str, Any]:
-    """Return the baseline, every generator alone (tuned weighting) and the hybrid."""
+def evaluation_models(
+    config: HybridConfig, baselines: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Return popularity, the tuned baselines, every generator alone and the hybrid.
+
+    ``baselines`` holds the parameters :func:`tune.tune_baselines` picked (item-kNN, iALS);
+    without them item-kNN uses the hybrid's settings and iALS is left out.
+    """
     w = config.weighting
-    return {
+    baselines = baselines or {}
+    knn = baselines.get("item-knn", {"k": config.knn_k, "shrink": config.knn_shrink})
+    models: dict[str, Any] = {
         "popularity": Popularity(
             weighting=WeightingConfig(value_power=0.0, min_value=4.0), half_life_days=None
         ),
-        "item-knn": ItemKNN(k=config.knn_k, shrink=config.knn_shrink, weighting=w),
+        "item-knn": baseline("item-knn", knn, w),
         "ease": EASE(lam=config.ease_lambda, max_items=config.ease_max_items, weighting=w),
+    }
+    if "ials" in baselines:
+        models["ials"] = baseline("ials", baselines["ials"], w)
+    return models | {
+        "sequence": SequentialKNN(
+            window=config.sequence_window,
+            last=config.sequence_last,
+            decay=config.sequence_decay,
+            weighting=replace(w, min_value=config.sequence_min_value),
+        ),
         "content": ContentModel(
             text_weight=config.text_weight, topic_weight=config.topic_weight, weighting=w
         ),
@@ -191,14 +223,15 @@ def evaluation_models(config: HybridConfig) -> dict[str, Any]:
     }
 
 
-def evaluate(*, data_dir: Path, protocol: str, tuned: bool = True) -> dict[str, Any]:
+def evaluate(*, data_dir: Path, protocol: str, tuned: bool = True, fold: int = 0) -> dict[str, Any]:
     """Run the protocol on a MovieLens folder; return ``{"protocol", "users", "models"}``.
 
-    With ``tuned`` (the default) hyper-parameters are chosen by :func:`tune.tune` on a
-    validation split of the training input; otherwise the shipped defaults are used.
+    With ``tuned`` (the default) hyper-parameters of the hybrid and of the baselines are
+    chosen by :mod:`tune` on a validation split of the training input; otherwise the shipped
+    defaults are used. ``fold`` selects another split (see :func:`make_split`).
     """
     ml = load_movielens(data_dir)
-    split = make_split(ml, protocol)
+    split = make_split(ml, protocol, fold=fold)
     catalog = ml.catalog_for_split(split)
     vectors, _ = item_vectors(catalog)
     now = float(split.train.timestamp.max())
@@ -210,15 +243,31 @@ def evaluate(*, data_dir: Path, protocol: str, tuned: bool = True) -> dict[str, 
         cut = np.minimum(split.user_cut(), val.user_cut())
         return ml.catalog_for(cut=cut, hidden=split.hidden_items() | val.hidden_items())
 
+    baselines: dict[str, dict[str, Any]] = {}
     if tuned:
         result = tune(split.train, catalog, protocol=protocol, catalog_for=validation_catalog)
         config = result.config
+        if protocol != "cold-items":  # collaborative baselines cannot score cold items
+            baselines = tune_baselines(
+                split.train,
+                catalog,
+                protocol=protocol,
+                weighting=config.weighting,
+                catalog_for=validation_catalog,
+            )
         tuning = {"validation_ndcg@10": result.validation_ndcg, "config": describe(config)}
+        tuning["baselines"] = baselines
     results: dict[str, dict[str, float]] = {}
-    for name, model in evaluation_models(config).items():
+    for name, model in evaluation_models(config, baselines).items():
         model.fit(split.train, catalog, now=now)
         results[name] = score_model(model, split, vectors=vectors)
-    return {"protocol": protocol, "users": len(split.users), "models": results, "tuning": tuning}
+    return {
+        "protocol": protocol,
+        "fold": fold,
+        "users": len(split.users),
+        "models": results,
+        "tuning": tuning,
+    }
 
 
 def describe(config: HybridConfig) -> dict[str, Any]:

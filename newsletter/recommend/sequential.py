@@ -23,19 +23,14 @@ from newsletter.recommend.base import (
     ItemCatalog,
     ScoringModel,
     best_anchors,
+    empty_csr,
     to_dense,
 )
 from newsletter.recommend.collaborative import keep_top_k
-from newsletter.recommend.weighting import WeightingConfig, event_weights
+from newsletter.recommend.weighting import WeightingConfig, event_weights, recent_reads
 
 # Pairs are accumulated in chunks of about this many events so memory stays bounded.
 PAIR_CHUNK = 4_000_000
-
-
-def empty(rows: int, cols: int) -> sp.csr_matrix:
-    """Return an all-zero float32 CSR matrix of the given shape."""
-    none = np.zeros(0, dtype=np.int64)
-    return sp.csr_matrix((np.zeros(0, dtype=np.float32), (none, none)), shape=(rows, cols))
 
 
 class SequentialKNN(ScoringModel):
@@ -78,13 +73,13 @@ class SequentialKNN(ScoringModel):
         users, items = users[order], items[order]
         self.n_items = data.n_items
         self.weights = self._transitions(users, items)
-        self.query = self._queries(users, items, data.n_users)
+        self.query = recent_reads(data, self.weighting, now=now, recent=self.last, decay=self.decay)
         return self
 
     def _transitions(self, users: Array, items: Array) -> sp.csr_matrix:
         """Return the normalised symmetric transition weights, top-k per item."""
         n = self.n_items
-        counts = empty(n, n)
+        counts = empty_csr(n, n)
         step = max(1, PAIR_CHUNK // max(self.window, 1))
         for start in range(0, len(users), step):
             end = min(len(users), start + step + self.window)
@@ -118,21 +113,8 @@ class SequentialKNN(ScoringModel):
         chunk = max(16, 8_000_000 // max(n, 1))
         blocks = [keep_top_k(to_dense(counts[s : s + chunk]), self.k) for s in range(0, n, chunk)]
         if not blocks:
-            return empty(n, n)
+            return empty_csr(n, n)
         return sp.csr_matrix(sp.vstack(blocks), dtype=np.float32)
-
-    def _queries(self, users: Array, items: Array, n_users: int) -> sp.csr_matrix:
-        """Each subscriber's ``last`` most recent positives weighted ``decay ** rank``."""
-        if len(users) == 0:
-            return empty(n_users, self.n_items)
-        ends = np.r_[np.flatnonzero(np.diff(users)) + 1, len(users)]
-        owner_end = np.repeat(ends, np.diff(np.r_[0, ends]))
-        rank = owner_end - 1 - np.arange(len(users))
-        keep = rank < self.last
-        values = np.power(self.decay, rank[keep].astype(np.float64)).astype(np.float32)
-        query = sp.csr_matrix((values, (users[keep], items[keep])), shape=(n_users, self.n_items))
-        query.sum_duplicates()
-        return query
 
     def score_sparse(self, users: Array) -> sp.csr_matrix:
         """Return ``query[users] @ transitions`` as CSR (zero for subscribers without history)."""

@@ -16,19 +16,27 @@ The defaults shipped in ``HybridConfig`` are what this procedure picks on MovieL
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from newsletter.recommend.base import Array, InteractionData, ItemCatalog, mask_scores, top_n
+from newsletter.recommend.base import (
+    Array,
+    InteractionData,
+    ItemCatalog,
+    mask_scores,
+    top_n,
+)
 from newsletter.recommend.collaborative import EASE, ItemKNN, ItemModel
 from newsletter.recommend.content import ContentModel
 from newsletter.recommend.explore import hash01
+from newsletter.recommend.factors import IALS, implicit_available
 from newsletter.recommend.hybrid import HybridConfig, HybridRecommender
 from newsletter.recommend.ranker import FEATURES
 from newsletter.recommend.splits import Split, cold_item_split, ranking_metrics, temporal_split
+from newsletter.recommend.weighting import WeightingConfig
 
 # A change must beat the current choice by this much NDCG@10 to be taken: neighbouring grid
 # points on the ~600-user MovieLens validation split differ by about this much at random.
@@ -40,6 +48,12 @@ GRID: dict[str, tuple[Any, ...]] = {
     "ease_lambda": (50.0, 100.0, 200.0, 400.0),
     "topic_weight": (0.5, 1.0, 2.0),
     "weight": (0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.5, 3.0),
+}
+# Baselines the evaluation reports beside the hybrid, each tuned on the same validation split
+# (coordinate search from the first value of each grid).
+BASELINE_GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
+    "item-knn": {"shrink": (10.0, 20.0, 50.0), "k": (100, 200, 300, 500)},
+    "ials": {"regularization": (1.0, 10.0, 30.0), "alpha": (1.0, 5.0), "factors": (32, 64, 128)},
 }
 
 
@@ -209,3 +223,51 @@ def _tune_content(
             if score > best_score + 1e-4:
                 best_score, best = score, candidate
     return best
+
+
+def tune_baselines(
+    data: InteractionData,
+    catalog: ItemCatalog,
+    *,
+    protocol: str,
+    weighting: WeightingConfig,
+    names: Collection[str] = ("item-knn", "ials"),
+    catalog_for: Callable[[Split], ItemCatalog] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Pick each baseline's hyper-parameters on the validation split (coordinate search).
+
+    Returns ``{name: {parameter: value, ..., "validation_ndcg@10": score}}``; baselines whose
+    package is missing (``ials`` without ``implicit``) are left out.
+    """
+    split = validation_split(data, protocol=protocol)
+    if len(split.users) == 0:
+        return {}
+    if catalog_for is not None:
+        catalog = catalog_for(split)
+    now = float(split.train.timestamp.max())
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        if name == "ials" and not implicit_available():
+            continue
+        grid = BASELINE_GRIDS[name]
+        params = {key: values[0] for key, values in grid.items()}
+        best = -1.0
+        for key, values in grid.items():
+            for value in values:
+                trial = params | {key: value}
+                model = baseline(name, trial, weighting).fit(split.train, catalog, now=now)
+                score = split_ndcg(model.score(split.users), split)
+                if score > best + 1e-4:
+                    best, params = score, trial
+        out[name] = params | {"validation_ndcg@10": best}
+    return out
+
+
+def baseline(name: str, params: dict[str, Any], weighting: WeightingConfig) -> ItemKNN | IALS:
+    """Build one baseline from its tuned parameters."""
+    kwargs = {k: v for k, v in params.items() if k != "validation_ndcg@10"}
+    if name == "item-knn":
+        return ItemKNN(weighting=weighting, **kwargs)
+    if name == "ials":
+        return IALS(weighting=weighting, **kwargs)
+    raise ValueError(f"unknown baseline {name!r}: choose one of {sorted(BASELINE_GRIDS)}")
