@@ -192,8 +192,8 @@ def evaluation_models(
 ) -> dict[str, Any]:
     """Return popularity, the tuned baselines, every generator alone and the hybrid.
 
-    ``baselines`` holds the parameters :func:`tune.tune_baselines` picked (item-kNN, iALS);
-    without them item-kNN uses the hybrid's settings and iALS is left out.
+    ``baselines`` holds the parameters :func:`tune.tune_baselines` picked (item-kNN, iALS,
+    SLIM); without them item-kNN uses the hybrid's settings and iALS and SLIM are left out.
     """
     w = config.weighting
     baselines = baselines or {}
@@ -205,8 +205,9 @@ def evaluation_models(
         "item-knn": baseline("item-knn", knn, w),
         "ease": EASE(lam=config.ease_lambda, max_items=config.ease_max_items, weighting=w),
     }
-    if "ials" in baselines:
-        models["ials"] = baseline("ials", baselines["ials"], w)
+    for name in ("ials", "slim"):
+        if name in baselines:
+            models[name] = baseline(name, baselines[name], w)
     return models | {
         "sequence": SequentialKNN(
             window=config.sequence_window,

@@ -65,15 +65,15 @@ class IALS(ScoringModel):
 
         matrix = interaction_matrix(data, self.weighting, now=now)
         self.n_items = data.n_items
-        model: Any = AlternatingLeastSquares(
-            factors=self.factors,
-            regularization=self.regularization,
-            alpha=self.alpha,
-            iterations=self.iterations,
-            num_threads=self.threads,
-            random_state=self.seed,
-        )
         with threadpool_limits(1):  # implicit's own threads; BLAS threads would oversubscribe
+            model: Any = AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                num_threads=self.threads,
+                random_state=self.seed,
+            )
             model.fit(matrix.tocsr(), show_progress=False)
         self.user_factors = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)

@@ -10,6 +10,9 @@ coordinate at a time so the cost stays a few dozen fits:
 2. content (cold-item protocol): topic vs text weight;
 3. blend weights of every ranking feature, by coordinate ascent on cached feature blocks.
 
+:func:`tune_baselines` gives the baselines the evaluation reports beside the hybrid (item-kNN,
+iALS, SLIM) the same chance: each is tuned on the same validation split.
+
 The defaults shipped in ``HybridConfig`` are what this procedure picks on MovieLens
 (see ``benchmarks/README.md``); ``newsletter evaluate`` re-runs it on whatever data it is given.
 """
@@ -35,6 +38,7 @@ from newsletter.recommend.explore import hash01
 from newsletter.recommend.factors import IALS, implicit_available
 from newsletter.recommend.hybrid import HybridConfig, HybridRecommender
 from newsletter.recommend.ranker import FEATURES
+from newsletter.recommend.slim import SLIM
 from newsletter.recommend.splits import Split, cold_item_split, ranking_metrics, temporal_split
 from newsletter.recommend.weighting import WeightingConfig
 
@@ -54,6 +58,7 @@ GRID: dict[str, tuple[Any, ...]] = {
 BASELINE_GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
     "item-knn": {"shrink": (10.0, 20.0, 50.0), "k": (100, 200, 300, 500)},
     "ials": {"regularization": (1.0, 10.0, 30.0), "alpha": (1.0, 5.0), "factors": (32, 64, 128)},
+    "slim": {"alpha": (0.03, 0.01, 0.1)},
 }
 
 
@@ -231,7 +236,7 @@ def tune_baselines(
     *,
     protocol: str,
     weighting: WeightingConfig,
-    names: Collection[str] = ("item-knn", "ials"),
+    names: Collection[str] = ("item-knn", "ials", "slim"),
     catalog_for: Callable[[Split], ItemCatalog] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Pick each baseline's hyper-parameters on the validation split (coordinate search).
@@ -263,11 +268,15 @@ def tune_baselines(
     return out
 
 
-def baseline(name: str, params: dict[str, Any], weighting: WeightingConfig) -> ItemKNN | IALS:
+def baseline(
+    name: str, params: dict[str, Any], weighting: WeightingConfig
+) -> ItemKNN | IALS | SLIM:
     """Build one baseline from its tuned parameters."""
     kwargs = {k: v for k, v in params.items() if k != "validation_ndcg@10"}
     if name == "item-knn":
         return ItemKNN(weighting=weighting, **kwargs)
     if name == "ials":
         return IALS(weighting=weighting, **kwargs)
+    if name == "slim":
+        return SLIM(weighting=weighting, **kwargs)
     raise ValueError(f"unknown baseline {name!r}: choose one of {sorted(BASELINE_GRIDS)}")
