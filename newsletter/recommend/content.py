@@ -67,9 +67,18 @@ def _unit_rows(matrix: Array) -> Array:
 
 
 def item_vectors(
-    catalog: ItemCatalog, *, text_weight: float = 1.0, topic_weight: float = 1.0
+    catalog: ItemCatalog,
+    *,
+    text_weight: float = 1.0,
+    topic_weight: float = 1.0,
+    embedding_weight: float = 0.0,
 ) -> tuple[sp.csr_matrix, TfidfVectorizer]:
-    """Return L2-normalised TF-IDF item vectors and the fitted topic vectorizer."""
+    """Return L2-normalised item vectors and the fitted topic vectorizer.
+
+    ``[text_weight * tfidf(text), topic_weight * tfidf(topics), embedding_weight * embedding]``
+    where the last block is the catalogue's sentence embeddings (when attached and the weight
+    is positive); the topic columns come right after the text columns.
+    """
     texts = [f"{t} {x}" for t, x in zip(catalog.titles, catalog.texts, strict=True)]
     text_vec = TfidfVectorizer(sublinear_tf=True, stop_words="english", min_df=1)
     try:
@@ -79,7 +88,10 @@ def item_vectors(
     topics = [[str(x).lower() for x in t] or ["(none)"] for t in catalog.topics]
     topic_vec = TfidfVectorizer(analyzer=_identity, sublinear_tf=True)
     topic_part = topic_vec.fit_transform(topics)
-    stacked = sp.hstack([text_weight * text_part, topic_weight * topic_part]).tocsr()
+    blocks = [text_weight * text_part, topic_weight * topic_part]
+    if embedding_weight > 0 and catalog.embeddings is not None:
+        blocks.append(sp.csr_matrix(embedding_weight * np.asarray(catalog.embeddings)))
+    stacked = sp.hstack(blocks).tocsr()
     return normalize(stacked).astype(np.float32), topic_vec
 
 
@@ -94,12 +106,17 @@ class ContentModel(ScoringModel):
         text_weight: float = 1.0,
         topic_weight: float = 1.0,
         declared_weight: float = 1.0,
+        embedding_weight: float = 1.0,
         dims: int | None = None,
         k: int = 100,
         weighting: WeightingConfig | None = None,
     ) -> None:
-        """Weights of text vs topics vs declared topics; ``dims`` forces SVD reduction."""
+        """Weights of text, topics, declared topics, embeddings; ``dims`` forces SVD reduction.
+
+        ``embedding_weight`` applies only when the catalogue carries sentence embeddings.
+        """
         self.text_weight = text_weight
+        self.embedding_weight = embedding_weight
         self.topic_weight = topic_weight
         self.declared_weight = declared_weight
         self.dims = dims
@@ -117,21 +134,28 @@ class ContentModel(ScoringModel):
     def fit(self, data: InteractionData, catalog: ItemCatalog, *, now: float) -> Self:
         """Vectorise the catalogue and keep the weighted histories for profiles."""
         vectors, topic_vec = item_vectors(
-            catalog, text_weight=self.text_weight, topic_weight=self.topic_weight
+            catalog,
+            text_weight=self.text_weight,
+            topic_weight=self.topic_weight,
+            embedding_weight=self.embedding_weight,
         )
         self.matrix = interaction_matrix(data, self.weighting, now=now)
         self.n_items = data.n_items
         self.topics = [[str(x).lower() for x in t] for t in catalog.topics]
         self.user_topics = [[str(x).lower() for x in t] for t in (data.user_topics or [])]
         self.user_topics += [[] for _ in range(data.n_users - len(self.user_topics))]
-        n_text = vectors.shape[1] - len(topic_vec.vocabulary_)
+        n_embedded = 0
+        if self.embedding_weight > 0 and catalog.embeddings is not None:
+            n_embedded = np.asarray(catalog.embeddings).shape[1]
+        n_text = vectors.shape[1] - len(topic_vec.vocabulary_) - n_embedded
         declared = topic_vec.transform([t or ["(none)"] for t in self.user_topics])
         keep = np.ones(declared.shape[1], dtype=np.float32)
         if "(none)" in topic_vec.vocabulary_:
             keep[topic_vec.vocabulary_["(none)"]] = 0.0
         declared = sp.csr_matrix(declared.multiply(keep[None, :]))
         pad = sp.csr_matrix((data.n_users, n_text))
-        self.declared = normalize(sp.hstack([pad, declared]).tocsr()).astype(np.float32)
+        tail = sp.csr_matrix((data.n_users, n_embedded))
+        self.declared = normalize(sp.hstack([pad, declared, tail]).tocsr()).astype(np.float32)
         self.vectors = self._maybe_reduce(vectors, data.n_users)
         return self
 

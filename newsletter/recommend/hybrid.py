@@ -201,13 +201,18 @@ class HybridRecommender:
         """Return every ranking feature for a batch of users, each ``(len(users), n_items)``."""
         return feat.batch_features(self, np.asarray(users, dtype=np.int64))
 
+    def blend(self, users: Array) -> feat.Blend:
+        """Return the blended scores of every item for a batch (nothing masked), by source."""
+        users = np.asarray(users, dtype=np.int64)
+        weights = self.ranker.user_weights(self.activity[users])
+        weights[self.activity[users] == 0] = self.cold_weights
+        return feat.Blend(self, users, weights)
+
     def _scored(
         self, users: Array, exclude: sp.csr_matrix | None, candidates: Array | None
     ) -> tuple[Array, feat.Blend]:
         """Return blended scores (excluded items at -inf) and the blend for attribution."""
-        weights = self.ranker.user_weights(self.activity[users])
-        weights[self.activity[users] == 0] = self.cold_weights
-        mixed = feat.Blend(self, users, weights)
+        mixed = self.blend(users)
         total = mixed.total
         total += self.jitter
         allowed = self.available if candidates is None else self.available & candidates
