@@ -91,7 +91,7 @@ def test_thin_feedback_falls_back() -> None:
     _, ranked_only = planted_log(messages=3000, randomised_share=0.0)
     assert estimate_position_bias(ranked_only) is None
     assert fit_click_model(design[: len(ranked_only.user_idx)], ("x1", "x2"), ranked_only) is None
-    with pytest.raises(ValueError, match="ExposureLog.clicked"):
+    with pytest.raises(ValueError, match=r"ExposureLog\.clicked"):
         ExposureLog(*(np.zeros(3),) * 4, np.zeros(2), np.zeros(3), np.zeros(3))
 
 
