@@ -32,7 +32,7 @@ def matrices() -> Matrices:
     ("raw", "expected"), [({}, float("inf")), ({"item_age_half_life_days": 5}, 5.0)]
 )
 def test_item_age_half_life_is_configured_per_campaign(raw: dict, expected: float) -> None:
-    """ "auto" (default) estimates it -- none measurable in this world; a number is used as is."""
+    """By default ("auto") it is estimated (no decay in this world); a number is used as is."""
     config = parse_campaign_config(raw, campaign="weekly")
     parts = default_slot_source(matrices(), config, datetime.fromtimestamp(NOW, UTC))
     model = parts.source.ranker  # type: ignore[attr-defined]
