@@ -53,17 +53,12 @@ COLLABORATIVE = ("ease", "knn", "sequence")
 
 
 def fit_generators(
-    config: HybridConfig,
-    data: InteractionData,
-    catalog: ItemCatalog,
-    *,
-    now: float,
-    fresh_vectors: Any = None,
+    config: HybridConfig, data: InteractionData, catalog: ItemCatalog, *, now: float
 ) -> dict[str, Any]:
     """Fit the generators the configuration needs (EASE only for small catalogues).
 
-    ``fresh_vectors`` (e.g. sentence embeddings) replace the TF-IDF vectors of the fresh-item
-    generator.
+    The fresh-item generator compares items with the content model's vectors (TF-IDF, plus
+    sentence embeddings when the catalogue carries them).
     """
     w = config.weighting
     gens: dict[str, Any] = {}
@@ -92,7 +87,7 @@ def fit_generators(
     gens["fresh"] = FreshItems(
         days=config.fresh_days,
         recent=config.fresh_recent,
-        vectors=fresh_vectors if fresh_vectors is not None else gens["content"].vectors,
+        vectors=gens["content"].vectors,
         weighting=w,
     ).fit(data, catalog, now=now)
     fresh_mask = np.zeros(data.n_items, dtype=bool)
