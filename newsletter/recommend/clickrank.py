@@ -160,10 +160,14 @@ def pair_design(
     users = np.asarray(users, dtype=np.int64)
     items = np.asarray(items, dtype=np.int64)
     hybrid_part = np.zeros((len(users), len(FEATURES)), dtype=np.float64)
+    order = np.argsort(users, kind="stable")
+    ordered = users[order]
     unique = np.unique(users)
     for start in range(0, len(unique), PAIR_BATCH):
         chunk = unique[start : start + PAIR_BATCH]
-        sel = np.flatnonzero(np.isin(users, chunk))
+        lo = int(np.searchsorted(ordered, chunk[0], side="left"))
+        hi = int(np.searchsorted(ordered, chunk[-1], side="right"))
+        sel = order[lo:hi]
         row = np.searchsorted(chunk, users[sel])
         block = hybrid.features(chunk)
         for f, name in enumerate(FEATURES):
