@@ -13,7 +13,7 @@ Section kinds: ``top_picks``, ``because_you_read``, ``new_in_topics``, ``trendin
 from __future__ import annotations
 
 from datetime import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -79,6 +79,9 @@ class CampaignConfig(BaseModel):
     exploration_share: float = Field(default=0.15, ge=0.0, le=0.5)
     exploration_section: str = "Something new"
     fresh_days: float = Field(default=14.0, gt=0)
+    # How fast collaborative scores fade with item age: "auto" estimates the half-life of item
+    # interest from the interactions (news: days; films: no decay), null turns it off.
+    item_age_half_life_days: Annotated[float, Field(gt=0)] | Literal["auto"] | None = "auto"
     explore_max_exposures: int = Field(default=200, ge=0)
     ranker: Literal["hybrid", "collaborative", "popularity"] = "hybrid"
     arms: ArmShares = Field(default_factory=ArmShares)

@@ -67,7 +67,11 @@ def default_slot_source(m: Matrices, config: CampaignConfig, now: datetime) -> S
     from newsletter.recommend.hybrid import HybridConfig, HybridRecommender
 
     seconds = now.timestamp()
-    model = HybridRecommender(HybridConfig(fresh_days=config.fresh_days))
+    model = HybridRecommender(
+        HybridConfig(
+            fresh_days=config.fresh_days, age_half_life_days=config.item_age_half_life_days
+        )
+    )
     model.fit(m.data, m.catalog, now=seconds)
     history = _history(m)
     gens = model.generators

@@ -8,8 +8,12 @@ Public API (import from the modules; this package import stays light):
 * ``weighting``: :class:`WeightingConfig`, :func:`interaction_matrix`, :func:`consumed_matrix`.
 * ``hybrid``: :class:`HybridConfig`, :class:`HybridRecommender` (``fit``, ``recommend``,
   ``recommend_explained``, ``popular_items``, ``section``).
-* generators: ``collaborative`` (ItemKNN, EASE), ``content`` (ContentModel, Fresh),
-  ``popular`` (Popularity, MetadataPrior).
-* offline: ``splits`` (protocols, metrics), ``tune`` (validation-only search),
-  ``evaluate`` (MovieLens folders; ``newsletter evaluate``).
+* generators: ``collaborative`` (ItemKNN, EASE), ``sequential`` (SequentialKNN: reading
+  order), ``content`` (ContentModel, Fresh), ``freshness`` (FreshItems, interest half-life,
+  age decay), ``popular`` (Popularity, MetadataPrior); baselines ``slim`` (SLIM) and
+  ``factors`` (IALS, optional ``implicit``); ``embeddings`` (optional MiniLM vectors).
+* learning from the emails: ``clicks`` (ExposureLog, position bias, IPW click model),
+  ``clickrank`` (ClickRanker: the hybrid's candidates re-scored; falls back when thin).
+* offline: ``splits`` (protocols, metrics, SideEvents), ``tune`` (validation-only search of
+  the hybrid and the baselines), ``evaluate`` (MovieLens folders; ``newsletter evaluate``).
 """

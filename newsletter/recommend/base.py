@@ -8,7 +8,7 @@ to integer indices (``0..n_users-1`` and ``0..n_items-1``) and hands over two fr
   topics each subscriber declared.
 * :class:`ItemCatalog` -- per item: title, text (summary), topics, published_at seconds,
   active mask, optional expiry and attributes (used by business rules such as
-  ``{"in_stock": True}``).
+  ``{"in_stock": True}``), optional sentence embeddings (``embeddings.py``).
 
 Every generator follows :class:`Recommender`, batch-first::
 
@@ -92,6 +92,7 @@ class ItemCatalog:
     active: Array | None = None
     expires_at: Array | None = None
     attributes: Sequence[Mapping[str, Any]] | None = None
+    embeddings: Array | None = None
 
     @property
     def n_items(self) -> int:
@@ -164,6 +165,12 @@ def to_dense(matrix: Any) -> Array:
     if sp.issparse(matrix):
         return np.asarray(matrix.toarray())  # type: ignore[attr-defined]
     return np.asarray(matrix)
+
+
+def empty_csr(rows: int, cols: int) -> sp.csr_matrix:
+    """Return an all-zero float32 CSR matrix of the given shape."""
+    none = np.zeros(0, dtype=np.int64)
+    return sp.csr_matrix((np.zeros(0, dtype=np.float32), (none, none)), shape=(rows, cols))
 
 
 def sparse_row_scale(matrix: sp.csr_matrix) -> Array:

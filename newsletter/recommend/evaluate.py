@@ -10,7 +10,7 @@ Recall@10, MAP@10, catalogue coverage and mean intra-list diversity per model.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,12 +20,19 @@ import pandas as pd
 import scipy.sparse as sp
 
 from newsletter.recommend.base import Array, InteractionData, ItemCatalog, ScoringModel
-from newsletter.recommend.collaborative import EASE, ItemKNN
+from newsletter.recommend.collaborative import EASE
 from newsletter.recommend.content import ContentModel, Fresh, item_vectors
 from newsletter.recommend.hybrid import HybridConfig, HybridRecommender
 from newsletter.recommend.popular import MetadataPrior, Popularity
-from newsletter.recommend.splits import Split, cold_item_split, ranking_metrics, temporal_split
-from newsletter.recommend.tune import tune
+from newsletter.recommend.sequential import SequentialKNN
+from newsletter.recommend.splits import (
+    SideEvents,
+    Split,
+    cold_item_split,
+    ranking_metrics,
+    temporal_split,
+)
+from newsletter.recommend.tune import baseline, tune, tune_baselines
 from newsletter.recommend.weighting import WeightingConfig
 
 PROTOCOLS = ("temporal-20", "cold-items")
@@ -38,11 +45,28 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class MovieLens:
-    """MovieLens ratings as InteractionData, the catalogue, and the original movie ids."""
+    """MovieLens ratings as InteractionData, the publish-time catalogue, tags and movie ids.
+
+    ``catalog`` holds what is known about a movie without anyone's behaviour (title, genres,
+    release year); ``tags`` are behaviour (who tagged what, when): :meth:`catalog_for` adds the
+    tags a split lets a model see to the catalogue text.
+    """
 
     data: InteractionData
     catalog: ItemCatalog
     movie_ids: Array
+    tags: SideEvents
+
+    def catalog_for(self, *, cut: Array | None = None, hidden: Array | None = None) -> ItemCatalog:
+        """Return the catalogue with the tags written before each writer's cut, none on hidden."""
+        cut = np.full(self.data.n_users, np.inf) if cut is None else cut
+        hidden = np.zeros(self.data.n_items, dtype=bool) if hidden is None else hidden
+        mask = self.tags.visible(cut=cut, hidden=hidden)
+        return replace(self.catalog, texts=self.tags.text_per_item(self.data.n_items, mask))
+
+    def catalog_for_split(self, split: Split) -> ItemCatalog:
+        """Return the catalogue a model trained on ``split`` may see (tags cut by its rule)."""
+        return self.catalog_for(cut=split.user_cut(), hidden=split.hidden_items())
 
 
 def load_movielens(data_dir: Path) -> MovieLens:
@@ -53,9 +77,11 @@ def load_movielens(data_dir: Path) -> MovieLens:
     ratings = pd.read_csv(data_dir / "ratings.csv")
     movies = pd.read_csv(data_dir / "movies.csv")
     tags_path = data_dir / "tags.csv"
-    tags = (
-        pd.read_csv(tags_path) if tags_path.is_file() else pd.DataFrame(columns=["movieId", "tag"])
-    )
+    columns = ["userId", "movieId", "tag", "timestamp"]
+    tags = pd.read_csv(tags_path) if tags_path.is_file() else pd.DataFrame(columns=columns)
+    missing = [c for c in columns if c not in tags.columns]
+    if missing:
+        raise DataError(f"{tags_path} lacks column(s) {', '.join(missing)}: expected {columns}")
     movie_ids = np.union1d(movies["movieId"].to_numpy(), ratings["movieId"].to_numpy())
     users, user_idx = np.unique(ratings["userId"].to_numpy(), return_inverse=True)
     item_idx = np.searchsorted(movie_ids, ratings["movieId"].to_numpy())
@@ -68,36 +94,71 @@ def load_movielens(data_dir: Path) -> MovieLens:
         timestamp=ratings["timestamp"].to_numpy(dtype=np.float64),
         value=ratings["rating"].to_numpy(dtype=np.float64),
     )
-    return MovieLens(data=data, catalog=_catalog(movies, tags, movie_ids), movie_ids=movie_ids)
+    return MovieLens(
+        data=data,
+        catalog=_catalog(movies, movie_ids),
+        movie_ids=movie_ids,
+        tags=_tag_events(tags, users, movie_ids),
+    )
 
 
-def _catalog(movies: pd.DataFrame, tags: pd.DataFrame, movie_ids: Array) -> ItemCatalog:
-    """Build the item catalogue: title, tags as text, genres as topics, release year as date."""
+def _tag_events(tags: pd.DataFrame, users: Array, movie_ids: Array) -> SideEvents:
+    """Map tag rows to user and item indices (tags on unknown movies are dropped)."""
+    tag_movies = tags["movieId"].to_numpy(dtype=np.int64)
+    known = np.isin(tag_movies, movie_ids)
+    tags = tags[known]
+    tag_users = tags["userId"].to_numpy(dtype=np.int64)
+    pos = np.searchsorted(users, tag_users)
+    found = (pos < len(users)) & (users[np.minimum(pos, len(users) - 1)] == tag_users)
+    return SideEvents(
+        user_idx=np.where(found, pos, -1).astype(np.int64),
+        item_idx=np.searchsorted(movie_ids, tag_movies[known]).astype(np.int64),
+        timestamp=tags["timestamp"].to_numpy(dtype=np.float64),
+        text=tags["tag"].astype(str).to_numpy(dtype=object),
+    )
+
+
+def _catalog(movies: pd.DataFrame, movie_ids: Array) -> ItemCatalog:
+    """Build the publish-time catalogue: title, genres as topics, release year as date."""
     by_id = movies.set_index("movieId")
-    tag_text = tags.groupby("movieId")["tag"].apply(lambda s: " ".join(map(str, s)))
-    titles, texts, topics, published = [], [], [], []
+    titles, topics, published = [], [], []
     for mid in movie_ids:
         title = str(by_id["title"].get(mid, "")) if mid in by_id.index else ""
         genres = str(by_id["genres"].get(mid, "")) if mid in by_id.index else ""
         match = YEAR.search(title)
         year = int(match.group(1)) if match else 1995
         titles.append(YEAR.sub("", title).strip())
-        texts.append(str(tag_text.get(mid, "")))
         topics.append([g for g in genres.split("|") if g and g != "(no genres listed)"])
         published.append(datetime(year, 1, 1, tzinfo=UTC).timestamp())
     return ItemCatalog(
-        titles=titles, texts=texts, topics=topics, published_at=np.asarray(published)
+        titles=titles,
+        texts=[""] * len(titles),
+        topics=topics,
+        published_at=np.asarray(published),
     )
 
 
-def make_split(ml: MovieLens, protocol: str) -> Split:
-    """Apply the named protocol to the loaded data."""
+def make_split(ml: MovieLens, protocol: str, *, fold: int = 0) -> Split:
+    """Apply the named protocol to the loaded data; ``fold`` picks another split of it.
+
+    temporal-20, fold f: first drop each user's last 20% of positives f times over (as the
+    protocol would hold them out), then hold out the last 20% of what remains -- a test set,
+    and a validation set inside it, that fold 0's tuning and test never looked at.
+    cold-items, fold f: the cold items are the rated movies with ``movieId % 10 == (7 + f) % 10``.
+    """
+    if fold < 0:
+        raise DataError(f"fold {fold} is negative: use 0 (the standard split) or more")
     if protocol == "temporal-20":
-        return temporal_split(ml.data)
+        data, cut = ml.data, np.full(ml.data.n_users, np.inf)
+        for _ in range(fold):
+            earlier = temporal_split(data)
+            data, cut = earlier.train, np.minimum(cut, earlier.user_cut())
+        split = temporal_split(data)
+        return replace(split, cut=np.minimum(cut, split.user_cut()))
     if protocol == "cold-items":
         rated = np.zeros(ml.data.n_items, dtype=bool)
         rated[ml.data.item_idx] = True
-        return cold_item_split(ml.data, rated & (ml.movie_ids % 10 == 7))
+        return cold_item_split(ml.data, rated & (ml.movie_ids % 10 == (7 + fold) % 10))
     raise DataError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
 
 
@@ -126,15 +187,34 @@ def intra_list_diversity(recs: Array, vectors: sp.csr_matrix) -> float:
     return float(np.mean(values)) if values else 0.0
 
 
-def evaluation_models(config: HybridConfig) -> dict[str, Any]:
-    """Return the baseline, every generator alone (tuned weighting) and the hybrid."""
+def evaluation_models(
+    config: HybridConfig, baselines: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Return popularity, the tuned baselines, every generator alone and the hybrid.
+
+    ``baselines`` holds the parameters :func:`tune.tune_baselines` picked (item-kNN, iALS,
+    SLIM); without them item-kNN uses the hybrid's settings and iALS and SLIM are left out.
+    """
     w = config.weighting
-    return {
+    baselines = baselines or {}
+    knn = baselines.get("item-knn", {"k": config.knn_k, "shrink": config.knn_shrink})
+    models: dict[str, Any] = {
         "popularity": Popularity(
             weighting=WeightingConfig(value_power=0.0, min_value=4.0), half_life_days=None
         ),
-        "item-knn": ItemKNN(k=config.knn_k, shrink=config.knn_shrink, weighting=w),
+        "item-knn": baseline("item-knn", knn, w),
         "ease": EASE(lam=config.ease_lambda, max_items=config.ease_max_items, weighting=w),
+    }
+    for name in ("ials", "slim"):
+        if name in baselines:
+            models[name] = baseline(name, baselines[name], w)
+    return models | {
+        "sequence": SequentialKNN(
+            window=config.sequence_window,
+            last=config.sequence_last,
+            decay=config.sequence_decay,
+            weighting=replace(w, min_value=config.sequence_min_value),
+        ),
         "content": ContentModel(
             text_weight=config.text_weight, topic_weight=config.topic_weight, weighting=w
         ),
@@ -144,27 +224,73 @@ def evaluation_models(config: HybridConfig) -> dict[str, Any]:
     }
 
 
-def evaluate(*, data_dir: Path, protocol: str, tuned: bool = True) -> dict[str, Any]:
+def movie_texts(catalog: ItemCatalog) -> list[str]:
+    """Return "<title>. <genres>" per movie: what is known at release, embedded for content."""
+    return [
+        f"{title}. {', '.join(topics)}" if topics else str(title)
+        for title, topics in zip(catalog.titles, catalog.topics, strict=True)
+    ]
+
+
+def evaluate(
+    *,
+    data_dir: Path,
+    protocol: str,
+    tuned: bool = True,
+    fold: int = 0,
+    embeddings: bool = False,
+) -> dict[str, Any]:
     """Run the protocol on a MovieLens folder; return ``{"protocol", "users", "models"}``.
 
-    With ``tuned`` (the default) hyper-parameters are chosen by :func:`tune.tune` on a
-    validation split of the training input; otherwise the shipped defaults are used.
+    With ``tuned`` (the default) hyper-parameters of the hybrid and of the baselines are
+    chosen by :mod:`tune` on a validation split of the training input; otherwise the shipped
+    defaults are used. ``fold`` selects another split (see :func:`make_split`);
+    ``embeddings`` attaches MiniLM sentence embeddings of title and genres to the catalogue
+    (the optional ``embeddings`` extra; minutes of CPU for MovieLens).
     """
     ml = load_movielens(data_dir)
-    split = make_split(ml, protocol)
-    vectors, _ = item_vectors(ml.catalog)
+    if embeddings:
+        from newsletter.recommend.embeddings import embed_texts
+
+        embedded = embed_texts(movie_texts(ml.catalog))
+        ml = replace(ml, catalog=replace(ml.catalog, embeddings=embedded))
+    split = make_split(ml, protocol, fold=fold)
+    catalog = ml.catalog_for_split(split)
+    vectors, _ = item_vectors(catalog)
     now = float(split.train.timestamp.max())
     config = HybridConfig()
     tuning: dict[str, Any] = {}
+
+    def validation_catalog(val: Split) -> ItemCatalog:
+        """Tags cut by both the test split's rule and the validation split's."""
+        cut = np.minimum(split.user_cut(), val.user_cut())
+        return ml.catalog_for(cut=cut, hidden=split.hidden_items() | val.hidden_items())
+
+    baselines: dict[str, dict[str, Any]] = {}
     if tuned:
-        result = tune(split.train, ml.catalog, protocol=protocol)
+        result = tune(split.train, catalog, protocol=protocol, catalog_for=validation_catalog)
         config = result.config
+        if protocol != "cold-items":  # collaborative baselines cannot score cold items
+            baselines = tune_baselines(
+                split.train,
+                catalog,
+                protocol=protocol,
+                weighting=config.weighting,
+                catalog_for=validation_catalog,
+            )
         tuning = {"validation_ndcg@10": result.validation_ndcg, "config": describe(config)}
+        tuning["baselines"] = baselines
     results: dict[str, dict[str, float]] = {}
-    for name, model in evaluation_models(config).items():
-        model.fit(split.train, ml.catalog, now=now)
+    for name, model in evaluation_models(config, baselines).items():
+        model.fit(split.train, catalog, now=now)
         results[name] = score_model(model, split, vectors=vectors)
-    return {"protocol": protocol, "users": len(split.users), "models": results, "tuning": tuning}
+    return {
+        "protocol": protocol,
+        "fold": fold,
+        "users": len(split.users),
+        "models": results,
+        "tuning": tuning,
+    }
 
 
 def describe(config: HybridConfig) -> dict[str, Any]:

@@ -29,19 +29,37 @@ from newsletter.recommend.base import (
 )
 from newsletter.recommend.collaborative import EASE, ItemKNN
 from newsletter.recommend.content import ContentModel
+from newsletter.recommend.freshness import FreshItems
 from newsletter.recommend.popular import MetadataPrior, Popularity
 from newsletter.recommend.ranker import FEATURES, SOURCE_FEATURES, normalise_rows, row_scale
+from newsletter.recommend.sequential import SequentialKNN
 
 if TYPE_CHECKING:
     from newsletter.recommend.hybrid import HybridConfig, HybridRecommender
 
-SOURCE_LABELS = ("collaborative", "collaborative", "content", "fresh", "popularity", "popularity")
+SOURCE_LABELS = (
+    "collaborative",
+    "collaborative",
+    "content",
+    "fresh",
+    "popularity",
+    "popularity",
+    "collaborative",
+)
+# Generators scored per user over every item (the rest are item vectors shared by every user,
+# and ``fresh``, scored on the fresh items only); collaborative ones are decayed by item age.
+USER_SOURCES = ("ease", "knn", "content", "sequence")
+COLLABORATIVE = ("ease", "knn", "sequence")
 
 
 def fit_generators(
     config: HybridConfig, data: InteractionData, catalog: ItemCatalog, *, now: float
 ) -> dict[str, Any]:
-    """Fit the generators the configuration needs (EASE only for small catalogues)."""
+    """Fit the generators the configuration needs (EASE only for small catalogues).
+
+    The fresh-item generator compares items with the content model's vectors (TF-IDF, plus
+    sentence embeddings when the catalogue carries them).
+    """
     w = config.weighting
     gens: dict[str, Any] = {}
     if config.blend.get("ease", 0.0) > 0 and data.n_items <= config.ease_max_catalogue:
@@ -57,11 +75,24 @@ def fit_generators(
     )
     if config.blend.get("prior", 0.0) > 0:
         gens["prior"] = MetadataPrior(weighting=replace(w, half_life_days=None))
+    if config.blend.get("sequence", 0.0) > 0:
+        gens["sequence"] = SequentialKNN(
+            window=config.sequence_window,
+            last=config.sequence_last,
+            decay=config.sequence_decay,
+            weighting=replace(w, min_value=config.sequence_min_value),
+        )
     for gen in gens.values():
         gen.fit(data, catalog, now=now)
-    fresh_since = now - config.fresh_days * DAY
-    published = np.asarray(catalog.published_at, dtype=np.float64)
-    gens["fresh_mask"] = (published >= fresh_since) & (published <= now)
+    gens["fresh"] = FreshItems(
+        days=config.fresh_days,
+        recent=config.fresh_recent,
+        vectors=gens["content"].vectors,
+        weighting=w,
+    ).fit(data, catalog, now=now)
+    fresh_mask = np.zeros(data.n_items, dtype=bool)
+    fresh_mask[gens["fresh"].fresh] = True
+    gens["fresh_mask"] = fresh_mask
     return gens
 
 
@@ -100,11 +131,13 @@ def batch_features(
     gens, rows, n = model.generators, len(users), model.n_items
     zeros = np.broadcast_to(np.zeros(n, dtype=np.float32), (rows, n))
     out: dict[str, Array] = dict.fromkeys(FEATURES, zeros)
-    for name in ("ease", "knn", "content"):
-        if name in gens and (name in needed or (name == "content" and "fresh" in needed)):
+    for name in USER_SOURCES:
+        if name in gens and name in needed:
             out[name] = normalise_rows(gens[name].score(users), model.available)
+            if name in COLLABORATIVE and model.age_decay is not None:
+                out[name] = out[name] * model.age_decay[None, :]
     if "fresh" in needed:
-        out["fresh"] = out["content"] * gens["fresh_mask"][None, :]
+        out["fresh"] = fresh_block(model, users).toarray()
     out["popularity"] = _global(gens["popularity"].item_scores, rows, log=True)
     if "prior" in gens:
         out["prior"] = _global(gens["prior"].item_scores, rows, log=False)
@@ -129,33 +162,33 @@ class Blend:
         col = {name: weights[:, FEATURES.index(name)].astype(np.float32) for name in FEATURES}
         sparse_sum: sp.csr_matrix | None = None
         dense: list[Array] = []
-        fresh_mask = gens["fresh_mask"]
-        for name in ("ease", "knn", "content"):
-            fresh = name == "content" and np.any(col["fresh"]) and fresh_mask.any()
-            if name not in gens or not (np.any(col[name]) or fresh):
+        decay = model.age_decay
+        for name in USER_SOURCES:
+            if name not in gens or not np.any(col[name]):
                 continue
             sparse = gens[name].score_sparse(users)
+            aged = decay if name in COLLABORATIVE else None
             if sparse is not None:
-                scale = sparse_row_scale(sparse)
-                parts: dict[str, sp.csr_matrix] = {name: scale_rows(sparse, col[name] * scale)}
-                if fresh:
-                    fresh_part = scale_rows(sparse, col["fresh"] * scale)
-                    parts["fresh"] = sp.csr_matrix(fresh_part.multiply(fresh_mask[None, :]))
-                for key, part in parts.items():
-                    self.parts[key] = part
-                    sparse_sum = part if sparse_sum is None else sparse_sum + part
+                part = scale_rows(sparse, col[name] * sparse_row_scale(sparse))
+                if aged is not None:
+                    part = sp.csr_matrix(part.multiply(aged[None, :]), dtype=np.float32)
+                self.parts[name] = part
+                sparse_sum = part if sparse_sum is None else sparse_sum + part
                 continue
             block = np.array(gens[name].score(users), dtype=np.float32, copy=None)
             if not block.flags.writeable or not block.flags.c_contiguous:
                 block = np.ascontiguousarray(block).copy()
             block *= row_scale(block, model.available)[:, None]
             np.clip(block, -1.0, 1.0, out=block)
-            if fresh:
-                self.parts["fresh"] = block * col["fresh"][:, None] * fresh_mask
-                dense.append(self.parts["fresh"])
             block *= col[name][:, None]
+            if aged is not None:
+                block *= aged[None, :]
             self.parts[name] = block
             dense.append(block)
+        if np.any(col["fresh"]) and "fresh" in gens and len(gens["fresh"].fresh):
+            part = scale_rows(fresh_block(model, users), col["fresh"])
+            self.parts["fresh"] = part
+            sparse_sum = part if sparse_sum is None else sparse_sum + part
         if sparse_sum is not None:
             self.total = to_dense(sparse_sum).astype(np.float32, copy=False)
         else:
@@ -198,6 +231,20 @@ def global_features(model: HybridRecommender) -> dict[str, Array]:
     return out
 
 
+def fresh_block(model: HybridRecommender, users: Array) -> sp.csr_matrix:
+    """Return the fresh-item feature: similarity to recent reads over the best, fresh only."""
+    fresh = model.generators["fresh"]
+    rows, n = len(users), model.n_items
+    if len(fresh.fresh) == 0:
+        return sp.csr_matrix(np.zeros((rows, n), dtype=np.float32))
+    block = fresh.score_fresh(users)
+    block *= row_scale(block, model.available[fresh.fresh])[:, None]
+    np.clip(block, 0.0, 1.0, out=block)
+    cols = np.tile(fresh.fresh, rows)
+    indptr = np.arange(0, rows * len(fresh.fresh) + 1, len(fresh.fresh))
+    return sp.csr_matrix((block.ravel(), cols, indptr), shape=(rows, n))
+
+
 def candidate_union(block: dict[str, Array], per_source: int, allowed: Array) -> Array:
     """Return which items are among some source's top ``per_source`` for each user."""
     rows, n = block["content"].shape
@@ -224,9 +271,8 @@ def section(
     names |= {"fresh": "content", "popularity": "popularity"}
     if source not in names:
         raise ValueError(f"unknown section source {source!r}: choose one of {sorted(names)}")
-    scores = np.asarray(gens[names[source]].score(users), dtype=np.float64)
-    if source == "fresh":
-        scores[:, ~gens["fresh_mask"]] = -np.inf
+    generator = gens["fresh"] if source == "fresh" else gens[names[source]]
+    scores = np.asarray(generator.score(users), dtype=np.float64)
     scores = mask_scores(scores, users, exclude=exclude, candidates=model.available)
     if model.config.exclude_consumed:
         scores = mask_scores(scores, users, exclude=model.consumed, candidates=None)

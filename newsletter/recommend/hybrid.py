@@ -10,7 +10,8 @@ Typical use by the planner::
 
 Generators: ``ease`` (catalogues up to ``ease_max_catalogue`` items; above that sparse
 ``knn`` takes its weight), ``knn``, ``content``, ``fresh`` (content match on items published in
-the last ``fresh_days``), ``popularity`` and ``prior`` (metadata-predicted popularity). Each
+the last ``fresh_days``), ``popularity``, ``prior`` (metadata-predicted popularity) and
+``sequence`` (sequential item-kNN over each subscriber's reading order, ``sequence_*``). Each
 source's score is divided by the user's best (so sources are comparable) and the features are
 blended by a :class:`~newsletter.recommend.ranker.LinearRanker`: calibrated defaults (what
 ``tune`` picks), or a logistic regression once ``feedback`` (shown slots, clicked or not)
@@ -29,7 +30,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -50,6 +51,7 @@ from newsletter.recommend.base import (
 )
 from newsletter.recommend.explain import Explainer
 from newsletter.recommend.explore import explore
+from newsletter.recommend.freshness import age_decay, estimate_half_life
 from newsletter.recommend.ranker import LinearRanker, fit_logistic_ranker
 from newsletter.recommend.rerank import available_items, diversify, primary_topics
 from newsletter.recommend.weighting import WeightingConfig, consumed_matrix
@@ -57,12 +59,13 @@ from newsletter.recommend.weighting import WeightingConfig, consumed_matrix
 # What `tune` picks on MovieLens temporal-20 (validation split of the training input only).
 DEFAULT_BLEND: dict[str, float] = {
     "ease": 1.0,
-    "knn": 0.0,
-    "content": 0.1,
+    "knn": 0.02,
+    "content": 0.2,
     "fresh": 0.0,
     "popularity": 0.0,
     "prior": 0.0,
     "recency": 0.0,
+    "sequence": 0.4,
 }
 # Users without history: content on declared topics first, then popularity.
 COLD_START_BLEND: dict[str, float] = {"content": 1.0, "fresh": 0.2, "popularity": 0.3}
@@ -78,7 +81,10 @@ class HybridConfig:
     """Everything the hybrid needs to know; defaults come from ``tune`` (benchmarks/README.md).
 
     ``filters`` are attribute rules (``{"in_stock": True}``; a list value means "one of");
-    ``threads`` is how many user batches are scored at once.
+    ``threads`` is how many user batches are scored at once. ``age_half_life_days`` decays the
+    collaborative scores by item age (``"auto"``: the half-life of item interest estimated
+    from the interactions, ``None``: no decay); ``fresh_recent`` is how many of a subscriber's
+    latest reads the fresh-item generator compares new items with.
     """
 
     weighting: WeightingConfig = field(default_factory=default_weighting)
@@ -92,6 +98,12 @@ class HybridConfig:
     popularity_half_life_days: float | None = 7.0
     recency_half_life_days: float = 30.0
     fresh_days: float = 14.0
+    fresh_recent: int = 10
+    age_half_life_days: float | Literal["auto"] | None = "auto"
+    sequence_window: int = 20
+    sequence_last: int = 20
+    sequence_decay: float = 0.9
+    sequence_min_value: float = 3.5
     blend: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_BLEND))
     cold_start_blend: Mapping[str, float] = field(default_factory=lambda: dict(COLD_START_BLEND))
     candidates_per_source: int | None = None
@@ -129,6 +141,9 @@ class HybridRecommender:
         seconds = as_seconds(now)
         self.n_items = data.n_items
         self.generators = feat.fit_generators(self.config, data, catalog, now=seconds)
+        self.age_half_life = self.item_age_half_life(data, catalog, now=seconds)
+        decay = age_decay(catalog, now=seconds, half_life_days=self.age_half_life)
+        self.age_decay: Array | None = None if np.all(decay == 1.0) else decay
         self.consumed = consumed_matrix(data)
         self.activity = np.log1p(np.diff(self.consumed.indptr)).astype(np.float64)
         self.available = available_items(catalog, now=seconds, filters=self.config.filters)
@@ -148,6 +163,15 @@ class HybridRecommender:
         if feedback is not None and len(feedback.user_idx):
             self.fit_ranker(feedback)
         return self
+
+    def item_age_half_life(
+        self, data: InteractionData, catalog: ItemCatalog, *, now: float
+    ) -> float | None:
+        """Return the half-life that decays collaborative scores (estimated when "auto")."""
+        setting = self.config.age_half_life_days
+        if setting == "auto":
+            return estimate_half_life(data, catalog, now=now)
+        return setting
 
     def effective_blend(self) -> dict[str, float]:
         """Return the configured blend; without EASE (large catalogue) kNN takes its weight."""
@@ -177,13 +201,18 @@ class HybridRecommender:
         """Return every ranking feature for a batch of users, each ``(len(users), n_items)``."""
         return feat.batch_features(self, np.asarray(users, dtype=np.int64))
 
+    def blend(self, users: Array) -> feat.Blend:
+        """Return the blended scores of every item for a batch (nothing masked), by source."""
+        users = np.asarray(users, dtype=np.int64)
+        weights = self.ranker.user_weights(self.activity[users])
+        weights[self.activity[users] == 0] = self.cold_weights
+        return feat.Blend(self, users, weights)
+
     def _scored(
         self, users: Array, exclude: sp.csr_matrix | None, candidates: Array | None
     ) -> tuple[Array, feat.Blend]:
         """Return blended scores (excluded items at -inf) and the blend for attribution."""
-        weights = self.ranker.user_weights(self.activity[users])
-        weights[self.activity[users] == 0] = self.cold_weights
-        mixed = feat.Blend(self, users, weights)
+        mixed = self.blend(users)
         total = mixed.total
         total += self.jitter
         allowed = self.available if candidates is None else self.available & candidates

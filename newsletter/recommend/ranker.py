@@ -3,7 +3,8 @@
 Features of a (user, item) pair, each in ``[0, 1]`` and computed for a whole batch at once:
 ``ease``, ``knn``, ``content``, ``fresh`` (each source's score divided by the user's best),
 ``popularity`` (log-scaled recency-weighted popularity), ``prior`` (metadata-predicted
-popularity) and ``recency`` (``0.5 ** (age / half-life)``). User activity (``log1p`` of the
+popularity), ``recency`` (``0.5 ** (age / half-life)``) and ``sequence`` (sequential item-kNN:
+what readers went on to read after the subscriber's latest reads). User activity (``log1p`` of the
 history size) scales per-user weights in the logistic ranker.
 
 * :class:`LinearRanker` -- calibrated default weights (``HybridConfig.blend``).
@@ -21,8 +22,8 @@ from sklearn.linear_model import LogisticRegression
 
 from newsletter.recommend.base import Array
 
-FEATURES = ("ease", "knn", "content", "fresh", "popularity", "prior", "recency")
-SOURCE_FEATURES = ("ease", "knn", "content", "fresh", "popularity", "prior")
+FEATURES = ("ease", "knn", "content", "fresh", "popularity", "prior", "recency", "sequence")
+SOURCE_FEATURES = ("ease", "knn", "content", "fresh", "popularity", "prior", "sequence")
 
 
 @dataclass(frozen=True)

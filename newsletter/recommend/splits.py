@@ -8,6 +8,12 @@ The same splits serve the test protocol (``evaluate.py``) and hyper-parameter va
   happened strictly before the first test timestamp; other users keep everything.
 * :func:`cold_item_split` -- every event on the cold items is held out; evaluated users have a
   positive on a cold item and ``min_train`` training events; only cold items are ranked.
+
+Each split records the rule it applied (``Split.cut``: per user, the time from which nothing is
+known; ``Split.hidden``: items whose behaviour is held out) so that time-stamped side data --
+MovieLens tags are written by users -- is cut by the same rule (:class:`SideEvents`). Tags on
+an item are behaviour on it, not metadata: a model that reads the tags a test user wrote after
+their cut, or the tags on a held-out cold item, sees the answer.
 """
 
 from __future__ import annotations
@@ -22,13 +28,56 @@ from newsletter.recommend.base import Array, InteractionData
 
 @dataclass(frozen=True)
 class Split:
-    """Training input, held-out positives per evaluated user, and what may be ranked."""
+    """Training input, held-out positives per evaluated user, and what may be ranked.
+
+    ``cut[u]`` is the time from which user u's behaviour is held out (``inf``: none) and
+    ``hidden`` marks items all of whose behaviour is held out; ``None`` means no such rule.
+    """
 
     train: InteractionData
     users: Array
     test: sp.csr_matrix
     candidates: Array
     exclude: sp.csr_matrix
+    cut: Array | None = None
+    hidden: Array | None = None
+
+    def user_cut(self) -> Array:
+        """Return the per-user cut, ``inf`` for every user when the split cuts no time."""
+        if self.cut is None:
+            return np.full(self.train.n_users, np.inf)
+        return self.cut
+
+    def hidden_items(self) -> Array:
+        """Return the held-out item mask (all False when no item is held out)."""
+        if self.hidden is None:
+            return np.zeros(self.train.n_items, dtype=bool)
+        return self.hidden
+
+
+@dataclass(frozen=True)
+class SideEvents:
+    """Time-stamped side data written by users about items (MovieLens tags), cut like behaviour.
+
+    ``user_idx`` is -1 for writers who have no behaviour events (never cut by time).
+    """
+
+    user_idx: Array
+    item_idx: Array
+    timestamp: Array
+    text: Array
+
+    def visible(self, *, cut: Array, hidden: Array) -> Array:
+        """Return which entries a model may see: written before the writer's cut, not hidden."""
+        writer_cut = np.where(self.user_idx >= 0, cut[np.maximum(self.user_idx, 0)], np.inf)
+        return (np.asarray(self.timestamp) < writer_cut) & ~hidden[self.item_idx]
+
+    def text_per_item(self, n_items: int, mask: Array) -> list[str]:
+        """Return, per item, the visible entries joined by spaces in their stored order."""
+        out: list[list[str]] = [[] for _ in range(n_items)]
+        for item, text in zip(self.item_idx[mask], self.text[mask], strict=True):
+            out[int(item)].append(str(text))
+        return [" ".join(parts) for parts in out]
 
 
 def positives_mask(data: InteractionData, *, positive_min: float) -> Array:
@@ -79,7 +128,7 @@ def temporal_split(
     test = _seen(data.subset(np.isin(np.arange(len(data.user_idx)), held_all)))
     seen = _seen(train)
     candidates = np.asarray(seen.sum(axis=0)).ravel() > 0
-    return Split(train=train, users=users, test=test, candidates=candidates, exclude=seen)
+    return Split(train=train, users=users, test=test, candidates=candidates, exclude=seen, cut=cut)
 
 
 def cold_item_split(
@@ -97,7 +146,14 @@ def cold_item_split(
     n_train = np.bincount(train.user_idx, minlength=data.n_users)
     has_test = np.diff(test.indptr) > 0
     users = np.flatnonzero(has_test & (n_train >= min_train))
-    return Split(train=train, users=users, test=test, candidates=cold.copy(), exclude=_seen(train))
+    return Split(
+        train=train,
+        users=users,
+        test=test,
+        candidates=cold.copy(),
+        exclude=_seen(train),
+        hidden=np.asarray(cold, dtype=bool).copy(),
+    )
 
 
 def ranking_metrics(

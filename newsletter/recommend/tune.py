@@ -10,24 +10,37 @@ coordinate at a time so the cost stays a few dozen fits:
 2. content (cold-item protocol): topic vs text weight;
 3. blend weights of every ranking feature, by coordinate ascent on cached feature blocks.
 
+:func:`tune_baselines` gives the baselines the evaluation reports beside the hybrid (item-kNN,
+iALS, SLIM) the same chance: each is tuned on the same validation split.
+
 The defaults shipped in ``HybridConfig`` are what this procedure picks on MovieLens
 (see ``benchmarks/README.md``); ``newsletter evaluate`` re-runs it on whatever data it is given.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from newsletter.recommend.base import Array, InteractionData, ItemCatalog, mask_scores, top_n
+from newsletter.recommend.base import (
+    Array,
+    InteractionData,
+    ItemCatalog,
+    mask_scores,
+    top_n,
+)
 from newsletter.recommend.collaborative import EASE, ItemKNN, ItemModel
 from newsletter.recommend.content import ContentModel
 from newsletter.recommend.explore import hash01
+from newsletter.recommend.factors import IALS, implicit_available
 from newsletter.recommend.hybrid import HybridConfig, HybridRecommender
 from newsletter.recommend.ranker import FEATURES
+from newsletter.recommend.slim import SLIM
 from newsletter.recommend.splits import Split, cold_item_split, ranking_metrics, temporal_split
+from newsletter.recommend.weighting import WeightingConfig
 
 # A change must beat the current choice by this much NDCG@10 to be taken: neighbouring grid
 # points on the ~600-user MovieLens validation split differ by about this much at random.
@@ -39,6 +52,13 @@ GRID: dict[str, tuple[Any, ...]] = {
     "ease_lambda": (50.0, 100.0, 200.0, 400.0),
     "topic_weight": (0.5, 1.0, 2.0),
     "weight": (0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.5, 3.0),
+}
+# Baselines the evaluation reports beside the hybrid, each tuned on the same validation split
+# (coordinate search from the first value of each grid).
+BASELINE_GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
+    "item-knn": {"shrink": (10.0, 20.0, 50.0), "k": (100, 200, 300, 500)},
+    "ials": {"regularization": (1.0, 10.0, 30.0), "alpha": (1.0, 5.0), "factors": (32, 64, 128)},
+    "slim": {"alpha": (0.03, 0.01, 0.1)},
 }
 
 
@@ -156,13 +176,21 @@ def tune(
     *,
     protocol: str,
     base: HybridConfig | None = None,
+    catalog_for: Callable[[Split], ItemCatalog] | None = None,
 ) -> TuneResult:
-    """Pick hyper-parameters on a validation split of ``data`` (the training input only)."""
+    """Pick hyper-parameters on a validation split of ``data`` (the training input only).
+
+    ``catalog_for(validation_split)`` returns the catalogue a model may see on that split
+    when its text is time-stamped behaviour (MovieLens tags cut at the validation cut);
+    without it ``catalog`` is used as given.
+    """
     config = base or HybridConfig()
     split = validation_split(data, protocol=protocol)
     trials: list[tuple[str, float]] = []
     if len(split.users) == 0:
         return TuneResult(config=config, validation_ndcg=float("nan"), trials=trials)
+    if catalog_for is not None:
+        catalog = catalog_for(split)
     if protocol == "cold-items":
         config = _tune_content(config, split, catalog, trials)
         start = {"content": 1.0}
@@ -200,3 +228,55 @@ def _tune_content(
             if score > best_score + 1e-4:
                 best_score, best = score, candidate
     return best
+
+
+def tune_baselines(
+    data: InteractionData,
+    catalog: ItemCatalog,
+    *,
+    protocol: str,
+    weighting: WeightingConfig,
+    names: Collection[str] = ("item-knn", "ials", "slim"),
+    catalog_for: Callable[[Split], ItemCatalog] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Pick each baseline's hyper-parameters on the validation split (coordinate search).
+
+    Returns ``{name: {parameter: value, ..., "validation_ndcg@10": score}}``; baselines whose
+    package is missing (``ials`` without ``implicit``) are left out.
+    """
+    split = validation_split(data, protocol=protocol)
+    if len(split.users) == 0:
+        return {}
+    if catalog_for is not None:
+        catalog = catalog_for(split)
+    now = float(split.train.timestamp.max())
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        if name == "ials" and not implicit_available():
+            continue
+        grid = BASELINE_GRIDS[name]
+        params = {key: values[0] for key, values in grid.items()}
+        best = -1.0
+        for key, values in grid.items():
+            for value in values:
+                trial = params | {key: value}
+                model = baseline(name, trial, weighting).fit(split.train, catalog, now=now)
+                score = split_ndcg(model.score(split.users), split)
+                if score > best + 1e-4:
+                    best, params = score, trial
+        out[name] = params | {"validation_ndcg@10": best}
+    return out
+
+
+def baseline(
+    name: str, params: dict[str, Any], weighting: WeightingConfig
+) -> ItemKNN | IALS | SLIM:
+    """Build one baseline from its tuned parameters."""
+    kwargs = {k: v for k, v in params.items() if k != "validation_ndcg@10"}
+    if name == "item-knn":
+        return ItemKNN(weighting=weighting, **kwargs)
+    if name == "ials":
+        return IALS(weighting=weighting, **kwargs)
+    if name == "slim":
+        return SLIM(weighting=weighting, **kwargs)
+    raise ValueError(f"unknown baseline {name!r}: choose one of {sorted(BASELINE_GRIDS)}")

@@ -104,3 +104,27 @@ def consumed_matrix(data: InteractionData) -> sp.csr_matrix:
     matrix.sum_duplicates()
     matrix.data[:] = 1.0
     return matrix
+
+
+def recent_reads(
+    data: InteractionData, config: WeightingConfig, *, now: float, recent: int, decay: float
+) -> sp.csr_matrix:
+    """Return each subscriber's ``recent`` latest counted events weighted ``decay ** rank``.
+
+    Events count when ``config`` gives them a positive weight; rank 0 is the latest (ties in
+    time are broken by item index), so the row of a subscriber says what they read lately.
+    """
+    keep = event_weights(data, config, now=now) > 0
+    users, items = data.user_idx[keep], data.item_idx[keep]
+    order = np.lexsort((items, np.asarray(data.timestamp)[keep], users))
+    users, items = users[order], items[order]
+    shape = (data.n_users, data.n_items)
+    if len(users) == 0:
+        return sp.csr_matrix((np.zeros(0, dtype=np.float32), (users, items)), shape=shape)
+    ends = np.r_[np.flatnonzero(np.diff(users)) + 1, len(users)]
+    rank = np.repeat(ends, np.diff(np.r_[0, ends])) - 1 - np.arange(len(users))
+    sel = rank < recent
+    values = np.power(decay, rank[sel].astype(np.float64)).astype(np.float32)
+    matrix = sp.csr_matrix((values, (users[sel], items[sel])), shape=shape)
+    matrix.sum_duplicates()
+    return matrix

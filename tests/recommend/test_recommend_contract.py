@@ -8,10 +8,15 @@ import scipy.sparse as sp
 from recommend_world import NOW, world
 
 from newsletter.recommend.base import InteractionData, ItemCatalog, Recommender
+from newsletter.recommend.clickrank import ClickRanker
 from newsletter.recommend.collaborative import EASE, ItemKNN
 from newsletter.recommend.content import ContentModel, Fresh
+from newsletter.recommend.factors import IALS
+from newsletter.recommend.freshness import FreshItems
 from newsletter.recommend.hybrid import HybridConfig, HybridRecommender
 from newsletter.recommend.popular import MetadataPrior, Popularity
+from newsletter.recommend.sequential import SequentialKNN
+from newsletter.recommend.slim import SLIM
 from newsletter.recommend.weighting import consumed_matrix
 
 __all__ = ["world"]
@@ -27,6 +32,14 @@ FACTORIES = {
     "hybrid-diverse": lambda: HybridRecommender(
         HybridConfig(mmr_lambda=0.5, topic_cap=2, explore_slots=1, explore_pool=4)
     ),
+    "hybrid-aged": lambda: HybridRecommender(
+        HybridConfig(age_half_life_days=10.0, blend={"ease": 1.0, "fresh": 0.5, "sequence": 1.0})
+    ),
+    "sequence": lambda: SequentialKNN(window=3),
+    "fresh-items": lambda: FreshItems(days=30),
+    "slim": lambda: SLIM(alpha=1e-3),
+    "ials": lambda: IALS(factors=4, iterations=5),
+    "click-ranker": lambda: ClickRanker(pool=10),
 }
 
 

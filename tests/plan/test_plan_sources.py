@@ -1,0 +1,47 @@
+"""The campaign's item-age setting reaches the hybrid the planner fits."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from newsletter.plan.campaigns import CampaignConfigError, parse_campaign_config
+from newsletter.plan.sources import default_slot_source
+from newsletter.store.matrices import Matrices
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recommend"))
+from recommend_world import NOW, block_world
+
+
+def matrices() -> Matrices:
+    """The recommender tests' block world as the store would hand it over."""
+    data, catalog = block_world()
+    return Matrices(
+        data=data,
+        catalog=catalog,
+        subscriber_ids=np.arange(data.n_users),
+        item_ids=np.arange(data.n_items),
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [({}, float("inf")), ({"item_age_half_life_days": 5}, 5.0)]
+)
+def test_item_age_half_life_is_configured_per_campaign(raw: dict, expected: float) -> None:
+    """By default ("auto") it is estimated (no decay in this world); a number is used as is."""
+    config = parse_campaign_config(raw, campaign="weekly")
+    parts = default_slot_source(matrices(), config, datetime.fromtimestamp(NOW, UTC))
+    model = parts.source.ranker  # type: ignore[attr-defined]
+    assert model.config.age_half_life_days == raw.get("item_age_half_life_days", "auto")
+    assert model.age_half_life == expected
+
+
+def test_bad_item_age_half_life_names_the_key() -> None:
+    """A negative or non-numeric value is a one-line error naming the key and campaign."""
+    for bad in (-1, "soon"):
+        with pytest.raises(CampaignConfigError, match=r"weekly.*item_age_half_life_days"):
+            parse_campaign_config({"item_age_half_life_days": bad}, campaign="weekly")
