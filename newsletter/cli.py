@@ -697,5 +697,10 @@ def serve_command(
     run_server(settings=settings, engine=migrated_engine(settings), host=host, port=port)
 
 
+from newsletter.cli_api import apikey_app, bounces_app  # noqa: E402  (needs the helpers above)
+
+app.add_typer(apikey_app, name="apikey")
+app.add_typer(bounces_app, name="bounces")
+
 if __name__ == "__main__":  # pragma: no cover
     app()

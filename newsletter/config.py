@@ -27,6 +27,16 @@ class SourceQueries(BaseModel):
     interactions: str | None = None
 
 
+class WebhookSecrets(BaseModel):
+    """How each ESP's webhook proves it is genuine (an empty value refuses that provider)."""
+
+    ses_topic_arns: list[str] = Field(default_factory=list)  # SNS topics accepted; [] = refuse
+    sendgrid_public_key: str = ""  # the signed event webhook's verification key (base64 DER)
+    mailgun_signing_key: str = ""  # the HTTP webhook signing key
+    postmark_basic_auth: str = ""  # "user:password" put in the webhook URL
+    max_age_seconds: int = 900  # SendGrid and Mailgun timestamps older than this are refused
+
+
 class Settings(BaseSettings):
     """Everything configurable, validated once and passed in (never read from globals)."""
 
@@ -59,6 +69,13 @@ class Settings(BaseSettings):
     # Salt of the experiment arm hash: changing it reshuffles every subscriber's arm.
     experiment_salt: str = "newsletter-arms-v1"
     sources: dict[str, SourceQueries] = Field(default_factory=dict)
+    # Events API: a row naming an unknown subscriber or item key is refused ("reject") or
+    # creates a placeholder that is never mailed or recommended until upserted ("placeholder").
+    api_unknown_keys: Literal["reject", "placeholder"] = "reject"
+    api_rate_limit_per_minute: int = Field(default=600, ge=1)
+    # Soft bounces (mailbox full, greylisted...) in a row before the address is suppressed.
+    soft_bounce_limit: int = Field(default=3, ge=1)
+    webhooks: WebhookSecrets = Field(default_factory=WebhookSecrets)
 
     @field_validator("default_timezone")
     @classmethod

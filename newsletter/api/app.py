@@ -3,6 +3,7 @@
 Routes (``newsletter.api.routes.tracking``): ``GET /t/c/{token}`` click redirect, ``GET
 /t/o/{token}.gif`` open pixel, ``GET|POST /u/{token}`` unsubscribe (POST = RFC 8058 one-click),
 ``GET|POST /p/{token}`` preferences, ``GET /v/{token}`` view in browser, ``GET /healthz``.
+The API (``newsletter.api.service``): ``/api/...`` with API keys, ``/openapi.json``, ``/docs``.
 No module-level app and no globals: everything the routes need hangs off ``app.state``.
 """
 
@@ -13,12 +14,13 @@ from collections.abc import Callable
 from datetime import datetime
 
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
 
 from newsletter.api import pages
 from newsletter.api.deps import Tracking
 from newsletter.api.routes import tracking
+from newsletter.api.service import add_api
 from newsletter.config import Settings
 from newsletter.db import now_utc
 
@@ -29,11 +31,12 @@ def create_app(
     *, settings: Settings, engine: Engine, clock: Callable[[], datetime] | None = None
 ) -> FastAPI:
     """A FastAPI app answering the links our emails contain (clock injectable for tests)."""
-    app = FastAPI(title="newsletter tracking", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="newsletter", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.state.tracking = Tracking(settings=settings, engine=engine, clock=clock or now_utc)
-    app.include_router(tracking.router)
+    app.include_router(tracking.router, include_in_schema=False)
+    add_api(app)
 
-    @app.get("/healthz")
+    @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         """Liveness probe for load balancers and the CLI test."""
         return {"status": "ok"}
@@ -43,6 +46,8 @@ def create_app(
         """Any unexpected failure: a plain page, details only in the log."""
         route = getattr(request.scope.get("route"), "path", "?")  # the pattern: no token
         log.error("%s %s failed: %r", request.method, route, exc)
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": "internal error; see the server log"}, 500)
         return pages.server_error()
 
     return app

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from newsletter.models import Interaction, Item, ItemTopic, Subscriber
+from newsletter.store.erasure import resuppress_erased
 from newsletter.store.records import (
     RejectedRow,
     parse_interaction,
@@ -79,6 +80,7 @@ def upsert_subscribers(
         accepted.append(record | {"created_at": record["created_at"] or now, "updated_at": now})
     if accepted:
         _upsert(connection, SUBSCRIBER, accepted)
+        resuppress_erased(connection, [r["email"] for r in accepted], now=now)
     return len(accepted), rejected
 
 
@@ -143,6 +145,7 @@ def insert_interactions(
                     "occurred_at": record["occurred_at"],
                     "value": record["value"],
                     "source": origin,
+                    "idempotency_key": record.get("idempotency_key"),
                 }
             )
     if accepted:
