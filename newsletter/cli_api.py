@@ -75,3 +75,32 @@ def apikey_list(
             f"last used {used}  {state}",
             markup=False,
         )
+
+
+@bounces_app.command("import")
+def bounces_import(
+    path: Path,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Record bounce (RFC 3464) and complaint (RFC 5965) reports from a file, mbox or Maildir."""
+    from newsletter.cli import console, fail, migrated_engine, print_json, settings_or_exit
+    from newsletter.db import now_utc
+    from newsletter.track.dsn import read_messages
+    from newsletter.track.feedback import import_reports
+
+    if not path.exists():
+        raise fail(f"{path} does not exist: give a message file, an mbox or a Maildir folder", 2)
+    settings = settings_or_exit(config)
+    engine = migrated_engine(settings)
+    try:
+        result = import_reports(engine, read_messages(path), settings=settings, now=now_utc())
+    except (OSError, ValueError) as exc:
+        raise fail(f"cannot read {path}: {exc}", 2) from exc
+    counts = result.outcome.counts
+    if as_json:
+        print_json({"reports": result.reports, "recipients": counts, "skipped": result.skipped})
+        return
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing recorded"
+    skipped = len(result.skipped)
+    console.print(f"{result.reports} reports: {summary}; {skipped} other messages skipped")
