@@ -56,10 +56,12 @@ def _returned_headers(report: Message) -> Message | None:
         ctype = part.get_content_type()
         if ctype == "message/rfc822":
             inner = part.get_payload()
-            if isinstance(inner, list) and inner:
+            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
                 return inner[0]
         if ctype == "text/rfc822-headers":
-            return _HEADERS.parsestr(str(part.get_payload(decode=True) or b"", "replace"))
+            data = part.get_payload(decode=True)
+            text = data.decode("utf-8", "replace") if isinstance(data, bytes) else ""
+            return _HEADERS.parsestr(text)
     return None
 
 
