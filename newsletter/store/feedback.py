@@ -134,8 +134,8 @@ def record_feedback(
             "external_id": external_id[:200],
         }
         statement = _dialect(c).insert(Event.__table__).values(**values)  # type: ignore[attr-defined]
-        done = c.execute(statement.on_conflict_do_nothing(index_elements=["external_id"]))
-        if not done.rowcount:
+        statement = statement.on_conflict_do_nothing(index_elements=["external_id"])
+        if c.execute(statement.returning(E.id)).first() is None:
             return "duplicate"
         return _consequences(c, sid, address, kind, soft_limit=soft_limit, now=now)
 

@@ -130,9 +130,7 @@ def verify_sendgrid(
 ) -> None:
     """Check SendGrid's ECDSA signature over ``timestamp + body``, or raise SignatureError."""
     if not public_key:
-        raise SignatureError(
-            "SendGrid webhooks are not configured: set webhooks.sendgrid_public_key"
-        )
+        raise NotConfigured("SendGrid", "sendgrid_public_key")
     if not signature or not timestamp:
         raise SignatureError("the SendGrid signature or timestamp header is missing")
     _fresh(timestamp, now=now, max_age=max_age)
@@ -154,9 +152,7 @@ def verify_mailgun(
 ) -> None:
     """Check a Mailgun payload's ``signature`` object, or raise SignatureError."""
     if not signing_key:
-        raise SignatureError(
-            "Mailgun webhooks are not configured: set webhooks.mailgun_signing_key"
-        )
+        raise NotConfigured("Mailgun", "mailgun_signing_key")
     timestamp, token = str(signed.get("timestamp", "")), str(signed.get("token", ""))
     _fresh(timestamp, now=now, max_age=max_age)
     expected = hmac.new(signing_key.encode(), (timestamp + token).encode(), hashlib.sha256)
@@ -167,9 +163,7 @@ def verify_mailgun(
 def verify_basic_auth(header: str | None, *, expected: str) -> None:
     """Check an ``Authorization: Basic`` header against ``user:password``, or SignatureError."""
     if not expected:
-        raise SignatureError(
-            "Postmark webhooks are not configured: set webhooks.postmark_basic_auth"
-        )
+        raise NotConfigured("Postmark", "postmark_basic_auth")
     scheme, _, value = (header or "").partition(" ")
     try:
         given = base64.b64decode(value.strip(), validate=True)
