@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from newsletter.config import Settings
 from newsletter.render.compile import TemplateCache
+from newsletter.track.bots import is_prefetch
 
 MAX_FORM_BYTES = 64 * 1024
 
@@ -37,6 +38,7 @@ class Client:
 
     user_agent: str | None
     ip: str | None
+    prefetch: bool = False  # the request says it is a prefetch or preview (bots.is_prefetch)
 
 
 def tracking(request: Request) -> Tracking:
@@ -48,7 +50,8 @@ def tracking(request: Request) -> Tracking:
 def client(request: Request) -> Client:
     """The request's user agent and client IP (uvicorn applies trusted X-Forwarded-For)."""
     host = request.client.host if request.client else None
-    return Client(user_agent=request.headers.get("user-agent") or None, ip=host)
+    prefetch = is_prefetch(request.headers)
+    return Client(user_agent=request.headers.get("user-agent") or None, ip=host, prefetch=prefetch)
 
 
 async def form_fields(request: Request) -> dict[str, list[str]]:

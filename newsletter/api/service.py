@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from newsletter.api import docs
 from newsletter.api.auth import ApiState, RateLimiter
-from newsletter.api.routes import events, segment, webhooks
+from newsletter.api.routes import events, machine, segment, webhooks
 from newsletter.track.ingest import evaluate_triggers
 
 
@@ -23,3 +23,4 @@ def add_api(app: FastAPI) -> None:
     app.include_router(segment.router)
     app.include_router(webhooks.router)
     app.include_router(docs.router)
+    app.include_router(machine.router)

@@ -141,7 +141,12 @@ def render_parts(
     )
     slots = slot_urls(context)
     rewriter = LinkRewriter(links, slots)
-    extra = {"preheader": preheader, qp.LINKS_VAR: rewriter, qp.PIXEL_VAR: links.open_pixel()}
+    extra = {
+        "preheader": preheader,
+        qp.LINKS_VAR: rewriter,
+        qp.PIXEL_VAR: links.open_pixel(),
+        qp.HONEYPOT_VAR: links.honeypot(),
+    }
     html_qp = _render(compiled.html_qp, {**context, **extra}, name=f"{name}/template.mjml")
     text = _tidy_text(_render(compiled.text, context, name=f"{name}/text.txt"))
     text = rewrite_text_links(text, rewriter=rewriter)

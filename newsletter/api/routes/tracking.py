@@ -36,6 +36,7 @@ def click(token: str, t: Tracking = Depends(tracking), who: Client = Depends(cli
         user_agent=who.user_agent,
         ip=who.ip,
         now=t.now(),
+        prefetch=who.prefetch,
     )
     return RedirectResponse(payload.url, status_code=302, headers=pages.PAGE_HEADERS)
 
