@@ -12,9 +12,11 @@ the burst machine:
 2. ``link-burst``: ``MANY_LINKS`` (3) or more distinct links clicked within
    ``MANY_LINKS_SECONDS`` (5 s) inside the burst.
 3. ``early-unopened`` (weak): the burst starts within ``EARLY_SECONDS`` (180 s) of delivery and
-   no human-looking open came before it. Neither half is enough alone (a reader with images
-   off opens without a pixel; a reader with a push notification clicks within a minute), so
-   this rule needs both, and reports can tell it apart by its reason.
+   no human-looking open came before it (an open at least ``BURST_GAP_SECONDS`` before the
+   burst that is not itself machine: an open right before a burst belongs to the burst).
+   Neither half is enough alone (a reader with images off opens without a pixel; a reader
+   with a push notification clicks within a minute), so this rule needs both, and reports
+   can tell it apart by its reason.
 
 The rules only ever add machine flags (a later burst can reveal that earlier clicks were a
 scanner's; nothing a scanner does later makes a click human), and re-running them over the
@@ -31,7 +33,9 @@ BURST_GAP_SECONDS = 10.0
 MANY_LINKS = 3
 MANY_LINKS_SECONDS = 5.0
 EARLY_SECONDS = 180.0
-OPEN_LEAD_SECONDS = 2.0  # an open counts as the reader's when it came this long before
+# An open counts as the reader's only when it came a burst gap or more before the click: an
+# open just before a burst is the scanner rendering the message (``machine_hits`` marks it).
+OPEN_LEAD_SECONDS = BURST_GAP_SECONDS
 RULES = ("honeypot", "link-burst", "early-unopened")
 
 
@@ -83,19 +87,26 @@ def _early_unopened(burst: Sequence[Hit], opens: Sequence[Hit], sent_at: datetim
     return not human_open
 
 
-def burst_rules(burst: Sequence[Hit], opens: Sequence[Hit], sent_at: datetime | None) -> list[str]:
-    """Every message-level rule that holds for one burst, in the order of ``RULES``."""
+def burst_rules(
+    burst: Sequence[Hit],
+    opens: Sequence[Hit],
+    sent_at: datetime | None,
+    rules: Sequence[str] = RULES,
+) -> list[str]:
+    """Every message-level rule (of ``rules``) that holds for one burst, in ``RULES`` order."""
     found = []
-    if any(h.kind == "honeypot" for h in burst):
+    if "honeypot" in rules and any(h.kind == "honeypot" for h in burst):
         found.append("honeypot")
-    if _many_links(burst):
+    if "link-burst" in rules and _many_links(burst):
         found.append("link-burst")
-    if _early_unopened(burst, opens, sent_at):
+    if "early-unopened" in rules and _early_unopened(burst, opens, sent_at):
         found.append("early-unopened")
     return found
 
 
-def machine_hits(hits: Sequence[Hit], *, sent_at: datetime | None) -> dict[int, str]:
+def machine_hits(
+    hits: Sequence[Hit], *, sent_at: datetime | None, rules: Sequence[str] = RULES
+) -> dict[int, str]:
     """{event id: reason} for the clicks and opens the message-level rules mark machine.
 
     Opens are marked when they fall inside a marked burst (from ``BURST_GAP_SECONDS`` before
@@ -104,14 +115,14 @@ def machine_hits(hits: Sequence[Hit], *, sent_at: datetime | None) -> dict[int, 
     opens = [h for h in hits if h.kind == "open"]
     marked: dict[int, str] = {}
     for burst in bursts(hits):
-        rules = burst_rules(burst, opens, sent_at)
-        if not rules:
+        held = burst_rules(burst, opens, sent_at, rules)
+        if not held:
             continue
         for hit in burst:
             if hit.kind == "click":
-                marked.setdefault(hit.id, rules[0])
+                marked.setdefault(hit.id, held[0])
         low, high = burst[0].at, burst[-1].at
         for o in opens:
             if 0 <= (low - o.at).total_seconds() <= BURST_GAP_SECONDS or low <= o.at <= high:
-                marked.setdefault(o.id, rules[0])
+                marked.setdefault(o.id, held[0])
     return marked
