@@ -9,15 +9,18 @@ and is refused for one that may not (``email``, ``status``, ``title``...).
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
+    StrictBool,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -28,6 +31,38 @@ MAX_BATCH = 1000
 Kind = Literal["view", "read", "click", "like", "cart", "purchase", "rating"]
 Status = Literal["active", "unsubscribed", "bounced", "complained"]
 FrequencyIn = Literal["weekly", "monthly", "paused"]
+
+
+def _timestamp(value: Any) -> Any:
+    """ISO 8601 date-times (an offset, or UTC without one) and Unix seconds; nothing else."""
+    if isinstance(value, bool):
+        raise ValueError("expected an ISO 8601 date-time or Unix seconds")
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or abs(value) > 1e11:
+            raise ValueError("Unix seconds out of range")
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text) < 16 or text[10] not in "Tt ":
+            raise ValueError(f"{value!r} is not an ISO 8601 date-time (e.g. 2026-11-02T09:00:00Z)")
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not an ISO 8601 date-time") from exc
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return value
+
+
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_timestamp),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
+            "description": "ISO 8601 (UTC when it has no offset) or Unix seconds",
+        }
+    ),
+]
 KeyStr = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
 
 
@@ -38,7 +73,7 @@ class EventIn(BaseModel):
     subscriber_key: KeyStr
     item_key: KeyStr
     kind: Kind
-    occurred_at: datetime = Field(description="ISO 8601; without an offset it is taken as UTC")
+    occurred_at: Timestamp
     value: float | None = Field(default=None, description="a rating, a quantity, an amount")
     idempotency_key: str | None = Field(
         default=None, min_length=1, max_length=200, description="a repeated key is ignored"
@@ -75,10 +110,23 @@ class BatchResult(BaseModel):
     results: list[RowResult]
 
 
+def _no_null_in_schema(schema: dict[str, Any], model: type) -> None:
+    """Document the fields that may be omitted but not null as not nullable."""
+    for name in getattr(model, "REQUIRED", ()):
+        field = schema.get("properties", {}).get(name, {})
+        options = [o for o in field.pop("anyOf", []) if o.get("type") != "null"]
+        if len(options) == 1:
+            field.update(options[0])
+        elif options:
+            field["anyOf"] = options
+        if field.get("default", 0) is None:
+            del field["default"]
+
+
 class _Upsert(BaseModel):
     """Shared rules of upsert bodies: no unknown fields, nulls only where a field may be empty."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_no_null_in_schema)
     REQUIRED: ClassVar[tuple[str, ...]] = ()
     COLUMNS: ClassVar[frozenset[str]] = frozenset()
 
@@ -134,9 +182,9 @@ class ItemIn(_Upsert):
     summary: str | None = Field(default=None, max_length=20000)
     image_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://\S+$")
     topics: list[str] | None = Field(default=None, max_length=100)
-    published_at: datetime | None = None
-    expires_at: datetime | None = None
-    active: bool | None = None
+    published_at: Timestamp | None = None
+    expires_at: Timestamp | None = None
+    active: StrictBool | None = None
     attributes: dict[str, JsonValue] | None = None
 
     @field_validator("topics")

@@ -107,10 +107,21 @@ def _json(body: bytes) -> Any:
 Parsed = tuple[list[Feedback], str | None]
 
 
+def _signed_json(body: bytes, what: str) -> Mapping[str, Any]:
+    """A body that must be a JSON object to be verified at all (else it is refused)."""
+    try:
+        value = _json(body)
+    except PayloadError as exc:
+        raise SignatureError(f"not a signed {what}: {exc}") from exc
+    if not isinstance(value, Mapping):
+        raise SignatureError(f"not a signed {what}: the body is not a JSON object")
+    return value
+
+
 def _ses(body: bytes, settings: Settings, now: datetime, fetch: Fetch | None) -> Parsed:
-    message = _json(body)
-    if not isinstance(message, Mapping):
-        raise PayloadError("an SNS message is a JSON object")
+    if not settings.webhooks.ses_topic_arns:
+        raise signatures.NotConfigured("SES", "ses_topic_arns")
+    message = _signed_json(body, "SNS message")
     load = fetch or _cached_cert
     signatures.verify_sns(message, topics=settings.webhooks.ses_topic_arns, load_cert=load)
     if message.get("Type") == "SubscriptionConfirmation":
@@ -157,10 +168,12 @@ def parse_verified(
         )
         return webhooks.parse_postmark(_json(body), now=now), None
     if provider == "mailgun":
-        payload = _json(body)
-        signed = payload.get("signature") if isinstance(payload, Mapping) else None
+        if not secrets.mailgun_signing_key:
+            raise signatures.NotConfigured("Mailgun", "mailgun_signing_key")
+        payload = _signed_json(body, "Mailgun webhook")
+        signed = payload.get("signature")
         if not isinstance(signed, Mapping):
-            signed = {}
+            raise SignatureError("not a signed Mailgun webhook: no 'signature' object")
         key, age = secrets.mailgun_signing_key, secrets.max_age_seconds
         signatures.verify_mailgun(signed, signing_key=key, now=now, max_age=age)
         return webhooks.parse_mailgun(payload, now=now), None

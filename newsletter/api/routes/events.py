@@ -37,6 +37,8 @@ from newsletter.track import ingest
 router = APIRouter(prefix="/api", tags=["events"])
 KeyPath = Path(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "the body is not JSON"},
+    422: {"model": Problem, "description": "the request is invalid (the detail names the field)"},
     401: {"model": Problem, "description": "no key, or an unknown or revoked one"},
     403: {"model": Problem, "description": "the key lacks the scope"},
     429: {"model": Problem, "description": "over the key's rate limit (see Retry-After)"},
@@ -123,7 +125,6 @@ def post_events(
 
 UPSERT_RESPONSES: dict[int | str, dict[str, Any]] = {
     201: {"model": Upserted, "description": "created"},
-    422: {"model": Problem, "description": "a field is invalid (the detail names it)"},
     **ERRORS,
 }
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from newsletter.api.auth import ApiState, api_state, events_key
 from newsletter.api.deps import Tracking, tracking
 from newsletter.api.routes.events import BATCH_RESPONSES, ERRORS, batch_response, validate_rows
-from newsletter.api.schemas import MAX_BATCH, BatchResult, Problem, SubscriberIn, Upserted
+from newsletter.api.schemas import MAX_BATCH, BatchResult, SubscriberIn, Upserted
 from newsletter.store.api_events import RowOutcome
 from newsletter.store.records import RowError
 from newsletter.track import ingest
@@ -29,7 +29,7 @@ class SegmentCall(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     type: str | None = None
-    userId: str | None = None
+    userId: str = Field(min_length=1, max_length=200, description="the subscriber key")
     event: str | None = None
     properties: dict[str, Any] | None = None
     traits: dict[str, Any] | None = None
@@ -102,7 +102,7 @@ def track(
 @router.post(
     "/identify",
     response_model=Upserted,
-    responses={201: {"model": Upserted}, 422: {"model": Problem}, **ERRORS},
+    responses={201: {"model": Upserted, "description": "created"}, **ERRORS},
 )
 def identify(
     call: SegmentCall, _key: object = Depends(events_key), t: Tracking = Depends(tracking)

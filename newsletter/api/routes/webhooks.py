@@ -48,6 +48,7 @@ ANY_BODY: dict[str, Any] = {
         401: {"model": Problem, "description": "the signature does not verify"},
         403: {"model": Problem, "description": "the provider is not configured"},
         413: {"model": Problem, "description": "the body is over 5 MB"},
+        422: {"model": Problem, "description": "an unknown provider"},
     },
 )
 async def webhook(
