@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     # Soft bounces (mailbox full, greylisted...) in a row before the address is suppressed.
     soft_bounce_limit: int = Field(default=3, ge=1)
     webhooks: WebhookSecrets = Field(default_factory=WebhookSecrets)
+    # `newsletter serve` buffers clicks and opens and writes them every track_flush_ms or
+    # track_flush_rows rows (0 rows: write each at once); a crash loses at most the buffer,
+    # never more than track_buffer_max rows (README, "Tracking service").
+    track_flush_rows: int = Field(default=500, ge=0)
+    track_flush_ms: int = Field(default=200, ge=1)
+    track_buffer_max: int = Field(default=50_000, ge=1)
 
     @field_validator("default_timezone")
     @classmethod

@@ -10,7 +10,8 @@ No module-level app and no globals: everything the routes need hangs off ``app.s
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 
 from fastapi import FastAPI, Request
@@ -23,16 +24,50 @@ from newsletter.api.routes import tracking
 from newsletter.api.service import add_api
 from newsletter.config import Settings
 from newsletter.db import now_utc
+from newsletter.track.buffer import EventBuffer
 
 log = logging.getLogger(__name__)
 
 
 def create_app(
-    *, settings: Settings, engine: Engine, clock: Callable[[], datetime] | None = None
+    *,
+    settings: Settings,
+    engine: Engine,
+    clock: Callable[[], datetime] | None = None,
+    buffered: bool = False,
 ) -> FastAPI:
-    """A FastAPI app answering the links our emails contain (clock injectable for tests)."""
-    app = FastAPI(title="newsletter", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
-    app.state.tracking = Tracking(settings=settings, engine=engine, clock=clock or now_utc)
+    """A FastAPI app answering the links our emails contain (clock injectable for tests).
+
+    ``buffered``: clicks and opens go through an ``EventBuffer`` (``newsletter.track.buffer``)
+    that the app's lifespan starts and, at shutdown, flushes.
+    """
+    buffer = None
+    if buffered and settings.track_flush_rows > 0:
+        buffer = EventBuffer(
+            engine,
+            flush_rows=settings.track_flush_rows,
+            flush_ms=settings.track_flush_ms,
+            max_rows=settings.track_buffer_max,
+        )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if buffer is not None:
+            buffer.start()
+        yield
+        if buffer is not None:
+            buffer.close()
+
+    app = FastAPI(
+        title="newsletter",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.tracking = Tracking(
+        settings=settings, engine=engine, clock=clock or now_utc, buffer=buffer
+    )
     app.include_router(tracking.router, include_in_schema=False)
     add_api(app)
 
@@ -57,4 +92,5 @@ def run_server(*, settings: Settings, engine: Engine, host: str, port: int) -> N
     """Serve the app with uvicorn until interrupted (X-Forwarded-For trusted from loopback)."""
     import uvicorn
 
-    uvicorn.run(create_app(settings=settings, engine=engine), host=host, port=port)
+    app = create_app(settings=settings, engine=engine, buffered=True)
+    uvicorn.run(app, host=host, port=port)

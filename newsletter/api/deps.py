@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import Request
@@ -13,7 +14,9 @@ from sqlalchemy import Engine
 
 from newsletter.config import Settings
 from newsletter.render.compile import TemplateCache
+from newsletter.track import record
 from newsletter.track.bots import is_prefetch
+from newsletter.track.buffer import EventBuffer, Pending
 
 MAX_FORM_BYTES = 64 * 1024
 
@@ -26,10 +29,38 @@ class Tracking:
     engine: Engine
     clock: Callable[[], datetime]
     templates: TemplateCache = field(default_factory=TemplateCache)
+    buffer: EventBuffer | None = None  # None: clicks and opens are written at once
 
     def now(self) -> datetime:
         """The current time from the injected clock."""
         return self.clock()
+
+    def record_click(self, **facts: Any) -> bool:
+        """Record a click: queued in the buffer when there is one, else written now."""
+        key = record.message_key(facts["message_id"])
+        if self.buffer is None or key is None:
+            return record.record_click(self.engine, **facts)
+        return self.buffer.add(
+            Pending(
+                "click",
+                key,
+                facts["now"],
+                facts["user_agent"],
+                facts["ip"],
+                facts.get("slot"),
+                facts.get("url"),
+                facts.get("method", "GET"),
+                facts.get("prefetch", False),
+            )
+        )
+
+    def record_open(self, **facts: Any) -> bool:
+        """Record an open: queued in the buffer when there is one, else written now."""
+        key = record.message_key(facts["message_id"])
+        if self.buffer is None or key is None:
+            return record.record_open(self.engine, **facts)
+        pending = Pending("open", key, facts["now"], facts["user_agent"], facts["ip"])
+        return self.buffer.add(pending)
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,7 @@ def head_click(
         return pages.broken_link()
     if payload.url is None or url_scheme(payload.url) not in ("http", "https"):
         return pages.broken_link()
-    record.record_click(
-        t.engine,
+    t.record_click(
         message_id=payload.message_id,
         slot=payload.slot,
         url=payload.url,
@@ -67,8 +66,7 @@ def head_pixel(
     """A HEAD on the pixel: the GIF's headers, recorded as a machine open."""
     try:
         payload = tokens.verify_open(name.removesuffix(".gif"), secret_key=t.settings.secret_key)
-        record.record_open(
-            t.engine,
+        t.record_open(
             message_id=payload.message_id,
             user_agent=who.user_agent,
             ip=who.ip,
