@@ -172,8 +172,9 @@ def _unique_columns(table: Table) -> list[str]:
     no natural key), else a primary key made of real columns (a surrogate `id` is never in
     the loaded frame)."""
     for constraint in table.constraints:
-        required = not any(c.nullable for c in constraint.columns)
-        if isinstance(constraint, UniqueConstraint) and required:
+        if not isinstance(constraint, UniqueConstraint):
+            continue
+        if not any(c.nullable for c in constraint.columns):
             return [c.name for c in constraint.columns]
     key = [c.name for c in table.primary_key.columns]
     return [] if key == ["id"] else key
