@@ -42,19 +42,16 @@ POSTGRES_URL = os.environ.get(
 SECRET = "bench-tracking-secret-0123456789"
 SENT = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 MESSAGES, SLOTS = 2000, 8
-SERVER = (
-    """
+SERVER = f"""
 import sys, uvicorn
 from newsletter.api.app import create_app
 from newsletter.config import Settings
 from newsletter.db import make_engine
 url, port = sys.argv[1], int(sys.argv[2])
-settings = Settings(secret_key=%r, database_url=url)
+settings = Settings(secret_key={SECRET!r}, database_url=url)
 app = create_app(settings=settings, engine=make_engine(url), buffered=True)
 uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning")
 """
-    % SECRET
-)
 
 
 def build(engine: Engine) -> list[str]:
@@ -286,10 +283,10 @@ def run(url: str, engine: Engine, args: argparse.Namespace) -> None:
     with engine.connect() as c:
         stored = c.execute(select(func.count()).select_from(Event.__table__)).scalar_one()  # type: ignore[attr-defined]
     answered = int(result["answered"] - result["bad"])
-    print(
-        f"requests/s {result['rps']:.0f}  p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms  "
-        f"answered {answered}  stored {stored}  lost {answered - stored}  socket errors {int(result['socket_errors'])}"
-    )
+    rate, p50, p99 = result["rps"], result["p50_ms"], result["p99_ms"]
+    errors = int(result["socket_errors"])
+    print(f"requests/s {rate:.0f}  p50 {p50:.1f} ms  p99 {p99:.1f} ms  answered {answered}")
+    print(f"stored {stored}  lost {answered - stored}  socket errors {errors}")
     if args.events_batches:
         print(f"events API: {events_api(url, engine, args.events_batches):.0f} rows/s")
 
