@@ -90,7 +90,7 @@ def test_a_reader_who_opens_then_clicks_two_links_stays_human(
     assert flags(engine) == [("open", False, None)] + [("click", False, None)] * 3
 
 
-def test_head_prefetch_and_scanner_ranges_are_machine(
+def test_head_and_prefetch_requests_are_machine(
     client: TestClient, engine: Engine, world: World, clock: Clock
 ) -> None:
     clock.after_send(7200)
