@@ -1080,10 +1080,13 @@ def serve_command(
 
 
 def _add_groups() -> None:
-    """Command groups that live in their own modules."""
+    """Command groups that live in their own modules (they import the helpers above)."""
+    from newsletter.cli_api import apikey_app, bounces_app
     from newsletter.cli_user import user_app
 
     app.add_typer(user_app, name="user")
+    app.add_typer(apikey_app, name="apikey")
+    app.add_typer(bounces_app, name="bounces")
 
 
 _add_groups()

@@ -73,6 +73,34 @@ def parse_url(value: str) -> str:
     return url.get_backend_name()
 
 
+class WebhookSecrets(BaseModel):
+    """How each ESP's webhook proves it is genuine (an empty value refuses that provider)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ses_topic_arns: list[str] = Field(default_factory=list)  # SNS topics accepted; [] = refuse
+    sendgrid_public_key: str = ""  # the signed event webhook's verification key (base64 DER)
+    mailgun_signing_key: str = ""  # the HTTP webhook signing key
+    postmark_basic_auth: str = ""  # "user:password" put in the webhook URL
+    # SendGrid and Mailgun timestamps older than this are refused.
+    max_age_seconds: int = Field(default=900, ge=1)
+
+    @field_validator("ses_topic_arns")
+    @classmethod
+    def _arns(cls, value: list[str]) -> list[str]:
+        for arn in value:
+            if not arn.startswith("arn:"):
+                raise ValueError(f"{arn!r} is not an SNS topic ARN (e.g. arn:aws:sns:...:topic)")
+        return value
+
+    @field_validator("postmark_basic_auth")
+    @classmethod
+    def _basic_auth(cls, value: str) -> str:
+        if value and ":" not in value:
+            raise ValueError("give it as 'user:password' (the credentials in the webhook URL)")
+        return value
+
+
 class Settings(BaseSettings):
     """Everything configurable, validated once and passed in (never read from globals)."""
 
@@ -112,6 +140,19 @@ class Settings(BaseSettings):
         description="Run user-written SQL (sync queries, segment sql rules) even when the "
         "PostgreSQL connection is a superuser; off by default: use a read-only role instead.",
     )
+    # Events API: a row naming an unknown subscriber or item key is refused ("reject") or
+    # creates a placeholder that is never mailed or recommended until upserted ("placeholder").
+    api_unknown_keys: Literal["reject", "placeholder"] = "reject"
+    api_rate_limit_per_minute: int = Field(default=600, ge=1)
+    # Soft bounces (mailbox full, greylisted...) in a row before the address is suppressed.
+    soft_bounce_limit: int = Field(default=3, ge=1)
+    webhooks: WebhookSecrets = Field(default_factory=WebhookSecrets)
+    # `newsletter serve` buffers clicks and opens and writes them every track_flush_ms or
+    # track_flush_rows rows (0 rows: write each at once); a crash loses at most the buffer,
+    # never more than track_buffer_max rows (README, "Tracking service").
+    track_flush_rows: int = Field(default=500, ge=0)
+    track_flush_ms: int = Field(default=200, ge=1)
+    track_buffer_max: int = Field(default=50_000, ge=1)
 
     @classmethod
     def settings_customise_sources(

@@ -34,6 +34,8 @@ class SubscriberStatus(StrEnum):
     unsubscribed = "unsubscribed"
     bounced = "bounced"
     complained = "complained"
+    placeholder = "placeholder"  # created by the events API for an unknown key; never mailed
+    erased = "erased"  # personal data erased on request (GDPR); never mailed
 
 
 class Frequency(StrEnum):
@@ -49,6 +51,13 @@ class MessageStatus(StrEnum):
     sent = "sent"
     failed = "failed"
     skipped = "skipped"
+
+
+class ApiScope(StrEnum):
+    """What an API key may do: ``events`` (events, upserts) or ``admin`` (also erasure)."""
+
+    events = "events"
+    admin = "admin"
 
 
 class Arm(StrEnum):
@@ -81,7 +90,16 @@ class Role(StrEnum):
 
 
 INTERACTION_KINDS = ("view", "read", "click", "like", "cart", "purchase", "rating")
-EVENT_KINDS = ("delivered", "open", "click", "unsubscribe", "bounce", "complaint")
+EVENT_KINDS = (
+    "delivered",
+    "open",
+    "click",
+    "unsubscribe",
+    "bounce",
+    "soft_bounce",
+    "complaint",
+    "honeypot",
+)
 
 
 class Subscriber(SQLModel, table=True):
@@ -146,6 +164,8 @@ class Interaction(SQLModel, table=True):
     occurred_at: datetime
     value: float | None = None
     source: str = Field(default="import", max_length=50)
+    # The events API's idempotency key: a repeated key is ignored (unique; NULLs never clash).
+    idempotency_key: str | None = Field(default=None, max_length=200, unique=True)
 
 
 class Segment(SQLModel, table=True):
@@ -279,6 +299,8 @@ class Event(SQLModel, table=True):
     user_agent: str | None = Field(default=None, max_length=500)
     ip: str | None = Field(default=None, max_length=64)
     url: str | None = Field(default=None, max_length=2000)
+    # Provider event id of a webhook or bounce report ("ses:..."): a redelivery is ignored.
+    external_id: str | None = Field(default=None, max_length=200, unique=True)
 
 
 class Assignment(SQLModel, table=True):
@@ -361,3 +383,18 @@ class LoginAttempt(SQLModel, table=True):
     email: str = Field(max_length=320)
     ip: str | None = Field(default=None, max_length=64)
     occurred_at: datetime
+
+
+class ApiKey(SQLModel, table=True):
+    """A key for the HTTP API: only its SHA-256 is stored; the key is shown once at creation."""
+
+    __tablename__ = "api_key"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True)
+    prefix: str = Field(max_length=20)
+    key_hash: str = Field(max_length=64, unique=True)
+    scope: str = Field(default=ApiScope.events, max_length=20)
+    rate_limit: int | None = None  # requests per minute; None = the configured default
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None

@@ -2,8 +2,9 @@
 
 Routes (``newsletter.api.routes.tracking``): ``GET /t/c/{token}`` click redirect, ``GET
 /t/o/{token}.gif`` open pixel, ``GET|POST /u/{token}`` unsubscribe (POST = RFC 8058 one-click),
-``GET|POST /p/{token}`` preferences, ``GET /v/{token}`` view in browser, ``GET /healthz``;
-the marketer web UI under ``/admin`` (``newsletter.api.ui``).
+``GET|POST /p/{token}`` preferences, ``GET /v/{token}`` view in browser, ``GET /t/h/{token}``
+honeypot, ``GET /healthz``; the marketer web UI under ``/admin`` (``newsletter.api.ui``).
+The API (``newsletter.api.service``): ``/api/...`` with API keys, ``/openapi.json``, ``/docs``.
 Every request body is bounded by ``newsletter.api.guard.BodyLimit`` before it is read.
 No module-level app and no globals: everything the routes need hangs off ``app.state``.
 """
@@ -11,34 +12,72 @@ No module-level app and no globals: everything the routes need hangs off ``app.s
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
 
 from newsletter.api import pages, ui
 from newsletter.api.deps import Tracking
 from newsletter.api.guard import AccessLogRedactor, BodyLimit
 from newsletter.api.routes import tracking
+from newsletter.api.service import add_api
 from newsletter.config import Settings
 from newsletter.db import now_utc
+from newsletter.track.buffer import EventBuffer
 
 log = logging.getLogger(__name__)
 
 
 def create_app(
-    *, settings: Settings, engine: Engine, clock: Callable[[], datetime] | None = None
+    *,
+    settings: Settings,
+    engine: Engine,
+    clock: Callable[[], datetime] | None = None,
+    buffered: bool = False,
 ) -> FastAPI:
-    """A FastAPI app answering the links our emails contain, and the web UI (clock injectable)."""
-    app = FastAPI(title="newsletter", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.tracking = Tracking(settings=settings, engine=engine, clock=clock or now_utc)
-    app.include_router(tracking.router)
+    """A FastAPI app answering the links our emails contain, the HTTP API and the web UI
+    (clock injectable for tests).
+
+    ``buffered``: clicks and opens go through an ``EventBuffer`` (``newsletter.track.buffer``)
+    that the app's lifespan starts and, at shutdown, flushes.
+    """
+    buffer = None
+    if buffered and settings.track_flush_rows > 0:
+        buffer = EventBuffer(
+            engine,
+            flush_rows=settings.track_flush_rows,
+            flush_ms=settings.track_flush_ms,
+            max_rows=settings.track_buffer_max,
+        )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if buffer is not None:
+            buffer.start()
+        yield
+        if buffer is not None:
+            buffer.close()
+
+    app = FastAPI(
+        title="newsletter",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.tracking = Tracking(
+        settings=settings, engine=engine, clock=clock or now_utc, buffer=buffer
+    )
+    app.include_router(tracking.router, include_in_schema=False)
+    add_api(app)
     ui.mount(app, settings=settings, engine=engine, clock=clock or now_utc)
     app.add_middleware(BodyLimit, secret_key=settings.secret_key)  # type: ignore[arg-type]
 
-    @app.get("/healthz")
+    @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         """Liveness probe for load balancers and the CLI test."""
         return {"status": "ok"}
@@ -48,6 +87,8 @@ def create_app(
         """Any unexpected failure: a plain page, details only in the log."""
         route = getattr(request.scope.get("route"), "path", "?")  # the pattern: no token
         log.error("%s %s failed: %r", request.method, route, exc)
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": "internal error; see the server log"}, 500)
         return pages.server_error()
 
     return app
@@ -58,6 +99,7 @@ def run_server(*, settings: Settings, engine: Engine, host: str, port: int) -> N
     the access log shows token digests, never tokens."""
     import uvicorn
 
-    config = uvicorn.Config(create_app(settings=settings, engine=engine), host=host, port=port)
+    app = create_app(settings=settings, engine=engine, buffered=True)
+    config = uvicorn.Config(app, host=host, port=port)
     logging.getLogger("uvicorn.access").addFilter(AccessLogRedactor())  # after Config's logging
     uvicorn.Server(config).run()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.parser import BytesParser
 from email.policy import HTTP
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import Request
@@ -15,6 +16,9 @@ from sqlalchemy import Engine
 
 from newsletter.config import Settings
 from newsletter.render.compile import TemplateCache
+from newsletter.track import record
+from newsletter.track.bots import is_prefetch
+from newsletter.track.buffer import EventBuffer, Pending
 
 MAX_FORM_BYTES = 64 * 1024
 
@@ -27,10 +31,38 @@ class Tracking:
     engine: Engine
     clock: Callable[[], datetime]
     templates: TemplateCache = field(default_factory=TemplateCache)
+    buffer: EventBuffer | None = None  # None: clicks and opens are written at once
 
     def now(self) -> datetime:
         """The current time from the injected clock."""
         return self.clock()
+
+    def record_click(self, **facts: Any) -> bool:
+        """Record a click: queued in the buffer when there is one, else written now."""
+        key = record.message_key(facts["message_id"])
+        if self.buffer is None or key is None:
+            return record.record_click(self.engine, **facts)
+        return self.buffer.add(
+            Pending(
+                "click",
+                key,
+                facts["now"],
+                facts["user_agent"],
+                facts["ip"],
+                facts.get("slot"),
+                facts.get("url"),
+                facts.get("method", "GET"),
+                facts.get("prefetch", False),
+            )
+        )
+
+    def record_open(self, **facts: Any) -> bool:
+        """Record an open: queued in the buffer when there is one, else written now."""
+        key = record.message_key(facts["message_id"])
+        if self.buffer is None or key is None:
+            return record.record_open(self.engine, **facts)
+        pending = Pending("open", key, facts["now"], facts["user_agent"], facts["ip"])
+        return self.buffer.add(pending)
 
 
 @dataclass(frozen=True)
@@ -39,6 +71,7 @@ class Client:
 
     user_agent: str | None
     ip: str | None
+    prefetch: bool = False  # the request says it is a prefetch or preview (bots.is_prefetch)
 
 
 def tracking(request: Request) -> Tracking:
@@ -58,7 +91,8 @@ def same_origin(origin: str | None, base_url: str) -> bool:
 def client(request: Request) -> Client:
     """The request's user agent and client IP (uvicorn applies trusted X-Forwarded-For)."""
     host = request.client.host if request.client else None
-    return Client(user_agent=request.headers.get("user-agent") or None, ip=host)
+    prefetch = is_prefetch(request.headers)
+    return Client(user_agent=request.headers.get("user-agent") or None, ip=host, prefetch=prefetch)
 
 
 async def form_fields(request: Request) -> dict[str, list[str]]:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from fastapi.responses import HTMLResponse
+from fastapi.responses import JSONResponse, Response
 
 from newsletter.api import pages
 from newsletter.track import tokens
@@ -29,19 +29,23 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 FORM_MAX_BODY = 64 * 1024  # the unsubscribe and preference forms
 EVENTS_MAX_BODY = 1024 * 1024  # the events API (JSON batches of event rows)
+API_MAX_BODY = 1024 * 1024  # every other /api/ route (upserts, Segment batches of 1,000 calls)
+WEBHOOK_MAX_BODY = 5 * 1024 * 1024  # ESP webhooks (SendGrid posts events in batches)
 ADMIN_MAX_BODY = 1024 * 1024  # the web UI's forms: four template parts of up to 100 KB each
 DEFAULT_MAX_BODY = 64 * 1024  # every other route: none of them takes a body
 ROUTE_LIMITS: tuple[tuple[str, int], ...] = (
     ("/u/", FORM_MAX_BODY),
     ("/p/", FORM_MAX_BODY),
     ("/api/events", EVENTS_MAX_BODY),
+    ("/api/webhooks/", WEBHOOK_MAX_BODY),
+    ("/api/", API_MAX_BODY),
     ("/admin/", ADMIN_MAX_BODY),
 )
 FORM_TOKENS: dict[str, Callable[..., tokens.TokenPayload]] = {
     "/u/": tokens.verify_unsubscribe,
     "/p/": tokens.verify_preferences,
 }
-TOKEN_PATH = re.compile(r"^(/t/c/|/t/o/|/u/|/p/|/v/)([^/?\s]+?)(\.gif)?(?=$|[/?\s])")
+TOKEN_PATH = re.compile(r"^(/t/c/|/t/o/|/t/h/|/u/|/p/|/v/)([^/?\s]+?)(\.gif)?(?=$|[/?\s])")
 
 
 def body_limit(path: str) -> int:
@@ -52,11 +56,15 @@ def body_limit(path: str) -> int:
     return DEFAULT_MAX_BODY
 
 
-def too_large(limit: int) -> HTMLResponse:
-    """413: the body is over the route's limit (the connection is closed after it)."""
-    response = pages.message(
-        "Request too large", f"This address accepts at most {limit // 1024} KB.", status=413
-    )
+def too_large(limit: int, path: str = "") -> Response:
+    """413: the body is over the route's limit (the connection is closed after it); JSON on
+    the API, a page elsewhere."""
+    detail = f"This address accepts at most {limit // 1024} KB."
+    response: Response
+    if path.startswith("/api/"):
+        response = JSONResponse({"detail": detail}, status_code=413)
+    else:
+        response = pages.message("Request too large", detail, status=413)
     response.headers["Connection"] = "close"
     return response
 
@@ -99,7 +107,7 @@ class BodyLimit:
         limit = body_limit(scope.get("path", ""))
         declared = _declared_length(scope)
         if declared is not None and not 0 <= declared <= limit:
-            await too_large(limit)(scope, receive, send)  # type: ignore[arg-type]
+            await too_large(limit, scope.get("path", ""))(scope, receive, send)  # type: ignore[arg-type]
             return
         if self._forged(scope):
             await pages.broken_link()(scope, receive, send)  # type: ignore[arg-type]
@@ -125,7 +133,7 @@ class BodyLimit:
             await self.app(scope, bounded_receive, watched_send)
         except _BodyTooLarge:
             if not started:
-                await too_large(limit)(scope, receive, send)  # type: ignore[arg-type]
+                await too_large(limit, scope.get("path", ""))(scope, receive, send)  # type: ignore[arg-type]
 
 
 def redact_path(path: str) -> str:

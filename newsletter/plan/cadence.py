@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from newsletter.plan.campaigns import CadenceRules
 
-SKIP_STATUSES = ("unsubscribed", "bounced", "complained")
+SKIP_STATUSES = ("unsubscribed", "bounced", "complained", "placeholder", "erased")
 QUIET_DEFERRED = "quiet_hours_deferred"
 
 

@@ -21,6 +21,8 @@ REASON_TEXT = {
     "unsubscribed": "they unsubscribed",
     "bounced": "their address bounced",
     "complained": "they reported an email as spam",
+    "placeholder": "they are a placeholder for an unknown key (no address yet)",
+    "erased": "their personal data was erased on request",
     "paused": "they paused their emails (preference: paused)",
     "frequency_monthly": "they asked for one email a month and got one in the last 30 days",
     "frequency_cap_7d": "they reached the cap of {max_per_7_days} messages per 7 days",

@@ -7,6 +7,7 @@ URL shapes (the web endpoints verify the tokens with ``newsletter.track.tokens``
     {base_url}/u/{token}          unsubscribe page (GET confirms, POST = RFC 8058 one-click)
     {base_url}/p/{token}          preferences
     {base_url}/v/{token}          view in browser
+    {base_url}/t/h/{token}        the hidden honeypot link (only machines follow it)
 
 ``MessageLinks(base_url=..., secret_key=..., message_id=...)`` builds them for one message;
 ``rewrite_html_links`` / ``rewrite_text_links`` turn every external http(s) link of a rendered
@@ -51,6 +52,11 @@ def preferences_url(*, base_url: str, token: str) -> str:
 def view_url(*, base_url: str, token: str) -> str:
     """The view-in-browser page for a view token."""
     return f"{base_url.rstrip('/')}/v/{token}"
+
+
+def honeypot_url(*, base_url: str, token: str) -> str:
+    """The hidden honeypot link for a honeypot token."""
+    return f"{base_url.rstrip('/')}/t/h/{token}"
 
 
 def browser_url(url: str) -> str:
@@ -110,6 +116,11 @@ class MessageLinks:
         """The view-in-browser URL."""
         token = tokens.sign_view(secret_key=self.secret_key, message_id=self.message_id)
         return view_url(base_url=self.base_url, token=token)
+
+    def honeypot(self) -> str:
+        """The hidden link no person sees; a hit on it marks the message's burst machine."""
+        token = tokens.sign_honeypot(secret_key=self.secret_key, message_id=self.message_id)
+        return honeypot_url(base_url=self.base_url, token=token)
 
     def is_own(self, url: str) -> bool:
         """True when ``url`` already points at our own endpoints (left as is)."""

@@ -10,7 +10,9 @@ compiled HTML's Jinja source once per template version:
   ``finalize`` hook (``qp_value``), again ending on a line break (Jinja's autoescape is off in
   this environment because the hook escapes; ``Markup`` values such as ``|safe`` pass as is);
 * every ``href`` becomes ``{{ (...)|tracked }}`` (a signed click URL per message) and an open
-  pixel is added before ``</body>``.
+  pixel and the hidden honeypot link (``display:none``, ``aria-hidden``, ``mso-hide:all``:
+  invisible to people and screen readers; link scanners follow it) are added before
+  ``</body>``.
 
 Any concatenation of such pieces is valid quoted-printable with lines of at most 76 octets, so
 rendering the template yields the final ``Content-Transfer-Encoding: quoted-printable`` body;
@@ -37,6 +39,7 @@ _JINJA = re.compile(r"(\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\})", re.DOTALL)
 _HREF = re.compile(r"""(href=)(["'])(.*?)\2""", re.DOTALL)
 _EXPR = re.compile(r"\{\{-?(.*?)-?\}\}", re.DOTALL)
 PIXEL_VAR = "_nl_pixel"
+HONEYPOT_VAR = "_nl_honeypot"
 
 
 def _translate_escape(text: str) -> str:
@@ -162,12 +165,21 @@ def _strip_whitespace_control(source: str) -> str:
     return re.sub(r"-([}%#]\})\s*", r"\1", source)
 
 
+HONEYPOT = (
+    '<div aria-hidden="true" style="display:none;max-height:0;overflow:hidden;mso-hide:all;">'
+    f'<a href="{{{{ {HONEYPOT_VAR} }}}}" tabindex="-1" aria-hidden="true" '
+    'style="display:none;font-size:0;line-height:0;color:transparent;">&#8203;</a></div>'
+)
+"""The hidden link of every HTML part; the text part never has it."""
+
+
 def add_pixel(source: str) -> str:
-    """Insert the open pixel (a 1x1 image at ``{{ _nl_pixel }}``) before ``</body>``."""
+    """Insert the open pixel (a 1x1 image at ``{{ _nl_pixel }}``) and the hidden honeypot link
+    (``{{ _nl_honeypot }}``) before ``</body>``."""
     pixel = (
         f'<img src="{{{{ {PIXEL_VAR} }}}}" width="1" height="1" alt="" '
         'style="display:block;width:1px;height:1px;border:0;margin:0;padding:0;" />'
-    )
+    ) + HONEYPOT
     at = source.rfind("</body>")
     return source[:at] + pixel + source[at:] if at >= 0 else source + pixel
 

@@ -161,7 +161,11 @@ def _render_parts(
     )
     slots = slot_urls(context)
     rewriter = LinkRewriter(links, slots)
-    extra = {"preheader": preheader, qp.PIXEL_VAR: links.open_pixel()}
+    extra = {
+        "preheader": preheader,
+        qp.PIXEL_VAR: links.open_pixel(),
+        qp.HONEYPOT_VAR: links.honeypot(),  # a signed URL, like the pixel: no key in the context
+    }
     with qp.signing_links(rewriter):  # the signer stays outside the template's reach
         html_qp = _render(compiled.html_qp, {**context, **extra}, name=f"{name}/template.mjml")
     text = _tidy_text(_render(compiled.text, context, name=f"{name}/text.txt"))

@@ -167,10 +167,14 @@ def _copy_frame(connection: Connection, target: str, prepared: pd.DataFrame) -> 
 
 
 def _unique_columns(table: Table) -> list[str]:
-    """The natural key rows are deduplicated on: the first unique constraint, else a primary
-    key made of real columns (a surrogate `id` is never in the loaded frame)."""
+    """The natural key rows are deduplicated on: the first unique constraint of required
+    columns (a nullable one, like an optional idempotency key, never clashes on NULL, so it is
+    no natural key), else a primary key made of real columns (a surrogate `id` is never in
+    the loaded frame)."""
     for constraint in table.constraints:
-        if isinstance(constraint, UniqueConstraint):
+        if not isinstance(constraint, UniqueConstraint):
+            continue
+        if not any(c.nullable for c in constraint.columns):
             return [c.name for c in constraint.columns]
     key = [c.name for c in table.primary_key.columns]
     return [] if key == ["id"] else key

@@ -78,6 +78,7 @@ def insert_interactions(
                     "occurred_at": record["occurred_at"],
                     "value": record["value"],
                     "source": origin,
+                    "idempotency_key": record.get("idempotency_key"),
                 }
             )
     if accepted:

@@ -16,6 +16,11 @@ these rules (README, "Loading behaviour"):
   re-activates an unsubscribed or bounced subscriber (and lifts their unsubscribe/bounce
   suppression); nothing re-activates a complaint. See :func:`source_status`.
 
+A placeholder (a row the events API made for an unknown key, ``status = placeholder``; an
+item without a URL) holds nothing anyone said: the first real row fills it as if it were new.
+An address erased before (GDPR, ``store.erasure``) goes back on the suppression list whenever
+a source loads it again.
+
 Items: a record changes only the columns it carried, so an item the marketer deactivated stays
 inactive under a sync that does not return ``active``, and its topics stay unless ``topics``
 is returned. Each function works on one batch inside the caller's transaction; the status and
@@ -34,6 +39,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from newsletter.models import Item, ItemTopic, Subscriber, SubscriberStatus, Suppression
+from newsletter.store.erasure import resuppress_erased
 from newsletter.store.records import RejectedRow
 
 Numbered = tuple[int, dict[str, Any]]  # (line number in its source, record)
@@ -242,6 +248,8 @@ def upsert_subscribers(
         row = stored.get(key)
         if row is None:
             inserts.append(_new_subscriber(record, now))
+        elif row.status == SubscriberStatus.placeholder:
+            changes.source.append(_filled_placeholder(record, row, now))
         else:
             _changes(changes, record, row, now)
     if inserts:
@@ -249,7 +257,16 @@ def upsert_subscribers(
     _update_many(connection, SUBSCRIBER, changes.source)
     _update_many(connection, SUBSCRIBER, changes.preferences, guard=S.preferences_set_at.is_(None))
     _apply_status(connection, changes.status, now)
+    resuppress_erased(connection, sorted(seen_emails), now=now)
     return len(inserts) + len(changes.source), rejected
+
+
+def _filled_placeholder(
+    record: dict[str, Any], row: StoredSubscriber, now: datetime
+) -> dict[str, Any]:
+    """The update that turns a placeholder into the subscriber ``record`` describes."""
+    full = _new_subscriber(record, now)
+    return {"_id": row.id} | {k: v for k, v in full.items() if k != "external_key"}
 
 
 def _new_item(record: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -265,18 +282,23 @@ def upsert_items(
     if not records:
         return 0, []
     keys = [r["external_key"] for r in records]
-    query = select(ITEM.c.external_key, ITEM.c.id, ITEM.c.attributes)
-    stored = {
-        str(k): (int(i), dict(a or {}))
-        for start in range(0, len(keys), 5000)
-        for k, i, a in connection.execute(
-            query.where(ITEM.c.external_key.in_(keys[start : start + 5000]))
-        )
-    }
+    query = select(ITEM.c.external_key, ITEM.c.id, ITEM.c.attributes, ITEM.c.url)
+    stored: dict[str, tuple[int, dict[str, Any]]] = {}
+    placeholders: dict[str, tuple[int, dict[str, Any]]] = {}
+    for start in range(0, len(keys), 5000):
+        chunk = query.where(ITEM.c.external_key.in_(keys[start : start + 5000]))
+        for k, i, a, url in connection.execute(chunk):
+            (stored if url else placeholders)[str(k)] = (int(i), dict(a or {}))
     fresh = [r for r in records if r["external_key"] not in stored]
-    if fresh:
-        connection.execute(insert(ITEM), [_new_item(r, now) for r in fresh])
-    updates = []
+    new = [r for r in fresh if r["external_key"] not in placeholders]
+    if new:
+        connection.execute(insert(ITEM), [_new_item(r, now) for r in new])
+    filled = [r for r in fresh if r["external_key"] in placeholders]
+    updates = [
+        {"_id": placeholders[r["external_key"]][0]}
+        | {k: v for k, v in _new_item(r, now).items() if k != "external_key"}
+        for r in filled
+    ]  # a placeholder item (no URL yet) is filled as if it were new
     for record in (r for r in records if r["external_key"] in stored):
         item_id, attributes = stored[record["external_key"]]
         given = _given(record)

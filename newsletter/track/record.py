@@ -27,6 +27,7 @@ from newsletter.render.render import render_message
 from newsletter.render.sandbox import RenderError
 from newsletter.store import events as store
 from newsletter.track.bots import classify_click, classify_open
+from newsletter.track.machine import reflag_message
 
 log = logging.getLogger(__name__)
 FREQUENCIES = tuple(f.value for f in Frequency)
@@ -67,8 +68,14 @@ def record_click(
     user_agent: str | None,
     ip: str | None,
     now: datetime,
+    method: str = "GET",
+    prefetch: bool = False,
 ) -> bool:
-    """Record a click event, flagged machine or human; True when a row was written."""
+    """Record a click event, flagged machine or human; True when a row was written.
+
+    The request alone may flag it (``bots.classify_click``); then the message's burst rules
+    run again (``machine.reflag_message``) and may flag it and the clicks before it.
+    """
     key = message_key(message_id)
     if key is None:
         return False
@@ -76,7 +83,9 @@ def record_click(
         facts = store.message_facts(engine, message_id=key, slot=slot)
         if facts is None:
             return False
-        is_machine, reason = classify_click(user_agent, ip, facts.sent_at, now)
+        is_machine, reason = classify_click(
+            user_agent, ip, facts.sent_at, now, method=method, prefetch=prefetch
+        )
         store.insert_event(
             engine,
             message_id=key,
@@ -91,6 +100,7 @@ def record_click(
             ip=ip,
             url=url,
         )
+        reflag_message(engine, message_id=key, sent_at=facts.sent_at)
     except Exception:  # the reader gets the redirect whatever the database does
         log.exception("could not record a click for message %s", key)
         return False
@@ -98,7 +108,13 @@ def record_click(
 
 
 def record_open(
-    engine: Engine, *, message_id: int | str, user_agent: str | None, ip: str | None, now: datetime
+    engine: Engine,
+    *,
+    message_id: int | str,
+    user_agent: str | None,
+    ip: str | None,
+    now: datetime,
+    method: str = "GET",
 ) -> bool:
     """Record an open event, flagged machine or human; True when a row was written."""
     key = message_key(message_id)
@@ -109,6 +125,8 @@ def record_open(
         if facts is None:
             return False
         is_machine, reason = classify_open(user_agent, ip, facts.sent_at, now)
+        if method.upper() == "HEAD":
+            is_machine, reason = True, "head-request"
         store.insert_event(
             engine,
             message_id=key,
@@ -120,6 +138,7 @@ def record_open(
             user_agent=user_agent,
             ip=ip,
         )
+        reflag_message(engine, message_id=key, sent_at=facts.sent_at)
     except Exception:  # the pixel must answer whatever happens
         log.exception("could not record an open for message %s", key)
         return False

@@ -13,7 +13,7 @@ Public API (the web endpoints and the renderer call these; the secret is always 
 
     sign_click(*, secret_key, message_id, slot, url) -> str          # /t/c/{token}
     sign_open(*, secret_key, message_id) -> str                       # /t/o/{token}.gif
-    sign_unsubscribe / sign_preferences / sign_view(*, secret_key, message_id) -> str
+    sign_unsubscribe / sign_preferences / sign_view / sign_honeypot(*, secret_key, message_id)
     verify_click(token, *, secret_key) -> TokenPayload               # .url is the redirect target
     verify_open / verify_unsubscribe / verify_preferences / verify_view(token, *, secret_key)
     verify_token(token, *, secret_key, purpose=None) -> TokenPayload
@@ -52,6 +52,7 @@ class Purpose(IntEnum):
     UNSUBSCRIBE = 3
     PREFERENCES = 4
     VIEW = 5
+    HONEYPOT = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +224,16 @@ def sign_preferences(*, secret_key: str | bytes, message_id: int | str) -> str:
 def sign_view(*, secret_key: str | bytes, message_id: int | str) -> str:
     """Token for the view-in-browser page of a message."""
     return sign_payload(TokenPayload(Purpose.VIEW, message_id), secret_key=secret_key)
+
+
+def sign_honeypot(*, secret_key: str | bytes, message_id: int | str) -> str:
+    """Token for the hidden honeypot link of a message (only machines follow it)."""
+    return sign_payload(TokenPayload(Purpose.HONEYPOT, message_id), secret_key=secret_key)
+
+
+def verify_honeypot(token: str, *, secret_key: str | bytes) -> TokenPayload:
+    """Verify a honeypot-link token."""
+    return verify_token(token, secret_key=secret_key, purpose=Purpose.HONEYPOT)
 
 
 def verify_click(token: str, *, secret_key: str | bytes) -> TokenPayload:

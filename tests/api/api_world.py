@@ -24,8 +24,9 @@ from newsletter.models import (
     Subscriber,
     Suppression,
 )
+from testsupport import STRONG_SECRET
 
-SECRET = "api-test-secret-0123456789abcdef"
+SECRET = STRONG_SECRET  # `serve` (the SIGTERM test) refuses a weak key
 SENT_AT = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 ARTICLE_0 = "https://example.com/articles/first?utm=1&x=é"
 ARTICLE_1 = "https://example.com/articles/second"

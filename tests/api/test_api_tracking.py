@@ -50,7 +50,7 @@ def test_healthz(client: TestClient) -> None:
 def test_human_click_redirects_to_the_signed_url_and_records_the_slot(
     client: TestClient, engine: Engine, world: World, clock: Clock
 ) -> None:
-    clock.after_send(60)
+    clock.after_send(600)  # (a click within 3 minutes and no open is weakly machine)
     response = client.get(
         click_path(world.message_id, 0, ARTICLE_0), headers={"user-agent": CHROME}
     )
@@ -145,10 +145,17 @@ def test_scanner_and_too_fast_clicks_are_flagged_machine(
     client.get(click_path(world.message_id, 0, ARTICLE_0), headers={"user-agent": BARRACUDA})
     clock.after_send(3)
     client.get(click_path(world.message_id, 1, ARTICLE_1), headers={"user-agent": CHROME})
-    clock.after_send(11)
+    clock.after_send(11)  # 8 s after the last: the same burst, early and unopened (weak)
+    client.get(click_path(world.message_id, 1, ARTICLE_1), headers={"user-agent": CHROME})
+    clock.after_send(4000)  # a reader, later
     client.get(click_path(world.message_id, 1, ARTICLE_1), headers={"user-agent": CHROME})
     flags = [(e.is_machine, e.machine_reason) for e in events(engine)]
-    assert flags == [(True, "scanner:barracuda"), (True, "too-fast"), (False, None)]
+    assert flags == [
+        (True, "scanner:barracuda"),
+        (True, "too-fast"),
+        (True, "early-unopened"),
+        (False, None),
+    ]
 
 
 def test_opens_are_recorded_with_machine_flags(

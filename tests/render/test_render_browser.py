@@ -110,3 +110,28 @@ def test_layout_is_sane_in_chromium(browser, request, settings, template, width,
     assert "Async Python in practice" in layout["text"]
     assert "Unsubscribe" in layout["text"]
     assert layout["links"] >= 8 * 3
+
+
+HONEYPOT = """() => {
+  const links = [...document.querySelectorAll('a[href*="/t/h/"]')];
+  return links.map(a => ({
+    width: a.getBoundingClientRect().width,
+    height: a.getBoundingClientRect().height,
+    rendered: a.offsetParent !== null,
+    hidden: a.closest('[aria-hidden="true"]') !== null,
+    inText: document.body.innerText.includes(a.textContent) && a.textContent.trim() !== '',
+  }));
+}"""
+
+
+@pytest.mark.parametrize("template", ["digest", "trigger"])
+def test_the_honeypot_link_is_invisible_in_chromium(browser, request, settings, template) -> None:
+    rendered = render_fixture(request.getfixturevalue(template), settings)
+    page = browser.new_page(viewport={"width": 600, "height": 900})
+    page.route("**/*", lambda route: route.abort())
+    page.set_content(rendered.html, wait_until="load")
+    [link] = page.evaluate(HONEYPOT)
+    snapshot = page.locator("body").aria_snapshot()
+    page.close()
+    assert link == {"width": 0, "height": 0, "rendered": False, "hidden": True, "inText": False}
+    assert "/t/h/" not in snapshot and "\u200b" not in snapshot  # nor in the accessibility tree

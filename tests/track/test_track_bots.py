@@ -134,3 +134,52 @@ def test_pattern_lists_are_lower_case_and_reasons_fit_the_column() -> None:
         for needle, reason in patterns:
             assert needle == needle.lower() and needle
             assert len(reason) <= 100
+
+
+@pytest.mark.parametrize(
+    ("ip", "vendor"),
+    [
+        ("64.235.150.7", "barracuda"),
+        ("::ffff:205.139.110.20", "mimecast"),
+        ("148.163.130.1", "proofpoint"),
+        ("81.2.69.142", None),
+        ("2001:db8::1", None),
+        ("not-an-ip", None),
+        (None, None),
+    ],
+)
+def test_scanner_network(ip: str | None, vendor: str | None) -> None:
+    assert bots.scanner_network(ip) == vendor
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"sec-purpose": "prefetch;prerender"}, True),
+        ({"purpose": "prefetch"}, True),
+        ({"x-purpose": "preview"}, True),
+        ({"x-moz": "prefetch"}, True),
+        ({"sec-fetch-mode": "navigate"}, False),
+        ({}, False),
+    ],
+)
+def test_is_prefetch(headers: dict[str, str], expected: bool) -> None:
+    assert bots.is_prefetch(headers) is expected
+
+
+def test_click_signals_lists_every_reason_in_rule_order() -> None:
+    later = SENT + timedelta(hours=1)
+    assert bots.click_signals(CHROME, "64.235.150.7", SENT, later, method="HEAD") == [
+        "head-request",
+        "scanner-ip:barracuda",
+    ]
+    assert bots.click_signals("Proofpoint", None, SENT, SENT, prefetch=True) == [
+        "prefetch",
+        "scanner:proofpoint",
+        "too-fast",
+    ]
+    assert bots.classify_click(CHROME, "64.235.150.7", SENT, later) == (
+        True,
+        "scanner-ip:barracuda",
+    )
+    assert bots.click_signals(CHROME, "81.2.69.142", SENT, later) == []

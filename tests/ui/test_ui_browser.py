@@ -35,6 +35,8 @@ AXE = Path(__file__).with_name("axe.min.js")
 ARTIFACTS = Path(
     os.environ.get("NEWSLETTER_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts")
 )
+# Control flow wraps whole sections (the linter refuses an <mj-raw> inside <mj-column>, which
+# MJML hoists before the column's content).
 MJML = """<mjml>
   <mj-body>
     <mj-section><mj-column>

@@ -37,14 +37,14 @@ def click(token: str, t: Tracking = Depends(tracking), who: Client = Depends(cli
         return pages.broken_link()
     if payload.url is None or url_scheme(payload.url) not in ("http", "https"):
         return pages.broken_link()
-    record.record_click(
-        t.engine,
+    t.record_click(
         message_id=payload.message_id,
         slot=payload.slot,
         url=payload.url,
         user_agent=who.user_agent,
         ip=who.ip,
         now=t.now(),
+        prefetch=who.prefetch,
     )
     return RedirectResponse(payload.url, status_code=302, headers=pages.PAGE_HEADERS)
 
@@ -56,8 +56,7 @@ def open_pixel(
     """Always answer the 1x1 GIF; record an open when the token verifies."""
     try:
         payload = tokens.verify_open(name.removesuffix(".gif"), secret_key=t.settings.secret_key)
-        record.record_open(
-            t.engine,
+        t.record_open(
             message_id=payload.message_id,
             user_agent=who.user_agent,
             ip=who.ip,

@@ -28,7 +28,7 @@ def mount(
 
     app.state.admin = Admin(settings=settings, engine=engine, clock=clock)
     for module in (routes_auth, routes_templates, routes_campaigns, routes_people):
-        app.include_router(module.router)
+        app.include_router(module.router, include_in_schema=False)  # pages, not the API
     app.mount("/admin/static", StaticFiles(directory=HERE / "static"), name="admin-static")
 
     @app.exception_handler(NotSignedIn)

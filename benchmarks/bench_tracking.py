@@ -1,0 +1,320 @@
+"""Tracking throughput: click redirects and pixels, mixed, against rows stored; events API rows/s.
+
+    apt-get install wrk
+    python benchmarks/bench_tracking.py --database postgres --duration 20 --connections 32
+    python benchmarks/bench_tracking.py --database postgres --sigterm-after 10   # SIGTERM mid-load
+
+Builds a database with 2,000 sent messages (8 slots each), starts the tracking app in its own
+process (uvicorn, one worker, access log off, the buffered writer of `newsletter serve`), and
+runs wrk on loopback with a Lua script cycling through 4,000 signed click and pixel URLs.
+The server is then stopped with SIGTERM (or during the load with --sigterm-after) and the
+event rows are counted against the requests wrk saw answered: lost = answered - stored.
+Then it times POST /api/events with 1,000-row batches. Bounded: wrk runs --duration seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy import Engine, func, insert, select, text
+
+from newsletter.db import make_engine, upgrade
+from newsletter.models import Campaign, Event, Interaction, Item, Message, Run, Slot, Subscriber
+from newsletter.store.apikeys import create_key
+from newsletter.track import tokens
+
+POSTGRES_URL = os.environ.get(
+    "NEWSLETTER_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+SECRET = "bench-tracking-secret-0123456789"
+SENT = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+MESSAGES, SLOTS = 2000, 8
+SERVER = f"""
+import sys, uvicorn
+from newsletter.api.app import create_app
+from newsletter.config import Settings
+from newsletter.db import make_engine
+url, port = sys.argv[1], int(sys.argv[2])
+settings = Settings(secret_key={SECRET!r}, database_url=url)
+app = create_app(settings=settings, engine=make_engine(url), buffered=True)
+uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning")
+"""
+
+
+def build(engine: Engine) -> list[str]:
+    """2,000 sent messages with 8 slots; returns 4,000 tracking paths (half clicks, half pixels)."""
+    t = SENT - timedelta(days=1)
+    with engine.begin() as c:
+        c.execute(
+            insert(Campaign.__table__),
+            [
+                {
+                    "name": "bench",
+                    "template_name": "digest",
+                    "segment_name": "everyone",
+                    "config": {},
+                    "kind": "digest",
+                    "active": True,
+                    "created_at": t,
+                }
+            ],
+        )  # type: ignore[attr-defined]
+        c.execute(
+            insert(Run.__table__),
+            [
+                {
+                    "campaign_id": 1,
+                    "scheduled_for": SENT,
+                    "status": "sent",
+                    "stats": {},
+                    "created_at": t,
+                }
+            ],
+        )  # type: ignore[attr-defined]
+        people = [
+            {
+                "email": f"r{n}@example.com",
+                "status": "active",
+                "timezone": "UTC",
+                "frequency": "weekly",
+                "topics": [],
+                "attributes": {},
+                "created_at": t,
+                "updated_at": t,
+            }
+            for n in range(MESSAGES)
+        ]
+        c.execute(insert(Subscriber.__table__), people)  # type: ignore[attr-defined]
+        items = [
+            {
+                "external_key": f"i{n}",
+                "title": f"Item {n}",
+                "url": f"https://example.com/{n}",
+                "summary": "",
+                "topics": [],
+                "attributes": {},
+                "active": True,
+                "updated_at": t,
+            }
+            for n in range(200)
+        ]
+        c.execute(insert(Item.__table__), items)  # type: ignore[attr-defined]
+        messages = [
+            {
+                "run_id": 1,
+                "subscriber_id": n + 1,
+                "arm": "personalized",
+                "status": "sent",
+                "shard": 0,
+                "attempts": 1,
+                "planned_for": SENT,
+                "sent_at": SENT,
+                "updated_at": SENT,
+            }
+            for n in range(MESSAGES)
+        ]
+        c.execute(insert(Message.__table__), messages)  # type: ignore[attr-defined]
+        slots = [
+            {
+                "message_id": m + 1,
+                "position": p,
+                "section": "top",
+                "item_id": (m + p) % 200 + 1,
+                "source": "popular",
+                "score": 1.0,
+                "propensity": 1.0,
+                "reason_kind": "popular",
+                "reason_text": "Popular",
+            }
+            for m in range(MESSAGES)
+            for p in range(SLOTS)
+        ]
+        c.execute(insert(Slot.__table__), slots)  # type: ignore[attr-defined]
+    rng = random.Random(6)
+    paths = []
+    for m in range(1, MESSAGES + 1):
+        slot = rng.randrange(SLOTS)
+        url = f"https://example.com/{(m - 1 + slot) % 200}"
+        paths.append(
+            f"/t/c/{tokens.sign_click(secret_key=SECRET, message_id=m, slot=slot, url=url)}"
+        )
+        paths.append(f"/t/o/{tokens.sign_open(secret_key=SECRET, message_id=m)}.gif")
+    rng.shuffle(paths)
+    return paths
+
+
+def lua(paths: list[str], folder: Path) -> Path:
+    script = folder / "paths.lua"
+    listed = ",\n".join(f'"{p}"' for p in paths)
+    script.write_text(
+        "local paths = {\n" + listed + "\n}\nlocal n = 0\n"
+        "request = function()\n  n = n % #paths + 1\n"
+        '  return wrk.format("GET", paths[n], {["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) '
+        'AppleWebKit/537.36 Chrome/131.0 Safari/537.36"})\nend\n'
+    )
+    return script
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen([sys.executable, "-c", SERVER, url, str(port)])
+    for _ in range(300):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return process
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit("the server did not start")
+
+
+def parse_wrk(output: str) -> dict[str, float]:
+    """Requests answered, requests/s, p50/p99 latency (ms) and errors from wrk's report."""
+
+    def ms(label: str) -> float:
+        found = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+        if not found:
+            return float("nan")
+        value, unit = float(found.group(1)), found.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    total = re.search(r"(\d+) requests in", output)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    return {
+        "answered": float(total.group(1)) if total else 0.0,
+        "rps": float(rate.group(1)) if rate else 0.0,
+        "p50_ms": ms("50"),
+        "p99_ms": ms("99"),
+        "bad": float(bad.group(1)) if bad else 0.0,
+        "socket_errors": float(sum(int(g) for g in errors.groups())) if errors else 0.0,
+    }
+
+
+def events_api(url: str, engine: Engine, batches: int) -> float:
+    """Rows per second through POST /api/events (1,000-row batches, one connection)."""
+    key = create_key(
+        engine, name=f"bench-{uuid.uuid4().hex[:6]}", scope="events", rate_limit=100_000, now=SENT
+    )[1]
+    port = free_port()
+    server = start_server(url, port)
+    rows = [
+        {
+            "subscriber_key": f"s{n % 500}",
+            "item_key": f"i{n % 200}",
+            "kind": "view",
+            "occurred_at": (SENT + timedelta(seconds=n)).isoformat(),
+        }
+        for n in range(batches * 1000)
+    ]
+    with engine.begin() as c:
+        c.execute(
+            text("UPDATE subscriber SET external_key = 's' || CAST(id - 1 AS TEXT) WHERE id <= 500")
+        )
+    try:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            timeout=60,
+            headers={"Authorization": f"Bearer {key}"},
+        ) as client:
+            start = time.perf_counter()
+            for b in range(batches):
+                response = client.post(
+                    "/api/events", json={"events": rows[b * 1000 : (b + 1) * 1000]}
+                )
+                assert response.status_code == 200, response.text[:300]
+            seconds = time.perf_counter() - start
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    with engine.connect() as c:
+        stored = c.execute(select(func.count()).select_from(Interaction.__table__)).scalar_one()  # type: ignore[attr-defined]
+    assert stored == batches * 1000, stored
+    return batches * 1000 / seconds
+
+
+def run(url: str, engine: Engine, args: argparse.Namespace) -> None:
+    upgrade(engine)
+    with tempfile.TemporaryDirectory() as folder:
+        script = lua(build(engine), Path(folder))
+        port = free_port()
+        server = start_server(url, port)
+        command = [
+            "wrk",
+            "-t2",
+            f"-c{args.connections}",
+            f"-d{args.duration}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}",
+        ]
+        load = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        if args.sigterm_after:
+            time.sleep(args.sigterm_after)
+            server.send_signal(signal.SIGTERM)
+        output, _ = load.communicate()
+        if not args.sigterm_after:
+            server.send_signal(signal.SIGTERM)
+        server.wait(timeout=120)
+    print(output)
+    result = parse_wrk(output)
+    with engine.connect() as c:
+        stored = c.execute(select(func.count()).select_from(Event.__table__)).scalar_one()  # type: ignore[attr-defined]
+    answered = int(result["answered"] - result["bad"])
+    rate, p50, p99 = result["rps"], result["p50_ms"], result["p99_ms"]
+    errors = int(result["socket_errors"])
+    print(f"requests/s {rate:.0f}  p50 {p50:.1f} ms  p99 {p99:.1f} ms  answered {answered}")
+    print(f"stored {stored}  lost {answered - stored}  socket errors {errors}")
+    if args.events_batches:
+        print(f"events API: {events_api(url, engine, args.events_batches):.0f} rows/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="postgres")
+    parser.add_argument("--duration", type=int, default=20)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--sigterm-after", type=float, default=0.0)
+    parser.add_argument("--events-batches", type=int, default=20)
+    args = parser.parse_args()
+    if args.database == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            url = f"sqlite:///{folder}/bench.db"
+            run(url, make_engine(url), args)
+        return
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(POSTGRES_URL)
+    with admin.begin() as c:
+        c.execute(text(f"CREATE SCHEMA {schema}"))
+    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    try:
+        run(url, make_engine(url), args)
+    finally:
+        with admin.begin() as c:
+            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+
+
+if __name__ == "__main__":
+    main()

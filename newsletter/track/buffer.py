@@ -1,0 +1,185 @@
+"""Buffered tracking writes: the pixel and the redirect never wait for the database.
+
+With a buffer, a click or open request only appends a ``Pending`` row to memory (a lock and a
+list append) and answers. A flusher thread writes the buffer every ``flush_ms`` milliseconds,
+or as soon as it holds ``flush_rows`` rows, in one transaction per flush
+(``write_pending``: one query for the facts of every message named, one multi-row insert,
+then the burst rules over those messages). On shutdown (uvicorn turns SIGTERM into a graceful
+shutdown, which closes the app's lifespan) the buffer is flushed before the process exits.
+
+What can be lost: only a crash (SIGKILL, power loss) loses events, at most those not yet
+flushed, which is at most ``flush_ms`` worth of traffic in normal operation and never more
+than ``max_rows`` rows. When the database is down the buffer keeps the rows and retries; once
+it holds ``max_rows`` rows, new ones are dropped (and counted in ``stats``) rather than making
+readers wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from newsletter.store import event_batches as batches
+from newsletter.store import machine as flags
+from newsletter.track.bots import classify_click, classify_open
+from newsletter.track.bursts import Hit, machine_hits
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A click or open waiting to be written."""
+
+    kind: str  # click | open
+    message_id: int
+    at: datetime
+    user_agent: str | None
+    ip: str | None
+    slot: int | None = None
+    url: str | None = None
+    method: str = "GET"
+    prefetch: bool = False
+
+
+def _row(
+    p: Pending, subscriber_id: int, sent_at: datetime | None, item_id: int | None
+) -> dict[str, Any]:
+    if p.kind == "click":
+        machine, reason = classify_click(
+            p.user_agent, p.ip, sent_at, p.at, method=p.method, prefetch=p.prefetch
+        )
+    else:
+        machine, reason = classify_open(p.user_agent, p.ip, sent_at, p.at)
+        if p.method.upper() == "HEAD":
+            machine, reason = True, "head-request"
+    return {
+        "message_id": p.message_id,
+        "subscriber_id": subscriber_id,
+        "slot_position": p.slot,
+        "item_id": item_id,
+        "kind": p.kind,
+        "occurred_at": p.at,
+        "is_machine": machine,
+        "machine_reason": reason,
+        "user_agent": p.user_agent,
+        "ip": p.ip,
+        "url": p.url,
+        "external_id": None,
+    }
+
+
+def write_pending(engine: Engine, items: Sequence[Pending]) -> int:
+    """Write a batch of pending events and apply the burst rules; returns rows written.
+
+    Events of messages that no longer exist are skipped, as the unbuffered path does.
+    """
+    slots = [(p.message_id, p.slot) for p in items if p.slot is not None]
+    ids = [p.message_id for p in items]
+    facts, items_at = batches.message_facts_many(engine, message_ids=ids, slots=slots)
+    rows = []
+    for p in items:
+        known = facts.get(p.message_id)
+        if known is not None:
+            item = items_at.get((p.message_id, p.slot)) if p.slot is not None else None
+            rows.append(_row(p, known[0], known[1], item))
+    written = batches.insert_events(engine, rows)
+    marked: dict[int, str] = {}
+    for message_id, events in batches.events_of(engine, message_ids=facts).items():
+        hits = [Hit(e.id, e.kind, e.occurred_at, _link(e), e.is_machine) for e in events]
+        found = machine_hits(hits, sent_at=facts[message_id][1])
+        machine = {e.id for e in events if e.is_machine}
+        marked.update({k: v for k, v in found.items() if k not in machine})
+    flags.mark_machine(engine, marked)
+    return written
+
+
+def _link(event: flags.MessageEvent) -> str | None:
+    return f"slot:{event.slot_position}" if event.slot_position is not None else event.url
+
+
+class EventBuffer:
+    """A bounded in-memory buffer of tracking events with a flusher thread (see the module)."""
+
+    def __init__(
+        self, engine: Engine, *, flush_rows: int = 500, flush_ms: int = 200, max_rows: int = 50_000
+    ) -> None:
+        self.engine = engine
+        self.flush_rows, self.flush_ms, self.max_rows = flush_rows, flush_ms, max_rows
+        self.stats = {"accepted": 0, "written": 0, "dropped": 0, "failed_flushes": 0}
+        self._items: list[Pending] = []
+        self._lock = threading.Lock()
+        self._flushing = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, item: Pending) -> bool:
+        """Queue an event (never touches the database); False when the buffer is full."""
+        with self._lock:
+            if len(self._items) >= self.max_rows:
+                self.stats["dropped"] += 1
+                return False
+            self._items.append(item)
+            self.stats["accepted"] += 1
+            full = len(self._items) >= self.flush_rows
+        if full:
+            self._wake.set()
+        return True
+
+    def pending(self) -> int:
+        """How many events wait to be written."""
+        with self._lock:
+            return len(self._items)
+
+    def flush(self) -> int:
+        """Write everything queued now; on a database error keep it for the next try."""
+        with self._flushing:
+            with self._lock:
+                batch, self._items = self._items, []
+            if not batch:
+                return 0
+            try:
+                written = write_pending(self.engine, batch)
+            except Exception:
+                log.exception("tracking buffer: could not write %d events; will retry", len(batch))
+                with self._lock:
+                    self._items = (batch + self._items)[-self.max_rows :]
+                    self.stats["failed_flushes"] += 1
+                return 0
+            self.stats["written"] += written
+            return written
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_ms / 1000)
+            self._wake.clear()
+            self.flush()
+
+    def start(self) -> None:
+        """Start the flusher thread (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="tracking-buffer", daemon=True)
+            self._thread.start()
+
+    def close(self, *, attempts: int = 5) -> int:
+        """Stop the flusher and write what is left (a few tries); returns events still unwritten."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        for _ in range(attempts):
+            self.flush()
+            if not self.pending():
+                break
+        left = self.pending()
+        if left:
+            log.error("tracking buffer: %d events could not be written at shutdown", left)
+        return left
