@@ -166,6 +166,8 @@ def anchors_for(model: Any, users: Array, items: Array, *, max_history: int = 32
     """
     if not all(hasattr(model, a) for a in ("matrix", "items", "weights", "n_items")):
         return np.asarray(model.anchors(users, items))
+    if getattr(model.weights, "shape", None) != (len(model.items), len(model.items)):
+        return np.asarray(model.anchors(users, items))  # e.g. EASE in its dual form
     pos = np.full(model.n_items, -1, dtype=np.int64)
     pos[model.items] = np.arange(len(model.items))
     hist, weight = _top_history(sp.csr_matrix(model.matrix[users]), max_history)
