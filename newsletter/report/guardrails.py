@@ -45,6 +45,7 @@ class Guardrails:
     exploit_ctr: float | None = None
     exploit_ctr_same_positions: float | None = None
     explore_slots: int = 0
+    explore_clicks: int = 0
     exploit_slots: int = 0
     unsubscribe_rate: dict[str, float | None] = field(default_factory=dict)
     per_run: list[dict[str, object]] = field(default_factory=list)
@@ -112,6 +113,7 @@ def _slot_ctrs(guard: Guardrails, slots: pd.DataFrame) -> None:
     explore = mine[mine["source"] == "explore"]
     exploit = mine[mine["source"] != "explore"]
     guard.explore_slots, guard.exploit_slots = len(explore), len(exploit)
+    guard.explore_clicks = int(explore["clicked"].sum())
     if len(explore):
         guard.explore_ctr = float(explore["clicked"].mean())
     if len(exploit):
