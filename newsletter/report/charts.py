@@ -54,7 +54,14 @@ def _axes(title: str, ylabel: str, height: float = 3.0) -> tuple[Any, Any]:
     return fig, ax
 
 
-def _finish(fig: Any, ax: Any) -> str:
+def _ticks(ax: Any, dates: Sequence[datetime]) -> None:
+    """One tick per run (at most 8 labelled), so the axis shows the weeks, not the days."""
+    step = max(1, len(dates) // 8 + (len(dates) % 8 > 0))
+    ax.set_xticks(list(dates)[::step])
+
+
+def _finish(fig: Any, ax: Any, dates: Sequence[datetime]) -> str:
+    _ticks(ax, dates)
     ax.legend(frameon=False, fontsize=9)
     fig.autofmt_xdate(rotation=30)
     return to_svg(fig)
@@ -72,7 +79,7 @@ def ctr_per_week(
             dates, [100 * v for v in low], [100 * v for v in high], color=colour, alpha=0.15
         )
     ax.set_ylim(bottom=0)
-    return _finish(fig, ax)
+    return _finish(fig, ax, dates)
 
 
 def pooled_lift(
@@ -101,7 +108,7 @@ def pooled_lift(
         alpha=0.15,
         label="95% interval",
     )
-    return _finish(fig, ax)
+    return _finish(fig, ax, dates)
 
 
 def coverage_and_breadth(dates: Sequence[datetime], per_run: list[dict[str, Any]]) -> str:
@@ -127,6 +134,7 @@ def coverage_and_breadth(dates: Sequence[datetime], per_run: list[dict[str, Any]
         ax.set_ylim(bottom=0)
         ax.legend(frameon=False, fontsize=9)
     bottom.xaxis.set_major_formatter(DateFormatter("%d %b"))
+    _ticks(bottom, dates)
     fig.autofmt_xdate(rotation=30)
     return to_svg(fig)
 

@@ -55,6 +55,7 @@ class Guardrails:
 def _sample_ids(messages: pd.DataFrame, run_id: int) -> dict[str, set[int]]:
     """Equal-sized random samples of each arm's sent messages in a run (seeded by run id)."""
     rows = messages[(messages["run_id"] == run_id) & (messages["status"] == "sent")]
+    rows = rows.sort_values("subscriber_id")  # not by message id: ids depend on write order
     by_arm = {a: rows.loc[rows["arm"] == a, "message_id"].to_numpy() for a in ARMS}
     size = min((len(v) for v in by_arm.values() if len(v)), default=0)
     rng = np.random.default_rng(run_id)

@@ -13,7 +13,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import multiprocessing as mp
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,7 @@ from sqlalchemy import Engine
 
 from newsletter.config import Settings
 from newsletter.deliver.transport import MemoryTransport, OutgoingMessage, SendStatus
+from newsletter.store import delivery as store
 from newsletter.store import ingest as store_ingest
 from newsletter.store.records import RejectedRow, RowError
 
@@ -35,11 +37,14 @@ class SimulationError(RuntimeError):
 
 @dataclass(frozen=True)
 class SentRun:
-    """One delivered run: its id, the plan's stats and every message the transport accepted."""
+    """One delivered run: its id, the plan's stats and what each inbox made of its message."""
 
     run_id: int
     plan: dict[str, Any]
-    messages: list[OutgoingMessage]
+    inboxes: dict[int, Any]  # message id -> read(message)
+
+
+Reader = Callable[[OutgoingMessage], Any]
 
 
 def ingest(
@@ -88,28 +93,60 @@ def send_run(
     campaign: str,
     now: datetime,
     settings: Settings,
+    read: Reader,
     bounce: Iterable[str] = (),
     workers: int = 1,
 ) -> SentRun:
-    """Plan, render and deliver one run of `campaign` at `now` into a memory transport.
+    """Plan, render and deliver one run of `campaign` at `now` into memory transports.
 
-    Addresses in `bounce` are refused by the transport with a permanent error, as a receiving
-    server refuses a dead mailbox, so the pipeline records the bounce.
+    Each delivered message is handed to `read` (the recipient's mail client) in the process
+    that delivered it, so only what the reader keeps travels back. Addresses in `bounce` are
+    refused with a permanent error, as a receiving server refuses a dead mailbox, so the
+    pipeline records the bounce. With `workers` > 1 the run is planned and delivered in that
+    many shards, each in a forked process.
     """
-    from newsletter.deliver.dispatch import DispatchPolicy, dispatch_run
     from newsletter.plan.planner import plan_run
 
-    failures: dict[str, SendStatus] = {address: "permanent" for address in bounce}
-    transport = MemoryTransport(failures=failures)
     planned = plan_run(
         engine, campaign=campaign, now=now, settings=settings, shard_count=workers, workers=workers
     )
-    dispatch_run(
-        engine,
-        run_id=planned.run_id,
-        transport=transport,
-        settings=settings,
-        now=now,
-        policy=DispatchPolicy(honour_send_time=False),
-    )
-    return SentRun(planned.run_id, planned.stats, list(transport.sent))
+    failures: dict[str, SendStatus] = {address: "permanent" for address in bounce}
+    _STATE.update(engine=engine, run_id=planned.run_id, now=now, settings=settings, read=read)
+    _STATE.update(failures=failures, workers=workers)
+    try:
+        if workers <= 1 or "fork" not in mp.get_all_start_methods():
+            inboxes = _deliver_shard(None)
+        else:
+            store.set_run_status(engine, run_id=planned.run_id, status="delivering", now=now)
+            with mp.get_context("fork").Pool(workers) as pool:
+                parts = pool.map(_child_shard, range(workers), chunksize=1)
+            store.set_run_status(
+                engine, run_id=planned.run_id, status="delivered", now=now, finished=True
+            )
+            inboxes = {k: v for part in parts for k, v in part.items()}
+    finally:
+        _STATE.clear()
+    return SentRun(planned.run_id, planned.stats, inboxes)
+
+
+_STATE: dict[str, Any] = {}
+
+
+def _deliver_shard(shard: int | None) -> dict[int, Any]:
+    """Deliver one shard (None: the whole run) to a memory transport; read every message."""
+    from newsletter.deliver.dispatch import DispatchPolicy, dispatch_run, dispatch_shard
+
+    s = _STATE
+    transport = MemoryTransport(failures=s["failures"])
+    policy = DispatchPolicy(honour_send_time=False)
+    common = {"transport": transport, "settings": s["settings"], "now": s["now"], "policy": policy}
+    if shard is None:
+        dispatch_run(s["engine"], run_id=s["run_id"], **common)
+    else:
+        dispatch_shard(s["engine"], run_id=s["run_id"], shard=shard, **common)
+    return {int(m.key): s["read"](m) for m in transport.sent}
+
+
+def _child_shard(shard: int) -> dict[int, Any]:
+    _STATE["engine"].dispose(close=False)
+    return _deliver_shard(shard)

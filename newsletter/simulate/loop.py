@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -211,14 +212,14 @@ class Loop:
             campaign=CAMPAIGN,
             now=now,
             settings=self.settings,
+            read=partial(recipients.read_message, settings=self.settings),
             bounce=bounce,
             workers=self.config.workers,
         )
         clock["pipeline"] = time.perf_counter() - tick
         tick = time.perf_counter()
         reactions = self._react(sent.run_id, week)
-        boxes = self._inboxes(sent, reactions)
-        requests = recipients.plan_requests(reactions, boxes, people=self.world.people)
+        requests = recipients.plan_requests(reactions, sent.inboxes, people=self.world.people)
         clock["world"] = time.perf_counter() - tick
         tick = time.perf_counter()
         outcome = recipients.make_requests(
@@ -234,18 +235,21 @@ class Loop:
         return self._score(week, sent.run_id, reactions, outcome, clock, now.timestamp())
 
     def _react(self, run_id: int, week: int) -> behaviour.Reactions:
-        rows = sent_slots(self.engine, run_id=run_id)
+        # Ordered by subscriber, then position: message ids depend on which shard wrote first.
+        rows = sorted(sent_slots(self.engine, run_id=run_id), key=lambda r: (r[1], r[5]))
         mids = np.array([r[0] for r in rows], dtype=np.int64)
         keys = [str(r[2]) for r in rows]
         user = np.array([int(k.removeprefix("reader-")) - 1 for k in keys], dtype=np.int64)
         item = np.array([int(str(r[7]).removeprefix("item-")) - 1 for r in rows], dtype=np.int64)
         position = np.array([r[5] for r in rows], dtype=np.int64)
-        unique, first, slot_message = np.unique(mids, return_index=True, return_inverse=True)
+        starts = np.flatnonzero(np.r_[True, mids[1:] != mids[:-1]])
+        slot_message = np.cumsum(np.r_[True, mids[1:] != mids[:-1]]) - 1
+        first = starts
         sent_at = np.array([r[4].timestamp() for r in rows])[first]
         arms = np.array([str(r[3]) for r in rows], dtype=object)[first]
         return behaviour.react(
             self.world,
-            message_id=unique,
+            message_id=mids[first],
             user=user[first],
             arm=arms,
             sent_at=sent_at,
@@ -254,18 +258,6 @@ class Loop:
             slot_item=item,
             week=week,
         )
-
-    def _inboxes(
-        self, sent: adapters.SentRun, r: behaviour.Reactions
-    ) -> dict[int, recipients.Inbox]:
-        acting = set(
-            r.message_id[r.opened | ~np.isnan(r.mpp_time) | ~np.isnan(r.scan_time)].tolist()
-        )
-        return {
-            int(m.key): recipients.read_message(m, settings=self.settings)
-            for m in sent.messages
-            if int(m.key) in acting
-        }
 
     def _score(
         self,

@@ -19,6 +19,7 @@ import binascii
 import multiprocessing as mp
 import re
 from collections import Counter
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -77,14 +78,34 @@ def read_message(message: OutgoingMessage, *, settings: Settings) -> Inbox:
     return inbox
 
 
-class SimClock:
-    """The tracking app's clock: the simulated time of the request being made."""
+_NOW: ContextVar[datetime | None] = ContextVar("simulated_now", default=None)
+EPOCH = datetime.fromtimestamp(0, UTC)
+TIME_HEADER = b"x-simulated-time"
 
-    def __init__(self) -> None:
-        self.now = datetime.fromtimestamp(0, UTC)
+
+class SimClock:
+    """The tracking app's clock: the simulated time of the request being handled.
+
+    Requests carry their simulated time in a header that :func:`with_simulated_time` (a thin
+    ASGI wrapper around the real app) moves into a context variable, so concurrent requests
+    each see their own time (context variables follow a request into the thread pool).
+    """
 
     def __call__(self) -> datetime:
-        return self.now
+        return _NOW.get() or EPOCH
+
+
+def with_simulated_time(app: Any) -> Any:
+    """Wrap an ASGI app so each request's ``x-simulated-time`` (Unix seconds) is its clock."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") == "http":
+            for name, value in scope.get("headers", []):
+                if name == TIME_HEADER:
+                    _NOW.set(datetime.fromtimestamp(float(value), UTC))
+        await app(scope, receive, send)
+
+    return wrapped
 
 
 @dataclass(frozen=True)
@@ -135,7 +156,6 @@ def _scan_requests(r: Reactions, k: int, box: Inbox, world_people: Any) -> list[
 def plan_requests(reactions: Reactions, inboxes: dict[int, Inbox], *, people: Any) -> list[Request]:
     """Every request the run's reactions make, in simulated time order."""
     r = reactions
-    index = {int(m): k for k, m in enumerate(r.message_id)}
     out: list[Request] = []
     for k, mid in enumerate(r.message_id.tolist()):
         box = inboxes.get(mid)
@@ -154,7 +174,6 @@ def plan_requests(reactions: Reactions, inboxes: dict[int, Inbox], *, people: An
         agent = agents.BROWSER_AGENTS[int(people.browser[user])]
         ip = agents.person_ip(user)
         out.append(Request(float(r.click_time[s]), "GET", url, agent, ip, mid, "click"))
-    del index
     out.sort(key=lambda q: (q.at, q.message, q.url))
     return out
 
@@ -171,34 +190,38 @@ class Outcome:
         self.unsubscribed.extend(other.unsubscribed)
 
 
-async def _send_all(app: Any, clock: SimClock, requests: list[Request]) -> Outcome:
+async def _one(client: Any, q: Request, outcome: Outcome) -> None:
+    headers = {"user-agent": q.agent, "x-forwarded-for": q.ip, "x-simulated-time": repr(q.at)}
+    if q.method == "POST":
+        headers["content-type"] = "application/x-www-form-urlencoded"
+        response = await client.post(q.url, headers=headers, content=ONE_CLICK)
+    else:
+        response = await client.get(q.url, headers=headers)
+    outcome.statuses[f"{q.kind} {response.status_code}"] += 1
+    if q.kind == "unsubscribe" and response.status_code == 200:
+        outcome.unsubscribed.append(q.message)
+
+
+async def _send_all(app: Any, requests: list[Request], concurrency: int) -> Outcome:
+    """Make the requests in time order, `concurrency` at a time (a window that slides)."""
     import httpx
     from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
     outcome = Outcome()
-    wrapped = ProxyHeadersMiddleware(app, trusted_hosts="*")
-    transport = httpx.ASGITransport(app=wrapped)  # type: ignore[arg-type]
+    wrapped = with_simulated_time(ProxyHeadersMiddleware(app, trusted_hosts="*"))
+    transport = httpx.ASGITransport(app=wrapped)
     async with httpx.AsyncClient(transport=transport, follow_redirects=False) as client:
-        for q in requests:
-            clock.now = datetime.fromtimestamp(q.at, UTC)
-            headers = {"user-agent": q.agent, "x-forwarded-for": q.ip}
-            if q.method == "POST":
-                headers["content-type"] = "application/x-www-form-urlencoded"
-                response = await client.post(q.url, headers=headers, content=ONE_CLICK)
-            else:
-                response = await client.get(q.url, headers=headers)
-            outcome.statuses[f"{q.kind} {response.status_code}"] += 1
-            if q.kind == "unsubscribe" and response.status_code == 200:
-                outcome.unsubscribed.append(q.message)
+        for start in range(0, len(requests), concurrency):
+            batch = requests[start : start + concurrency]
+            await asyncio.gather(*(_one(client, q, outcome) for q in batch))
     return outcome
 
 
-def _run(engine: Engine, settings: Settings, requests: list[Request]) -> Outcome:
+def _run(engine: Engine, settings: Settings, requests: list[Request], concurrency: int) -> Outcome:
     from newsletter.api.app import create_app
 
-    clock = SimClock()
-    app = create_app(settings=settings, engine=engine, clock=clock)
-    return asyncio.run(_send_all(app, clock, requests))
+    app = create_app(settings=settings, engine=engine, clock=SimClock())
+    return asyncio.run(_send_all(app, requests, concurrency))
 
 
 _STATE: dict[str, Any] = {}
@@ -208,16 +231,27 @@ def _child(part: int) -> Outcome:
     s = _STATE
     s["engine"].dispose(close=False)
     mine = [q for q in s["requests"] if q.message % s["workers"] == part]
-    return _run(s["engine"], s["settings"], mine)
+    return _run(s["engine"], s["settings"], mine, s["concurrency"])
 
 
 def make_requests(
-    engine: Engine, *, settings: Settings, requests: list[Request], workers: int = 1
+    engine: Engine,
+    *,
+    settings: Settings,
+    requests: list[Request],
+    workers: int = 1,
+    concurrency: int = 8,
 ) -> Outcome:
     """Make the requests against the tracking app (in `workers` forked processes when > 1)."""
     if workers <= 1 or "fork" not in mp.get_all_start_methods() or len(requests) < 200:
-        return _run(engine, settings, requests)
-    _STATE.update(engine=engine, settings=settings, requests=requests, workers=workers)
+        return _run(engine, settings, requests, concurrency)
+    _STATE.update(
+        engine=engine,
+        settings=settings,
+        requests=requests,
+        workers=workers,
+        concurrency=concurrency,
+    )
     try:
         with mp.get_context("fork").Pool(workers) as pool:
             parts = pool.map(_child, range(workers), chunksize=1)
