@@ -101,7 +101,7 @@ def test_unsubscribes_go_through_the_route_and_stop_the_next_digest(sqlite_engin
         resent = c.execute(
             text(
                 "SELECT count(*) FROM message m JOIN subscriber s ON s.id = m.subscriber_id "
-                "WHERE m.run_id = 2 AND m.status = 'sent' AND s.id IN (SELECT subscriber_id "
+                "WHERE m.run_id = 2 AND m.status = 'sent' AND s.id IN (SELECT e.subscriber_id "
                 "FROM event e JOIN message x ON x.id = e.message_id "
                 "WHERE e.kind = 'unsubscribe' AND x.run_id = 1)"
             )
