@@ -159,7 +159,8 @@ class HiddenWorld:
         self.noise_words = _words(rng, 40)
         self.items = Catalogue(factors=np.zeros((0, c.factors), np.float32))
         self.people = self._new_people(0, rng, 0.0)
-        self.consumed_at: dict[tuple[int, int], float] = {}
+        self._pending: list[tuple[Array, Array, Array]] = []
+        self._consumed_base = sp.csr_matrix((0, 0))
         self._consumed_cache: sp.csr_matrix | None = None
 
     def rng(self, purpose: str, week: int = -1) -> np.random.Generator:
@@ -265,22 +266,25 @@ class HiddenWorld:
     # -- utility ---------------------------------------------------------------------------
     def consume(self, users: Array, items: Array, times: Array) -> None:
         """Remember that users consumed items at times (the latest time wins)."""
-        for u, i, t in zip(users.tolist(), items.tolist(), times.tolist(), strict=True):
-            key = (u, i)
-            if t > self.consumed_at.get(key, -np.inf):
-                self.consumed_at[key] = t
-        self._consumed_cache = None
+        if len(users):
+            self._pending.append((np.asarray(users), np.asarray(items), np.asarray(times, float)))
+            self._consumed_cache = None
 
     def _consumed(self) -> sp.csr_matrix:
         """users x items: the last consumption time (seconds) of every consumed pair."""
         if self._consumed_cache is None:
             shape = (self.people.n, self.items.n)
-            if self.consumed_at:
-                keys = np.array(list(self.consumed_at.keys()), dtype=np.int64)
-                times = np.array(list(self.consumed_at.values()))
-                matrix = sp.csr_matrix((times, (keys[:, 0], keys[:, 1])), shape=shape)
-            else:
-                matrix = sp.csr_matrix(shape)
+            matrix = self._consumed_base.copy()
+            matrix.resize(shape)
+            if self._pending:
+                u, i, t = (np.concatenate(parts) for parts in zip(*self._pending, strict=True))
+                order = np.lexsort((t, i, u))  # per pair the latest time last
+                u, i, t = u[order], i[order], t[order]
+                last = np.r_[(u[1:] != u[:-1]) | (i[1:] != i[:-1]), True]
+                new = sp.csr_matrix((t[last], (u[last], i[last])), shape=shape)
+                matrix = matrix.maximum(new).tocsr()
+                self._pending = []
+            self._consumed_base = matrix
             self._consumed_cache = matrix
         return self._consumed_cache
 
