@@ -39,6 +39,7 @@ def to_svg(fig: Any) -> str:
     plt.close(fig)
     text = buffer.getvalue()
     text = text[text.find("<svg") :]
+    text = re.sub(r"<metadata>.*?</metadata>", "", text, count=1, flags=re.DOTALL)
     size = r'<svg([^>]*?) width="[^"]*" height="[^"]*"'
     text = re.sub(size, r'<svg\1 class="chart"', text, count=1)
     return text.replace("<svg ", '<svg role="img" ', 1)

@@ -30,7 +30,7 @@ from newsletter.models import Arm
 
 DRAWS = 1000
 TOP = 60
-Consumed = Callable[[list[int], list[int], object], set[tuple[int, int]]]
+Consumed = Callable[[list[int], list[int], int], set[tuple[int, int]]]
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,13 @@ def popularity_rankings(slots: pd.DataFrame) -> dict[int, list[int]]:
     popular = slots[slots["source"] == "popularity"]
     best = popular.groupby(["run_id", "item_id"])["score"].max().reset_index()
     out: dict[int, list[int]] = {}
-    for run_id, rows in best.groupby("run_id"):
-        ordered = rows.sort_values(["score", "item_id"], ascending=[False, True])
-        out[int(run_id)] = ordered["item_id"].astype(int).tolist()[:TOP]
+    ordered = best.sort_values(["run_id", "score", "item_id"], ascending=[True, False, True])
+    for run_id, item_id in zip(
+        ordered["run_id"].astype(int).tolist(), ordered["item_id"].astype(int).tolist(), strict=True
+    ):
+        ranked = out.setdefault(run_id, [])
+        if len(ranked) < TOP:
+            ranked.append(item_id)
     return out
 
 
@@ -67,13 +71,15 @@ def target_choices(
     """The popular policy's item for every exploration round (-1 when it has none)."""
     out = np.full(len(explore), -1, dtype=np.int64)
     taken: dict[int, set[int]] = {}
-    for k, row in enumerate(explore.itertuples(index=False)):
-        earlier = taken.setdefault(int(row.message_id), set())
-        for item in rankings.get(int(row.run_id), []):
-            if item not in earlier and (int(row.subscriber_id), item) not in consumed:
+    columns = ("message_id", "run_id", "subscriber_id", "item_id")
+    lists = [explore[c].astype(int).tolist() for c in columns]
+    for k, (message, run, subscriber, logged) in enumerate(zip(*lists, strict=True)):
+        earlier = taken.setdefault(message, set())
+        for item in rankings.get(run, []):
+            if item not in earlier and (subscriber, item) not in consumed:
                 out[k] = item
                 break
-        earlier.add(int(row.item_id))
+        earlier.add(logged)
     return out
 
 
@@ -102,8 +108,9 @@ def evaluate_popular(slots: pd.DataFrame, *, consumed: Consumed, seed: int = 0) 
     explore = explore[explore["propensity"] > 0].sort_values(["message_id", "position"])
     rankings = popularity_rankings(slots)
     pairs: set[tuple[int, int]] = set()
-    for run_id, rows in explore.groupby("run_id"):
-        ranked = rankings.get(int(run_id), [])
+    for run_id in sorted(set(explore["run_id"].astype(int).tolist())):
+        rows = explore[explore["run_id"] == run_id]
+        ranked = rankings.get(run_id, [])
         pairs |= consumed(rows["subscriber_id"].astype(int).tolist(), ranked, run_id)
     chosen = target_choices(explore, rankings, pairs)
     logged = explore["item_id"].to_numpy(np.int64)

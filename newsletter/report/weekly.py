@@ -164,7 +164,7 @@ class WeeklyReport:
             out.append(
                 f"  off-policy ({o.policy}): IPS {100 * (o.ips or 0):.2f}% "
                 f"[{100 * (o.ips_low or 0):.2f}, {100 * (o.ips_high or 0):.2f}], SNIPS "
-                f"{100 * o.snips:.2f}% [{100 * (o.snips_low or 0):.2f}, "
+                f"{100 * (o.snips or 0):.2f}% [{100 * (o.snips_low or 0):.2f}, "
                 f"{100 * (o.snips_high or 0):.2f}] from {o.matched} of {o.rounds} slots"
             )
         out.extend(f"warning: {w}" for w in g.warnings)
@@ -198,15 +198,23 @@ def _cumulative(messages: pd.DataFrame, runs: pd.DataFrame) -> list[dict[str, An
     return out
 
 
+def _run_list(runs: pd.DataFrame) -> list[tuple[int, str, datetime]]:
+    """(run id, campaign, scheduled_for) per run, as plain Python values."""
+    return [
+        (int(r), str(c), pd.Timestamp(w).to_pydatetime())
+        for r, c, w in zip(runs["run_id"], runs["campaign"], runs["scheduled_for"], strict=True)
+    ]
+
+
 def _run_rows(messages: pd.DataFrame, runs: pd.DataFrame) -> list[RunRow]:
     rows = []
-    for run in runs.itertuples(index=False):
-        mine = messages[messages["run_id"] == run.run_id]
+    for run_id, campaign, when in _run_list(runs):
+        mine = messages[messages["run_id"] == run_id]
         rows.append(
             RunRow(
-                run_id=int(run.run_id),
-                campaign=str(run.campaign),
-                scheduled_for=run.scheduled_for.to_pydatetime(),
+                run_id=run_id,
+                campaign=campaign,
+                scheduled_for=when,
                 arms=arm_summaries(mine) if len(mine) else {},
                 lift=lift_estimate(mine, metric="human_click", draws=SERIES_DRAWS),
                 lift_unfiltered=lift_estimate(mine, metric="any_click", draws=SERIES_DRAWS),
@@ -216,10 +224,10 @@ def _run_rows(messages: pd.DataFrame, runs: pd.DataFrame) -> list[RunRow]:
 
 
 def _consumed(engine: Engine, runs: pd.DataFrame):  # type: ignore[no-untyped-def]
-    when = dict(zip(runs["run_id"], runs["scheduled_for"], strict=True))
+    when = {run_id: at for run_id, _, at in _run_list(runs)}
 
-    def consumed(subscribers: list[int], items: list[int], run_id: object) -> set[tuple[int, int]]:
-        before = when[run_id].to_pydatetime()
+    def consumed(subscribers: list[int], items: list[int], run_id: int) -> set[tuple[int, int]]:
+        before = when[run_id]
         return store.prior_consumption(engine, subscribers=subscribers, items=items, before=before)
 
     return consumed
@@ -241,10 +249,8 @@ def build_weekly_report(
     slots = store.slot_outcomes(engine, run_ids=ids)
     items = store.item_facts(engine)
     engaged = {
-        int(r.run_id): store.engaged_items(
-            engine, start=r.scheduled_for - timedelta(days=28), end=r.scheduled_for
-        )
-        for r in runs.itertuples(index=False)
+        run_id: store.engaged_items(engine, start=when - timedelta(days=28), end=when)
+        for run_id, _, when in _run_list(runs)
     }
     lift = lift_estimate(messages, metric="human_click")
     more = subscriber_weeks_needed(lift) if lift is not None and lift.lift is not None else None

@@ -245,7 +245,7 @@ class Loop:
         starts = np.flatnonzero(np.r_[True, mids[1:] != mids[:-1]])
         slot_message = np.cumsum(np.r_[True, mids[1:] != mids[:-1]]) - 1
         first = starts
-        sent_at = np.array([r[4].timestamp() for r in rows])[first]
+        sent_at = np.array([r[4].timestamp() for r in rows])[first]  # type: ignore[attr-defined]
         arms = np.array([str(r[3]) for r in rows], dtype=object)[first]
         return behaviour.react(
             self.world,

@@ -19,6 +19,7 @@ import binascii
 import multiprocessing as mp
 import re
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -221,7 +222,12 @@ def _run(engine: Engine, settings: Settings, requests: list[Request], concurrenc
     from newsletter.api.app import create_app
 
     app = create_app(settings=settings, engine=engine, clock=SimClock())
-    return asyncio.run(_send_all(app, requests, concurrency))
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # no loop in this thread: the usual case
+        return asyncio.run(_send_all(app, requests, concurrency))
+    with ThreadPoolExecutor(1) as pool:  # called from inside an event loop (a notebook...)
+        return pool.submit(asyncio.run, _send_all(app, requests, concurrency)).result()
 
 
 _STATE: dict[str, Any] = {}

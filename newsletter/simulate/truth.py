@@ -21,6 +21,7 @@ over integer indices; item ``i`` is ``item-{i+1}``, subscriber ``u`` is ``reader
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -247,7 +248,7 @@ class HiddenWorld:
         new = self._new_people(n, rng, at)
         old = self.people
         first = old.n
-        merged = {}
+        merged: dict[str, Any] = {}
         for name in People.__dataclass_fields__:
             a, b = getattr(old, name), getattr(new, name)
             merged[name] = a + b if isinstance(a, list) else np.concatenate([a, b])
@@ -275,7 +276,7 @@ class HiddenWorld:
         if self._consumed_cache is None:
             shape = (self.people.n, self.items.n)
             matrix = self._consumed_base.copy()
-            matrix.resize(shape)
+            matrix.resize(shape)  # type: ignore[arg-type]
             if self._pending:
                 u, i, t = (np.concatenate(parts) for parts in zip(*self._pending, strict=True))
                 order = np.lexsort((t, i, u))  # per pair the latest time last

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, and_, case, exists, func, select
@@ -38,7 +39,7 @@ R = Run.__table__.c  # type: ignore[attr-defined]
 C = Campaign.__table__.c  # type: ignore[attr-defined]
 E = Event.__table__.c  # type: ignore[attr-defined]
 S = Slot.__table__.c  # type: ignore[attr-defined]
-I = Item.__table__.c  # noqa: E741  # type: ignore[attr-defined]
+IT = Item.__table__.c  # type: ignore[attr-defined]
 X = Interaction.__table__.c  # type: ignore[attr-defined]
 CHUNK = 5000
 SITE_WINDOW = timedelta(days=7)
@@ -75,7 +76,7 @@ def newest_run_campaign(engine: Engine) -> str | None:
         return c.execute(query).scalar()
 
 
-def _flag(condition: object) -> object:
+def _flag(condition: Any) -> Any:
     return func.max(case((condition, 1), else_=0))  # type: ignore[arg-type]
 
 
@@ -196,7 +197,7 @@ def slot_outcomes(engine: Engine, *, run_ids: Sequence[int]) -> pd.DataFrame:
 def item_facts(engine: Engine) -> pd.DataFrame:
     """Every item's id, published time and topics (a list)."""
     with engine.connect() as c:
-        rows = c.execute(select(I.id, I.published_at, I.topics, I.active)).all()
+        rows = c.execute(select(IT.id, IT.published_at, IT.topics, IT.active)).all()
     frame = pd.DataFrame(rows, columns=["item_id", "published_at", "topics", "active"])
     frame["published_at"] = pd.to_datetime(frame["published_at"], utc=True)
     frame["topics"] = [t if isinstance(t, list) else json.loads(t or "[]") for t in frame["topics"]]

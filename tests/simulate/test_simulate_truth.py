@@ -40,7 +40,7 @@ def test_a_world_file_sets_only_what_differs(tmp_path) -> None:  # type: ignore[
     assert mine.machines.apple_mpp_share == 0.5
     assert mine.email == load_world("news").email
     path.write_text("[machines]\nnot_a_key = 1\n", encoding="utf-8")
-    with pytest.raises(WorldFileError, match="machines.not_a_key"):
+    with pytest.raises(WorldFileError, match=r"machines\.not_a_key"):
         load_world(path)
     path.write_text("[machines\n", encoding="utf-8")
     with pytest.raises(WorldFileError, match="not valid TOML"):
