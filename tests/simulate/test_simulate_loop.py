@@ -149,3 +149,21 @@ def test_cli_simulate_refuses_a_bad_world_file_in_one_line(tmp_path: Path) -> No
     assert "email.open_rate" in result.output and "Traceback" not in result.output
     missing = CliRunner().invoke(app, ["simulate", "--world", str(tmp_path / "none.toml")])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_a_kept_database_can_be_reported_and_is_not_simulated_into_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = tmp_path / "tiny.toml"
+    world.write_text("[catalogue]\ninitial_items = 80\n[reading]\nhistory_weeks = 1\n", "utf-8")
+    url = f"sqlite:///{tmp_path / 'kept.db'}"
+    args = ["simulate", "--subscribers", "100", "--weeks", "1", "--world", str(world)]
+    first = CliRunner().invoke(app, [*args, "--database", url, "--workers", "1"])
+    assert first.exit_code == 0, first.output
+    assert "verdict:" in first.output
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", url)
+    monkeypatch.chdir(tmp_path)
+    report = CliRunner().invoke(app, ["report", "weekly-digest", "--json"])
+    assert report.exit_code == 0 and json.loads(report.stdout)["weeks"] == 1
+    again = CliRunner().invoke(app, [*args, "--database", url])
+    assert again.exit_code == 2 and "already holds runs" in again.output
