@@ -233,6 +233,19 @@ def _consumed(engine: Engine, runs: pd.DataFrame):  # type: ignore[no-untyped-de
     return consumed
 
 
+def _control_lift(
+    engine: Engine, messages: pd.DataFrame, runs: pd.DataFrame
+) -> LiftEstimate | None:
+    """Site activity, personalized over control, on runs whose following week is known."""
+    known = store.latest_behaviour(engine)
+    if known is None or Arm.control not in set(messages["arm"]):
+        return None
+    margin = timedelta(days=1)  # behaviour is synced in batches: allow the last day
+    done = [r for r, _, when in _run_list(runs) if when + store.SITE_WINDOW - margin <= known]
+    rows = messages[messages["run_id"].isin(done)]
+    return lift_estimate(rows, metric="site_active", versus=Arm.control) if len(rows) else None
+
+
 def build_weekly_report(
     engine: Engine,
     *,
@@ -262,7 +275,7 @@ def build_weekly_report(
         pooled=arm_summaries(messages) if len(messages) else {},
         lift=lift,
         lift_unfiltered=lift_estimate(messages, metric="any_click", label="any_click"),
-        lift_control=lift_estimate(messages, metric="site_active", versus=Arm.control),
+        lift_control=_control_lift(engine, messages, runs),
         verdict=verdict(lift, weeks=weeks, more=more),
         more_needed=more,
         guardrails=guardrails(

@@ -142,10 +142,12 @@ def ope_check(report: WeeklyReport, actual: WeeklyReport) -> dict[str, Any]:
     high = None if o is None else (o.snips_high if o.snips is not None else o.ips_high)
     within = (
         measured is not None
-        and estimate is not None
         and low is not None
         and high is not None
-        and (low <= measured.value <= high or measured.low <= estimate <= measured.high)
+        and low <= measured.value <= high
+    )
+    overlap = (
+        measured is not None and estimate is not None and measured.low <= estimate <= measured.high
     )
     return {
         "policy": "popular",
@@ -159,7 +161,8 @@ def ope_check(report: WeeklyReport, actual: WeeklyReport) -> dict[str, Any]:
         "measured_ctr": _round(measured.value) if measured else None,
         "measured_ci95": [_round(measured.low), _round(measured.high)] if measured else None,
         "measured_slots": g.explore_slots,
-        "within": bool(within),
+        "within": bool(within),  # the measured CTR lies in the estimate's 95% interval
+        "estimate_in_measured_interval": bool(overlap),
     }
 
 

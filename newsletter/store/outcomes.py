@@ -204,6 +204,12 @@ def item_facts(engine: Engine) -> pd.DataFrame:
     return frame
 
 
+def latest_behaviour(engine: Engine) -> datetime | None:
+    """The time of the newest behaviour row (how far site activity is known), or None."""
+    with engine.connect() as c:
+        return c.execute(select(func.max(X.occurred_at))).scalar()
+
+
 def engaged_items(engine: Engine, *, start: datetime, end: datetime) -> set[int]:
     """Items with any behaviour in [start, end)."""
     query = select(X.item_id).where(X.occurred_at >= start, X.occurred_at < end).distinct()

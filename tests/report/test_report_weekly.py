@@ -87,3 +87,24 @@ def test_unknown_campaign_and_bad_date_are_one_line_errors(
     assert bad.exit_code == 2 and "--since 'yesterday'" in bad.output  # type: ignore[attr-defined]
     both = _cli(url, "weekly-digest", "--all", cwd=tmp_path, monkeypatch=monkeypatch)
     assert both.exit_code == 2  # type: ignore[attr-defined]
+
+
+def test_a_control_arm_is_compared_on_site_activity(sqlite_engine: Engine) -> None:
+    from dataclasses import replace
+
+    from conftest import small_world
+
+    from newsletter.simulate.loop import simulate
+
+    config = small_world(weeks=2)
+    world = config.world.with_overrides(experiment={"popular_share": 0.2, "control_share": 0.2})
+    url = sqlite_engine.url.render_as_string(hide_password=False)
+    simulate(engine=sqlite_engine, config=replace(config, world=world), database_url=url)
+    report = build_weekly_report(sqlite_engine, campaign="weekly-digest")
+    control = report.pooled["control"]
+    assert control.delivered == 0 and 60 < control.members < 200
+    assert 0 < control.site_active <= control.members
+    assert report.lift_control is not None and report.lift_control.versus == "control"
+    first = report.runs[0].arms["control"]  # the last run's following week is not known yet
+    assert report.lift_control.b == first.site_active / first.members
+    assert any(line.startswith("  control:") for line in report.lines())
