@@ -43,3 +43,27 @@ def test_thompson_stays_the_default_and_unknown_policies_are_refused() -> None:
     assert parse_campaign_config({}, campaign="c").exploration_policy == "thompson"
     with pytest.raises(CampaignConfigError, match="exploration_policy"):
         parse_campaign_config({"exploration_policy": "random"}, campaign="c")
+
+
+def test_fewer_readers_than_items_plans_with_because_you_read_anchors(
+    sqlite_engine: Engine,
+) -> None:
+    """EASE solves in its dual form when readers are fewer than items; anchors still work."""
+    from newsletter.config import Settings
+    from newsletter.db import session_scope
+    from newsletter.plan.planner import plan_run
+    from newsletter.simulate.world import generate_world, world_now
+    from newsletter.store.frames import load_frames
+
+    now = world_now()
+    world = generate_world(subscribers=60, items=400, interactions=3000, now=now)
+    load_frames(sqlite_engine, world.frames, now=now, origin="test")
+    with session_scope(sqlite_engine) as s:
+        s.add(Campaign(name="w", template_name="digest", config={}, created_at=now))
+    result = plan_run(sqlite_engine, campaign="w", now=now, settings=Settings())
+    assert result.stats["planned"] == 60
+    with sqlite_engine.connect() as c:
+        anchors = c.execute(
+            select(Slot.reason_anchor).where(Slot.reason_kind == "because_you_read")  # type: ignore[call-overload]
+        ).all()
+    assert anchors and all(a[0] for a in anchors)
