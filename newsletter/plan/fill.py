@@ -68,6 +68,20 @@ def exploration_picks(
     return items, props
 
 
+def popular_picks(source: SlotSource, users: Array, counts: Array) -> tuple[Array, Array]:
+    """Per message, the counts[b] most popular unconsumed items (propensity 1): the
+    ``exploration_policy = "popular"`` alternative to Thompson sampling."""
+    width = int(counts.max()) if len(counts) else 0
+    items = np.full((len(users), width), -1, dtype=np.int64)
+    if width == 0:
+        return items, np.zeros((len(users), 0))
+    ranked = source.popular(users, width).items  # consumed items are already -1
+    for b in range(len(users)):
+        row = [int(i) for i in ranked[b] if i >= 0][: int(counts[b])]
+        items[b, : len(row)] = row
+    return items, np.where(items >= 0, 1.0, 0.0)
+
+
 @dataclass(frozen=True)
 class _Rows:
     """A section's candidates as Python lists (cheap to walk message by message)."""
@@ -189,7 +203,10 @@ def fill_personalized(
     counts = explore_counts(
         len(users), n_items=config.n_items, share=config.exploration_share, rng=rng
     )
-    picks, props = exploration_picks(bank, history, users, counts, rng)
+    if config.exploration_policy == "popular":
+        picks, props = popular_picks(source, users, counts)
+    else:
+        picks, props = exploration_picks(bank, history, users, counts, rng)
     base = config.section_quotas()
     rows = [
         _Rows.of(source.candidates(s.kind, users, q + config.n_items))

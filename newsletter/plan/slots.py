@@ -207,6 +207,8 @@ def anchors_for(model: Any, users: Array, items: Array, *, max_history: int = 32
     """
     if not _explicit_weights(model):
         return np.asarray(model.anchors(users, items))
+    if getattr(model.weights, "shape", None) != (len(model.items), len(model.items)):
+        return np.asarray(model.anchors(users, items))  # e.g. EASE in its dual form
     pos = np.full(model.n_items, -1, dtype=np.int64)
     pos[model.items] = np.arange(len(model.items))
     if len(model.items) == 0:  # nothing engaged yet: no history item can be an anchor

@@ -1,0 +1,152 @@
+"""The simulator's two doors into the real system; everything else it does is the world.
+
+* :func:`ingest` hands the publisher's rows (new subscribers, new items, site behaviour) to the
+  store's public ingest path, the one ``newsletter import csv`` and ``newsletter sync`` use
+  (``store.ingest.parse_row`` then ``write_batch``): the same validation, the same upserts.
+  When the events API lands, behaviour can go through it instead; only this function changes.
+* :func:`send_run` runs one digest of a campaign through the real pipeline -- plan (train the
+  recommender, cadence, arms, slots), render, deliver -- into a memory transport, and returns
+  the messages as the recipients' inboxes received them. Today it calls what ``newsletter run``
+  calls (``plan.planner.plan_run`` and ``deliver.dispatch.dispatch_run``); when the
+  orchestrator (``newsletter.pipeline``) lands it is the one place to switch to it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from newsletter.config import Settings
+from newsletter.deliver.transport import MemoryTransport, OutgoingMessage, SendStatus
+from newsletter.store import delivery as store
+from newsletter.store import ingest as store_ingest
+from newsletter.store.records import RejectedRow, RowError
+
+SOURCE = "simulator"
+BATCH = 5000
+
+
+class SimulationError(RuntimeError):
+    """The simulated world and the pipeline disagree (a row refused, a run not sent)."""
+
+
+@dataclass(frozen=True)
+class SentRun:
+    """One delivered run: its id, the plan's stats and what each inbox made of its message."""
+
+    run_id: int
+    plan: dict[str, Any]
+    inboxes: dict[int, Any]  # message id -> read(message)
+
+
+Reader = Callable[[OutgoingMessage], Any]
+
+
+def ingest(
+    engine: Engine,
+    entity: str,
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    now: datetime,
+    default_timezone: str = "UTC",
+) -> int:
+    """Validate and write rows of `entity` (subscribers, items, interactions) like a sync.
+
+    Returns the rows written; any refused row is a bug in the world, so it raises
+    :class:`SimulationError` naming the row and the reason.
+    """
+    parsed: list[tuple[int, dict[str, Any]]] = []
+    rejected: list[RejectedRow] = []
+    for number, raw in enumerate(rows, start=1):
+        try:
+            parsed.append(
+                (number, store_ingest.parse_row(entity, raw, default_timezone=default_timezone))
+            )
+        except RowError as exc:
+            rejected.append(RejectedRow(f"{SOURCE} {entity}", number, str(exc)))
+    written = 0
+    with engine.begin() as connection:
+        for start in range(0, len(parsed), BATCH):
+            loaded, refused = store_ingest.write_batch(
+                connection,
+                entity,
+                parsed[start : start + BATCH],
+                source=f"{SOURCE} {entity}",
+                now=now,
+                origin=SOURCE,
+            )
+            written += loaded
+            rejected.extend(refused)
+    if rejected:
+        raise SimulationError(f"the store refused {len(rejected)} rows, e.g. {rejected[0]}")
+    return written
+
+
+def send_run(
+    engine: Engine,
+    *,
+    campaign: str,
+    now: datetime,
+    settings: Settings,
+    read: Reader,
+    bounce: Iterable[str] = (),
+    workers: int = 1,
+) -> SentRun:
+    """Plan, render and deliver one run of `campaign` at `now` into memory transports.
+
+    Each delivered message is handed to `read` (the recipient's mail client) in the process
+    that delivered it, so only what the reader keeps travels back. Addresses in `bounce` are
+    refused with a permanent error, as a receiving server refuses a dead mailbox, so the
+    pipeline records the bounce. With `workers` > 1 the run is planned and delivered in that
+    many shards, each in a forked process.
+    """
+    from newsletter.plan.planner import plan_run
+
+    planned = plan_run(
+        engine, campaign=campaign, now=now, settings=settings, shard_count=workers, workers=workers
+    )
+    failures: dict[str, SendStatus] = {address: "permanent" for address in bounce}
+    _STATE.update(engine=engine, run_id=planned.run_id, now=now, settings=settings, read=read)
+    _STATE.update(failures=failures, workers=workers)
+    try:
+        if workers <= 1 or "fork" not in mp.get_all_start_methods():
+            inboxes = _deliver_shard(None)
+        else:
+            store.set_run_status(engine, run_id=planned.run_id, status="delivering", now=now)
+            with mp.get_context("fork").Pool(workers) as pool:
+                parts = pool.map(_child_shard, range(workers), chunksize=1)
+            store.set_run_status(
+                engine, run_id=planned.run_id, status="delivered", now=now, finished=True
+            )
+            inboxes = {k: v for part in parts for k, v in part.items()}
+    finally:
+        _STATE.clear()
+    return SentRun(planned.run_id, planned.stats, inboxes)
+
+
+_STATE: dict[str, Any] = {}
+
+
+def _deliver_shard(shard: int | None) -> dict[int, Any]:
+    """Deliver one shard (None: the whole run) to a memory transport; read every message."""
+    from newsletter.deliver.dispatch import DispatchPolicy, dispatch_run, dispatch_shard
+
+    s = _STATE
+    transport = MemoryTransport(failures=s["failures"])
+    policy = DispatchPolicy(honour_send_time=False)
+    common = {"transport": transport, "settings": s["settings"], "now": s["now"], "policy": policy}
+    if shard is None:
+        dispatch_run(s["engine"], run_id=s["run_id"], **common)
+    else:
+        dispatch_shard(s["engine"], run_id=s["run_id"], shard=shard, **common)
+    return {int(m.key): s["read"](m) for m in transport.sent}
+
+
+def _child_shard(shard: int) -> dict[int, Any]:
+    _STATE["engine"].dispose(close=False)
+    return _deliver_shard(shard)

@@ -1,0 +1,269 @@
+"""Simulated recipients read the delivered emails and hit the real tracking routes.
+
+Each message's HTML part is read as a mail client would (quoted-printable decoded), its links
+collected: the open pixel, one click link per slot (which slot a link is for is read from the
+link itself with ``track.tokens.verify_click``, as a reader sees which article a link leads
+to), unsubscribe, preferences and view-in-browser. The planned reactions
+(:class:`~newsletter.simulate.behaviour.Reactions`) become HTTP requests, made in simulated
+time order through an in-process ASGI client (``httpx.ASGITransport``) on the FastAPI app of
+``newsletter.api`` behind uvicorn's proxy-headers middleware (as ``newsletter serve`` runs
+it), so every request carries its user agent and client address. The app's clock is set to
+each request's simulated time: nothing sleeps. With ``workers`` > 1 the messages are split
+over forked processes, each with its own app and connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import multiprocessing as mp
+import re
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine
+
+from newsletter.config import Settings
+from newsletter.deliver.transport import OutgoingMessage
+from newsletter.simulate import agents
+from newsletter.simulate.behaviour import Reactions
+from newsletter.track import tokens
+
+LINK = re.compile(rb'href="([^"]+)"|src="([^"]+/t/o/[^"]+)"')
+ONE_CLICK = "List-Unsubscribe=One-Click"
+
+
+@dataclass
+class Inbox:
+    """The links of one received message."""
+
+    pixel: str | None = None
+    unsubscribe: str | None = None
+    slots: dict[int, str] = field(default_factory=dict)
+    links: list[str] = field(default_factory=list)  # every distinct link, in order
+
+
+def read_message(message: OutgoingMessage, *, settings: Settings) -> Inbox:
+    """Collect the tracking links of a delivered message from its HTML part."""
+    raw = message.data
+    start = raw.find(b"Content-Type: text/html")
+    body = binascii.a2b_qp(raw[start:] if start >= 0 else raw)
+    inbox = Inbox()
+    own = settings.base_url.rstrip("/") + "/"
+    seen: set[str] = set()
+    for href, src in LINK.findall(body):
+        url = (href or src).decode("utf-8", "replace").replace("&amp;", "&")
+        if not url.startswith(own):
+            continue
+        path = url[len(own) :]
+        if path.startswith("t/o/"):
+            inbox.pixel = url
+            continue
+        if url not in seen:
+            seen.add(url)
+            inbox.links.append(url)
+        if path.startswith("u/"):
+            inbox.unsubscribe = url
+        elif path.startswith("t/c/"):
+            try:
+                payload = tokens.verify_click(path[4:], secret_key=settings.secret_key)
+            except tokens.TokenError:
+                continue
+            if payload.slot is not None:
+                inbox.slots.setdefault(payload.slot, url)
+    return inbox
+
+
+_NOW: ContextVar[datetime | None] = ContextVar("simulated_now", default=None)
+EPOCH = datetime.fromtimestamp(0, UTC)
+TIME_HEADER = b"x-simulated-time"
+
+
+class SimClock:
+    """The tracking app's clock: the simulated time of the request being handled.
+
+    Requests carry their simulated time in a header that :func:`with_simulated_time` (a thin
+    ASGI wrapper around the real app) moves into a context variable, so concurrent requests
+    each see their own time (context variables follow a request into the thread pool).
+    """
+
+    def __call__(self) -> datetime:
+        return _NOW.get() or EPOCH
+
+
+def with_simulated_time(app: Any) -> Any:
+    """Wrap an ASGI app so each request's ``x-simulated-time`` (Unix seconds) is its clock."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") == "http":
+            for name, value in scope.get("headers", []):
+                if name == TIME_HEADER:
+                    _NOW.set(datetime.fromtimestamp(float(value), UTC))
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request a recipient or a machine makes."""
+
+    at: float
+    method: str
+    url: str
+    agent: str
+    ip: str
+    message: int  # message id
+    kind: str  # open | click | unsubscribe | scan
+
+
+def _human_requests(r: Reactions, k: int, box: Inbox, world_people: Any) -> list[Request]:
+    user, mid = int(r.user[k]), int(r.message_id[k])
+    ip = agents.person_ip(user)
+    out: list[Request] = []
+    if r.pixel[k] and box.pixel:
+        agent = agents.OPEN_AGENTS[int(world_people.mail_client[user])]
+        out.append(Request(float(r.open_time[k]), "GET", box.pixel, agent, ip, mid, "open"))
+    if not np.isnan(r.mpp_time[k]) and box.pixel:
+        mpp = agents.apple_ip(mid)
+        out.append(Request(float(r.mpp_time[k]), "GET", box.pixel, "Mozilla/5.0", mpp, mid, "mpp"))
+    browser = agents.BROWSER_AGENTS[int(world_people.browser[user])]
+    if r.unsubscribe[k] and box.unsubscribe:
+        at = float(r.unsubscribe_time[k])
+        out.append(Request(at, "GET", box.unsubscribe, browser, ip, mid, "unsubscribe-page"))
+        out.append(Request(at + 20, "POST", box.unsubscribe, browser, ip, mid, "unsubscribe"))
+    return out
+
+
+def _scan_requests(r: Reactions, k: int, box: Inbox, world_people: Any) -> list[Request]:
+    user, mid = int(r.user[k]), int(r.message_id[k])
+    if world_people.disguised[user]:
+        agent = agents.DISGUISED_SCANNER
+    else:
+        agent = agents.NAMED_SCANNERS[user % len(agents.NAMED_SCANNERS)]
+    ip = agents.scanner_ip(user // 40)
+    start = float(r.scan_time[k])
+    urls = ([box.pixel] if box.pixel else []) + box.links
+    return [
+        Request(start + 0.4 * n, "GET", url, agent, ip, mid, "scan") for n, url in enumerate(urls)
+    ]
+
+
+def plan_requests(reactions: Reactions, inboxes: dict[int, Inbox], *, people: Any) -> list[Request]:
+    """Every request the run's reactions make, in simulated time order."""
+    r = reactions
+    out: list[Request] = []
+    for k, mid in enumerate(r.message_id.tolist()):
+        box = inboxes.get(mid)
+        if box is None:
+            continue
+        out.extend(_human_requests(r, k, box, people))
+        if not np.isnan(r.scan_time[k]):
+            out.extend(_scan_requests(r, k, box, people))
+    for s in np.flatnonzero(r.clicked).tolist():
+        k = int(r.slot_message[s])
+        mid, user = int(r.message_id[k]), int(r.user[k])
+        box = inboxes.get(mid)
+        url = box.slots.get(int(r.slot_position[s])) if box else None
+        if url is None:
+            continue
+        agent = agents.BROWSER_AGENTS[int(people.browser[user])]
+        ip = agents.person_ip(user)
+        out.append(Request(float(r.click_time[s]), "GET", url, agent, ip, mid, "click"))
+    out.sort(key=lambda q: (q.at, q.message, q.url))
+    return out
+
+
+@dataclass
+class Outcome:
+    """What the requests of one worker got back."""
+
+    statuses: Counter[str] = field(default_factory=Counter)
+    unsubscribed: list[int] = field(default_factory=list)  # message ids confirmed
+
+    def merge(self, other: Outcome) -> None:
+        self.statuses.update(other.statuses)
+        self.unsubscribed.extend(other.unsubscribed)
+
+
+async def _one(client: Any, q: Request, outcome: Outcome) -> None:
+    headers = {"user-agent": q.agent, "x-forwarded-for": q.ip, "x-simulated-time": repr(q.at)}
+    if q.method == "POST":
+        headers["content-type"] = "application/x-www-form-urlencoded"
+        response = await client.post(q.url, headers=headers, content=ONE_CLICK)
+    else:
+        response = await client.get(q.url, headers=headers)
+    outcome.statuses[f"{q.kind} {response.status_code}"] += 1
+    if q.kind == "unsubscribe" and response.status_code == 200:
+        outcome.unsubscribed.append(q.message)
+
+
+async def _send_all(app: Any, requests: list[Request], concurrency: int) -> Outcome:
+    """Make the requests in time order, `concurrency` at a time (a window that slides)."""
+    import httpx
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    outcome = Outcome()
+    wrapped = with_simulated_time(ProxyHeadersMiddleware(app, trusted_hosts="*"))
+    transport = httpx.ASGITransport(app=wrapped)
+    async with httpx.AsyncClient(transport=transport, follow_redirects=False) as client:
+        for start in range(0, len(requests), concurrency):
+            batch = requests[start : start + concurrency]
+            await asyncio.gather(*(_one(client, q, outcome) for q in batch))
+    return outcome
+
+
+def _run(engine: Engine, settings: Settings, requests: list[Request], concurrency: int) -> Outcome:
+    from newsletter.api.app import create_app
+
+    app = create_app(settings=settings, engine=engine, clock=SimClock())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # no loop in this thread: the usual case
+        return asyncio.run(_send_all(app, requests, concurrency))
+    with ThreadPoolExecutor(1) as pool:  # called from inside an event loop (a notebook...)
+        return pool.submit(asyncio.run, _send_all(app, requests, concurrency)).result()
+
+
+_STATE: dict[str, Any] = {}
+
+
+def _child(part: int) -> Outcome:
+    s = _STATE
+    s["engine"].dispose(close=False)
+    mine = [q for q in s["requests"] if q.message % s["workers"] == part]
+    return _run(s["engine"], s["settings"], mine, s["concurrency"])
+
+
+def make_requests(
+    engine: Engine,
+    *,
+    settings: Settings,
+    requests: list[Request],
+    workers: int = 1,
+    concurrency: int = 8,
+) -> Outcome:
+    """Make the requests against the tracking app (in `workers` forked processes when > 1)."""
+    if workers <= 1 or "fork" not in mp.get_all_start_methods() or len(requests) < 200:
+        return _run(engine, settings, requests, concurrency)
+    _STATE.update(
+        engine=engine,
+        settings=settings,
+        requests=requests,
+        workers=workers,
+        concurrency=concurrency,
+    )
+    try:
+        with mp.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_child, range(workers), chunksize=1)
+    finally:
+        _STATE.clear()
+    total = Outcome()
+    for part in parts:
+        total.merge(part)
+    return total

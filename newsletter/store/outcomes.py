@@ -1,0 +1,243 @@
+"""What the multi-week report reads: runs, one row per message, one row per slot, item facts.
+
+Every function returns plain pandas frames (no ORM rows) for the report to compute on:
+
+* :func:`select_runs` -- the runs of a campaign (or of every campaign), optionally since a date;
+* :func:`message_outcomes` -- per message of those runs: arm, status, and 0/1 flags for human
+  open (an open or a click by a person), human click, machine-only open, any click (machine
+  included: the *unfiltered* count), unsubscribe, bounce and complaint, plus whether the
+  subscriber did something on the site in the 7 days after the run (for the control arm);
+* :func:`slot_outcomes` -- per slot of sent messages: position, item, source, propensity,
+  score and whether a person clicked it;
+* :func:`item_facts` -- published time and topics of items;
+* :func:`prior_consumption` -- which (subscriber, item) pairs had behaviour before a time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, and_, case, exists, func, select
+
+from newsletter.models import (
+    Campaign,
+    Event,
+    Interaction,
+    Item,
+    Message,
+    MessageStatus,
+    Run,
+    Slot,
+)
+
+M = Message.__table__.c  # type: ignore[attr-defined]
+R = Run.__table__.c  # type: ignore[attr-defined]
+C = Campaign.__table__.c  # type: ignore[attr-defined]
+E = Event.__table__.c  # type: ignore[attr-defined]
+S = Slot.__table__.c  # type: ignore[attr-defined]
+IT = Item.__table__.c  # type: ignore[attr-defined]
+X = Interaction.__table__.c  # type: ignore[attr-defined]
+CHUNK = 5000
+SITE_WINDOW = timedelta(days=7)
+
+
+def select_runs(
+    engine: Engine, *, campaign: str | None = None, since: datetime | None = None
+) -> pd.DataFrame:
+    """Runs (id, campaign, scheduled_for), oldest first; `campaign` None = every campaign."""
+    query = select(R.id.label("run_id"), C.name.label("campaign"), R.scheduled_for).join(
+        Campaign.__table__,  # type: ignore[attr-defined]
+        C.id == R.campaign_id,
+    )
+    if campaign is not None:
+        query = query.where(C.name == campaign)
+    if since is not None:
+        query = query.where(R.scheduled_for >= since)
+    with engine.connect() as c:
+        rows = c.execute(query.order_by(R.scheduled_for, R.id)).all()
+    frame = pd.DataFrame(rows, columns=["run_id", "campaign", "scheduled_for"])
+    frame["scheduled_for"] = pd.to_datetime(frame["scheduled_for"], utc=True)
+    return frame
+
+
+def newest_run_campaign(engine: Engine) -> str | None:
+    """The campaign of the newest run, or None when there are no runs."""
+    query = (
+        select(C.name)
+        .join(Run.__table__, R.campaign_id == C.id)  # type: ignore[attr-defined]
+        .order_by(R.scheduled_for.desc(), R.id.desc())
+        .limit(1)
+    )
+    with engine.connect() as c:
+        return c.execute(query).scalar()
+
+
+def _flag(condition: Any) -> Any:
+    return func.max(case((condition, 1), else_=0))  # type: ignore[arg-type]
+
+
+def message_outcomes(engine: Engine, *, run_ids: Sequence[int]) -> pd.DataFrame:
+    """One row per sent, bounced or control message of the runs (see the module docstring)."""
+    human = E.is_machine.is_(False)
+    counted = (M.status == MessageStatus.sent) | (M.reason.in_(["bounced", "control_arm"]))
+    columns = [
+        "message_id",
+        "run_id",
+        "subscriber_id",
+        "arm",
+        "status",
+        "reason",
+        "human_open",
+        "human_click",
+        "machine_open",
+        "any_click",
+        "unsubscribe",
+        "complaint",
+    ]
+    frames = []
+    with engine.connect() as c:
+        for start in range(0, len(run_ids), 50):
+            chunk = [int(r) for r in run_ids[start : start + 50]]
+            query = (
+                select(
+                    M.id,
+                    M.run_id,
+                    M.subscriber_id,
+                    M.arm,
+                    M.status,
+                    M.reason,
+                    _flag(and_(human, E.kind.in_(["open", "click"]))),
+                    _flag(and_(human, E.kind == "click")),
+                    _flag(and_(~human, E.kind == "open")),
+                    _flag(E.kind == "click"),
+                    _flag(E.kind == "unsubscribe"),
+                    _flag(E.kind == "complaint"),
+                )
+                .select_from(
+                    Message.__table__.join(Run.__table__, R.id == M.run_id).outerjoin(  # type: ignore[attr-defined]
+                        Event.__table__,  # type: ignore[attr-defined]
+                        E.message_id == M.id,
+                    )
+                )
+                .where(M.run_id.in_(chunk), counted)
+                .group_by(M.id, M.run_id, M.subscriber_id, M.arm, M.status, M.reason)
+            )
+            frames.append(pd.DataFrame(c.execute(query).all(), columns=columns))
+        out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+        out["site_active"] = 0
+        wanted = [int(r) for r in run_ids]
+        runs = c.execute(select(R.id, R.scheduled_for).where(R.id.in_(wanted))).all()
+        for run_id, when in runs:
+            active = _site_active(c, when)
+            rows = out["run_id"] == run_id
+            out.loc[rows, "site_active"] = out.loc[rows, "subscriber_id"].isin(active).astype(int)
+    out["machine_open"] = out["machine_open"] * (1 - out["human_open"])
+    out["bounce"] = (out["reason"] == "bounced").astype(int)
+    return out.sort_values("message_id", ignore_index=True)
+
+
+def _site_active(c: Connection, when: datetime) -> set[int]:
+    """Subscribers with any behaviour on the site in the week after `when`."""
+    query = select(X.subscriber_id).where(X.occurred_at >= when, X.occurred_at < when + SITE_WINDOW)
+    return {int(r[0]) for r in c.execute(query.distinct())}
+
+
+def slot_outcomes(engine: Engine, *, run_ids: Sequence[int]) -> pd.DataFrame:
+    """One row per slot of the runs' sent messages, with the person's click on it (0/1)."""
+    clicked = exists().where(
+        E.message_id == S.message_id,
+        E.slot_position == S.position,
+        E.kind == "click",
+        E.is_machine.is_(False),
+    )
+    columns = [
+        "message_id",
+        "run_id",
+        "subscriber_id",
+        "arm",
+        "position",
+        "item_id",
+        "source",
+        "propensity",
+        "score",
+        "clicked",
+    ]
+    frames = []
+    with engine.connect() as c:
+        for start in range(0, len(run_ids), 50):
+            chunk = [int(r) for r in run_ids[start : start + 50]]
+            query = (
+                select(
+                    S.message_id,
+                    M.run_id,
+                    M.subscriber_id,
+                    M.arm,
+                    S.position,
+                    S.item_id,
+                    S.source,
+                    S.propensity,
+                    S.score,
+                    case((clicked, 1), else_=0),
+                )
+                .select_from(Slot.__table__.join(Message.__table__, M.id == S.message_id))  # type: ignore[attr-defined]
+                .where(M.run_id.in_(chunk), M.status == MessageStatus.sent)
+            )
+            frames.append(pd.DataFrame(c.execute(query).all(), columns=columns))
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True).sort_values(
+        ["message_id", "position"], ignore_index=True
+    )
+
+
+def item_facts(engine: Engine) -> pd.DataFrame:
+    """Every item's id, published time and topics (a list)."""
+    with engine.connect() as c:
+        rows = c.execute(select(IT.id, IT.published_at, IT.topics, IT.active)).all()
+    frame = pd.DataFrame(rows, columns=["item_id", "published_at", "topics", "active"])
+    frame["published_at"] = pd.to_datetime(frame["published_at"], utc=True)
+    frame["topics"] = [t if isinstance(t, list) else json.loads(t or "[]") for t in frame["topics"]]
+    return frame
+
+
+def latest_behaviour(engine: Engine) -> datetime | None:
+    """The time of the newest behaviour row (how far site activity is known), or None."""
+    with engine.connect() as c:
+        return c.execute(select(func.max(X.occurred_at))).scalar()
+
+
+def engaged_items(engine: Engine, *, start: datetime, end: datetime) -> set[int]:
+    """Items with any behaviour in [start, end)."""
+    query = select(X.item_id).where(X.occurred_at >= start, X.occurred_at < end).distinct()
+    with engine.connect() as c:
+        return {int(r[0]) for r in c.execute(query)}
+
+
+def prior_consumption(
+    engine: Engine, *, subscribers: Sequence[int], items: Sequence[int], before: datetime
+) -> set[tuple[int, int]]:
+    """(subscriber, item) pairs with behaviour or a human email click before `before`."""
+    wanted = sorted({int(i) for i in items})
+    out: set[tuple[int, int]] = set()
+    if not wanted:
+        return out
+    people = sorted({int(s) for s in subscribers})
+    with engine.connect() as c:
+        for start in range(0, len(people), CHUNK):
+            chunk = people[start : start + CHUNK]
+            behaviour = select(X.subscriber_id, X.item_id).where(
+                X.subscriber_id.in_(chunk), X.item_id.in_(wanted), X.occurred_at < before
+            )
+            clicks = select(E.subscriber_id, E.item_id).where(
+                E.subscriber_id.in_(chunk),
+                E.item_id.in_(wanted),
+                E.occurred_at < before,
+                E.kind == "click",
+                E.is_machine.is_(False),
+            )
+            out.update((int(s), int(i)) for s, i in c.execute(behaviour.union(clicks)))
+    return out
