@@ -6,20 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from report_world import small_world
 from sqlalchemy import Engine
 
 from newsletter.db import make_engine, upgrade
-from newsletter.simulate.loop import SimulationConfig, simulate
-from newsletter.simulate.params import load_world
-
-
-def small_world(weeks: int = 3, **email: float) -> SimulationConfig:
-    world = load_world("news").with_overrides(
-        catalogue={"initial_items": 150, "items_per_week": 50},
-        reading={"history_weeks": 2},
-        **({"email": email} if email else {}),
-    )
-    return SimulationConfig(world=world, subscribers=300, weeks=weeks, seed=11, workers=1)
+from newsletter.simulate.loop import simulate
 
 
 @pytest.fixture(scope="module")

@@ -92,7 +92,7 @@ def test_unknown_campaign_and_bad_date_are_one_line_errors(
 def test_a_control_arm_is_compared_on_site_activity(sqlite_engine: Engine) -> None:
     from dataclasses import replace
 
-    from conftest import small_world
+    from report_world import small_world
 
     from newsletter.simulate.loop import simulate
 
