@@ -292,7 +292,7 @@ def demo_command(
 ) -> None:
     """Build a demo database from a synthetic publisher and run the pipeline on it."""
     from newsletter.db import now_utc
-    from newsletter.pipeline import run_demo
+    from newsletter.demo import run_demo
 
     result = run_demo(
         directory=directory,
@@ -416,27 +416,36 @@ def plan_command(
         None, help="The run's scheduled time (default: --now)."
     ),
     shards: int = typer.Option(1, min=1, help="Plan in this many shards of subscribers."),
-    workers: int = typer.Option(1, min=1, help="Plan shards in this many processes."),
+    workers: int = typer.Option(1, min=1, help="Plan shards in this many local processes."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     config: Path | None = ConfigOption,
 ) -> None:
     """Plan a run of CAMPAIGN and print counts by arm and by skip reason."""
+    from newsletter.pipeline import create_run, plan_run
     from newsletter.plan.campaigns import CampaignConfigError
-    from newsletter.plan.planner import PlanError, plan_run
+    from newsletter.plan.planner import PlanError
     from newsletter.plan.segments import SegmentError
+    from newsletter.tasks import executor_for
 
-    engine = migrated_engine(settings_or_exit(config))
+    settings = settings_or_exit(config)
+    engine = migrated_engine(settings)
     when = _when(now, "--now")
     scheduled = _when(scheduled_for, "--scheduled-for") if scheduled_for else None
     try:
-        result = plan_run(
+        prepared = create_run(
             engine,
             campaign=campaign,
             now=when,
-            settings=settings_or_exit(config),
+            settings=settings,
             scheduled_for=scheduled,
             shard_count=shards,
-            workers=workers,
+        )
+        result = plan_run(
+            engine,
+            run_id=prepared.run_id,
+            now=when,
+            executor=executor_for(workers),
+            settings=settings,
         )
     except (PlanError, SegmentError, CampaignConfigError) as exc:
         raise fail(str(exc), 2) from exc
@@ -591,6 +600,7 @@ def run_command(
         None, help="smtp://host:port, smtps://…, outbox:DIR or memory: (default: smtp_url)."
     ),
     shards: int = typer.Option(1, min=1, help="Plan and deliver in this many shards."),
+    workers: int = typer.Option(1, min=1, help="Plan and deliver shards in this many processes."),
     on_unknown: str | None = typer.Option(
         None, help="After a crash, messages caught mid-send: resend (default) or fail."
     ),
@@ -607,43 +617,35 @@ def run_command(
     config: Path | None = ConfigOption,
 ) -> None:
     """Plan, render and deliver CAMPAIGN; or `run resume RUN`; or `run retry-failed RUN`."""
-    from dataclasses import replace
     from typing import Any
 
     from newsletter.deliver.dispatch import DeliveryError
-    from newsletter.deliver.runner import (
-        RichProgress,
-        default_policy,
-        resume_run,
-        retry_failed_run,
-        run_campaign,
-    )
+    from newsletter.deliver.policy import DeliveryPolicy
     from newsletter.deliver.transport import TransportConfigError
+    from newsletter.pipeline import resume_run, retry_failed_run, run_campaign
     from newsletter.plan.campaigns import CampaignConfigError
     from newsletter.plan.planner import PlanError
     from newsletter.plan.segments import SegmentError
+    from newsletter.progress import RichProgress
+    from newsletter.tasks import executor_for
 
     if (target in RUN_FORMS) != (run_id is not None):
         raise fail("usage: newsletter run CAMPAIGN | run resume RUN | run retry-failed RUN", 2)
     if on_unknown not in (None, "resend", "fail"):
         raise fail(f"--on-unknown {on_unknown!r}: use resend or fail", 2)
     settings = settings_or_exit(config)
-    engine = migrated_engine(settings_or_exit(config))
+    engine = migrated_engine(settings)
     when = _when(now, "--now")
+    changes: dict[str, Any] = {"honour_send_time": not send_all, "live_clock": now is None}
+    if on_unknown is not None:
+        changes["on_unknown"] = on_unknown
     try:
-        policy = default_policy(settings)
-        if on_unknown is not None:
-            policy = replace(policy, on_unknown=on_unknown)  # type: ignore[arg-type]
-        policy = replace(policy, honour_send_time=not send_all)
-        if now is None:  # a live run stamps each message with the real time it was sent
-            from newsletter.db import now_utc
-
-            policy = replace(policy, clock=now_utc)
         common: dict[str, Any] = {
             "now": when,
             "settings": settings,
             "transport_url": transport,
-            "policy": policy,
+            "policy": DeliveryPolicy.from_settings(settings, **changes),
+            "executor": executor_for(workers),
         }
         with RichProgress(err_console) as progress:
             if target == "resume" and run_id is not None:
@@ -658,11 +660,7 @@ def run_command(
                 )
             else:
                 summary = run_campaign(
-                    engine,
-                    campaign=target,
-                    shard_count=shards,  # type: ignore[arg-type]
-                    progress=progress,
-                    **common,
+                    engine, campaign=target, shard_count=shards, progress=progress, **common
                 )
     except (TransportConfigError, PlanError, SegmentError, CampaignConfigError) as exc:
         raise fail(str(exc), 2) from exc

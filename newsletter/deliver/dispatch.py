@@ -57,6 +57,7 @@ from sqlalchemy import Engine
 
 from newsletter.config import Settings
 from newsletter.deliver.retry import Backoff
+from newsletter.deliver.status import settle_run
 from newsletter.deliver.transport import OutgoingMessage, SendResult, Transport
 from newsletter.render.compile import CompiledTemplate, TemplateCache
 from newsletter.render.context import ContextError, _db_sections, build_context
@@ -384,7 +385,8 @@ def dispatch_run(
     now: datetime,
     policy: DispatchPolicy | None = None,
 ) -> DispatchResult:
-    """Deliver a run shard by shard; the run is ``delivering`` meanwhile, then ``delivered``."""
+    """Deliver a run shard by shard; the run is ``delivering`` meanwhile, then settled
+    (``delivered``, ``waiting``, or ``planning`` while its plan is incomplete)."""
     compiled = compile_for_run(engine, run_id=run_id)
     total = DispatchResult(run_id)
     store.set_run_status(engine, run_id=run_id, status="delivering", now=now)
@@ -407,10 +409,7 @@ def dispatch_run(
         raise
     if policy is not None and policy.honour_send_time:
         total.waiting, total.next_send = store.waiting(engine, run_id=run_id, due_by=now)
-    if total.waiting:
-        store.set_run_status(engine, run_id=run_id, status="waiting", now=now)
-    else:
-        store.set_run_status(engine, run_id=run_id, status="delivered", now=now, finished=True)
+    settle_run(engine, run_id=run_id, now=now)  # never `delivered` with unplanned members
     return total
 
 

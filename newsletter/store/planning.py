@@ -212,11 +212,15 @@ def write_shard(
 
     `messages` has the Message columns but run_id/id; `slots` the Slot columns with
     `subscriber_id` in place of `message_id`. Subscribers already in the run are left alone.
+    The transaction first locks the run's row, so writers of the same run (a shard task
+    delivered twice, in two processes) take turns and the second finds the first's messages.
     """
     if messages.empty:
         return 0
     ids = [int(i) for i in messages["subscriber_id"]]
+    table = Run.__table__  # type: ignore[attr-defined]
     with engine.begin() as c:
+        c.execute(update(table).where(table.c.id == run_id).values(status=table.c.status))
         existing = _planned(c, run_id, ids)
         fresh = messages[~messages["subscriber_id"].isin(existing)].assign(run_id=run_id)
         bulk_insert(c, "message", fresh)
