@@ -28,7 +28,6 @@ parameter: nothing below reads the clock unless a policy asks for the live one).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -44,11 +43,16 @@ from newsletter.deliver.dispatch import (
     DeliveryError,
     DeliveryPaused,
     DispatchResult,
-    Outcome,
     compile_for_run,
 )
 from newsletter.deliver.policy import DeliveryPolicy
-from newsletter.deliver.shards import ProgressSink, RunSummary, start_pass
+from newsletter.deliver.shards import (
+    ProgressSink,
+    RunSummary,
+    StartedProgress,
+    shard_progress,
+    start_pass,
+)
 from newsletter.deliver.status import settle_run
 from newsletter.deliver.transport import transport_from_url
 from newsletter.models import MessageStatus, RunStatus
@@ -147,14 +151,14 @@ def deliver_run(
     url, shards = database_url(engine), store.run_shards(engine, run_id=run_id)
     tasks = [DeliverShard(url, run_id, shard, transport_url) for shard in shards]
     result = DispatchResult(run_id)
-    local = isinstance(runner, InProcess)
+    local = runner.in_process
     opened = transport_from_url(transport_url or settings.smtp_url) if local else nullcontext()
     try:
         with opened as transport:
             worker = Worker(
                 engine=engine, settings=settings, transport=transport, progress=progress
             )
-            done = None if local or progress is None else _advance(progress)
+            done = None if local or progress is None else shard_progress(progress)
             for shard_result in runner.run(tasks, worker=worker, on_done=done):
                 result.add(shard_result)
     except DeliveryPaused:
@@ -164,17 +168,6 @@ def deliver_run(
         result.waiting, result.next_send = store.waiting(engine, run_id=run_id, due_by=now)
     status = finalize_run(engine, run_id=run_id, now=now)
     return RunSummary(run_id, result, store.run_counts(engine, run_id=run_id), None, status)
-
-
-def _advance(progress: ProgressSink) -> Callable[[Any, Any], None]:
-    """For a process pool: move a display that can ``advance(n)`` on by each finished shard."""
-    advance = getattr(progress, "advance", None)
-
-    def done(_task: Any, shard: DispatchResult) -> None:
-        if advance is not None:
-            advance(shard.sent + shard.failed + shard.skipped)
-
-    return done
 
 
 def finalize_run(engine: Engine, *, run_id: int, now: datetime) -> RunStatus:
@@ -209,15 +202,13 @@ def run_campaign(
         source_factory=source_factory,
     )
     planned = plan_run(engine, run_id=plan.run_id, now=now, executor=executor, settings=settings)
+    delivery: dict[str, Any] = {
+        "policy": policy,
+        "transport_url": transport_url,
+        "progress": progress,
+    }
     summary = deliver_run(
-        engine,
-        run_id=plan.run_id,
-        now=now,
-        settings=settings,
-        policy=policy,
-        transport_url=transport_url,
-        executor=executor,
-        progress=progress,
+        engine, run_id=plan.run_id, now=now, settings=settings, executor=executor, **delivery
     )
     summary.plan = planned.stats
     return summary
@@ -252,18 +243,15 @@ def resume_run(
             scheduled_for=row.scheduled_for,
         )
         replanned = plan_run(engine, run_id=run_id, now=now, executor=executor, settings=settings)
-    settled = store.reconcile_sending(
-        engine, run_id=run_id, resend=policy.on_unknown == "resend", now=now
-    )
+    resend = policy.on_unknown == "resend"
+    settled = store.reconcile_sending(engine, run_id=run_id, resend=resend, now=now)
+    delivery: dict[str, Any] = {
+        "policy": policy,
+        "transport_url": transport_url,
+        "progress": progress,
+    }
     summary = deliver_run(
-        engine,
-        run_id=run_id,
-        now=now,
-        settings=settings,
-        policy=policy,
-        transport_url=transport_url,
-        executor=executor,
-        progress=progress,
+        engine, run_id=run_id, now=now, settings=settings, executor=executor, **delivery
     )
     summary.result.reconciled = settled
     summary.plan = None if replanned is None else replanned.stats
@@ -289,33 +277,18 @@ def retry_failed_run(
     if progress is not None:
         failed = store.run_counts(engine, run_id=run_id).failed
         progress.start(sum(failed.get(r, 0) for r in reasons))
-        progress = _NoStart(progress)
+        progress = StartedProgress(progress)
     requeued = store.requeue_failed(engine, run_id=run_id, reasons=reasons, now=now)
+    delivery: dict[str, Any] = {
+        "policy": policy,
+        "transport_url": transport_url,
+        "progress": progress,
+    }
     summary = deliver_run(
-        engine,
-        run_id=run_id,
-        now=now,
-        settings=settings,
-        policy=policy,
-        transport_url=transport_url,
-        executor=executor,
-        progress=progress,
+        engine, run_id=run_id, now=now, settings=settings, executor=executor, **delivery
     )
     summary.result.reconciled = requeued
     return summary
-
-
-@dataclass
-class _NoStart:
-    """A progress sink whose total was already set (retry-failed counts before requeueing)."""
-
-    inner: ProgressSink
-
-    def start(self, total: int) -> None:
-        return None
-
-    def __call__(self, outcome: Outcome) -> None:
-        self.inner(outcome)
 
 
 def release_due(

@@ -10,14 +10,15 @@ What a task needs beyond its fields comes from the :class:`Worker` of the proces
 engines by URL, the settings (secret key, sender, transport URL...) and, in the caller's own
 process, resources the caller lends (its engine, an open transport, a progress sink). An
 :class:`Executor` runs a list of tasks: :class:`InProcess` (the default: one after another in
-this process, with the caller's resources) or :class:`ProcessPool` (local processes started
-with ``spawn``; each builds its own worker from the settings it is given). The scale-out issue
-adds a distributed executor over the same tasks.
+this process, with the caller's resources) or :class:`ProcessPool` (local processes; each
+builds its own worker from the settings it is given). The scale-out issue adds a distributed
+executor over the same tasks.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from newsletter.deliver.dispatch import DispatchResult
 from newsletter.deliver.shards import ProgressSink, deliver_shard
 from newsletter.deliver.transport import Transport, transport_from_url
 from newsletter.plan.planner import plan_shard
+
+_LENT: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines a forked child must let go
 
 
 def database_url(engine: Engine) -> str:
@@ -53,6 +56,7 @@ class Worker:
         self._engines: dict[str, Engine] = {}
         if engine is not None:
             self._engines[database_url(engine)] = engine
+            _LENT.add(engine)
         self.lent_transport = transport
         self.progress = progress
 
@@ -128,8 +132,12 @@ class Executor(Protocol):
     """Runs shard tasks and returns their results in task order.
 
     ``worker`` holds the caller's resources; executors that run tasks in other processes
-    pass on only its settings. ``on_done`` is called in the caller's process per finished task.
+    (``in_process`` False) pass on only its settings. ``on_done`` is called in the caller's
+    process per finished task.
     """
+
+    @property
+    def in_process(self) -> bool: ...
 
     def run(
         self, tasks: Sequence[Task], *, worker: Worker, on_done: OnDone | None = None
@@ -138,6 +146,8 @@ class Executor(Protocol):
 
 class InProcess:
     """Run the tasks one after another in this process (the default)."""
+
+    in_process = True
 
     def run(
         self, tasks: Sequence[Task], *, worker: Worker, on_done: OnDone | None = None
@@ -154,7 +164,13 @@ _PROCESS_WORKER: list[Worker] = []
 
 
 def _start_worker(settings: Settings | None) -> None:
-    """Pool initializer: this process's worker (its own engines, the settings given)."""
+    """Pool initializer: this process's worker (its own engines, the settings given).
+
+    A forked child first lets go of the connections it inherited (they belong to the
+    parent's sockets and files) without closing them.
+    """
+    for engine in list(_LENT):
+        engine.dispose(close=False)
     _PROCESS_WORKER[:] = [Worker(settings=settings)]
 
 
@@ -165,20 +181,28 @@ def run_task(task: Task) -> Any:
     return task.run(_PROCESS_WORKER[0])
 
 
+def default_start_method() -> str:
+    """``fork`` where the platform has it (children inherit the loaded modules and the
+    model already in memory: they start in milliseconds), else ``spawn``."""
+    return "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+
+
 @dataclass(frozen=True)
 class ProcessPool:
-    """Run the tasks in `workers` local processes started with `start_method` (spawn-safe:
-    each task carries only a database URL, a run id and a shard number)."""
+    """Run the tasks in `workers` local processes started with `start_method` (default:
+    :func:`default_start_method`). Spawn-safe: a task carries only a database URL, a run id
+    and a shard number, and a child builds everything else itself."""
 
     workers: int
-    start_method: str = "spawn"
+    start_method: str | None = None
+    in_process = False
 
     def run(
         self, tasks: Sequence[Task], *, worker: Worker, on_done: OnDone | None = None
     ) -> list[Any]:
         if not tasks:
             return []
-        context = mp.get_context(self.start_method)
+        context = mp.get_context(self.start_method or default_start_method())
         size = max(1, min(self.workers, len(tasks)))
         results = []
         with context.Pool(size, initializer=_start_worker, initargs=(worker.settings,)) as pool:

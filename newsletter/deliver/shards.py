@@ -13,6 +13,7 @@ nothing twice: every claim is a conditional UPDATE (see ``dispatch``).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -37,6 +38,31 @@ class ProgressSink(Protocol):
     def start(self, total: int) -> None: ...
 
     def __call__(self, outcome: Outcome) -> None: ...
+
+
+@dataclass
+class StartedProgress:
+    """A progress sink whose total was already set (retry-failed counts before requeueing)."""
+
+    inner: ProgressSink
+
+    def start(self, total: int) -> None:
+        return None
+
+    def __call__(self, outcome: Outcome) -> None:
+        self.inner(outcome)
+
+
+def shard_progress(progress: ProgressSink) -> Callable[[Any, DispatchResult], None]:
+    """For shards delivered in other processes: move a display that can ``advance(n)`` on
+    by each finished shard's outcomes (the calling process sees no single message)."""
+    advance = getattr(progress, "advance", None)
+
+    def done(_task: Any, shard: DispatchResult) -> None:
+        if advance is not None:
+            advance(shard.sent + shard.failed + shard.skipped)
+
+    return done
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,28 @@ from newsletter.store import planning as store
 
 __all__ = ["PlanError", "PlanResult", "finish_plan", "plan_run", "plan_shard", "resolve_segment"]
 BATCH = 2000
+MESSAGE_COLUMNS = [
+    "subscriber_id",
+    "arm",
+    "status",
+    "reason",
+    "shard",
+    "planned_for",
+    "attempts",
+    "updated_at",
+]
+SLOT_COLUMNS = [
+    "subscriber_id",
+    "position",
+    "section",
+    "item_id",
+    "source",
+    "score",
+    "propensity",
+    "reason_kind",
+    "reason_anchor",
+    "reason_text",
+]
 
 
 @dataclass
@@ -145,36 +167,10 @@ def _frames(
                     s.reason_text,
                 )
             )
-    messages = pd.DataFrame(
-        rows,
-        columns=[
-            "subscriber_id",
-            "arm",
-            "status",
-            "reason",
-            "shard",
-            "planned_for",
-            "attempts",
-            "updated_at",
-        ],
-    )
+    messages = pd.DataFrame(rows, columns=MESSAGE_COLUMNS)
     for column in ("planned_for", "updated_at"):
         messages[column] = pd.to_datetime(messages[column], utc=True)
-    slot_frame = pd.DataFrame(
-        slot_rows,
-        columns=[
-            "subscriber_id",
-            "position",
-            "section",
-            "item_id",
-            "source",
-            "score",
-            "propensity",
-            "reason_kind",
-            "reason_anchor",
-            "reason_text",
-        ],
-    )
+    slot_frame = pd.DataFrame(slot_rows, columns=SLOT_COLUMNS)
     assignments = pd.DataFrame(
         {
             "experiment": plan.experiment,

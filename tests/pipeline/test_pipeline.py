@@ -176,7 +176,7 @@ def test_executors_return_results_in_task_order(sqlite_engine: Engine) -> None:
     url = database_url(sqlite_engine)
     tasks = [PlanShard(url, run_id, shard) for shard in (2, 0, 1, 0)]
     seen: list[int] = []
-    pooled = ProcessPool(2).run(
+    pooled = ProcessPool(2, start_method="spawn").run(
         tasks, worker=Worker(settings=SETTINGS), on_done=lambda t, _: seen.append(t.shard)
     )
     assert seen == [2, 0, 1, 0] and sum(pooled) == 24  # each member planned once
