@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +22,7 @@ from newsletter.plan.planner import PlanError, plan_shard
 from newsletter.plan.runs import load_members
 from newsletter.plan.sources import popularity_slot_source
 from newsletter.store.runs import message_count
-from newsletter.tasks import InProcess, PlanShard, ProcessPool, Worker, database_url
+from newsletter.tasks import InProcess, PlanShard, ProcessPool, Worker
 
 NOW = DISPATCH_NOW  # Monday 05:00 UTC: some subscribers' 08:00 local send hour has come
 SETTINGS = Settings(smtp_url="memory:")
@@ -171,17 +172,22 @@ def test_delivery_policy_is_plain_data() -> None:
     assert DeliveryPolicy.from_settings(Settings(delivery_on_unknown="fail")).on_unknown == "fail"
 
 
-def test_executors_return_results_in_task_order(sqlite_engine: Engine) -> None:
-    run_id = _prepare(sqlite_engine)
-    url = database_url(sqlite_engine)
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_executors_return_results_in_task_order(
+    start_method: str, database_pair: Callable[[], tuple[Engine, str]]
+) -> None:
+    engine, url = database_pair()
+    run_id = _prepare(engine)
     tasks = [PlanShard(url, run_id, shard) for shard in (2, 0, 1, 0)]
     seen: list[int] = []
-    pooled = ProcessPool(2, start_method="spawn").run(
-        tasks, worker=Worker(settings=SETTINGS), on_done=lambda t, _: seen.append(t.shard)
+    pooled = ProcessPool(2, start_method=start_method).run(
+        tasks,
+        worker=Worker(engine=engine, settings=SETTINGS),
+        on_done=lambda t, _: seen.append(t.shard),
     )
     assert seen == [2, 0, 1, 0] and sum(pooled) == 24  # each member planned once
     assert min(pooled[1], pooled[3]) == 0  # shard 0 twice: one of them finds it done
-    again = InProcess().run(tasks, worker=Worker(engine=sqlite_engine))
+    again = InProcess().run(tasks, worker=Worker(engine=engine))  # the caller's engine still works
     assert again == [0, 0, 0, 0]
-    members = np.sort(load_members(sqlite_engine, run_id=run_id))
-    assert sorted(_messages(sqlite_engine, run_id)) == members.tolist()
+    members = np.sort(load_members(engine, run_id=run_id))
+    assert sorted(_messages(engine, run_id)) == members.tolist()
