@@ -26,6 +26,7 @@ EXPECTED_TABLES = {
     "assignment",
     "suppression",
     "sync_state",
+    "run_artifact",
 }
 
 
