@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from newsletter.cli import app
 from newsletter.db import make_engine
 from newsletter.models import Campaign, Message, Run, Slot
+from testsupport import STRONG_SECRET
 
 SUBSCRIBERS = "subscriber_key,email,name,plan\n" + "".join(
     f"s{i},s{i}@example.com,Reader {i},{'premium' if i % 2 else 'free'}\n" for i in range(1, 7)
@@ -42,10 +43,12 @@ SIX = "subscriber_key,item_key,kind,occurred_at\n" + "".join(
 
 @pytest.fixture
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh working folder: no NEWSLETTER_* variables, the default ./newsletter.db."""
+    """A fresh working folder: no NEWSLETTER_* variables but a strong secret key (`run`
+    refuses the public default), the default ./newsletter.db."""
     for name in list(os.environ):
         if name.startswith("NEWSLETTER_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", STRONG_SECRET)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

@@ -26,6 +26,7 @@ from sqlalchemy import Engine, select
 from newsletter.models import ArtifactKind, Message, Run, Subscriber
 from newsletter.plan.runs import load_plan, plan_complete
 from newsletter.store.artifacts import artifact_digest
+from testsupport import STRONG_SECRET
 
 HERE = Path(__file__).parent
 MID = re.compile(r"<nl\.(\d+)\.")
@@ -38,6 +39,7 @@ def _env(database_url: str, tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env["NEWSLETTER_DATABASE_URL"] = database_url
     env["NEWSLETTER_CONFIG"] = str(tmp / "absent.toml")
+    env["NEWSLETTER_SECRET_KEY"] = STRONG_SECRET  # `run` refuses the public default key
     return env
 
 

@@ -200,7 +200,7 @@ def test_sync_and_import_that_omit_the_fields_never_undo_what_readers_chose(
     lines += [f"r{i},{n}@example.com,{n.upper()},Europe/Paris" for i, n in enumerate(READERS, 1)]
     csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
     imported = import_csv(engine, subscribers=csv, now=T0 + timedelta(days=3))
-    assert imported.as_dict()["subscribers"] == {"read": 5, "loaded": 5, "rejected": 0}
+    assert imported.as_dict()["subscribers"] == {"read": 5, "loaded": 5, "new": 0, "rejected": 0}
     assert _without_name(_state(engine)) == CHOSEN
     with Session(engine) as s:
         [suppressed] = s.execute(select(Suppression.email)).all()
