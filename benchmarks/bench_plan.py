@@ -1,8 +1,10 @@
 """Benchmark: plan a weekly digest for N subscribers (segment, cadence, arms, slots, persist).
 
 Builds a synthetic world (newsletter.simulate.world) in a fresh database, adds suppressions
-and last week's messages so cadence has work to do, then times each stage of plan_run, and
-a second (idempotent) pass. Not a test; results go to benchmarks/README.md.
+and last week's messages so cadence has work to do, then times each stage of a run's plan
+through ``newsletter.pipeline`` (create_run: segment, model fit, artifacts stored; plan_run:
+the shards, in-process or on a spawn process pool) and a second (idempotent) pass. Not a
+test; results go to benchmarks/README.md.
 
     taskset -c 0,1 python benchmarks/bench_plan.py --subscribers 100000
     taskset -c 0,1 python benchmarks/bench_plan.py --database-url \
@@ -27,13 +29,14 @@ from sqlalchemy import text
 
 from newsletter.config import Settings
 from newsletter.db import make_engine, session_scope, upgrade
-from newsletter.models import Campaign, Run
+from newsletter.models import ArtifactKind, Campaign, Run
+from newsletter.pipeline import create_run, plan_run
 from newsletter.plan import sources
-from newsletter.plan.parallel import run_shards
-from newsletter.plan.planner import plan_run, prepare_run, run_stats
 from newsletter.simulate.world import generate_world, world_now
+from newsletter.store.artifacts import load_artifact
 from newsletter.store.bulk import bulk_insert
 from newsletter.store.frames import load_frames
+from newsletter.tasks import executor_for
 
 FACTORIES = sources.FACTORIES
 
@@ -118,38 +121,43 @@ def main() -> None:
     print(f"setup (not timed): {time.perf_counter() - t0:.1f} s  [{url.split(':')[0]}]")
     now = world_now()
     t0, c0 = time.perf_counter(), cpu_seconds()
-    ctx = prepare_run(
-        engine,
-        campaign="weekly",
-        now=now,
-        settings=Settings(),
-        source_factory=FACTORIES[args.source],
-    )  # type: ignore[arg-type]
-    ctx.lazy.get()
-    t1 = time.perf_counter()
-    new = run_shards(engine, ctx, shard_count=args.shards, now=now, workers=args.workers)
-    stats = run_stats(engine, ctx, args.shards)  # type: ignore[arg-type]
-    t2 = time.perf_counter()
-    print(f"prepare (segment, load matrices, fit {args.source}, Thompson bank): {t1 - t0:.1f} s")
-    print(
-        f"shards x{args.shards}, {args.workers} workers (profiles, cadence, arms, slots, "
-        f"persist): {t2 - t1:.1f} s"
-    )
-    print(
-        f"total plan: {t2 - t0:.1f} s wall, {cpu_seconds() - c0:.1f} s CPU (all processes); "
-        f"new messages {new}; stats {stats}"
-    )
-    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    t0 = time.perf_counter()
-    again = plan_run(
+    prepared = create_run(
         engine,
         campaign="weekly",
         now=now,
         settings=Settings(),
         shard_count=args.shards,
         source_factory=FACTORIES[args.source],
-        workers=args.workers,
-    )  # type: ignore[arg-type]
+    )
+    t1 = time.perf_counter()
+    executor = executor_for(args.workers)
+    result = plan_run(engine, run_id=prepared.run_id, now=now, executor=executor)
+    t2 = time.perf_counter()
+    model = load_artifact(engine, run_id=prepared.run_id, kind=ArtifactKind.model)
+    size = len(model.content) / 1e6 if model else 0.0
+    print(
+        f"prepare (segment, load matrices, fit {args.source}, Thompson bank, store the "
+        f"{size:.1f} MB model): {t1 - t0:.1f} s"
+    )
+    print(
+        f"shards x{args.shards}, {args.workers} workers (profiles, cadence, arms, slots, "
+        f"persist): {t2 - t1:.1f} s"
+    )
+    print(
+        f"total plan: {t2 - t0:.1f} s wall, {cpu_seconds() - c0:.1f} s CPU (all processes); "
+        f"new messages {result.new_messages}; stats {result.stats}"
+    )
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    t0 = time.perf_counter()
+    prepared = create_run(
+        engine,
+        campaign="weekly",
+        now=now,
+        settings=Settings(),
+        shard_count=args.shards,
+        source_factory=FACTORIES[args.source],
+    )
+    again = plan_run(engine, run_id=prepared.run_id, now=now, executor=executor)
     elapsed = time.perf_counter() - t0
     print(f"re-plan (idempotent): {elapsed:.1f} s; new messages {again.new_messages}")
 

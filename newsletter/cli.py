@@ -533,7 +533,7 @@ def demo_command(
     as_json: bool = typer.Option(False, "--json", help="Print what each step did as JSON."),
 ) -> None:
     """Build a demo database from a synthetic publisher and run the pipeline on it."""
-    from newsletter.pipeline import run_demo
+    from newsletter.demo import run_demo
 
     with err_console.status("building the demo ...") as status:
 
@@ -710,14 +710,16 @@ def plan_command(
         False, "--new-run", help="Plan a new run even if one is planned and not sent yet."
     ),
     shards: int = typer.Option(1, min=1, help="Plan in this many shards of subscribers."),
-    workers: int = typer.Option(1, min=1, help="Plan shards in this many processes."),
+    workers: int = typer.Option(1, min=1, help="Plan shards in this many local processes."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     config: Path | None = ConfigOption,
 ) -> None:
     """Plan a run of CAMPAIGN (who gets what) and print counts by arm and by skip reason."""
+    from newsletter.pipeline import create_run, plan_run
     from newsletter.plan.campaigns import CampaignConfigError
-    from newsletter.plan.planner import PlanError, plan_run
+    from newsletter.plan.planner import PlanError
     from newsletter.plan.segments import SegmentError
+    from newsletter.tasks import executor_for
 
     settings = settings_or_exit(config)
     engine = migrated_engine(settings)
@@ -727,14 +729,20 @@ def plan_command(
         if scheduled is None and not new_run:
             scheduled = _pending_schedule(engine, campaign, verb="re-planning")
         with progress_bars() as bars:
-            result = plan_run(
+            prepared = create_run(
                 engine,
                 campaign=campaign,
                 now=when,
                 settings=settings,
                 scheduled_for=scheduled,
                 shard_count=shards,
-                workers=workers,
+            )
+            result = plan_run(
+                engine,
+                run_id=prepared.run_id,
+                now=when,
+                executor=executor_for(workers),
+                settings=settings,
                 progress=bars,
             )
     except (PlanError, SegmentError, CampaignConfigError) as exc:
@@ -1010,18 +1018,14 @@ def _run_id(form: str, value: str | None) -> int:
 
 def _policy(settings: Settings, *, on_unknown: str | None, send_all: bool, live: bool) -> Any:
     """The delivery policy of a `run` command (live runs stamp the real send time)."""
-    from dataclasses import replace
-
-    from newsletter.db import now_utc
-    from newsletter.deliver.runner import default_policy
+    from newsletter.deliver.policy import DeliveryPolicy
 
     if on_unknown not in (None, "resend", "fail"):
         raise fail(f"--on-unknown {on_unknown!r}: use resend or fail", 2)
-    policy = default_policy(settings)
+    changes: dict[str, Any] = {"honour_send_time": not send_all, "live_clock": live}
     if on_unknown is not None:
-        policy = replace(policy, on_unknown=on_unknown)  # type: ignore[arg-type]
-    policy = replace(policy, honour_send_time=not send_all)
-    return replace(policy, clock=now_utc) if live else policy
+        changes["on_unknown"] = on_unknown
+    return DeliveryPolicy.from_settings(settings, **changes)
 
 
 @app.command("run")
@@ -1039,6 +1043,7 @@ def run_command(
         None, help="smtp://host:port, smtps://…, outbox:DIR or memory: (default: smtp_url)."
     ),
     shards: int = typer.Option(1, min=1, help="Plan and deliver in this many shards."),
+    workers: int = typer.Option(1, min=1, help="Plan and deliver shards in this many processes."),
     on_unknown: str | None = typer.Option(
         None, help="After a crash, messages caught mid-send: resend (default) or fail."
     ),
@@ -1063,6 +1068,8 @@ def run_command(
     When the campaign's newest run is planned but not sent yet (by `newsletter plan`, say),
     that run is sent instead of a second one; --new-run plans another.
     """
+    from newsletter.tasks import executor_for
+
     if target == "list":
         _run_list(second, as_json=as_json, config=config)
         return
@@ -1082,6 +1089,7 @@ def run_command(
             "settings": settings,
             "transport_url": transport,
             "policy": policy,
+            "executor": executor_for(workers),
         },
         shards=shards,
         include_unknown=include_unknown,
@@ -1115,8 +1123,8 @@ def _deliver_command(
 ) -> Any:
     """Run the delivery pass a `run` command asked for, with progress bars on stderr."""
     from newsletter.deliver.dispatch import DeliveryError
-    from newsletter.deliver.runner import resume_run, retry_failed_run, run_campaign
     from newsletter.deliver.transport import TransportConfigError
+    from newsletter.pipeline import resume_run, retry_failed_run, run_campaign
     from newsletter.plan.campaigns import CampaignConfigError
     from newsletter.plan.planner import PlanError
     from newsletter.plan.segments import SegmentError

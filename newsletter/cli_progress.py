@@ -74,5 +74,9 @@ class DeliveryBar:
     def __call__(self, outcome: Any) -> None:
         if outcome.status == "retry":
             return
-        self.done += 1
+        self.advance(1)
+
+    def advance(self, count: int) -> None:
+        """Move the bar on by `count` finished messages (a process pool reports per shard)."""
+        self.done += count
         self.bars(self.stage, self.done, self.total)

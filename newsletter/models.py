@@ -13,7 +13,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 JSONDict = dict[str, Any]
@@ -60,24 +70,35 @@ class ApiScope(StrEnum):
     admin = "admin"
 
 
+class RunStatus(StrEnum):
+    """A run's life: planning -> planned -> delivering -> waiting | paused | delivered.
+
+    ``held`` and ``cancelled`` are a person's decision (the web UI) and stand until a person
+    changes them; ``paused`` is the delivery loop's (mail server unreachable)."""
+
+    planning = "planning"  # created; its plan is not complete yet
+    planned = "planned"  # every member has a message (planned or skipped)
+    delivering = "delivering"  # a delivery pass is under way
+    waiting = "waiting"  # what was due is sent; the rest waits for its local send time
+    paused = "paused"  # the mail server could not be reached; resume later
+    held = "held"  # paused by a person: nothing is sent until they resume it
+    cancelled = "cancelled"  # stopped by a person: its unsent messages are skipped
+    delivered = "delivered"  # nothing left to send
+
+
+class ArtifactKind(StrEnum):
+    """What a run persists so that any process can work on any of its shards."""
+
+    plan = "plan"  # JSON: the run's frozen parameters (campaign config, shards, prepared_at...)
+    members = "members"  # .npy int64: the subscriber ids the segment selected at preparation
+    model = "model"  # the fitted slot source, id maps and Thompson bank (recommend.artifact)
+    delivery = "delivery"  # JSON: the current delivery pass (its time and DeliveryPolicy)
+
+
 class Arm(StrEnum):
     personalized = "personalized"
     popular = "popular"
     control = "control"
-
-
-class RunStatus(StrEnum):
-    """A run's life: planned, then delivered in passes; ``held`` and ``cancelled`` are a
-    person's decision (the web UI), ``paused`` the delivery loop's (mail server unreachable)."""
-
-    planning = "planning"
-    planned = "planned"
-    delivering = "delivering"
-    waiting = "waiting"
-    paused = "paused"
-    held = "held"
-    cancelled = "cancelled"
-    delivered = "delivered"
 
 
 class Role(StrEnum):
@@ -226,10 +247,25 @@ class Run(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     campaign_id: int = Field(foreign_key="campaign.id", ondelete="CASCADE")
     scheduled_for: datetime
-    status: str = Field(default="planning", max_length=20)
+    status: str = Field(default=RunStatus.planning, max_length=20)
     stats: JSONDict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime
     finished_at: datetime | None = None
+
+
+class RunArtifact(SQLModel, table=True):
+    """One versioned artifact of a run (see ArtifactKind): written once when the run is
+    prepared (the delivery pass is replaced by each pass), read by every shard, anywhere."""
+
+    __tablename__ = "run_artifact"
+    __table_args__ = (UniqueConstraint("run_id", "kind", name="uq_run_artifact"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", ondelete="CASCADE")
+    kind: str = Field(max_length=20)
+    version: int
+    digest: str = Field(max_length=64)  # sha256 of content: cache key and corruption check
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime
 
 
 class Message(SQLModel, table=True):

@@ -1,145 +1,470 @@
-"""Whole-pipeline flows that entry points call: the demo, from data to a report.
+"""The life of a run, in one place: the story of a weekly digest.
 
-`run_demo` builds a demo SQLite database in a folder from a synthetic publisher, then runs
-the pipeline on it: create a weekly digest campaign, plan it (train the recommender, apply
-cadence, assign arms, fill slots), render and deliver every message as an .eml file into
-DIR/outbox, simulate how the (synthetic) readers respond, and write DIR/report.html with the
-lift of personalization over the popularity holdout. It returns a summary of every step.
+Every entry point -- the CLI, a scheduler, the web app's "send" button, queue workers -- calls
+these functions and nothing deeper. Each takes its arguments by keyword and ``now`` (time is a
+parameter: nothing below reads the clock unless a policy asks for the live one).
+
+1. :func:`create_run` finds or creates the run of a campaign for one scheduled time and
+   prepares it: the segment's members, the campaign's config and the fitted model are stored
+   with the run (``newsletter.plan.runs``). From here on, every shard of the run is a function
+   of (database, run id, shard number).
+2. :func:`plan_run` plans every shard -- :class:`~newsletter.tasks.PlanShard` tasks on an
+   executor, in this process or a process pool -- then counts the plan; the run is
+   ``planned`` once every member has a message (planned, or skipped with its reason).
+3. :func:`deliver_run` starts a delivery pass (its time and
+   :class:`~newsletter.deliver.policy.DeliveryPolicy`, stored with the run), delivers every
+   shard (:class:`~newsletter.tasks.DeliverShard` tasks), then calls :func:`finalize_run`.
+4. :func:`finalize_run` reads the run's status from its messages: ``delivered``, ``waiting``
+   (local send times still to come), or back to ``planning`` while its plan is incomplete --
+   a run is never ``delivered`` with a member left unplanned.
+5. :func:`release_due`, later, sends what has become due in every run that waits.
+6. :func:`tick` is what a scheduler calls every few minutes: create and plan the digest runs
+   whose schedule has come (or finish planning them), then :func:`release_due`.
+
+:func:`fire_trigger` is the entry point of behavioural triggers (not wired yet).
+:func:`run_campaign`, :func:`resume_run` and :func:`retry_failed_run` are the three forms of
+``newsletter run``, composed from the steps above.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine
+
 from newsletter.config import Settings
-from newsletter.db import make_engine, upgrade
-from newsletter.keys import DEMO_SECRET
-from newsletter.simulate.world import World, generate_world
-from newsletter.store.frames import load_frames
-from newsletter.store.queries import count_rows
+from newsletter.db import as_utc
+from newsletter.deliver.dispatch import (
+    UNKNOWN_REASONS,
+    DeliveryError,
+    DeliveryPaused,
+    DispatchResult,
+    compile_for_run,
+    refuse_halted,
+)
+from newsletter.deliver.policy import DeliveryPolicy
+from newsletter.deliver.shards import (
+    ProgressSink,
+    RunSummary,
+    StartedProgress,
+    shard_progress,
+    start_pass,
+)
+from newsletter.deliver.status import settle_run
+from newsletter.deliver.transport import transport_from_url
+from newsletter.models import MessageStatus, RunStatus
+from newsletter.plan.campaigns import CampaignConfigError
+from newsletter.plan.planner import PlanResult, SettledCounter, finish_plan
+from newsletter.plan.runs import (
+    PlanError,
+    RunPlan,
+    SlotSourceFactory,
+    load_members,
+    load_plan,
+    plan_complete,
+    prepare_run,
+)
+from newsletter.plan.schedule import ScheduleError, latest_due
+from newsletter.plan.segments import SegmentError
+from newsletter.progress import Tick, silent
+from newsletter.store import delivery as store
+from newsletter.store import runs as run_control
+from newsletter.store.planning import discard_unsent_run
+from newsletter.store.runs import (
+    run_id_for,
+    run_row,
+    run_status,
+    runs_with_due_messages,
+    scheduled_campaigns,
+)
+from newsletter.tasks import DeliverShard, Executor, InProcess, PlanShard, Worker, database_url
 
-DEMO_CAMPAIGN = "weekly-digest"
+RELEASABLE = (RunStatus.planned, RunStatus.waiting, RunStatus.paused)
+CLAIMABLE = (MessageStatus.planned, MessageStatus.rendered, MessageStatus.sending)
 
-Progress = Callable[[str], None]
+
+def create_run(
+    engine: Engine,
+    *,
+    campaign: str,
+    now: datetime,
+    settings: Settings,
+    scheduled_for: datetime | None = None,
+    shard_count: int = 1,
+    source_factory: SlotSourceFactory | None = None,
+    segment_folder: Path | None = None,
+    seed: int = 0,
+) -> RunPlan:
+    """Create (or find) the run of ``campaign`` for ``scheduled_for`` (default ``now``) and
+    store its plan, members and fitted model; a prepared run keeps what it has."""
+    return prepare_run(
+        engine,
+        campaign=campaign,
+        now=now,
+        settings=settings,
+        scheduled_for=scheduled_for,
+        shard_count=shard_count,
+        source_factory=source_factory,
+        segment_folder=segment_folder,
+        seed=seed,
+    )
+
+
+def plan_run(
+    engine: Engine,
+    *,
+    run_id: int,
+    now: datetime,
+    executor: Executor | None = None,
+    settings: Settings | None = None,
+    progress: Tick = silent,
+) -> PlanResult:
+    """Plan every shard of a prepared run (idempotent: a complete plan is left alone).
+
+    ``progress`` hears ("planning", members settled, members): per batch in this process,
+    per finished shard from a process pool. A plan that fails deletes its run when nothing of
+    it was handed to delivery (``store.planning.discard_unsent_run``).
+    """
+    plan = load_plan(engine, run_id=run_id)
+    if plan is None:
+        raise PlanError(f"run {run_id} is not prepared: create it first (newsletter plan)")
+    counter = SettledCounter("planning", plan.members, progress)
+    runner = executor or InProcess()
+    try:
+        new = 0
+        if plan_complete(engine, run_id=run_id):
+            counter(plan.members)
+        else:
+            url = database_url(engine)
+            tasks = [PlanShard(url, run_id, shard) for shard in range(plan.shard_count)]
+            local = runner.in_process
+            lent = counter if local else None
+            worker = Worker(engine=engine, settings=settings, plan_progress=lent)
+            done = None if local else _shard_settled(engine, plan.run_id, plan.shard_count, counter)
+            new = sum(runner.run(tasks, worker=worker, on_done=done))
+        return finish_plan(engine, run_id=run_id, now=as_utc(now), new_messages=new)
+    except BaseException:
+        discard_unsent_run(engine, run_id=run_id)  # no half-made run stays behind
+        raise
+
+
+def _shard_settled(
+    engine: Engine, run_id: int, shard_count: int, counter: SettledCounter
+) -> Callable[[Any, Any], None]:
+    """For shards planned in other processes: count each finished shard's members."""
+    members = load_members(engine, run_id=run_id)
+    sizes = Counter(int(m) % shard_count for m in members.tolist())
+
+    def done(task: Any, _new: Any) -> None:
+        counter(sizes.get(task.shard, 0))
+
+    return done
+
+
+def deliver_run(
+    engine: Engine,
+    *,
+    run_id: int,
+    now: datetime,
+    settings: Settings,
+    policy: DeliveryPolicy | None = None,
+    transport_url: str | None = None,
+    executor: Executor | None = None,
+    progress: ProgressSink | None = None,
+) -> RunSummary:
+    """Deliver every shard of a run in one pass, then settle its status (finalize_run).
+
+    The transport is ``transport_url`` (default ``settings.smtp_url``); in this process one
+    connection serves every shard, a process pool opens one per shard. Raises
+    :class:`DeliveryPaused` (the run is ``paused``) when the mail server cannot be reached.
+    A run a person held or cancelled is not delivered, and one halted meanwhile stops at its
+    next status check (``result.halted`` says which); it keeps that status.
+    """
+    policy = policy or DeliveryPolicy.from_settings(settings)
+    runner = executor or InProcess()
+    compile_for_run(engine, run_id=run_id)  # an unknown run or a broken template fails first
+    if progress is not None:
+        counts = store.run_counts(engine, run_id=run_id).by_status
+        progress.start(sum(counts.get(s, 0) for s in CLAIMABLE))
+    if not start_pass(engine, run_id=run_id, now=now, policy=policy):
+        halted = DispatchResult(run_id, halted=run_status(engine, run_id=run_id))
+        now_counts = store.run_counts(engine, run_id=run_id)
+        return RunSummary(run_id, halted, now_counts, None, halted.halted)
+    url, shards = database_url(engine), store.run_shards(engine, run_id=run_id)
+    tasks = [DeliverShard(url, run_id, shard, transport_url) for shard in shards]
+    result = DispatchResult(run_id)
+    local = runner.in_process
+    opened = transport_from_url(transport_url or settings.smtp_url) if local else nullcontext()
+    try:
+        with opened as transport:
+            worker = Worker(
+                engine=engine, settings=settings, transport=transport, progress=progress
+            )
+            done = None if local or progress is None else shard_progress(progress)
+            for shard_result in runner.run(tasks, worker=worker, on_done=done):
+                result.add(shard_result)
+    except DeliveryPaused:
+        store.set_run_status(engine, run_id=run_id, status=RunStatus.paused, now=now)
+        raise
+    if policy.honour_send_time:
+        result.waiting, result.next_send = store.waiting(engine, run_id=run_id, due_by=now)
+    status = finalize_run(engine, run_id=run_id, now=now)
+    return RunSummary(run_id, result, store.run_counts(engine, run_id=run_id), None, status)
+
+
+def finalize_run(engine: Engine, *, run_id: int, now: datetime) -> RunStatus:
+    """The run's status from its messages: ``delivered`` when nothing is left to send,
+    ``waiting`` for send times to come, ``planning`` while a member has no message yet."""
+    return settle_run(engine, run_id=run_id, now=now)
+
+
+def run_campaign(
+    engine: Engine,
+    *,
+    campaign: str,
+    now: datetime,
+    settings: Settings,
+    transport_url: str | None = None,
+    shard_count: int = 1,
+    scheduled_for: datetime | None = None,
+    policy: DeliveryPolicy | None = None,
+    progress: ProgressSink | None = None,
+    executor: Executor | None = None,
+    source_factory: SlotSourceFactory | None = None,
+    plan_progress: Tick = silent,
+) -> RunSummary:
+    """``newsletter run CAMPAIGN``: create and plan the run (idempotently), then deliver it.
+
+    ``progress`` hears the delivery, ``plan_progress`` the planning (see ``plan_run``)."""
+    transport_from_url(transport_url or settings.smtp_url).close()  # fails before planning
+    plan = create_run(
+        engine,
+        campaign=campaign,
+        now=now,
+        settings=settings,
+        scheduled_for=scheduled_for,
+        shard_count=shard_count,
+        source_factory=source_factory,
+    )
+    planned = plan_run(
+        engine,
+        run_id=plan.run_id,
+        now=now,
+        executor=executor,
+        settings=settings,
+        progress=plan_progress,
+    )
+    delivery: dict[str, Any] = {
+        "policy": policy,
+        "transport_url": transport_url,
+        "progress": progress,
+    }
+    summary = deliver_run(
+        engine, run_id=plan.run_id, now=now, settings=settings, executor=executor, **delivery
+    )
+    summary.plan = planned.stats
+    return summary
+
+
+def resume_run(
+    engine: Engine,
+    *,
+    run_id: int,
+    now: datetime,
+    settings: Settings,
+    transport_url: str | None = None,
+    policy: DeliveryPolicy | None = None,
+    progress: ProgressSink | None = None,
+    executor: Executor | None = None,
+) -> RunSummary:
+    """``newsletter run resume RUN``: finish an interrupted run.
+
+    Plans the members still without a message (a process stopped while planning), settles
+    the messages left ``sending`` by ``policy.on_unknown``, then delivers what is left.
+    """
+    policy = policy or DeliveryPolicy.from_settings(settings)
+    row = run_row(engine, run_id=run_id)
+    compile_for_run(engine, run_id=run_id)  # an unknown run or a broken template fails first
+    refuse_halted(engine, run_id=run_id)  # a person's pause or cancel stands
+    replanned = None
+    if row is not None and not plan_complete(engine, run_id=run_id):
+        create_run(
+            engine,
+            campaign=row.campaign,
+            now=now,
+            settings=settings,
+            scheduled_for=row.scheduled_for,
+        )
+        replanned = plan_run(engine, run_id=run_id, now=now, executor=executor, settings=settings)
+    resend = policy.on_unknown == "resend"
+    settled = store.reconcile_sending(engine, run_id=run_id, resend=resend, now=now)
+    delivery: dict[str, Any] = {
+        "policy": policy,
+        "transport_url": transport_url,
+        "progress": progress,
+    }
+    summary = deliver_run(
+        engine, run_id=run_id, now=now, settings=settings, executor=executor, **delivery
+    )
+    summary.result.reconciled = settled
+    summary.plan = None if replanned is None else replanned.stats
+    return summary
+
+
+def retry_failed_run(
+    engine: Engine,
+    *,
+    run_id: int,
+    now: datetime,
+    settings: Settings,
+    transport_url: str | None = None,
+    include_unknown: bool = False,
+    policy: DeliveryPolicy | None = None,
+    progress: ProgressSink | None = None,
+    executor: Executor | None = None,
+) -> RunSummary:
+    """``newsletter run retry-failed RUN``: re-send transient failures (and, with
+    ``include_unknown``, outcomes unknown after a crash or a dropped connection)."""
+    compile_for_run(engine, run_id=run_id)
+    refuse_halted(engine, run_id=run_id)  # a person's pause or cancel stands
+    reasons = store.RETRYABLE + (UNKNOWN_REASONS if include_unknown else ())
+    if progress is not None:
+        failed = store.run_counts(engine, run_id=run_id).failed
+        progress.start(sum(failed.get(r, 0) for r in reasons))
+        progress = StartedProgress(progress)
+    requeued = store.requeue_failed(engine, run_id=run_id, reasons=reasons, now=now)
+    delivery: dict[str, Any] = {
+        "policy": policy,
+        "transport_url": transport_url,
+        "progress": progress,
+    }
+    summary = deliver_run(
+        engine, run_id=run_id, now=now, settings=settings, executor=executor, **delivery
+    )
+    summary.result.reconciled = requeued
+    return summary
+
+
+def hold_run(engine: Engine, *, run_id: int) -> bool:
+    """A person pauses a run (``held``): delivery stops at its next status check (within a
+    second) and nothing delivers it until :func:`release_run`. False: nothing to pause."""
+    return run_control.hold_run(engine, run_id=run_id)
+
+
+def release_run(engine: Engine, *, run_id: int) -> bool:
+    """A person resumes a held run: it is ``waiting`` for the next delivery pass
+    (:func:`deliver_run` or :func:`release_due`). False: the run was not held."""
+    return run_control.release_run(engine, run_id=run_id)
+
+
+def cancel_run(engine: Engine, *, run_id: int, now: datetime) -> int | None:
+    """A person cancels a run: every message not yet handed to the mail server is skipped
+    (reason ``cancelled``), for good; how many, or None when it cannot be cancelled."""
+    return run_control.cancel_run(engine, run_id=run_id, now=now)
+
+
+def release_due(
+    engine: Engine,
+    *,
+    now: datetime,
+    settings: Settings,
+    policy: DeliveryPolicy | None = None,
+    transport_url: str | None = None,
+    executor: Executor | None = None,
+) -> list[RunSummary]:
+    """Send the messages whose local send time has come, in every run that holds some
+    (``planned``, ``waiting`` or ``paused``). Raises DeliveryPaused when the server is down."""
+    base = policy or DeliveryPolicy.from_settings(settings)
+    chosen = replace(base, honour_send_time=True)
+    return [
+        deliver_run(
+            engine,
+            run_id=run_id,
+            now=now,
+            settings=settings,
+            policy=chosen,
+            transport_url=transport_url,
+            executor=executor,
+        )
+        for run_id in runs_with_due_messages(engine, due_by=now, statuses=RELEASABLE)
+    ]
+
+
+def fire_trigger(
+    engine: Engine,
+    *,
+    campaign: str,
+    subscriber_id: int,
+    now: datetime,
+    settings: Settings,
+    event: dict[str, Any] | None = None,
+) -> RunSummary:
+    """(Not wired yet.) Answer one subscriber's behaviour with a run of a trigger campaign.
+
+    The triggers issue fills this in: evaluate the campaign's rule on ``event``, create the
+    run for this firing, plan it for ``subscriber_id`` and deliver at their send time.
+    """
+    raise NotImplementedError(
+        f"fire_trigger(campaign={campaign!r}): trigger campaigns are not wired to events yet; "
+        f"run one by hand with `newsletter run {campaign}`"
+    )
 
 
 @dataclass
-class DemoResult:
-    """What the demo did: the database it built and one summary entry per step."""
+class TickResult:
+    """What one scheduler tick did: runs created or completed, deliveries, and errors."""
 
-    directory: Path
-    database_url: str
-    steps: dict[str, Any] = field(default_factory=dict)
-
-
-def _noop(_: str) -> None:
-    return None
+    planned: list[PlanResult] = field(default_factory=list)
+    released: list[RunSummary] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
 
-def run_demo(
+def tick(
+    engine: Engine,
     *,
-    directory: Path,
     now: datetime,
-    subscribers: int = 2000,
-    items: int = 400,
-    interactions: int = 40000,
-    seed: int = 7,
-    progress: Progress = _noop,
-) -> DemoResult:
-    """Build DIR/newsletter.db from a synthetic world and run the pipeline on it."""
-    directory = directory.resolve()
-    directory.mkdir(parents=True, exist_ok=True)
-    database = directory / "newsletter.db"
-    for stale in (database, database.with_suffix(".db-wal"), database.with_suffix(".db-shm")):
-        stale.unlink(missing_ok=True)
-    url = f"sqlite:///{database}"
-    engine = make_engine(url)
-    result = DemoResult(directory=directory, database_url=url)
+    settings: Settings,
+    catch_up: timedelta = timedelta(days=1),
+    policy: DeliveryPolicy | None = None,
+    transport_url: str | None = None,
+    executor: Executor | None = None,
+) -> TickResult:
+    """One scheduler step at ``now``: for each active digest campaign with a cron schedule,
+    create and plan the run of its latest fire time within ``catch_up`` (idempotent: a
+    complete plan is left alone, an interrupted one is finished), then :func:`release_due`.
+
+    A bad schedule or campaign is reported in ``errors`` and the others go on.
+    """
+    out = TickResult()
+    for name, schedule in scheduled_campaigns(engine, kind="digest"):
+        try:
+            due = latest_due(schedule, now=now, window=catch_up)
+            if due is None:
+                continue
+            found = run_id_for(engine, campaign=name, scheduled_for=due)
+            if found is not None and plan_complete(engine, run_id=found):
+                continue
+            plan = create_run(engine, campaign=name, now=now, settings=settings, scheduled_for=due)
+            out.planned.append(
+                plan_run(engine, run_id=plan.run_id, now=now, executor=executor, settings=settings)
+            )
+        except (ScheduleError, PlanError, SegmentError, CampaignConfigError) as exc:
+            out.errors.append(f"campaign {name!r}: {exc}")
     try:
-        upgrade(engine)
-        progress(f"generating a publisher: {subscribers} subscribers, {items} articles")
-        world = generate_world(
-            subscribers=subscribers, items=items, interactions=interactions, now=now, seed=seed
+        out.released = release_due(
+            engine,
+            now=now,
+            settings=settings,
+            policy=policy,
+            transport_url=transport_url,
+            executor=executor,
         )
-        load_frames(engine, world.frames, now=now, origin="synthetic")
-        result.steps["data"] = count_rows(engine) | {"topics": len(world.topics)}
-        data = result.steps["data"]
-        progress(
-            f"loaded {data['subscribers']:,} subscribers, {data['items']:,} articles in "
-            f"{data['topics']} topics and {data['interactions']:,} interactions"
-        )
-        _run_pipeline(engine, result=result, world=world, now=now, progress=progress)
-    finally:
-        engine.dispose()
-    return result
-
-
-def demo_settings(directory: Path, database_url: str) -> Settings:
-    """Settings for the demo: its own database, an outbox folder, a marked demo secret."""
-    return Settings(
-        database_url=database_url,
-        secret_key=DEMO_SECRET,
-        smtp_url=f"outbox:{directory / 'outbox'}",
-        sender="The Demo Daily <digest@news.example.com>",
-    )
-
-
-def _run_pipeline(
-    engine: Any, *, result: DemoResult, world: World, now: datetime, progress: Progress
-) -> None:
-    """Campaign -> plan -> render -> deliver -> simulated feedback -> report."""
-    from newsletter.deliver.runner import run_campaign
-    from newsletter.report.html import build_report, write_report
-    from newsletter.simulate.feedback import simulate_feedback
-    from newsletter.store.campaigns import upsert_campaign
-    from newsletter.store.reporting import arm_counts
-
-    settings = demo_settings(result.directory, result.database_url)
-    upsert_campaign(
-        engine,
-        name=DEMO_CAMPAIGN,
-        template_name="digest",
-        segment_name="everyone",
-        config={"arms": {"popular": 0.2}, "display_name": "The Demo Daily"},
-        now=now,
-    )
-    progress("planning, rendering and delivering the weekly digest into outbox/ ...")
-    summary = run_campaign(
-        engine, campaign=DEMO_CAMPAIGN, now=now, settings=settings, transport_url=settings.smtp_url
-    )
-    plan = summary.plan or {}
-    result.steps["plan"] = {
-        "run": summary.run_id,
-        "arms": plan.get("arms"),
-        "skipped": plan.get("skipped"),
-    }
-    result.steps["deliver"] = {
-        "by_status": summary.counts.by_status,
-        "outbox": str(result.directory / "outbox"),
-    }
-    progress(f"delivered {summary.counts.by_status.get('sent', 0):,} messages into outbox/")
-    result.steps["feedback"] = simulate_feedback(engine, run_id=summary.run_id, world=world)
-    progress("simulated how the synthetic readers respond (opens, clicks, machine events)")
-    report = build_report(
-        summary.run_id, "Demo: weekly digest", arm_counts(engine, run_id=summary.run_id)
-    )
-    path = write_report(report, result.directory / "report.html")
-    result.steps["report"] = {
-        "html": str(path),
-        "lift": [
-            {
-                "metric": x.metric,
-                "personalized": round(x.a.value, 4),
-                "popular": round(x.b.value, 4),
-                "relative_lift": None if x.relative is None else round(x.relative, 3),
-                "interval": None
-                if x.relative is None
-                else [round(x.relative_low or 0, 3), round(x.relative_high or 0, 3)],
-            }
-            for x in report.lifts
-        ],
-    }
+    except DeliveryError as exc:
+        out.errors.append(str(exc))
+    return out

@@ -3,7 +3,7 @@
     overview(engine, *, now) -> [CampaignView]
     campaign_page(engine, *, name, now) -> CampaignView (with its runs and last report)
     pause(engine, *, run_id) / resume(engine, *, run_id) / cancel(engine, *, run_id, now)
-    deliver_now(engine, *, run_id, settings, now, clock)   # after resume, in the background
+    deliver_now(engine, *, run_id, settings, now)          # after resume, in the background
     report_html(engine, *, run_id) -> str                  # the `newsletter report` page
 
 Pause holds the run: the delivery loop stops claiming messages within a second and nothing
@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
+from newsletter import pipeline
 from newsletter.config import Settings
 from newsletter.models import Campaign, Run, RunStatus
 from newsletter.plan.campaigns import CampaignConfigError, parse_campaign_config
@@ -175,21 +175,21 @@ def _status(engine: Engine, run_id: int) -> str:
 def pause(engine: Engine, *, run_id: int) -> None:
     """Hold a run: delivery stops within a second; messages being sent finish."""
     status = _status(engine, run_id)
-    if not runs.hold_run(engine, run_id=run_id):
+    if not pipeline.hold_run(engine, run_id=run_id):
         raise CampaignError(f"run {run_id} is {status}: only a run still sending can be paused")
 
 
 def resume(engine: Engine, *, run_id: int) -> None:
     """Release a held run (call ``deliver_now`` next to send what is due)."""
     status = _status(engine, run_id)
-    if not runs.release_run(engine, run_id=run_id):
+    if not pipeline.release_run(engine, run_id=run_id):
         raise CampaignError(f"run {run_id} is {status}: only a paused run can be resumed")
 
 
 def cancel(engine: Engine, *, run_id: int, now: datetime) -> int:
     """Cancel a run: every message not yet sent is skipped; returns how many."""
     status = _status(engine, run_id)
-    skipped = runs.cancel_run(engine, run_id=run_id, now=now)
+    skipped = pipeline.cancel_run(engine, run_id=run_id, now=now)
     if skipped is None:
         raise CampaignError(f"run {run_id} is {status}: it cannot be cancelled")
     return skipped
@@ -201,25 +201,22 @@ def deliver_now(
     run_id: int,
     settings: Settings,
     now: datetime,
-    clock: Callable[[], datetime],
 ) -> int:
-    """Deliver a released run's due messages through the configured transport; sent count."""
-    from newsletter.deliver.dispatch import DeliveryError, dispatch_run
-    from newsletter.deliver.runner import default_policy
-    from newsletter.deliver.transport import TransportConfigError, transport_from_url
+    """Deliver a released run's due messages through the configured transport; sent count.
 
-    policy = replace(default_policy(settings), honour_send_time=True, clock=clock)
+    One delivery pass of ``newsletter.pipeline`` as of ``now``: each message goes at its
+    subscriber's send time, quiet hours checked again as it is sent.
+    """
+    from newsletter.deliver.dispatch import DeliveryError
+    from newsletter.deliver.policy import DeliveryPolicy
+    from newsletter.deliver.transport import TransportConfigError
+
     try:
-        with transport_from_url(settings.smtp_url) as transport:
-            result = dispatch_run(
-                engine,
-                run_id=run_id,
-                transport=transport,
-                settings=settings,
-                now=now,
-                policy=policy,
-            )
+        policy = DeliveryPolicy.from_settings(settings, honour_send_time=True)
+        summary = pipeline.deliver_run(
+            engine, run_id=run_id, now=now, settings=settings, policy=policy
+        )
     except (DeliveryError, TransportConfigError) as exc:
         log.error("delivering run %s after resume failed: %s", run_id, exc)
         return 0
-    return result.sent
+    return summary.result.sent

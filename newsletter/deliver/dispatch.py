@@ -58,6 +58,7 @@ from sqlalchemy import Engine
 
 from newsletter.config import Settings
 from newsletter.deliver.retry import Backoff
+from newsletter.deliver.status import settle_run
 from newsletter.deliver.transport import OutgoingMessage, SendResult, Transport
 from newsletter.plan.cadence import QUIET_DEFERRED, quiet_until, zone
 from newsletter.plan.campaigns import CampaignConfigError, parse_campaign_config
@@ -139,6 +140,7 @@ class DispatchResult:
     def add(self, other: DispatchResult) -> None:
         for name in ("sent", "failed", "skipped", "retried", "reconciled"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.halted = other.halted or self.halted
 
 
 def quiet_hours_for_run(engine: Engine, *, run_id: int) -> tuple[dt_time, dt_time] | None:
@@ -468,7 +470,8 @@ def dispatch_run(
     now: datetime,
     policy: DispatchPolicy | None = None,
 ) -> DispatchResult:
-    """Deliver a run shard by shard; the run is ``delivering`` meanwhile, then ``delivered``.
+    """Deliver a run shard by shard; the run is ``delivering`` meanwhile, then settled
+    (``delivered``, ``waiting``, or ``planning`` while its plan is incomplete).
 
     A run a person held or cancelled is not delivered (``halted`` says which), and one halted
     meanwhile stops at its next status check, keeping that status."""
@@ -498,10 +501,7 @@ def dispatch_run(
         raise
     if policy is not None and policy.honour_send_time:
         total.waiting, total.next_send = store.waiting(engine, run_id=run_id, due_by=now)
-    if total.waiting:
-        store.set_run_status(engine, run_id=run_id, status="waiting", now=now)
-    else:
-        store.set_run_status(engine, run_id=run_id, status="delivered", now=now, finished=True)
+    settle_run(engine, run_id=run_id, now=now)  # never `delivered` with unplanned members
     return total
 
 

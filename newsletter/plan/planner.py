@@ -1,20 +1,20 @@
 """Plan a run: segment -> suppression -> cadence -> arms -> slots -> persist, shard by shard.
 
-:func:`plan_run` is the entry point. It creates (or finds) the run for ``(campaign,
-scheduled_for)``, selects the segment, prepares what every shard shares (the fitted slot
-source and the Thompson bank, built on first use and derived from the run id and the
-database only, so a remote worker could rebuild them), then plans each shard of subscribers
-(``subscriber_id % shard_count``) in its own transaction with :func:`plan_shard`. Subscribers
-the run already holds are left alone, so planning the same run again inserts nothing new.
-Every left-out member is stored as a ``skipped`` message with its reason, and the run's stats
-count subscribers by arm and by reason.
+:func:`plan_shard` plans one shard of a prepared run (``newsletter.plan.runs``): the members
+with ``subscriber_id % shard_count == shard`` that have no message yet, in one transaction.
+It needs nothing but the database and its arguments -- the run's plan, members and fitted
+model are artifacts in the database -- so any process may plan any shard, any number of
+times: subscribers the run already holds are left alone, and planning again inserts nothing.
+Every left-out member is stored as a ``skipped`` message with its reason; :func:`finish_plan`
+counts subscribers by arm and by reason and marks the run ``planned`` once it is complete.
+:func:`plan_run` does all of it in this process (``newsletter.pipeline`` runs the shards
+through an executor instead).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,21 +26,56 @@ import pandas as pd
 from newsletter.config import Settings
 from newsletter.db import as_utc
 from newsletter.models import Campaign
-from newsletter.plan.campaigns import CampaignConfig, parse_campaign_config
 from newsletter.plan.decide import Verdict, decide
-from newsletter.plan.experiments import DEFAULT_SALT, assign_arms, experiment_name
-from newsletter.plan.exploration import ThompsonBank, thompson_bank
+from newsletter.plan.experiments import assign_arms
 from newsletter.plan.fill import PlannedSlot, fill_personalized, fill_popular
-from newsletter.plan.segments import SegmentDefinition, SegmentError
-from newsletter.plan.sources import FACTORIES, SourceParts, exploration_inputs
+from newsletter.plan.runs import (
+    PlanError,
+    RunModel,
+    RunPlan,
+    SlotSourceFactory,
+    load_members,
+    load_model,
+    load_plan,
+    plan_complete,
+    prepare_run,
+    resolve_segment,
+)
 from newsletter.progress import Tick, silent
 from newsletter.store import planning as store
-from newsletter.store.matrices import Matrices, load_matrices
-from newsletter.store.readonly import SqlLimits
-from newsletter.store.segments import segment_ids
 
+__all__ = [
+    "PlanError",
+    "PlanResult",
+    "SettledCounter",
+    "finish_plan",
+    "plan_run",
+    "plan_shard",
+    "resolve_segment",
+]
 BATCH = 2000
-SlotSourceFactory = Callable[[Matrices, CampaignConfig, datetime], SourceParts]
+MESSAGE_COLUMNS = [
+    "subscriber_id",
+    "arm",
+    "status",
+    "reason",
+    "shard",
+    "planned_for",
+    "attempts",
+    "updated_at",
+]
+SLOT_COLUMNS = [
+    "subscriber_id",
+    "position",
+    "section",
+    "item_id",
+    "source",
+    "score",
+    "propensity",
+    "reason_kind",
+    "reason_anchor",
+    "reason_text",
+]
 
 
 def _none(_: int) -> None:
@@ -65,62 +100,6 @@ class SettledCounter:
             self.tick(self.stage, self.done, self.total)
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """The fitted slot source, the id maps and the Thompson bank of one run."""
-
-    matrices: Matrices
-    parts: SourceParts
-    bank: ThompsonBank
-    means: np.ndarray
-
-
-@dataclass
-class LazySource:
-    """Loads matrices, fits the slot source and draws the bank on first use (a re-plan of a
-    fully planned run never needs them). Derived from the run id and the database only."""
-
-    engine: Any
-    config: CampaignConfig
-    now: datetime
-    factory: SlotSourceFactory
-    seed: list[int]
-    _value: Prepared | None = None
-
-    def get(self) -> Prepared:
-        if self._value is None:
-            matrices = load_matrices(self.engine)
-            parts = self.factory(matrices, self.config, self.now)
-            exposures, clicks = store.item_feedback(self.engine)
-            pool, pool_clicks, pool_shown, means = exploration_inputs(
-                matrices, self.config, now=self.now, exposures=exposures, clicks=clicks
-            )
-            rng = np.random.default_rng(self.seed)
-            bank = thompson_bank(items=pool, clicks=pool_clicks, exposures=pool_shown, rng=rng)
-            self._value = Prepared(matrices, parts, bank, means)
-        return self._value
-
-
-class PlanError(ValueError):
-    """The run cannot be planned (unknown campaign or segment); the message says which."""
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """What every shard of a run shares (rebuildable from the run id and the database)."""
-
-    run_id: int
-    campaign: Campaign
-    config: CampaignConfig
-    scheduled_for: datetime
-    members: list[int]
-    lazy: LazySource
-    experiment: str
-    default_salt: str
-    default_timezone: str
-    seed: int
-
-
 @dataclass
 class PlanResult:
     """Counts of one planning pass (stats come from the persisted plan, so re-runs agree)."""
@@ -133,126 +112,62 @@ class PlanResult:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_segment(engine: Any, name: str, *, folder: Path | None = None) -> SegmentDefinition:
-    """A segment by name: a database row (edited in the UI) first, then ``NAME.yaml`` in the
-    user's folder (``folder``, default ``./segments``), then the shipped ``segments/``."""
-    from newsletter.db import shipped_path
-    from newsletter.plan.segments import load_segment_file, parse_segment, segment_files
-
-    stored = store.segment_source(engine, name)
-    if stored is not None:
-        return parse_segment(stored, source=f"segment {name!r} (database)", name=name)
-    own = folder or Path.cwd() / "segments"
-    files = {**segment_files(shipped_path("segments")), **segment_files(own)}
-    if name not in files:
-        known = ", ".join(sorted(files)) or "none"
-        raise SegmentError(
-            f"unknown segment {name!r}; known segments: {known} (put your own in {own}/{name}.yaml)"
-        )
-    return load_segment_file(files[name])
-
-
-def _campaign(engine: Any, campaign: str | Campaign) -> Campaign:
-    if isinstance(campaign, Campaign):
-        return campaign
-    found = store.find_campaign(engine, campaign)
-    if found is None:
-        known = ", ".join(store.campaign_names(engine)) or "none yet"
-        raise PlanError(f"unknown campaign {campaign!r}; known campaigns: {known}")
-    return found
-
-
-def prepare_run(
-    engine: Any,
-    *,
-    campaign: str | Campaign,
-    now: datetime,
-    settings: Settings,
-    scheduled_for: datetime | None = None,
-    source_factory: SlotSourceFactory | None = None,
-    segment_folder: Path | None = None,
-    seed: int = 0,
-) -> RunContext:
-    """Create or find the run and select its segment; the model is fitted lazily (LazySource)."""
-    camp = _campaign(engine, campaign)
-    config = parse_campaign_config(camp.config, campaign=camp.name)
-    when = as_utc(scheduled_for or now)
-    assert camp.id is not None
-    folder = segment_folder or settings.segment_folder
-    segment = resolve_segment(engine, camp.segment_name, folder=folder)
-    members = segment_ids(engine, segment, now=now, limits=SqlLimits.from_settings(settings))
-    factory = source_factory or FACTORIES[config.ranker]
-    run = store.ensure_run(engine, campaign_id=camp.id, scheduled_for=when, now=now)
-    assert run.id is not None
-    lazy = LazySource(engine, config, now, factory, [run.id, seed])
-    salt = settings.experiment_salt or DEFAULT_SALT
-    return RunContext(
-        run_id=run.id,
-        campaign=camp,
-        config=config,
-        scheduled_for=when,
-        members=members,
-        lazy=lazy,
-        experiment=experiment_name(config.arms, salt),
-        default_salt=salt,
-        default_timezone=settings.default_timezone,
-        seed=seed,
-    )
-
-
-def shard_verdicts(engine: Any, ctx: RunContext, ids: list[int]) -> list[Verdict]:
+def shard_verdicts(engine: Any, plan: RunPlan, ids: list[int]) -> list[Verdict]:
     """Arms (sticky: recorded ones win) and cadence verdicts for one shard's subscribers."""
+    config = plan.campaign_config
     profiles = store.profiles(engine, ids)
     known = [p.id for p in profiles]
-    recorded = store.assignments(engine, ctx.experiment, known)
-    hashed = assign_arms(known, shares=ctx.config.arms, default_salt=ctx.default_salt)
+    recorded = store.assignments(engine, plan.experiment, known)
+    hashed = assign_arms(known, shares=config.arms, default_salt=plan.default_salt)
     history = store.send_times(
         engine,
         known,
-        start=ctx.scheduled_for - timedelta(days=31),
-        end=ctx.scheduled_for + timedelta(days=8),
-        exclude_run=ctx.run_id,
+        start=plan.scheduled_for - timedelta(days=31),
+        end=plan.scheduled_for + timedelta(days=8),
+        exclude_run=plan.run_id,
     )
     return [
         decide(
             p,
             arm=recorded.get(p.id, str(arm)),
             others=history.get(p.id, []),
-            config=ctx.config,
-            kind=ctx.campaign.kind,
-            scheduled_for=ctx.scheduled_for,
-            default_timezone=ctx.default_timezone,
+            config=config,
+            kind=plan.kind,
+            scheduled_for=plan.scheduled_for,
+            default_timezone=plan.default_timezone,
         )
         for p, arm in zip(profiles, hashed, strict=True)
     ]
 
 
 def shard_slots(
-    ctx: RunContext, verdicts: list[Verdict], rng: Any, done: Callable[[int], None] = _none
+    plan: RunPlan,
+    model: RunModel,
+    verdicts: list[Verdict],
+    rng: Any,
+    done: Callable[[int], None] = _none,
 ) -> dict[int, list[PlannedSlot]]:
     """Slots per planned subscriber id: personalized or popularity-ranked by arm (``done`` is
     told how many subscribers each batch filled)."""
     out: dict[int, list[PlannedSlot]] = {}
     planned = [v for v in verdicts if v.status == "planned"]
-    if not planned:
-        return out
-    prep = ctx.lazy.get()
+    config = plan.campaign_config
     for arm in ("personalized", "popular"):
         ids = np.array([v.subscriber_id for v in planned if v.arm == arm], dtype=np.int64)
-        users = prep.matrices.user_index(ids)
+        users = model.user_index(ids)
         ids, users = ids[users >= 0], users[users >= 0]
         for start in range(0, len(users), BATCH):
             batch = users[start : start + BATCH]
             if arm == "popular":
-                slots = fill_popular(prep.parts.source, batch, config=ctx.config)
+                slots = fill_popular(model.parts.source, batch, config=config)
             else:
                 slots = fill_personalized(
-                    prep.parts.source,
+                    model.parts.source,
                     batch,
-                    config=ctx.config,
-                    bank=prep.bank,
-                    history=prep.parts.history,
-                    means=prep.means,
+                    config=config,
+                    bank=model.bank,
+                    history=model.parts.history,
+                    means=model.means,
                     rng=rng,
                 )
             out.update(zip(ids[start : start + BATCH].tolist(), slots, strict=True))
@@ -261,15 +176,15 @@ def shard_slots(
 
 
 def _frames(
-    ctx: RunContext,
+    plan: RunPlan,
     verdicts: list[Verdict],
     slots: dict[int, list[PlannedSlot]],
+    item_ids: np.ndarray,
     shard: int,
-    now: datetime,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Message, slot and assignment rows of a shard, ready for bulk insertion."""
     rows, slot_rows = [], []
-    item_ids = ctx.lazy.get().matrices.item_ids if slots else np.zeros(0, dtype=np.int64)
+    now = plan.prepared_at
     for v in verdicts:
         status, reason = v.status, v.reason
         if status == "planned" and not slots.get(v.subscriber_id):
@@ -290,39 +205,13 @@ def _frames(
                     s.reason_text,
                 )
             )
-    messages = pd.DataFrame(
-        rows,
-        columns=[
-            "subscriber_id",
-            "arm",
-            "status",
-            "reason",
-            "shard",
-            "planned_for",
-            "attempts",
-            "updated_at",
-        ],
-    )
+    messages = pd.DataFrame(rows, columns=MESSAGE_COLUMNS)
     for column in ("planned_for", "updated_at"):
         messages[column] = pd.to_datetime(messages[column], utc=True)
-    slot_frame = pd.DataFrame(
-        slot_rows,
-        columns=[
-            "subscriber_id",
-            "position",
-            "section",
-            "item_id",
-            "source",
-            "score",
-            "propensity",
-            "reason_kind",
-            "reason_anchor",
-            "reason_text",
-        ],
-    )
+    slot_frame = pd.DataFrame(slot_rows, columns=SLOT_COLUMNS)
     assignments = pd.DataFrame(
         {
-            "experiment": ctx.experiment,
+            "experiment": plan.experiment,
             "subscriber_id": [v.subscriber_id for v in verdicts],
             "arm": [v.arm for v in verdicts],
             "assigned_at": pd.Timestamp(now),
@@ -332,62 +221,73 @@ def _frames(
 
 
 def plan_shard(
-    engine: Any,
-    ctx: RunContext,
-    *,
-    shard: int,
-    shard_count: int,
-    now: datetime,
-    write_lock: AbstractContextManager[Any] | None = None,
-    progress: Callable[[int], None] = _none,
+    engine: Any, *, run_id: int, shard: int, progress: Callable[[int], None] = _none
 ) -> int:
-    """Plan one shard of the run's members in one transaction; returns new messages.
+    """Plan one shard of a prepared run in one transaction; returns its new messages.
 
-    `write_lock` (held only around the write) serialises writers sharing one SQLite file;
+    A function of the database and (run id, shard) only: the run's plan, members and model
+    are its artifacts, and the shard's random draws are seeded by (run, shard, seed).
     `progress` is told how many of the shard's members each step settled.
     """
-    members = [i for i in ctx.members if i % shard_count == shard]
-    done = store.planned_in_run(engine, run_id=ctx.run_id, ids=members)
-    ids = [i for i in members if i not in done]
-    progress(len(members) - len(ids))
+    plan = load_plan(engine, run_id=run_id)
+    if plan is None:
+        raise PlanError(f"run {run_id} is not prepared: plan its campaign first (newsletter plan)")
+    if not 0 <= shard < plan.shard_count:
+        raise PlanError(f"run {run_id} has shards 0..{plan.shard_count - 1}, not {shard}")
+    members = load_members(engine, run_id=run_id)
+    mine = members[members % plan.shard_count == shard].tolist()
+    done = store.planned_in_run(engine, run_id=run_id, ids=mine)
+    ids = [i for i in mine if i not in done]
+    progress(len(mine) - len(ids))
     if not ids:
         return 0
-    verdicts = shard_verdicts(engine, ctx, ids)
-    rng = np.random.default_rng([ctx.run_id, shard, ctx.seed])
-    slots = shard_slots(ctx, verdicts, rng, progress)
-    messages, slot_frame, assignments = _frames(ctx, verdicts, slots, shard, now)
-    with write_lock or nullcontext():
-        new = store.write_shard(
-            engine,
-            run_id=ctx.run_id,
-            messages=messages,
-            slots=slot_frame,
-            assignments=assignments,
-        )
+    verdicts = shard_verdicts(engine, plan, ids)
+    rng = np.random.default_rng([run_id, shard, plan.seed])
+    slots: dict[int, list[PlannedSlot]] = {}
+    item_ids = np.zeros(0, dtype=np.int64)
+    if any(v.status == "planned" for v in verdicts):
+        model = load_model(engine, run_id=run_id)
+        slots = shard_slots(plan, model, verdicts, rng, progress)
+        item_ids = model.item_ids
+    messages, slot_frame, assignments = _frames(plan, verdicts, slots, item_ids, shard)
+    new = store.write_shard(
+        engine, run_id=run_id, messages=messages, slots=slot_frame, assignments=assignments
+    )
     progress(len(ids) - len(slots))  # the skipped ones
     return new
 
 
-def run_stats(engine: Any, ctx: RunContext, shard_count: int) -> dict[str, Any]:
+def run_stats(engine: Any, plan: RunPlan) -> dict[str, Any]:
     """Counts by arm (planned messages) and by skip reason, from the persisted plan."""
     arms: Counter[str] = Counter()
     skipped: Counter[str] = Counter()
     deferred = 0
-    for arm, status, reason, n in store.run_counts(engine, ctx.run_id):
+    for arm, status, reason, n in store.run_counts(engine, plan.run_id):
         if status == "skipped":
             skipped[reason or "unknown"] += n
         else:
             arms[arm] += n
             deferred += n if reason == "quiet_hours_deferred" else 0
     return {
-        "segment": len(ctx.members),
+        "segment": plan.members,
         "planned": sum(arms.values()),
         "deferred": deferred,
         "arms": dict(sorted(arms.items())),
         "skipped": dict(sorted(skipped.items())),
-        "shards": shard_count,
-        "experiment": ctx.experiment,
+        "shards": plan.shard_count,
+        "experiment": plan.experiment,
     }
+
+
+def finish_plan(engine: Any, *, run_id: int, now: datetime, new_messages: int = 0) -> PlanResult:
+    """Count the persisted plan; a complete plan marks the run ``planned`` with its stats."""
+    plan = load_plan(engine, run_id=run_id)
+    if plan is None:
+        raise PlanError(f"run {run_id} is not prepared: plan its campaign first (newsletter plan)")
+    stats = run_stats(engine, plan)
+    if plan_complete(engine, run_id=run_id):
+        store.finish_run(engine, run_id=run_id, stats=stats, now=as_utc(now))
+    return PlanResult(run_id, plan.campaign, plan.scheduled_for, plan.members, new_messages, stats)
 
 
 def plan_run(
@@ -401,37 +301,37 @@ def plan_run(
     source_factory: SlotSourceFactory | None = None,
     segment_folder: Path | None = None,
     seed: int = 0,
-    workers: int = 1,
     progress: Tick = silent,
 ) -> PlanResult:
-    """Plan (or re-plan, idempotently) one run of a campaign and store its stats.
+    """Prepare (or find) one run of a campaign and plan all its shards in this process.
 
-    `workers` > 1 plans shards in forked processes (see :mod:`newsletter.plan.parallel`);
-    `progress` hears ("planning", subscribers settled, segment size).
+    Idempotent: planning again inserts nothing. ``newsletter.pipeline`` does the same with
+    the shards on an executor (in-process or a process pool). `progress` hears
+    ("planning", subscribers settled, segment size). A plan that fails deletes its run when
+    nothing of it was handed to delivery (no half-made run stays behind).
     """
-    now = as_utc(now)
-    ctx = prepare_run(
+    plan = prepare_run(
         engine,
         campaign=campaign,
         now=now,
         settings=settings,
         scheduled_for=scheduled_for,
+        shard_count=shard_count,
         source_factory=source_factory,
         segment_folder=segment_folder,
         seed=seed,
     )
-    from newsletter.plan.parallel import run_shards
-
-    counter = SettledCounter("planning", len(ctx.members), progress)
+    counter = SettledCounter("planning", plan.members, progress)
     try:
-        new = run_shards(
-            engine, ctx, shard_count=shard_count, now=now, workers=workers, progress=counter
-        )
-        stats = run_stats(engine, ctx, shard_count)
-        store.finish_run(engine, run_id=ctx.run_id, stats=stats, now=now)
+        new = 0
+        if plan_complete(engine, run_id=plan.run_id):
+            counter(plan.members)
+        else:
+            new = sum(
+                plan_shard(engine, run_id=plan.run_id, shard=s, progress=counter)
+                for s in range(plan.shard_count)
+            )
+        return finish_plan(engine, run_id=plan.run_id, now=now, new_messages=new)
     except BaseException:
-        store.discard_unsent_run(engine, run_id=ctx.run_id)  # no half-made run stays behind
+        store.discard_unsent_run(engine, run_id=plan.run_id)
         raise
-    return PlanResult(
-        ctx.run_id, ctx.campaign.name, ctx.scheduled_for, len(ctx.members), new, stats
-    )

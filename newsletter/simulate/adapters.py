@@ -102,14 +102,12 @@ def send_run(
     Each delivered message is handed to `read` (the recipient's mail client) in the process
     that delivered it, so only what the reader keeps travels back. Addresses in `bounce` are
     refused with a permanent error, as a receiving server refuses a dead mailbox, so the
-    pipeline records the bounce. With `workers` > 1 the run is planned and delivered in that
-    many shards, each in a forked process.
+    pipeline records the bounce. With `workers` > 1 the run is planned in that many shards and
+    each shard is delivered in a forked process.
     """
     from newsletter.plan.planner import plan_run
 
-    planned = plan_run(
-        engine, campaign=campaign, now=now, settings=settings, shard_count=workers, workers=workers
-    )
+    planned = plan_run(engine, campaign=campaign, now=now, settings=settings, shard_count=workers)
     failures: dict[str, SendStatus] = {address: "permanent" for address in bounce}
     _STATE.update(engine=engine, run_id=planned.run_id, now=now, settings=settings, read=read)
     _STATE.update(failures=failures, workers=workers)

@@ -24,6 +24,7 @@ from newsletter.models import (
     Event,
     Message,
     Run,
+    RunArtifact,
     Segment,
     Slot,
     Subscriber,
@@ -212,11 +213,15 @@ def write_shard(
 
     `messages` has the Message columns but run_id/id; `slots` the Slot columns with
     `subscriber_id` in place of `message_id`. Subscribers already in the run are left alone.
+    The transaction first locks the run's row, so writers of the same run (a shard task
+    delivered twice, in two processes) take turns and the second finds the first's messages.
     """
     if messages.empty:
         return 0
     ids = [int(i) for i in messages["subscriber_id"]]
+    table = Run.__table__  # type: ignore[attr-defined]
     with engine.begin() as c:
+        c.execute(update(table).where(table.c.id == run_id).values(status=table.c.status))
         existing = _planned(c, run_id, ids)
         fresh = messages[~messages["subscriber_id"].isin(existing)].assign(run_id=run_id)
         bulk_insert(c, "message", fresh)
@@ -308,8 +313,9 @@ def item_titles(engine: Engine, ids: Iterable[int]) -> dict[int, str]:
 
 
 def discard_unsent_run(engine: Engine, *, run_id: int) -> bool:
-    """Delete a run whose planning failed, with its messages and slots, if nothing of it was
-    handed to delivery (a run still ``planning`` whose messages are all planned or skipped).
+    """Delete a run whose planning failed, with its messages, slots and artifacts, if nothing
+    of it was handed to delivery (a run still ``planning`` whose messages are all planned or
+    skipped).
 
     Returns whether the run was deleted. A failed plan so leaves no half-made run behind for
     `report`, `why` or `run list` to find; the next attempt starts it afresh.
@@ -325,6 +331,8 @@ def discard_unsent_run(engine: Engine, *, run_id: int) -> bool:
         messages = select(M.id).where(M.run_id == run_id).scalar_subquery()
         c.execute(delete(Slot.__table__).where(SL.message_id.in_(messages)))  # type: ignore[attr-defined]
         c.execute(delete(Message.__table__).where(M.run_id == run_id))  # type: ignore[attr-defined]
+        artifacts = RunArtifact.__table__  # type: ignore[attr-defined]
+        c.execute(delete(artifacts).where(artifacts.c.run_id == run_id))
         c.execute(delete(table).where(table.c.id == run_id))
     return True
 

@@ -1,22 +1,28 @@
-"""A person's control over a run: hold (pause), release (resume) and cancel, as SQL.
+"""Run-level SQL: a person's control over a run, and the queries the pipeline needs.
 
-A held or cancelled run keeps that status until a person changes it: the delivery loop reads
-it (``run_status``) and stops claiming messages, and ``delivery.set_run_status`` never
-overwrites it. Cancelling also skips every message not yet handed to the mail server (reason
-``cancelled``) in the same transaction, so no later pass can send one; a message already
-``sending`` finishes normally.
+Control: hold (pause), release (resume) and cancel. A held or cancelled run keeps that status
+until a person changes it: the delivery loop reads it (``run_status``) and stops claiming
+messages, and ``delivery.set_run_status`` never overwrites it. Cancelling also skips every
+message not yet handed to the mail server (reason ``cancelled``) in the same transaction, so
+no later pass can send one; a message already ``sending`` finishes normally.
+
+Pipeline queries: a run's row, its message count, runs with due messages, scheduled campaigns.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
-from newsletter.models import Message, MessageStatus, Run, RunStatus
+from newsletter.models import Campaign, Message, MessageStatus, Run, RunStatus
+from newsletter.store.delivery import CLAIMABLE
 
 R = Run.__table__.c  # type: ignore[attr-defined]
 M = Message.__table__.c  # type: ignore[attr-defined]
+C = Campaign.__table__.c  # type: ignore[attr-defined]
 HALTED = (RunStatus.held, RunStatus.cancelled)
 HOLDABLE = (
     RunStatus.planning,
@@ -63,3 +69,71 @@ def cancel_run(engine: Engine, *, run_id: int, now: datetime) -> int | None:
             messages.values(status=MessageStatus.skipped, reason=CANCELLED_REASON, updated_at=now)
         ).rowcount
     return int(done)
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """A run with the name of its campaign."""
+
+    id: int
+    campaign_id: int
+    campaign: str
+    scheduled_for: datetime
+    status: str
+
+
+def run_row(engine: Engine, *, run_id: int) -> RunRow | None:
+    """The run `run_id` and its campaign's name, or None when there is no such run."""
+    with engine.connect() as c:
+        row = c.execute(
+            select(R.id, R.campaign_id, C.name, R.scheduled_for, R.status)
+            .join(Campaign.__table__, C.id == R.campaign_id)  # type: ignore[attr-defined]
+            .where(R.id == run_id)
+        ).first()
+    return None if row is None else RunRow(int(row[0]), int(row[1]), str(row[2]), row[3], row[4])
+
+
+def message_count(engine: Engine, *, run_id: int) -> int:
+    """How many messages (of any status) the run holds: one per planned member."""
+    with engine.connect() as c:
+        return int(c.execute(select(func.count()).where(M.run_id == run_id)).scalar_one())
+
+
+def runs_with_due_messages(
+    engine: Engine, *, due_by: datetime, statuses: Sequence[str]
+) -> list[int]:
+    """Runs in one of `statuses` holding claimable messages whose send time has come."""
+    with engine.connect() as c:
+        rows = c.execute(
+            select(R.id)
+            .where(R.status.in_(list(statuses)))
+            .where(
+                select(M.id)
+                .where(M.run_id == R.id, M.status.in_(CLAIMABLE), M.planned_for <= due_by)
+                .exists()
+            )
+            .order_by(R.id)
+        )
+        return [int(r[0]) for r in rows]
+
+
+def scheduled_campaigns(engine: Engine, *, kind: str) -> list[tuple[str, str]]:
+    """(name, schedule) of the active campaigns of `kind` that have a schedule."""
+    with engine.connect() as c:
+        rows = c.execute(
+            select(C.name, C.schedule)
+            .where(C.active.is_(True), C.kind == kind, C.schedule.is_not(None))
+            .order_by(C.name)
+        )
+        return [(str(n), str(s)) for n, s in rows]
+
+
+def run_id_for(engine: Engine, *, campaign: str, scheduled_for: datetime) -> int | None:
+    """The id of the campaign's run for this scheduled time, or None."""
+    with engine.connect() as c:
+        found = c.execute(
+            select(R.id)
+            .join(Campaign.__table__, C.id == R.campaign_id)  # type: ignore[attr-defined]
+            .where(C.name == campaign, R.scheduled_for == scheduled_for)
+        ).scalar()
+    return None if found is None else int(found)

@@ -27,6 +27,7 @@ EXPECTED_TABLES = {
     "suppression",
     "sync_state",
     "api_key",
+    "run_artifact",
 }
 
 

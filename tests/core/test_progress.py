@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 from newsletter.cli_progress import ProgressBars
 from newsletter.config import Settings, SourceQueries
 from newsletter.db import make_engine
-from newsletter.deliver.runner import run_campaign
+from newsletter.pipeline import run_campaign
 from newsletter.store import csv_import
 from newsletter.store.campaigns import upsert_campaign
 from newsletter.store.sync import sync_source

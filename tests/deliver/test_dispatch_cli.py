@@ -97,7 +97,7 @@ def test_run_usage_errors_are_clear(cli_env: Engine) -> None:
 def test_run_campaign_reports_progress_and_counts_from_the_database(sqlite_engine: Engine) -> None:
     from newsletter.config import Settings
     from newsletter.deliver.dispatch import Outcome
-    from newsletter.deliver.runner import run_campaign
+    from newsletter.pipeline import run_campaign
 
     seed_dispatch_world(sqlite_engine, subscribers=12)
 

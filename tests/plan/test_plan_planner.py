@@ -306,9 +306,30 @@ def test_exploration_share_propensities_and_no_repeats_with_the_hybrid(
             assert explored == 0
 
 
-def test_forked_workers_plan_the_same_run(sqlite_engine: Engine) -> None:
+def test_worker_processes_plan_the_same_run(sqlite_engine: Engine) -> None:
+    from newsletter.pipeline import create_run
+    from newsletter.pipeline import plan_run as plan_on
+    from newsletter.tasks import ProcessPool
+
+    def plan_in_processes() -> object:
+        prepared = create_run(
+            sqlite_engine,
+            campaign="weekly",
+            now=NOW,
+            settings=SETTINGS,
+            shard_count=3,
+            source_factory=popularity_slot_source,
+        )
+        return plan_on(
+            sqlite_engine,
+            run_id=prepared.run_id,
+            now=NOW,
+            executor=ProcessPool(2),
+            settings=SETTINGS,
+        )
+
     seed(sqlite_engine)
-    result = plan(sqlite_engine, shard_count=3, workers=2)
+    result = plan_in_processes()
     assert result.new_messages == 6 and result.stats["arms"] == {"personalized": 2}  # type: ignore[attr-defined]
-    assert plan(sqlite_engine, shard_count=3, workers=2).new_messages == 0  # type: ignore[attr-defined]
+    assert plan_in_processes().new_messages == 0  # type: ignore[attr-defined]
     assert _count(sqlite_engine, Slot) == 8

@@ -25,8 +25,8 @@ from sqlalchemy import Engine, func, select
 
 from newsletter.config import Settings
 from newsletter.db import make_engine, upgrade
-from newsletter.deliver.runner import run_campaign
 from newsletter.models import Message, Run, Slot
+from newsletter.pipeline import run_campaign
 from newsletter.plan.planner import plan_run
 from newsletter.store.campaigns import upsert_campaign
 from newsletter.store.csv_import import import_csv

@@ -7,6 +7,7 @@ import pytest
 import scipy.sparse as sp
 from recommend_world import NOW, world
 
+from newsletter.recommend import artifact
 from newsletter.recommend.base import InteractionData, ItemCatalog, Recommender
 from newsletter.recommend.clickrank import ClickRanker
 from newsletter.recommend.collaborative import EASE, ItemKNN
@@ -97,3 +98,37 @@ def test_large_catalogue_path_keeps_the_contract(
         block = range(10) if user < 10 else range(10, 20)
         assert row[0] in block
     assert {s for row in recs.sources for s in row} <= {"collaborative", "content", "popularity"}
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_save_load_round_trip_recommends_the_same(
+    name: str, world: tuple[InteractionData, ItemCatalog]
+) -> None:
+    """A fitted model shipped as an artifact (to a worker) recommends exactly as before."""
+    data, catalog = world
+    model = FACTORIES[name]().fit(data, catalog, now=NOW)
+    blob = artifact.dumps(model)
+    loaded = artifact.loads(blob)
+    assert type(loaded) is type(model) and loaded is not model
+    users, exclude = np.arange(data.n_users), consumed_matrix(data)
+    even = np.arange(data.n_items) % 2 == 0
+    for kwargs in ({"exclude": exclude}, {"exclude": exclude, "candidates": even}):
+        items, scores = model.recommend(users, 8, **kwargs)
+        again, again_scores = loaded.recommend(users, 8, **kwargs)
+        np.testing.assert_array_equal(again, items)
+        np.testing.assert_array_equal(again_scores, scores)
+    if hasattr(model, "recommend_explained"):
+        before = model.recommend_explained(users, 4, exclude=exclude)
+        after = loaded.recommend_explained(users, 4, exclude=exclude)
+        np.testing.assert_array_equal(after.items, before.items)
+        assert after.reasons == before.reasons
+
+
+def test_artifact_refuses_other_formats_with_a_clear_error() -> None:
+    blob = artifact.dumps(Popularity())
+    with pytest.raises(artifact.ArtifactError, match="missing the NLMODEL header"):
+        artifact.loads(b"\x80\x05junk")
+    header = len(artifact.MAGIC)
+    newer = blob[:header] + bytes([artifact.FORMAT + 1]) + blob[header + 1 :]
+    with pytest.raises(artifact.ArtifactError, match=f"format {artifact.FORMAT + 1}"):
+        artifact.loads(newer)

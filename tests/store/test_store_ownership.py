@@ -19,8 +19,8 @@ from sqlmodel import Session
 from newsletter.api.app import create_app
 from newsletter.config import Settings, SourceQueries
 from newsletter.db import make_engine, session_scope
-from newsletter.deliver.runner import run_campaign
 from newsletter.models import Item, Message, Segment, Slot, Subscriber, Suppression
+from newsletter.pipeline import run_campaign
 from newsletter.plan.planner import plan_run
 from newsletter.store.campaigns import upsert_campaign
 from newsletter.store.csv_import import import_csv

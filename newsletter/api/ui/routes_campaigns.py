@@ -86,7 +86,6 @@ async def run_action(
                 run_id=run_id,
                 settings=admin.settings,
                 now=admin.now(),
-                clock=admin.clock,
             )
             text = f"Run {run_id} resumed: due messages are being sent."
         elif action == "cancel":
