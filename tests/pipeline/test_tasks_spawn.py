@@ -32,7 +32,7 @@ SHARDS = 3
 # shard 2 (plan) and shard 1 (deliver) are also run twice concurrently.
 PLAN_ORDER = [2, 2, 0, 1, 0, 1]
 DELIVER_ORDER = [1, 2, 1, 0, 2, 0]
-TOKEN = re.compile(r"(/t/c/|/t/o/|/u/|/p/|/v/|unsubscribe%20)([A-Za-z0-9_-]{16,})")
+TOKEN = re.compile(r"(/t/c/|/t/o/|/t/h/|/u/|/p/|/v/|unsubscribe%20)([A-Za-z0-9_-]{16,})")
 MESSAGE_ID = re.compile(r"<nl\.(\d+)\.[0-9a-f]+@")
 
 
