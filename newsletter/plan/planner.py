@@ -103,6 +103,7 @@ def shard_verdicts(engine: Any, plan: RunPlan, ids: list[int]) -> list[Verdict]:
             kind=plan.kind,
             scheduled_for=plan.scheduled_for,
             default_timezone=plan.default_timezone,
+            local_schedule=plan.local_schedule,
         )
         for p, arm in zip(profiles, hashed, strict=True)
     ]
@@ -137,7 +138,7 @@ def shard_slots(
     return out
 
 
-def _frames(
+def shard_frames(
     plan: RunPlan,
     verdicts: list[Verdict],
     slots: dict[int, list[PlannedSlot]],
@@ -206,7 +207,7 @@ def plan_shard(engine: Any, *, run_id: int, shard: int) -> int:
     if any(v.status == "planned" for v in verdicts):
         model = load_model(engine, run_id=run_id)
         slots, item_ids = shard_slots(plan, model, verdicts, rng), model.item_ids
-    messages, slot_frame, assignments = _frames(plan, verdicts, slots, item_ids, shard)
+    messages, slot_frame, assignments = shard_frames(plan, verdicts, slots, item_ids, shard)
     return store.write_shard(
         engine, run_id=run_id, messages=messages, slots=slot_frame, assignments=assignments
     )
