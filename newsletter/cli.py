@@ -675,10 +675,21 @@ def serve_command(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
     demo: bool = typer.Option(False, "--demo", help="Allow the insecure default secret key."),
+    web: bool = typer.Option(True, "--web/--no-web", help="Serve the web app."),
+    with_scheduler: bool = typer.Option(
+        True, "--scheduler/--no-scheduler", help="Run the scheduler in this process."
+    ),
     config: Path | None = ConfigOption,
 ) -> None:
-    """Run the tracking web service: click redirects, open pixel, unsubscribe, preferences."""
+    """Run the service: the web app (tracking, unsubscribe, preferences) and the scheduler."""
     settings = settings_or_exit(config)
+    if not web:
+        if not with_scheduler:
+            raise fail("--no-web --no-scheduler leaves nothing to run: drop one of them", 2)
+        from newsletter.cli_schedule import start_scheduler
+
+        start_scheduler(settings=settings, engine=migrated_engine(settings), background=False)
+        return
     if settings.uses_default_secret and not demo:
         raise fail(
             "the secret key is the insecure default, so anyone could forge tracking and "
@@ -692,8 +703,17 @@ def serve_command(
         err_console.print("[yellow]warning:[/yellow] --demo: using the insecure default key")
     from newsletter.api.app import run_server
 
-    run_server(settings=settings, engine=migrated_engine(settings), host=host, port=port)
+    engine = migrated_engine(settings)
+    if with_scheduler:
+        from newsletter.cli_schedule import start_scheduler
 
+        start_scheduler(settings=settings, engine=engine, background=True)
+    run_server(settings=settings, engine=engine, host=host, port=port)
+
+
+from newsletter import cli_schedule  # noqa: E402  (its commands need the helpers above)
+
+cli_schedule.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -353,3 +353,27 @@ def recent_model_run(
             .limit(1)
         ).first()
     return None if row is None else (int(row[0]), row[1])
+
+
+def subscriber_behaviour(
+    engine: Engine, *, subscriber_id: int, start: datetime, end: datetime
+) -> list[tuple[int, int, str, datetime]]:
+    """(subscriber, item, kind, time) of one subscriber's interactions in [start, end]."""
+    with engine.connect() as c:
+        rows = c.execute(
+            select(I.subscriber_id, I.item_id, I.kind, I.occurred_at)
+            .where(I.subscriber_id == subscriber_id, I.occurred_at >= start, I.occurred_at <= end)
+            .order_by(I.occurred_at, I.id)
+        ).all()
+    return [(int(r[0]), int(r[1]), str(r[2]), r[3]) for r in rows]
+
+
+def subscriber_signup(
+    engine: Engine, *, subscriber_id: int
+) -> tuple[int, datetime, list[str], str] | None:
+    """(id, created_at, topics, status) of one subscriber."""
+    with engine.connect() as c:
+        r = c.execute(
+            select(S.id, S.created_at, S.topics, S.status).where(S.id == subscriber_id)
+        ).first()
+    return None if r is None else (int(r[0]), r[1], list(r[2] or []), str(r[3]))
