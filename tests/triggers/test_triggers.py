@@ -135,7 +135,9 @@ def test_welcome_day_zero_then_day_three_only_while_active(engine: Engine) -> No
     assert sum(k.startswith("rock") for k, _ in slots) >= 2
     with engine.begin() as c:
         c.execute(
-            update(Subscriber).where(Subscriber.external_key == "new2").values(status="unsubscribed")  # type: ignore[arg-type]
+            update(Subscriber)
+            .where(Subscriber.external_key == "new2")
+            .values(status="unsubscribed")  # type: ignore[arg-type]
         )
     day3, _ = pipeline.sweep_triggers(engine, now=NOW + timedelta(days=3), settings=SETTINGS)
     assert day3[0].planned == 1 and day3[0].skipped == {"unsubscribed": 1}
