@@ -706,7 +706,7 @@ def serve_command(
     run_server(settings=settings, engine=migrated_engine(settings), host=host, port=port)
 
 
-import newsletter.cli_worker  # noqa: E402  (registers `newsletter worker`)
+import newsletter.cli_worker  # noqa: E402, F401  (registers `newsletter worker`)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

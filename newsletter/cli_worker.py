@@ -50,9 +50,9 @@ def worker_command(
             2,
         ) from exc
     hostname = name or f"newsletter-{os.getpid()}@{socket.gethostname()}"
-    argv = ["worker", f"--pool={pool}", f"--concurrency={concurrency}", f"--queues={settings.celery_queue}"]
-    argv += [f"--hostname={hostname}", f"--loglevel={loglevel}", "--without-gossip"]
-    argv += ["--without-mingle"]
+    argv = ["worker", f"--pool={pool}", f"--concurrency={concurrency}"]
+    argv += [f"--queues={settings.celery_queue}", f"--hostname={hostname}"]
+    argv += [f"--loglevel={loglevel}", "--without-gossip", "--without-mingle"]
     app_.worker_main(argv)
 
 

@@ -88,7 +88,7 @@ class RedisTokenBucket:
     def acquire(self) -> float:
         """Book one token in Redis and sleep until it is due; return the time slept."""
         now = "" if self._clock is None else repr(self._clock())
-        args = [repr(self.rate), repr(self.burst), now, self._ttl_ms]
+        args: list[str | int] = [repr(self.rate), repr(self.burst), now, self._ttl_ms]
         wait = float(self._script(keys=[self.key], args=args))
         if wait > 0:
             self._sleep(wait)

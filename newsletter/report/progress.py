@@ -102,7 +102,9 @@ def _shards(engine: Engine, run_id: int) -> list[ShardProgress]:
     return out
 
 
-def run_progress(engine: Engine, *, run_id: int | None = None, limit: int = 20) -> list[RunProgress]:
+def run_progress(
+    engine: Engine, *, run_id: int | None = None, limit: int = 20
+) -> list[RunProgress]:
     """The progress of run `run_id`, or of the newest `limit` runs."""
     if run_id is None:
         rows = recent_runs(engine, limit=limit)
