@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     # process pool, see --workers) or "celery" (workers started with `newsletter worker`).
     executor: Literal["in-process", "process", "celery"] = "in-process"
     # Celery: the broker (RabbitMQ amqp://... or Redis redis://...) and the result backend
-    # (empty: the broker itself when it is Redis, else the database as db+URL).
+    # (empty: the broker itself when it is Redis, else the database as db+URL). The process
+    # that sends a run and its workers must agree on both.
     broker_url: str = "redis://127.0.0.1:6379/0"
     result_backend: str = ""
     celery_queue: str = "newsletter"  # the queue workers consume and runs send their shards to

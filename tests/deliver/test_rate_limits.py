@@ -41,7 +41,9 @@ class FakeTime:
 
 
 def _bucket(url: str, key: str, time: FakeTime, rate: float, burst: float) -> RedisTokenBucket:
-    return RedisTokenBucket(url, rate=rate, burst=burst, key=key, clock=time.clock, sleep=time.sleep)
+    return RedisTokenBucket(
+        url, rate=rate, burst=burst, key=key, clock=time.clock, sleep=time.sleep
+    )
 
 
 def test_global_bucket_is_shared_by_every_worker(redis_url: str) -> None:

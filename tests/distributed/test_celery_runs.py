@@ -37,8 +37,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(600)]
 POLICY = DeliveryPolicy(honour_send_time=False)
 
 
-def _settings(smtp_url: str, broker_url: str, queue: str) -> Settings:
+def _settings(smtp_url: str, broker_url: str, queue: str, database_url: str) -> Settings:
+    """Caller and workers share these (with RabbitMQ the results go to this database)."""
     return Settings(
+        database_url=database_url,
         secret_key=SECRET,
         smtp_url=smtp_url,
         broker_url=broker_url,
@@ -49,6 +51,7 @@ def _settings(smtp_url: str, broker_url: str, queue: str) -> Settings:
 
 def _worker_env(settings: Settings) -> dict[str, str]:
     return {
+        "NEWSLETTER_DATABASE_URL": settings.database_url,
         "NEWSLETTER_SECRET_KEY": settings.secret_key,
         "NEWSLETTER_SMTP_URL": settings.smtp_url,
         "NEWSLETTER_BROKER_URL": settings.broker_url,
@@ -58,11 +61,11 @@ def _worker_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def _seeded(pg_pair: Callable[[], tuple[Engine, str]], subscribers: int) -> Engine:
+def _seeded(pg_pair: Callable[[], tuple[Engine, str]], subscribers: int) -> tuple[Engine, str]:
     _, url = pg_pair()
     engine = make_engine(url)  # the URL carries the schema, so the tasks reach it too
     seed_dispatch_world(engine, subscribers=subscribers)
-    return engine
+    return engine, url
 
 
 def _copies(server: SmtpTestServer) -> tuple[Counter[str], dict[str, set[str]]]:
@@ -83,19 +86,19 @@ def test_celery_run_sends_what_an_in_process_run_sends(
     smtp_servers: Callable[..., SmtpTestServer],
     tmp_path: Path,
 ) -> None:
-    here, there = _seeded(pg_pair, 2000), _seeded(pg_pair, 2000)
+    (here, here_url), (there, there_url) = _seeded(pg_pair, 2000), _seeded(pg_pair, 2000)
     here_mail, there_mail = smtp_servers(), smtp_servers()
     reference = pipeline.run_campaign(
         here,
         campaign="weekly",
         now=DISPATCH_NOW,
-        settings=_settings(here_mail.url, broker_url, "unused"),
+        settings=_settings(here_mail.url, broker_url, "unused", here_url),
         shard_count=8,
         policy=POLICY,
     )
     assert reference.status == "delivered" and reference.result.sent > 1500
 
-    settings = _settings(there_mail.url, broker_url, unique_queue())
+    settings = _settings(there_mail.url, broker_url, unique_queue(), there_url)
     with start_workers(2, env=_worker_env(settings), log_dir=tmp_path):
         summary = pipeline.run_campaign(
             there,
@@ -124,9 +127,9 @@ def test_a_worker_killed_mid_run_loses_nothing_and_sends_each_message_once(
     smtp_servers: Callable[..., SmtpTestServer],
     tmp_path: Path,
 ) -> None:
-    engine = _seeded(pg_pair, 3000)
+    engine, url = _seeded(pg_pair, 3000)
     server = smtp_servers()
-    settings = _settings(server.url, broker_url, unique_queue())
+    settings = _settings(server.url, broker_url, unique_queue(), url)
     plan = pipeline.create_run(
         engine, campaign="weekly", now=DISPATCH_NOW, settings=settings, shard_count=12
     )
