@@ -36,19 +36,14 @@ def worker_command(
     if pool not in POOLS:
         raise fail(f"--pool {pool!r}: use one of {', '.join(POOLS)}", 2)
     settings = _settings(config)
-    from newsletter.distributed import celery_app, use_settings
+    from newsletter.distributed import CeleryError, celery_app, check_broker, use_settings
 
     use_settings(settings)
     app_ = celery_app(settings)
     try:
-        with app_.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, timeout=5)
-    except Exception as exc:  # the transport's own connection errors
-        raise fail(
-            f"cannot reach the broker {settings.broker_url!r}: {exc}; start it or set "
-            "broker_url (NEWSLETTER_BROKER_URL)",
-            2,
-        ) from exc
+        check_broker(app_, settings.broker_url)
+    except CeleryError as exc:
+        raise fail(str(exc), 2) from exc
     hostname = name or f"newsletter-{os.getpid()}@{socket.gethostname()}"
     argv = ["worker", f"--pool={pool}", f"--concurrency={concurrency}"]
     argv += [f"--queues={settings.celery_queue}", f"--hostname={hostname}"]

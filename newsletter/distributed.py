@@ -100,6 +100,18 @@ def celery_app(settings: Settings) -> Celery:
     return app
 
 
+def check_broker(app: Celery, url: str) -> None:
+    """Fail at once, naming the broker, when it cannot be reached (no endless retries)."""
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=5)
+    except Exception as exc:  # kombu raises the transport's own connection errors
+        raise CeleryError(
+            f"cannot reach the broker {url!r}: {exc}; start it or set broker_url "
+            "(NEWSLETTER_BROKER_URL)"
+        ) from exc
+
+
 def _plan_task(task: Any, database_url: str, run_id: int, shard: int) -> dict[str, Any]:
     """Plan one shard; the task that finds the plan complete marks the run ``planned``."""
     worker = _worker()
@@ -185,13 +197,8 @@ class CeleryExecutor:
         if not tasks:
             return []
         app = celery_app(self.settings)
-        try:
-            sent = [_send(app, task, self.settings.celery_queue) for task in tasks]
-        except Exception as exc:  # kombu raises the transport's own errors
-            raise CeleryError(
-                f"cannot send tasks to broker {self.settings.broker_url!r}: {exc}; start it "
-                "or set broker_url (NEWSLETTER_BROKER_URL)"
-            ) from exc
+        check_broker(app, self.settings.broker_url)
+        sent = [_send(app, task, self.settings.celery_queue) for task in tasks]
         deadline = time.monotonic() + self.timeout
         results, errors = [], []
         for task, handle in zip(tasks, sent, strict=True):

@@ -140,18 +140,18 @@ def test_a_worker_killed_mid_run_loses_nothing_and_sends_each_message_once(
         )
         to_send = planned.stats["planned"]
         assert to_send > 2000
-        mail = server.directory
 
-        def kill_when_a_third_is_sent() -> None:
-            wait_until(
-                lambda: sum(1 for _ in mail.glob("*.eml")) >= to_send // 3,
-                timeout=240,
-                what="a third of the run to be delivered",
-                every=0.02,
-            )
+        def both_workers_mid_shard() -> bool:
+            """Two shards under way, each well inside (so worker 0 is surely mid-shard)."""
+            (run,) = run_progress(engine, run_id=plan.run_id)
+            started = [s for s in run.shards if s.state != "done" and s.sent]
+            return len(started) == 2 and all(20 <= s.sent <= s.members - 40 for s in started)
+
+        def kill_mid_shard() -> None:
+            wait_until(both_workers_mid_shard, timeout=240, what="two shards under way")
             workers[0].kill()
 
-        killer = threading.Thread(target=kill_when_a_third_is_sent, daemon=True)
+        killer = threading.Thread(target=kill_mid_shard, daemon=True)
         killer.start()
         summary = pipeline.deliver_run(
             engine,
