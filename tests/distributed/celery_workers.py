@@ -4,8 +4,10 @@
         ...                      # workers[0].process.pid is a real worker process
         workers[0].kill()        # SIGKILL, as a machine or an OOM killer would
 
-Each worker runs ``--pool solo`` (the task runs in the worker process itself, so one
-SIGKILL takes the worker, its broker connection and its shard at once). ``start_workers``
+Each worker runs ``--pool solo`` by default (the task runs in the worker process itself, so
+one SIGKILL takes the worker, its broker connection and its shard at once); with
+``pool="prefork"`` a task runs in a child process, and ``kill_child`` kills only that child
+(Celery's "worker lost": the task is rejected back to the queue). ``start_workers``
 waits (at most ``ready_timeout`` seconds) for every worker to log "ready", and stops every
 worker it started on the way out: SIGTERM, then SIGKILL after a few seconds.
 """
@@ -42,6 +44,13 @@ class WorkerProcess:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
 
+    def kill_child(self) -> None:
+        """SIGKILL the pool process running the task (the worker itself lives on)."""
+        import psutil
+
+        (child,) = psutil.Process(self.process.pid).children()
+        child.send_signal(signal.SIGKILL)
+
     def ready(self) -> bool:
         return " ready." in self.log.read_text(errors="replace")
 
@@ -62,9 +71,17 @@ def unique_queue() -> str:
 
 @contextlib.contextmanager
 def start_workers(
-    count: int, *, env: Mapping[str, str], log_dir: Path, ready_timeout: float = 90.0
+    count: int,
+    *,
+    env: Mapping[str, str],
+    log_dir: Path,
+    ready_timeout: float = 90.0,
+    pool: str = "solo",
 ) -> Iterator[list[WorkerProcess]]:
-    """Start `count` workers with `env` added to this environment; stop them afterwards."""
+    """Start `count` workers with `env` added to this environment; stop them afterwards.
+
+    ``pool="prefork"`` runs each task in a child process of the worker (one child each).
+    """
     workers: list[WorkerProcess] = []
     full = {**os.environ, "PYTHONPATH": str(REPO), **env}
     try:
@@ -73,7 +90,7 @@ def start_workers(
             log = log_dir / f"worker-{n}.log"
             with log.open("wb") as out:
                 process = subprocess.Popen(
-                    [sys.executable, "-c", ENTRY, "worker", "--pool", "solo", "--name", name],
+                    [sys.executable, "-c", ENTRY, "worker", "--pool", pool, "--name", name],
                     env=full,
                     stdout=out,
                     stderr=subprocess.STDOUT,

@@ -121,19 +121,24 @@ def test_celery_run_sends_what_an_in_process_run_sends(
     assert progress.shards_done == 8 and sum(s.sent for s in progress.shards) == len(emails)
 
 
+@pytest.mark.parametrize("pool", ["solo", "prefork"])
 def test_a_worker_killed_mid_run_loses_nothing_and_sends_each_message_once(
     broker_url: str,
+    pool: str,
     pg_pair: Callable[[], tuple[Engine, str]],
     smtp_servers: Callable[..., SmtpTestServer],
     tmp_path: Path,
 ) -> None:
+    """solo: SIGKILL the whole worker (the broker hands its task out again); prefork:
+    SIGKILL the pool process running the task (reject_on_worker_lost requeues it)."""
     engine, url = _seeded(pg_pair, 3000)
     server = smtp_servers()
     settings = _settings(server.url, broker_url, unique_queue(), url)
     plan = pipeline.create_run(
         engine, campaign="weekly", now=DISPATCH_NOW, settings=settings, shard_count=12
     )
-    with start_workers(2, env=_worker_env(settings), log_dir=tmp_path) as workers:
+    env = _worker_env(settings)
+    with start_workers(2, env=env, log_dir=tmp_path, pool=pool) as workers:
         executor = CeleryExecutor(settings, timeout=300)
         planned = pipeline.plan_run(
             engine, run_id=plan.run_id, now=DISPATCH_NOW, executor=executor, settings=settings
@@ -149,7 +154,10 @@ def test_a_worker_killed_mid_run_loses_nothing_and_sends_each_message_once(
 
         def kill_mid_shard() -> None:
             wait_until(both_workers_mid_shard, timeout=240, what="two shards under way")
-            workers[0].kill()
+            if pool == "solo":
+                workers[0].kill()
+            else:
+                workers[0].kill_child()
 
         killer = threading.Thread(target=kill_mid_shard, daemon=True)
         killer.start()
@@ -162,7 +170,8 @@ def test_a_worker_killed_mid_run_loses_nothing_and_sends_each_message_once(
             executor=executor,
         )
         killer.join(timeout=30)
-        assert workers[0].process.returncode == -9  # it was killed, not stopped
+        if pool == "solo":
+            assert workers[0].process.returncode == -9  # it was killed, not stopped
     assert summary.status == "delivered"
     counts = summary.counts.by_status
     assert counts.get("sent") == to_send and not counts.get("sending")
