@@ -43,6 +43,9 @@ def print_json(data: object) -> None:
 
 
 ConfigOption = typer.Option(None, "--config", help="newsletter.toml to use.")
+ExecutorOption = typer.Option(
+    None, "--executor", help="in-process, process or celery (default: the config's executor)."
+)
 
 
 def migrated_engine(settings: Settings) -> Engine:
@@ -417,6 +420,7 @@ def plan_command(
     ),
     shards: int = typer.Option(1, min=1, help="Plan in this many shards of subscribers."),
     workers: int = typer.Option(1, min=1, help="Plan shards in this many local processes."),
+    executor: str | None = ExecutorOption,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     config: Path | None = ConfigOption,
 ) -> None:
@@ -425,13 +429,14 @@ def plan_command(
     from newsletter.plan.campaigns import CampaignConfigError
     from newsletter.plan.planner import PlanError
     from newsletter.plan.segments import SegmentError
-    from newsletter.tasks import executor_for
+    from newsletter.tasks import ExecutorError, executor_named
 
     settings = settings_or_exit(config)
     engine = migrated_engine(settings)
     when = _when(now, "--now")
     scheduled = _when(scheduled_for, "--scheduled-for") if scheduled_for else None
     try:
+        chosen = executor_named(executor, workers=workers, settings=settings)
         prepared = create_run(
             engine,
             campaign=campaign,
@@ -444,10 +449,10 @@ def plan_command(
             engine,
             run_id=prepared.run_id,
             now=when,
-            executor=executor_for(workers),
+            executor=chosen,
             settings=settings,
         )
-    except (PlanError, SegmentError, CampaignConfigError) as exc:
+    except (PlanError, SegmentError, CampaignConfigError, ExecutorError) as exc:
         raise fail(str(exc), 2) from exc
     if as_json:
         print_json({"run_id": result.run_id, "new_messages": result.new_messages, **result.stats})
@@ -593,7 +598,7 @@ def _print_run(summary: object, *, as_json: bool, heading: str) -> None:
 
 @app.command("run")
 def run_command(
-    target: str = typer.Argument(..., help="CAMPAIGN, or `resume` / `retry-failed`."),
+    target: str = typer.Argument(..., help="CAMPAIGN, or `resume` / `retry-failed` / `list`."),
     run_id: int | None = typer.Argument(None, help="RUN id (with resume / retry-failed)."),
     now: str | None = typer.Option(None, help="Run as of this time (default: now)."),
     transport: str | None = typer.Option(
@@ -601,6 +606,7 @@ def run_command(
     ),
     shards: int = typer.Option(1, min=1, help="Plan and deliver in this many shards."),
     workers: int = typer.Option(1, min=1, help="Plan and deliver shards in this many processes."),
+    executor: str | None = ExecutorOption,
     on_unknown: str | None = typer.Option(
         None, help="After a crash, messages caught mid-send: resend (default) or fail."
     ),
@@ -616,7 +622,8 @@ def run_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     config: Path | None = ConfigOption,
 ) -> None:
-    """Plan, render and deliver CAMPAIGN; or `run resume RUN`; or `run retry-failed RUN`."""
+    """Plan, render and deliver CAMPAIGN; or `run resume RUN`; or `run retry-failed RUN`;
+    or `run list [RUN]` (runs and the progress of their shards)."""
     from typing import Any
 
     from newsletter.deliver.dispatch import DeliveryError
@@ -627,8 +634,12 @@ def run_command(
     from newsletter.plan.planner import PlanError
     from newsletter.plan.segments import SegmentError
     from newsletter.progress import RichProgress
-    from newsletter.tasks import executor_for
+    from newsletter.tasks import ExecutorError, executor_named
 
+    if target == "list":
+        from newsletter.cli_worker import run_list
+
+        return run_list(run_id=run_id, limit=20, as_json=as_json, config=config)
     if (target in RUN_FORMS) != (run_id is not None):
         raise fail("usage: newsletter run CAMPAIGN | run resume RUN | run retry-failed RUN", 2)
     if on_unknown not in (None, "resend", "fail"):
@@ -645,7 +656,7 @@ def run_command(
             "settings": settings,
             "transport_url": transport,
             "policy": DeliveryPolicy.from_settings(settings, **changes),
-            "executor": executor_for(workers),
+            "executor": executor_named(executor, workers=workers, settings=settings),
         }
         with RichProgress(err_console) as progress:
             if target == "resume" and run_id is not None:
@@ -664,7 +675,7 @@ def run_command(
                 )
     except (TransportConfigError, PlanError, SegmentError, CampaignConfigError) as exc:
         raise fail(str(exc), 2) from exc
-    except DeliveryError as exc:
+    except (DeliveryError, ExecutorError) as exc:
         raise fail(str(exc), 1) from exc
     heading = f"run {summary.run_id}" + (f" of {target!r}" if target not in RUN_FORMS else "")
     _print_run(summary, as_json=as_json, heading=heading)
@@ -714,6 +725,8 @@ def serve_command(
 from newsletter import cli_schedule  # noqa: E402  (its commands need the helpers above)
 
 cli_schedule.register(app)
+
+import newsletter.cli_worker  # noqa: E402, F401  (registers `newsletter worker`)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -47,6 +47,7 @@ from newsletter.deliver.dispatch import (
     compile_for_run,
 )
 from newsletter.deliver.policy import DeliveryPolicy
+from newsletter.deliver.ratelimit import global_bucket
 from newsletter.deliver.shards import (
     ProgressSink,
     RunSummary,
@@ -160,7 +161,11 @@ def deliver_run(
     tasks = [DeliverShard(url, run_id, shard, transport_url) for shard in shards]
     result = DispatchResult(run_id)
     local = runner.in_process
-    opened = transport_from_url(transport_url or settings.smtp_url) if local else nullcontext()
+    opened = (
+        transport_from_url(transport_url or settings.smtp_url, bucket=global_bucket(settings))
+        if local
+        else nullcontext()
+    )
     try:
         with opened as transport:
             worker = Worker(
