@@ -88,6 +88,9 @@ ConfigOption = typer.Option(None, "--config", help="newsletter.toml to use.")
 NowOption = typer.Option(
     None, "--now", help="Record times as of this ISO time (default: the clock), to reproduce a run."
 )
+ExecutorOption = typer.Option(
+    None, "--executor", help="in-process, process or celery (default: the config's executor)."
+)
 
 
 def migrated_engine(settings: Settings) -> Engine:
@@ -711,6 +714,7 @@ def plan_command(
     ),
     shards: int = typer.Option(1, min=1, help="Plan in this many shards of subscribers."),
     workers: int = typer.Option(1, min=1, help="Plan shards in this many local processes."),
+    executor: str | None = ExecutorOption,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     config: Path | None = ConfigOption,
 ) -> None:
@@ -719,7 +723,7 @@ def plan_command(
     from newsletter.plan.campaigns import CampaignConfigError
     from newsletter.plan.planner import PlanError
     from newsletter.plan.segments import SegmentError
-    from newsletter.tasks import executor_for
+    from newsletter.tasks import ExecutorError, executor_named
 
     settings = settings_or_exit(config)
     engine = migrated_engine(settings)
@@ -741,11 +745,11 @@ def plan_command(
                 engine,
                 run_id=prepared.run_id,
                 now=when,
-                executor=executor_for(workers),
+                executor=executor_named(executor, workers=workers, settings=settings),
                 settings=settings,
                 progress=bars,
             )
-    except (PlanError, SegmentError, CampaignConfigError) as exc:
+    except (PlanError, SegmentError, CampaignConfigError, ExecutorError) as exc:
         raise fail(str(exc), 2) from exc
     empty = nothing_to_send(result.stats)
     if as_json:
@@ -1044,6 +1048,7 @@ def run_command(
     ),
     shards: int = typer.Option(1, min=1, help="Plan and deliver in this many shards."),
     workers: int = typer.Option(1, min=1, help="Plan and deliver shards in this many processes."),
+    executor: str | None = ExecutorOption,
     on_unknown: str | None = typer.Option(
         None, help="After a crash, messages caught mid-send: resend (default) or fail."
     ),
@@ -1068,10 +1073,14 @@ def run_command(
     When the campaign's newest run is planned but not sent yet (by `newsletter plan`, say),
     that run is sent instead of a second one; --new-run plans another.
     """
-    from newsletter.tasks import executor_for
 
     if target == "list":
-        _run_list(second, as_json=as_json, config=config)
+        if second is not None and second.isdigit():  # one run, with its shards' progress
+            from newsletter.cli_worker import run_list
+
+            run_list(run_id=int(second), limit=1, as_json=as_json, config=config)
+        else:
+            _run_list(second, as_json=as_json, config=config)
         return
     if target not in RUN_FORMS and second is not None:
         raise fail(RUN_USAGE, 2)
@@ -1089,7 +1098,7 @@ def run_command(
             "settings": settings,
             "transport_url": transport,
             "policy": policy,
-            "executor": executor_for(workers),
+            "executor": _executor_or_exit(executor, workers=workers, settings=settings),
         },
         shards=shards,
         include_unknown=include_unknown,
@@ -1111,6 +1120,16 @@ def run_command(
         raise fail(empty, 1)
 
 
+def _executor_or_exit(name: str | None, *, workers: int, settings: Settings) -> Any:
+    """The executor `--executor` / `--workers` / the config's `executor` name (exit 2 if bad)."""
+    from newsletter.tasks import ExecutorError, executor_named
+
+    try:
+        return executor_named(name, workers=workers, settings=settings)
+    except ExecutorError as exc:
+        raise fail(str(exc), 2) from exc
+
+
 def _deliver_command(
     engine: Engine,
     *,
@@ -1129,6 +1148,7 @@ def _deliver_command(
     from newsletter.plan.planner import PlanError
     from newsletter.plan.segments import SegmentError
     from newsletter.store.delivery import run_campaign_id
+    from newsletter.tasks import ExecutorError
 
     if run_id is not None and run_campaign_id(engine, run_id=run_id) is None:
         raise fail(f"run {run_id} does not exist; list runs with `newsletter run list`", 2)
@@ -1153,7 +1173,7 @@ def _deliver_command(
             )
     except (TransportConfigError, PlanError, SegmentError, CampaignConfigError) as exc:
         raise fail(str(exc), 2) from exc
-    except DeliveryError as exc:
+    except (DeliveryError, ExecutorError) as exc:
         raise fail(str(exc), 1) from exc
 
 
@@ -1184,12 +1204,25 @@ def serve_command(
     demo: bool = typer.Option(
         False, "--demo", help="Serve the demo's links: use the demo key when none is set."
     ),
+    web: bool = typer.Option(True, "--web/--no-web", help="Serve the web app."),
+    with_scheduler: bool = typer.Option(
+        True, "--scheduler/--no-scheduler", help="Run the scheduler in this process."
+    ),
     config: Path | None = ConfigOption,
 ) -> None:
-    """Run the tracking web service: click redirects, open pixel, unsubscribe, preferences."""
+    """Run the service: the web app (tracking, unsubscribe, preferences, API, web UI) and the
+    scheduler (digests at their local hour, triggers, messages whose send time has come)."""
     from newsletter.config import DEMO_SECRET_KEY
 
     settings = settings_or_exit(config)
+    if not web:
+        if not with_scheduler:
+            raise fail("--no-web --no-scheduler leaves nothing to run: drop one of them", 2)
+        from newsletter.cli_schedule import start_scheduler
+
+        strong_key_or_exit(settings)  # the scheduler sends mail signed with it
+        start_scheduler(settings=settings, engine=migrated_engine(settings), background=False)
+        return
     if demo and settings.uses_default_secret:  # verify the links `newsletter demo` signed
         settings = settings.model_copy(update={"secret_key": DEMO_SECRET_KEY})
     strong_key_or_exit(settings, demo=demo)
@@ -1202,7 +1235,19 @@ def serve_command(
         err_console.print("[yellow]warning:[/yellow] --demo: the secret key is weak")
     from newsletter.api.app import run_server
 
-    run_server(settings=settings, engine=migrated_engine(settings), host=host, port=port)
+    engine = migrated_engine(settings)
+    if with_scheduler:
+        from newsletter.cli_schedule import start_scheduler
+
+        start_scheduler(settings=settings, engine=engine, background=True)
+    run_server(settings=settings, engine=engine, host=host, port=port)
+
+
+from newsletter import cli_schedule  # noqa: E402  (its commands need the helpers above)
+
+cli_schedule.register(app)
+
+import newsletter.cli_worker  # noqa: E402, F401  (registers `newsletter worker`)
 
 
 def _add_groups() -> None:

@@ -154,6 +154,22 @@ class Settings(BaseSettings):
     track_flush_ms: int = Field(default=200, ge=1)
     track_buffer_max: int = Field(default=50_000, ge=1)
 
+    # Where a run's shard tasks run: "in-process" (the default, no broker), "process" (a local
+    # process pool, see --workers) or "celery" (workers started with `newsletter worker`).
+    executor: Literal["in-process", "process", "celery"] = "in-process"
+    # Celery: the broker (RabbitMQ amqp://... or Redis redis://...) and the result backend
+    # (empty: the broker itself when it is Redis, else the database as db+URL). The process
+    # that sends a run and its workers must agree on both.
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    result_backend: str = ""
+    celery_queue: str = "newsletter"  # the queue workers consume and runs send their shards to
+    # Redis broker only: a task not acknowledged within this many seconds (its worker died)
+    # is handed to another worker. Keep it above the time one shard takes.
+    broker_visibility_timeout: float = Field(default=3600.0, gt=0)
+    # Messages per second across every worker (a token bucket in Redis); 0 = no global limit.
+    global_rate_limit: float = Field(default=0.0, ge=0)
+    rate_limit_url: str = Field(default="", description="Redis for the global bucket")
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -214,6 +230,24 @@ class Settings(BaseSettings):
         if not self.database_url:
             return f"sqlite:///{Path.cwd() / DEFAULT_DATABASE_FILE}"
         return normalize_database_url(self.database_url)
+
+    @property
+    def resolved_result_backend(self) -> str:
+        """The Celery result backend: the configured one, else Redis or the database."""
+        if self.result_backend:
+            return self.result_backend
+        if self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return "db+" + self.resolved_database_url
+
+    @property
+    def resolved_rate_limit_url(self) -> str:
+        """The Redis holding the global rate limit: the configured one, else a Redis broker."""
+        if self.rate_limit_url:
+            return self.rate_limit_url
+        if self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return "redis://127.0.0.1:6379/0"
 
     @property
     def uses_default_secret(self) -> bool:

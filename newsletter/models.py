@@ -95,6 +95,22 @@ class ArtifactKind(StrEnum):
     delivery = "delivery"  # JSON: the current delivery pass (its time and DeliveryPolicy)
 
 
+class TriggerStatus(StrEnum):
+    """A pending trigger state's life: pending -> fired | cancelled (its 'unless' happened)."""
+
+    pending = "pending"  # waiting for its due time (or for the sweep)
+    fired = "fired"  # a message (planned, or skipped with its reason) answers it
+    cancelled = "cancelled"  # the cancelling behaviour happened (a purchase of the item)
+
+
+class TriggerKind(StrEnum):
+    """The shipped behavioural rules (see newsletter.triggers.rules)."""
+
+    abandoned_cart = "abandoned_cart"
+    topic_reads = "topic_reads"
+    welcome = "welcome"
+
+
 class Arm(StrEnum):
     personalized = "personalized"
     popular = "popular"
@@ -337,6 +353,33 @@ class Event(SQLModel, table=True):
     url: str | None = Field(default=None, max_length=2000)
     # Provider event id of a webhook or bounce report ("ses:..."): a redelivery is ignored.
     external_id: str | None = Field(default=None, max_length=200, unique=True)
+
+
+class TriggerState(SQLModel, table=True):
+    """One pending (or settled) firing of a trigger campaign for one subscriber.
+
+    ``dedupe`` names what fired (a cart row, a topic on a day, a welcome step) so evaluating
+    the same behaviour twice -- two processes, a restart -- stores it once.
+    """
+
+    __tablename__ = "trigger_state"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "subscriber_id", "dedupe", name="uq_trigger_state"),
+        Index("ix_trigger_state_due", "status", "due_at"),
+        Index("ix_trigger_state_subscriber", "subscriber_id", "campaign_id"),
+    )
+    id: int | None = Field(default=None, sa_column=Column(BIGINT_PK, primary_key=True))
+    campaign_id: int = Field(foreign_key="campaign.id", ondelete="CASCADE")
+    subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE")
+    dedupe: str = Field(max_length=200)
+    kind: str = Field(max_length=30)
+    status: str = Field(default=TriggerStatus.pending, max_length=20)
+    due_at: datetime
+    context: JSONDict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    run_id: int | None = Field(default=None, foreign_key="run.id", ondelete="SET NULL")
+    reason: str | None = Field(default=None, max_length=100)
+    created_at: datetime
+    updated_at: datetime
 
 
 class Assignment(SQLModel, table=True):

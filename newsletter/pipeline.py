@@ -21,7 +21,8 @@ parameter: nothing below reads the clock unless a policy asks for the live one).
 6. :func:`tick` is what a scheduler calls every few minutes: create and plan the digest runs
    whose schedule has come (or finish planning them), then :func:`release_due`.
 
-:func:`fire_trigger` is the entry point of behavioural triggers (not wired yet).
+:func:`record_events` (the events API's entry), :func:`sweep_triggers` and
+:func:`fire_trigger` are behavioural triggers (``newsletter.triggers``).
 :func:`run_campaign`, :func:`resume_run` and :func:`retry_failed_run` are the three forms of
 ``newsletter run``, composed from the steps above.
 """
@@ -49,6 +50,7 @@ from newsletter.deliver.dispatch import (
     refuse_halted,
 )
 from newsletter.deliver.policy import DeliveryPolicy
+from newsletter.deliver.ratelimit import global_bucket
 from newsletter.deliver.shards import (
     ProgressSink,
     RunSummary,
@@ -65,6 +67,7 @@ from newsletter.plan.runs import (
     PlanError,
     RunPlan,
     SlotSourceFactory,
+    find_campaign,
     load_members,
     load_plan,
     plan_complete,
@@ -75,6 +78,7 @@ from newsletter.plan.segments import SegmentError
 from newsletter.progress import Tick, silent
 from newsletter.store import delivery as store
 from newsletter.store import runs as run_control
+from newsletter.store.ingest import record_interactions
 from newsletter.store.planning import discard_unsent_run
 from newsletter.store.runs import (
     run_id_for,
@@ -83,8 +87,11 @@ from newsletter.store.runs import (
     runs_with_due_messages,
     scheduled_campaigns,
 )
+from newsletter.store.triggers import trigger_campaigns
 from newsletter.tasks import DeliverShard, Executor, InProcess, PlanShard, Worker, database_url
+from newsletter.triggers import engine as trigger_engine
 
+PLAN_AHEAD = timedelta(hours=15)  # UTC+14 reaches a local time first; plan an hour before
 RELEASABLE = (RunStatus.planned, RunStatus.waiting, RunStatus.paused)
 CLAIMABLE = (MessageStatus.planned, MessageStatus.rendered, MessageStatus.sending)
 
@@ -100,6 +107,7 @@ def create_run(
     source_factory: SlotSourceFactory | None = None,
     segment_folder: Path | None = None,
     seed: int = 0,
+    local_schedule: bool = False,
 ) -> RunPlan:
     """Create (or find) the run of ``campaign`` for ``scheduled_for`` (default ``now``) and
     store its plan, members and fitted model; a prepared run keeps what it has."""
@@ -113,6 +121,7 @@ def create_run(
         source_factory=source_factory,
         segment_folder=segment_folder,
         seed=seed,
+        local_schedule=local_schedule,
     )
 
 
@@ -200,7 +209,11 @@ def deliver_run(
     tasks = [DeliverShard(url, run_id, shard, transport_url) for shard in shards]
     result = DispatchResult(run_id)
     local = runner.in_process
-    opened = transport_from_url(transport_url or settings.smtp_url) if local else nullcontext()
+    opened = (
+        transport_from_url(transport_url or settings.smtp_url, bucket=global_bucket(settings))
+        if local
+        else nullcontext()
+    )
     try:
         with opened as transport:
             worker = Worker(
@@ -404,16 +417,57 @@ def fire_trigger(
     now: datetime,
     settings: Settings,
     event: dict[str, Any] | None = None,
-) -> RunSummary:
-    """(Not wired yet.) Answer one subscriber's behaviour with a run of a trigger campaign.
+) -> RunSummary | None:
+    """Answer one subscriber's behaviour with their message in a trigger campaign's run.
 
-    The triggers issue fills this in: evaluate the campaign's rule on ``event``, create the
-    run for this firing, plan it for ``subscriber_id`` and deliver at their send time.
+    Records ``event`` (an interaction: ``subscriber_key``, ``item_key``, ``kind``,
+    ``occurred_at``) if given, evaluates the triggers, then fires the campaign's states of
+    this subscriber that are due at ``now`` and delivers what is due. None when nothing is due
+    (a cart waits for its hour; a purchase cancelled it).
     """
-    raise NotImplementedError(
-        f"fire_trigger(campaign={campaign!r}): trigger campaigns are not wired to events yet; "
-        f"run one by hand with `newsletter run {campaign}`"
+    if event is not None:
+        record_events(engine, events=[event], now=now, settings=settings)
+    else:
+        trigger_engine.evaluate(engine, now=now)
+    found = find_campaign(engine, campaign)
+    if found.kind != "trigger":
+        raise PlanError(f"campaign {campaign!r} is a {found.kind}, not a trigger campaign")
+    firing = trigger_engine.fire_due(
+        engine, campaign=found, now=now, settings=settings, subscriber_id=subscriber_id
     )
+    if firing is None:
+        return None
+    chosen = replace(DeliveryPolicy.from_settings(settings), honour_send_time=True)
+    return deliver_run(engine, run_id=firing.run_id, now=now, settings=settings, policy=chosen)
+
+
+def record_events(
+    engine: Engine, *, events: list[dict[str, Any]], now: datetime, settings: Settings
+) -> trigger_engine.Evaluation:
+    """The events API's entry: store interactions (keyed by ``subscriber_key`` and
+    ``item_key``), then evaluate the triggers on them at once. A bad row raises ValueError
+    naming it."""
+    record_interactions(engine, events=events, default_timezone=settings.default_timezone)
+    return trigger_engine.evaluate(engine, now=now)
+
+
+def sweep_triggers(
+    engine: Engine, *, now: datetime, settings: Settings
+) -> tuple[list[trigger_engine.Firing], list[str]]:
+    """Evaluate behaviour that arrived by other paths (import, sync), then fire every trigger
+    campaign's due states (delayed conditions: a cart after its hour, a welcome on day 3)."""
+    evaluation = trigger_engine.evaluate(engine, now=now)
+    fired, errors = [], list(evaluation.errors)
+    for campaign in trigger_campaigns(engine):
+        try:
+            firing = trigger_engine.fire_due(engine, campaign=campaign, now=now, settings=settings)
+        except (trigger_engine.TriggerError, PlanError, CampaignConfigError) as exc:
+            if str(exc) not in errors:
+                errors.append(str(exc))
+            continue
+        if firing is not None:
+            fired.append(firing)
+    return fired, errors
 
 
 @dataclass
@@ -421,8 +475,48 @@ class TickResult:
     """What one scheduler tick did: runs created or completed, deliveries, and errors."""
 
     planned: list[PlanResult] = field(default_factory=list)
+    fired: list[trigger_engine.Firing] = field(default_factory=list)
     released: list[RunSummary] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+
+
+def plan_due_digests(
+    engine: Engine,
+    *,
+    now: datetime,
+    settings: Settings,
+    catch_up: timedelta = timedelta(days=1),
+    executor: Executor | None = None,
+) -> tuple[list[PlanResult], list[str]]:
+    """Create and plan each active digest's run whose local cron time is reached anywhere
+    within PLAN_AHEAD (the earliest timezone, UTC+14, plus an hour), once per fire time.
+
+    The cron expression is read in the subscribers' local time: the run's ``scheduled_for``
+    is that wall time written in UTC, and each subscriber is due at it in their own zone.
+    """
+    planned, errors = [], []
+    for name, schedule in scheduled_campaigns(engine, kind="digest"):
+        try:
+            due = latest_due(schedule, now=now + PLAN_AHEAD, window=catch_up + PLAN_AHEAD)
+            if due is None:
+                continue
+            found = run_id_for(engine, campaign=name, scheduled_for=due)
+            if found is not None and plan_complete(engine, run_id=found):
+                continue
+            plan = create_run(
+                engine,
+                campaign=name,
+                now=now,
+                settings=settings,
+                scheduled_for=due,
+                local_schedule=True,
+            )
+            planned.append(
+                plan_run(engine, run_id=plan.run_id, now=now, executor=executor, settings=settings)
+            )
+        except (ScheduleError, PlanError, SegmentError, CampaignConfigError) as exc:
+            errors.append(f"campaign {name!r}: {exc}")
+    return planned, errors
 
 
 def tick(
@@ -435,27 +529,15 @@ def tick(
     transport_url: str | None = None,
     executor: Executor | None = None,
 ) -> TickResult:
-    """One scheduler step at ``now``: for each active digest campaign with a cron schedule,
-    create and plan the run of its latest fire time within ``catch_up`` (idempotent: a
-    complete plan is left alone, an interrupted one is finished), then :func:`release_due`.
-
-    A bad schedule or campaign is reported in ``errors`` and the others go on.
+    """One scheduler step at ``now``: :func:`plan_due_digests`, :func:`sweep_triggers`, then
+    :func:`release_due`. A bad schedule or campaign is reported in ``errors``; the rest goes on.
     """
     out = TickResult()
-    for name, schedule in scheduled_campaigns(engine, kind="digest"):
-        try:
-            due = latest_due(schedule, now=now, window=catch_up)
-            if due is None:
-                continue
-            found = run_id_for(engine, campaign=name, scheduled_for=due)
-            if found is not None and plan_complete(engine, run_id=found):
-                continue
-            plan = create_run(engine, campaign=name, now=now, settings=settings, scheduled_for=due)
-            out.planned.append(
-                plan_run(engine, run_id=plan.run_id, now=now, executor=executor, settings=settings)
-            )
-        except (ScheduleError, PlanError, SegmentError, CampaignConfigError) as exc:
-            out.errors.append(f"campaign {name!r}: {exc}")
+    out.planned, out.errors = plan_due_digests(
+        engine, now=now, settings=settings, catch_up=catch_up, executor=executor
+    )
+    out.fired, errors = sweep_triggers(engine, now=now, settings=settings)
+    out.errors += errors
     try:
         out.released = release_due(
             engine,

@@ -11,8 +11,8 @@ engines by URL, the settings (secret key, sender, transport URL...) and, in the 
 process, resources the caller lends (its engine, an open transport, a progress sink). An
 :class:`Executor` runs a list of tasks: :class:`InProcess` (the default: one after another in
 this process, with the caller's resources) or :class:`ProcessPool` (local processes; each
-builds its own worker from the settings it is given). The scale-out issue adds a distributed
-executor over the same tasks.
+builds its own worker from the settings it is given); ``newsletter.distributed`` adds
+:class:`~newsletter.distributed.CeleryExecutor` over the same tasks (workers on any machine).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from sqlalchemy import Engine
 from newsletter.config import Settings, load_settings
 from newsletter.db import make_engine
 from newsletter.deliver.dispatch import DispatchResult
+from newsletter.deliver.ratelimit import global_bucket
 from newsletter.deliver.shards import deliver_shard
 from newsletter.deliver.transport import Transport, transport_from_url
 from newsletter.plan.planner import plan_shard
@@ -84,7 +85,8 @@ class Worker:
         if self.lent_transport is not None:
             yield self.lent_transport
             return
-        with transport_from_url(url or self.settings.smtp_url) as opened:
+        bucket = global_bucket(self.settings)
+        with transport_from_url(url or self.settings.smtp_url, bucket=bucket) as opened:
             yield opened
 
     def close(self) -> None:
@@ -226,3 +228,26 @@ class ProcessPool:
 def executor_for(workers: int) -> Executor:
     """In-process for one worker, else a spawn process pool of `workers`."""
     return InProcess() if workers <= 1 else ProcessPool(workers)
+
+
+EXECUTORS = ("in-process", "process", "celery")
+
+
+class ExecutorError(RuntimeError):
+    """An executor cannot run its tasks (no broker, no worker); the message says the fix."""
+
+
+def executor_named(name: str | None, *, workers: int, settings: Settings) -> Executor:
+    """The executor called `name` (default: ``settings.executor``): ``in-process`` (a pool
+    when `workers` > 1, as ``--workers N`` always meant), ``process`` (a pool of `workers`)
+    or ``celery`` (the workers of ``newsletter worker``, over ``settings.broker_url``)."""
+    chosen = name or settings.executor
+    if chosen == "celery":
+        from newsletter.distributed import CeleryExecutor
+
+        return CeleryExecutor(settings)
+    if chosen == "process":
+        return ProcessPool(workers)
+    if chosen == "in-process":
+        return executor_for(workers)
+    raise ExecutorError(f"unknown executor {chosen!r}: use one of {', '.join(EXECUTORS)}")

@@ -17,6 +17,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 
 from newsletter.deliver import smtp_wire as wire
+from newsletter.deliver.ratelimit import Bucket, chain
 from newsletter.deliver.retry import TokenBucket
 from newsletter.deliver.transport import (
     BaseTransport,
@@ -262,7 +263,10 @@ class SmtpTransport(BaseTransport):
 
     ``connections`` persistent connections each live in their own worker thread (one
     connection runs in the caller's thread, no hand-off). ``rate`` (messages per second) is a
-    token bucket shared by all connections; pass ``bucket`` to inject one (tests).
+    token bucket shared by all connections; ``connection_rate`` paces each connection on its
+    own (a provider's per-connection limit); ``bucket`` adds another one shared by all
+    connections, e.g. the global :class:`~newsletter.deliver.ratelimit.RedisTokenBucket`
+    every worker shares (or a test's).
     """
 
     def __init__(
@@ -271,13 +275,17 @@ class SmtpTransport(BaseTransport):
         *,
         connections: int = 1,
         rate: float | None = None,
-        bucket: TokenBucket | None = None,
+        bucket: Bucket | None = None,
+        connection_rate: float | None = None,
     ) -> None:
         if connections < 1:
             raise TransportConfigError(f"connections must be >= 1, got {connections}")
         self.settings = settings
         self.connections = connections
-        self.bucket = bucket or (TokenBucket(rate) if rate else None)
+        self.bucket = chain(TokenBucket(rate) if rate else None, bucket)
+        self._own = [
+            TokenBucket(connection_rate) if connection_rate else None for _ in range(connections)
+        ]
         self._pool = [SmtpConnection(settings) for _ in range(connections)]
         self._work: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
@@ -285,7 +293,7 @@ class SmtpTransport(BaseTransport):
 
     def send(self, message: OutgoingMessage) -> SendResult:
         """Send one message on the first connection, in the caller's thread."""
-        self._paced(message)
+        self._paced(message, 0)
         return self._pool[0].send(message)
 
     def send_many(
@@ -297,7 +305,7 @@ class SmtpTransport(BaseTransport):
         if self.connections == 1:
             source = iter(messages)
             results = []
-            for _, result in self._pool[0].stream(lambda: self._paced(next(source, None))):
+            for _, result in self._pool[0].stream(lambda: self._paced(next(source, None), 0)):
                 results.append(result)
                 if on_result is not None:
                     on_result(result)
@@ -328,22 +336,28 @@ class SmtpTransport(BaseTransport):
             if on_result is not None:
                 on_result(result)
 
-    def _paced(self, message: OutgoingMessage | None) -> OutgoingMessage | None:
-        if message is not None and self.bucket is not None:
-            self.bucket.acquire()
+    def _paced(self, message: OutgoingMessage | None, index: int) -> OutgoingMessage | None:
+        """Wait for the connection's own token, then for the shared ones."""
+        if message is not None:
+            own = self._own[index]
+            if own is not None:
+                own.acquire()
+            if self.bucket is not None:
+                self.bucket.acquire()
         return message
 
     def _start_workers(self) -> None:
         while len(self._threads) < self.connections:
             conn = self._pool[len(self._threads)]
-            thread = threading.Thread(target=self._worker, args=(conn,), daemon=True)
+            index = len(self._threads)
+            thread = threading.Thread(target=self._worker, args=(conn, index), daemon=True)
             thread.start()
             self._threads.append(thread)
 
-    def _worker(self, conn: SmtpConnection) -> None:
+    def _worker(self, conn: SmtpConnection, index: int) -> None:
         """Stream jobs from the shared queue on one connection until told to stop."""
         while (first := self._work.get()) is not None:
-            feed = _Feed(self._work, first, self._paced)
+            feed = _Feed(self._work, first, lambda m: self._paced(m, index))
             try:
                 for message, result in conn.stream(feed.take):
                     feed.job_for(message).done.put(result)

@@ -43,3 +43,23 @@ def settle_run(engine: Engine, *, run_id: int, now: datetime) -> RunStatus:
         current = run_status(engine, run_id=run_id)  # a person halted it meanwhile
         return RunStatus(current) if current in HALTED else status
     return status
+
+
+def settle_if_done(engine: Engine, *, run_id: int, now: datetime) -> RunStatus | None:
+    """Settle the run only when nothing is being sent and nothing due is left (the last
+    shard to finish does it); else leave the status alone and return None.
+
+    Shards that finish at the same time may both settle, to the same status; a shard that
+    finds work left never writes, so it cannot undo the last shard's ``delivered``.
+    """
+    if not plan_complete(engine, run_id=run_id):
+        return None
+    counts = store.run_counts(engine, run_id=run_id).by_status
+    claimable = sum(counts.get(s, 0) for s in store.CLAIMABLE)
+    if counts.get(MessageStatus.sending, 0):
+        return None
+    if claimable:
+        later, _ = store.waiting(engine, run_id=run_id, due_by=now)
+        if later < claimable:
+            return None
+    return settle_run(engine, run_id=run_id, now=now)

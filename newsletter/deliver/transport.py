@@ -22,6 +22,8 @@ from types import TracebackType
 from typing import Literal, Protocol, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from newsletter.deliver.ratelimit import Bucket
+
 SendStatus = Literal["sent", "transient", "permanent"]
 Stage = Literal["connect", "mail", "rcpt", "data", "write", "memory"]
 OnResult = Callable[["SendResult"], None]
@@ -327,11 +329,14 @@ def transport_from_url(
     connections: int | None = None,
     rate: float | None = None,
     timeout: float | None = None,
+    bucket: Bucket | None = None,
 ) -> Transport:
     """Build a transport from ``smtp://``, ``smtps://``, ``outbox:DIR`` or ``memory:``.
 
-    SMTP URLs: ``smtp://user:pass@host:port?starttls=required&connections=4&rate=100``;
-    keyword arguments override the query string. See ``settings_from_url``.
+    SMTP URLs: ``smtp://user:pass@host:port?starttls=required&connections=4&rate=100``
+    (``rate``: messages per second for the transport as a whole; ``connection_rate``: for
+    each connection); keyword arguments override the query string. ``bucket`` adds a limit
+    shared with other processes (the global rate limit). See ``settings_from_url``.
     """
     scheme, _, rest = url.partition(":")
     scheme = scheme.lower()
@@ -346,6 +351,8 @@ def transport_from_url(
             settings,
             connections=connections or int(_opt_float("connections", options, url) or 1),
             rate=rate if rate is not None else _opt_float("rate", options, url),
+            connection_rate=_opt_float("connection_rate", options, url),
+            bucket=bucket,
         )
     if scheme == "outbox":
         directory = rest[2:] if rest.startswith("//") else rest

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -76,6 +76,14 @@ def _end_of_skip(before: datetime, after: datetime, target: datetime, tz: ZoneIn
         else:
             low = middle
     return high
+
+
+def local_wall_time(day: date, at: time, tz: ZoneInfo) -> datetime:
+    """The UTC instant of wall time `at` on `day` in `tz` (a digest scheduled in local time).
+
+    PEP 495 fold=0: a wall time skipped by DST moves forward, a repeated one is the first.
+    """
+    return datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
 
 
 def next_wall_time(after: datetime, tz: ZoneInfo, at: time) -> datetime:

@@ -8,6 +8,10 @@ Every key has a global default; a campaign overrides only what it needs, e.g.::
                   {"title": "Trending", "kind": "trending", "count": 2}]}
 
 Section kinds: ``top_picks``, ``because_you_read``, ``new_in_topics``, ``trending``.
+
+A trigger campaign adds a ``trigger`` rule (``docs/triggers.md``), e.g.::
+
+    {"trigger": {"kind": "abandoned_cart", "delay_hours": 1, "cooldown_hours": 24}}
 """
 
 from __future__ import annotations
@@ -59,6 +63,37 @@ class ArmShares(BaseModel):
         return self
 
 
+TriggerRuleKind = Literal["abandoned_cart", "topic_reads", "welcome"]
+
+
+class TriggerRule(BaseModel):
+    """When a trigger campaign fires (``newsletter.triggers.rules`` evaluates it).
+
+    * ``abandoned_cart``: a ``cart`` interaction with no ``purchase`` of that item within
+      ``delay_hours`` (the purchase cancels it);
+    * ``topic_reads``: at least ``min_reads`` ``read`` interactions in one topic within
+      ``window_hours``;
+    * ``welcome``: a new subscriber gets one message per entry of ``steps_days`` after signup
+      (a later step only while they are still active).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    kind: TriggerRuleKind
+    delay_hours: float = Field(default=1.0, ge=0, le=24 * 30)
+    window_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    min_reads: int = Field(default=3, ge=1, le=100)
+    steps_days: list[float] = Field(default_factory=lambda: [0.0, 3.0])
+    cooldown_hours: float = Field(default=24.0, ge=0)
+    label: str | None = None
+
+    @field_validator("steps_days")
+    @classmethod
+    def _steps(cls, value: list[float]) -> list[float]:
+        if not value or any(d < 0 for d in value) or sorted(value) != value:
+            raise ValueError("steps_days must be a non-empty, increasing list of days >= 0")
+        return value
+
+
 def default_sections() -> list[Section]:
     """The default digest layout: 8 slots in four sections."""
     return [
@@ -90,6 +125,7 @@ class CampaignConfig(BaseModel):
     ranker: Literal["hybrid", "collaborative", "popularity"] = "hybrid"
     arms: ArmShares = Field(default_factory=ArmShares)
     cadence: CadenceRules = Field(default_factory=CadenceRules)
+    trigger: TriggerRule | None = None
 
     @field_validator("sections")
     @classmethod

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from newsletter.plan.cadence import check_cadence, digest_send_time, zone
+from newsletter.plan.cadence import check_cadence, digest_send_time, local_wall_time, zone
 from newsletter.plan.campaigns import CampaignConfig
 from newsletter.store.planning import Profile
 
@@ -31,6 +31,8 @@ REASON_TEXT = {
     "quiet_hours_deferred": "it was due in their quiet hours, so it waits until they end",
     "control_arm": "they are in the control arm, which gets no message (to measure lift)",
     "no_items": "no item could be chosen for them",
+    "trigger_cooldown": "this trigger answered them less than {cooldown_hours:g} hours ago",
+    "not_active": "they are no longer active, so the later welcome step is not sent",
 }
 
 
@@ -50,7 +52,8 @@ def explain_reason(reason: str | None, config: CampaignConfig) -> str:
     if reason is None:
         return "they are in the segment and no rule held them back"
     template = REASON_TEXT.get(reason, reason)
-    return template.format(**config.cadence.model_dump())
+    cooldown = config.trigger.cooldown_hours if config.trigger else 0.0
+    return template.format(**config.cadence.model_dump(), cooldown_hours=cooldown)
 
 
 def decide(
@@ -62,11 +65,19 @@ def decide(
     kind: str,
     scheduled_for: datetime,
     default_timezone: str = "UTC",
+    local_schedule: bool = False,
 ) -> Verdict:
-    """Combine suppression, preferences, cadence and arm into one verdict."""
+    """Combine suppression, preferences, cadence and arm into one verdict.
+
+    With ``local_schedule`` (a digest created from its cron schedule) ``scheduled_for`` is a
+    local wall time written in UTC: each subscriber is due at that date and time in their zone.
+    """
     tz = zone(profile.timezone, default_timezone)
     rules = config.cadence
-    if kind == "digest":
+    if kind == "digest" and local_schedule:
+        wall = scheduled_for.replace(tzinfo=None)
+        due = local_wall_time(wall.date(), wall.time(), tz)
+    elif kind == "digest":
         due = digest_send_time(scheduled_for=scheduled_for, tz=tz, hour=rules.send_hour_local)
     else:
         due = scheduled_for

@@ -135,6 +135,7 @@ def shard_verdicts(engine: Any, plan: RunPlan, ids: list[int]) -> list[Verdict]:
             kind=plan.kind,
             scheduled_for=plan.scheduled_for,
             default_timezone=plan.default_timezone,
+            local_schedule=plan.local_schedule,
         )
         for p, arm in zip(profiles, hashed, strict=True)
     ]
@@ -175,7 +176,7 @@ def shard_slots(
     return out
 
 
-def _frames(
+def shard_frames(
     plan: RunPlan,
     verdicts: list[Verdict],
     slots: dict[int, list[PlannedSlot]],
@@ -249,7 +250,7 @@ def plan_shard(
         model = load_model(engine, run_id=run_id)
         slots = shard_slots(plan, model, verdicts, rng, progress)
         item_ids = model.item_ids
-    messages, slot_frame, assignments = _frames(plan, verdicts, slots, item_ids, shard)
+    messages, slot_frame, assignments = shard_frames(plan, verdicts, slots, item_ids, shard)
     new = store.write_shard(
         engine, run_id=run_id, messages=messages, slots=slot_frame, assignments=assignments
     )

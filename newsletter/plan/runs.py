@@ -74,6 +74,7 @@ class RunPlan:
     default_timezone: str
     seed: int
     members: int
+    local_schedule: bool = False  # scheduled_for is a local wall time (cron in local time)
 
     @cached_property
     def campaign_config(self) -> CampaignConfig:
@@ -154,6 +155,7 @@ def prepare_run(
     source_factory: SlotSourceFactory | None = None,
     segment_folder: Path | None = None,
     seed: int = 0,
+    local_schedule: bool = False,
 ) -> RunPlan:
     """Create or find the run, persist its plan and members, fit and persist its model.
 
@@ -195,6 +197,7 @@ def prepare_run(
                 default_timezone=settings.default_timezone,
                 seed=seed,
                 members=len(members),
+                local_schedule=local_schedule,
             )
             plan = _save_plan(engine, draft, members)
         assert plan is not None

@@ -349,9 +349,23 @@ def render_input_from_db(session: Session, *, message_id: int) -> dict[str, Any]
             "kind": campaign.kind,
         },
         "run": {"id": run.id, "scheduled_for": run.scheduled_for},
-        "trigger": campaign.config.get("trigger") if campaign.kind == "trigger" else None,
+        "trigger": _trigger_input(session, campaign, message)
+        if campaign.kind == "trigger"
+        else None,
         "sections": sections,
     }
+
+
+def _trigger_input(session: Session, campaign: Any, message: Any) -> dict[str, Any]:
+    """The firing a triggered message answers: rule kind, topic and headline."""
+    from newsletter.store.triggers import message_trigger
+
+    fired = message_trigger(
+        session.connection(), run_id=message.run_id, subscriber_id=message.subscriber_id
+    )
+    rule = dict(campaign.config.get("trigger") or {})
+    kind = fired.get("kind") or rule.get("kind")
+    return {"kind": kind, "topic": fired.get("topic"), "label": fired.get("label")}
 
 
 def build_context_from_db(

@@ -243,9 +243,14 @@ def sending_ids(engine: Engine, *, run_id: int, shard: int | None = None) -> lis
         return [int(r[0]) for r in c.execute(query.order_by(M.id))]
 
 
-def reconcile_sending(engine: Engine, *, run_id: int, resend: bool, now: datetime) -> int:
-    """Settle every ``sending`` message of a run: back to planned (resend) or failed (unknown)."""
+def reconcile_sending(
+    engine: Engine, *, run_id: int, resend: bool, now: datetime, shard: int | None = None
+) -> int:
+    """Settle every ``sending`` message of a run (or of one shard): back to planned (resend)
+    or failed (unknown)."""
     query = update(Message.__table__).where(M.run_id == run_id, M.status == "sending")  # type: ignore[attr-defined]
+    if shard is not None:
+        query = query.where(M.shard == shard)
     if resend:
         query = query.values(status="planned", updated_at=now)
     else:

@@ -115,3 +115,23 @@ def write_batch(
     if entity == "items":
         return upsert_items(connection, rows, now=now)
     return insert_interactions(connection, rows, source=source, origin=origin)
+
+
+def record_interactions(
+    engine: Any, *, events: Sequence[Mapping[str, Any]], default_timezone: str
+) -> int:
+    """Validate and store interaction rows keyed by external keys (the events API's input);
+    a bad row raises ValueError naming its position and the problem."""
+    from newsletter.store.records import RowError
+
+    rows: list[Numbered] = []
+    for n, raw in enumerate(events, start=1):
+        try:
+            rows.append((n, parse_row("interactions", raw, default_timezone=default_timezone)))
+        except RowError as exc:
+            raise ValueError(f"event {n}: {exc}") from exc
+    with engine.begin() as c:  # a refused row rolls the whole batch back
+        written, rejected = insert_interactions(c, rows, source="events", origin="events")
+        if rejected:
+            raise ValueError(f"event {rejected[0].line}: {rejected[0].reason}")
+    return written

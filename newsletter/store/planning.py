@@ -218,18 +218,34 @@ def write_shard(
     """
     if messages.empty:
         return 0
+    with engine.begin() as c:
+        return write_frames(
+            c, run_id=run_id, messages=messages, slots=slots, assignments=assignments
+        )
+
+
+def write_frames(
+    c: Connection,
+    *,
+    run_id: int,
+    messages: pd.DataFrame,
+    slots: pd.DataFrame,
+    assignments: pd.DataFrame,
+) -> int:
+    """:func:`write_shard` inside the caller's transaction (locks the run's row first)."""
+    if messages.empty:
+        return 0
     ids = [int(i) for i in messages["subscriber_id"]]
     table = Run.__table__  # type: ignore[attr-defined]
-    with engine.begin() as c:
-        c.execute(update(table).where(table.c.id == run_id).values(status=table.c.status))
-        existing = _planned(c, run_id, ids)
-        fresh = messages[~messages["subscriber_id"].isin(existing)].assign(run_id=run_id)
-        bulk_insert(c, "message", fresh)
-        bulk_insert(c, "assignment", assignments)
-        new_ids = _message_ids(c, run_id, [i for i in ids if i not in existing])
-        rows = slots[slots["subscriber_id"].isin(new_ids.keys())]
-        rows = rows.assign(message_id=rows["subscriber_id"].map(new_ids))
-        bulk_insert(c, "slot", rows.drop(columns=["subscriber_id"]), ignore_conflicts=False)
+    c.execute(update(table).where(table.c.id == run_id).values(status=table.c.status))
+    existing = _planned(c, run_id, ids)
+    fresh = messages[~messages["subscriber_id"].isin(existing)].assign(run_id=run_id)
+    bulk_insert(c, "message", fresh)
+    bulk_insert(c, "assignment", assignments)
+    new_ids = _message_ids(c, run_id, [i for i in ids if i not in existing])
+    rows = slots[slots["subscriber_id"].isin(new_ids.keys())]
+    rows = rows.assign(message_id=rows["subscriber_id"].map(new_ids))
+    bulk_insert(c, "slot", rows.drop(columns=["subscriber_id"]), ignore_conflicts=False)
     return len(fresh)
 
 

@@ -163,13 +163,6 @@ def test_tick_creates_plans_and_releases_each_due_digest_once(engine: Engine) ->
     assert next_week.planned == []  # Monday 04:00 is over a day back: not caught up
 
 
-def test_fire_trigger_is_not_wired_yet(sqlite_engine: Engine) -> None:
-    with pytest.raises(NotImplementedError, match="not wired to events yet"):
-        pipeline.fire_trigger(
-            sqlite_engine, campaign="nudge", subscriber_id=1, now=NOW, settings=SETTINGS
-        )
-
-
 def test_delivery_policy_is_plain_data() -> None:
     policy = DeliveryPolicy(on_unknown="fail", honour_send_time=True, max_attempts=3)
     assert DeliveryPolicy.from_dict(policy.as_dict()) == policy

@@ -1,0 +1,202 @@
+"""Benchmark: a weekly digest end to end on PostgreSQL, in-process and on Celery workers.
+
+Fit, plan, render and deliver one run of a digest to every subscriber of a synthetic world
+(``newsletter.simulate.world``), delivered over SMTP to Postfix's ``smtp-sink`` (a C sink
+that accepts and discards; ``apt-get install postfix``). Each mode starts from a freshly
+built database (setup is not timed):
+
+- ``in-process``: every shard in this process, one SMTP connection;
+- ``celery``: the same tasks on ``--workers`` `newsletter worker` processes (``--pool solo``)
+  over ``--broker`` (Redis or RabbitMQ), each opening its own connection to the sink.
+
+Printed per stage: wall time, rate, peak memory (this process; the workers' peak is read when
+they exit), and the total. Not a test; results go to benchmarks/README.md::
+
+    python benchmarks/bench_digest.py --subscribers 20000 --modes in-process celery \
+        --database-url postgresql+psycopg://postgres@127.0.0.1:5432/benchdigest
+    # the issue's size (only on a quiet machine):
+    python benchmarks/bench_digest.py --subscribers 1000000 --items 50000 \
+        --interactions 20000000 --shards 16 --database-url ...
+
+The PostgreSQL database must be a scratch one: its public schema is dropped and recreated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import text
+
+from newsletter.config import Settings
+from newsletter.db import make_engine, session_scope, upgrade
+from newsletter.deliver.policy import DeliveryPolicy
+from newsletter.models import Campaign
+from newsletter.pipeline import create_run, deliver_run, plan_run
+from newsletter.simulate.world import generate_world, world_now
+from newsletter.store.frames import load_frames
+from newsletter.tasks import InProcess
+
+REPO = Path(__file__).resolve().parents[1]
+SECRET = "bench-digest-secret-key-0123456789abcdef"
+
+
+def peak_mb(who: int = resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def build(url: str, n: int, items: int, interactions: int) -> None:
+    """A scratch PostgreSQL database holding the world and a 'weekly' digest campaign."""
+    engine = make_engine(url)
+    with engine.begin() as c:
+        c.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    upgrade(engine)
+    now = world_now()
+    world = generate_world(subscribers=n, items=items, interactions=interactions, now=now)
+    load_frames(engine, world.frames, now=now, origin="bench")
+    with session_scope(engine) as s:
+        s.add(Campaign(name="weekly", template_name="digest", created_at=now))
+    engine.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_sink(port: int) -> subprocess.Popen[bytes]:
+    """Postfix smtp-sink on `port`: accepts every message (PIPELINING), stores nothing."""
+    sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+    process = subprocess.Popen([sink, "-u", "nobody", f"127.0.0.1:{port}", "256"])
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("smtp-sink did not start")
+
+
+def start_workers(count: int, settings: Settings) -> list[subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "NEWSLETTER_SECRET_KEY": SECRET,
+        "NEWSLETTER_SMTP_URL": settings.smtp_url,
+        "NEWSLETTER_BROKER_URL": settings.broker_url,
+        "NEWSLETTER_CELERY_QUEUE": settings.celery_queue,
+        "NEWSLETTER_CONFIG": "/nonexistent/newsletter.toml",
+    }
+    entry = "from newsletter.cli import app; app()"
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", entry, "worker", "--pool", "solo", "--loglevel", "WARNING"],
+            env=env,
+        )
+        for _ in range(count)
+    ]
+    time.sleep(5)  # connect to the broker (tasks sent earlier simply wait in the queue)
+    return workers
+
+
+def one_mode(mode: str, args: argparse.Namespace, url: str) -> dict[str, float]:
+    port = free_port()
+    sink = start_sink(port)
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        secret_key=SECRET,
+        smtp_url=f"smtp://127.0.0.1:{port}",
+        broker_url=args.broker,
+        celery_queue=queue,
+    )
+    engine = make_engine(url)
+    workers: list[subprocess.Popen[bytes]] = []
+    if mode == "celery":
+        from newsletter.distributed import CeleryExecutor
+
+        workers = start_workers(args.workers, settings)
+        executor: object = CeleryExecutor(settings)
+    else:
+        executor = InProcess()
+    now = world_now()
+    times: dict[str, float] = {}
+    try:
+        t0 = time.perf_counter()
+        plan = create_run(
+            engine, campaign="weekly", now=now, settings=settings, shard_count=args.shards
+        )
+        times["fit"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        planned = plan_run(
+            engine, run_id=plan.run_id, now=now, executor=executor, settings=settings
+        )  # type: ignore[arg-type]
+        times["plan"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        summary = deliver_run(
+            engine,
+            run_id=plan.run_id,
+            now=now,
+            settings=settings,
+            policy=DeliveryPolicy(honour_send_time=False),
+            executor=executor,  # type: ignore[arg-type]
+        )
+        times["render+deliver"] = time.perf_counter() - t0
+    finally:
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            w.wait(timeout=60)
+        sink.terminate()
+        sink.wait(timeout=10)
+    times["planned"] = float(planned.stats["planned"])
+    times["sent"] = float(summary.counts.by_status.get("sent", 0))
+    times["total"] = times["fit"] + times["plan"] + times["render+deliver"]
+    return times
+
+
+def report(mode: str, times: dict[str, float], workers: int) -> None:
+    sent, planned = times["sent"], times["planned"]
+    print(f"== {mode}" + (f" ({workers} workers)" if mode == "celery" else ""))
+    print(f"  fit (prepare: segment, matrices, fit, store model): {times['fit']:.1f} s")
+    print(f"  plan: {times['plan']:.1f} s, {planned / times['plan']:,.0f} messages/s")
+    print(
+        f"  render + deliver (one interleaved pass): {times['render+deliver']:.1f} s, "
+        f"{sent / times['render+deliver']:,.0f} messages/s ({sent:,.0f} sent)"
+    )
+    print(f"  total: {times['total']:.1f} s")
+    print(f"  peak memory: this process {peak_mb():.0f} MiB, children {peak_mb(-1):.0f} MiB")
+    print(f"  load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=1_000_000)
+    parser.add_argument("--items", type=int, default=50_000)
+    parser.add_argument("--interactions", type=int, default=20_000_000)
+    parser.add_argument("--shards", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--broker", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--modes", nargs="+", default=["in-process", "celery"])
+    parser.add_argument(
+        "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/benchdigest"
+    )
+    args = parser.parse_args()
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for mode in args.modes:
+        t0 = time.perf_counter()
+        build(args.database_url, args.subscribers, args.items, args.interactions)
+        print(f"setup for {mode} (not timed): {time.perf_counter() - t0:.1f} s")
+        report(mode, one_mode(mode, args, args.database_url), args.workers)
+
+
+if __name__ == "__main__":
+    main()
