@@ -723,9 +723,10 @@ def plan_command(
     from newsletter.plan.campaigns import CampaignConfigError
     from newsletter.plan.planner import PlanError
     from newsletter.plan.segments import SegmentError
-    from newsletter.tasks import ExecutorError, executor_named
+    from newsletter.tasks import ExecutorError
 
     settings = settings_or_exit(config)
+    chosen = _executor_or_exit(executor, workers=workers, settings=settings)  # before any run
     engine = migrated_engine(settings)
     when = _when(now, "--now")
     scheduled = _when(scheduled_for, "--scheduled-for") if scheduled_for else None
@@ -745,7 +746,7 @@ def plan_command(
                 engine,
                 run_id=prepared.run_id,
                 now=when,
-                executor=executor_named(executor, workers=workers, settings=settings),
+                executor=chosen,
                 settings=settings,
                 progress=bars,
             )
