@@ -317,13 +317,15 @@ def resume_run(
         replanned = plan_run(engine, run_id=run_id, now=now, executor=executor, settings=settings)
     resend = policy.on_unknown == "resend"
     settled = store.reconcile_sending(engine, run_id=run_id, resend=resend, now=now)
-    delivery: dict[str, Any] = {
-        "policy": policy,
-        "transport_url": transport_url,
-        "progress": progress,
-    }
     summary = deliver_run(
-        engine, run_id=run_id, now=now, settings=settings, executor=executor, **delivery
+        engine,
+        run_id=run_id,
+        now=now,
+        settings=settings,
+        executor=executor,
+        policy=policy,
+        transport_url=transport_url,
+        progress=progress,
     )
     summary.result.reconciled = settled
     summary.plan = None if replanned is None else replanned.stats
@@ -352,13 +354,15 @@ def retry_failed_run(
         progress.start(sum(failed.get(r, 0) for r in reasons))
         progress = StartedProgress(progress)
     requeued = store.requeue_failed(engine, run_id=run_id, reasons=reasons, now=now)
-    delivery: dict[str, Any] = {
-        "policy": policy,
-        "transport_url": transport_url,
-        "progress": progress,
-    }
     summary = deliver_run(
-        engine, run_id=run_id, now=now, settings=settings, executor=executor, **delivery
+        engine,
+        run_id=run_id,
+        now=now,
+        settings=settings,
+        executor=executor,
+        policy=policy,
+        transport_url=transport_url,
+        progress=progress,
     )
     summary.result.reconciled = requeued
     return summary

@@ -8,11 +8,11 @@ and records the click as ``head-request``; ``HEAD /t/o/{token}.gif`` likewise fo
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from newsletter.api import pages
 from newsletter.api.deps import Client, Tracking, client, tracking
-from newsletter.render.links import url_scheme
+from newsletter.api.routes.tracking import answer_click, answer_pixel
 from newsletter.track import machine, record, tokens
 from newsletter.track.tokens import TokenError
 
@@ -41,22 +41,7 @@ def head_click(
     token: str, t: Tracking = Depends(tracking), who: Client = Depends(client)
 ) -> Response:
     """A link checker's HEAD: the same redirect as a GET, recorded as a machine click."""
-    try:
-        payload = tokens.verify_click(token, secret_key=t.settings.secret_key)
-    except TokenError:
-        return pages.broken_link()
-    if payload.url is None or url_scheme(payload.url) not in ("http", "https"):
-        return pages.broken_link()
-    t.record_click(
-        message_id=payload.message_id,
-        slot=payload.slot,
-        url=payload.url,
-        user_agent=who.user_agent,
-        ip=who.ip,
-        now=t.now(),
-        method="HEAD",
-    )
-    return RedirectResponse(payload.url, status_code=302, headers=pages.PAGE_HEADERS)
+    return answer_click(token, t, who, method="HEAD")
 
 
 @router.head("/t/o/{name}")
@@ -64,15 +49,4 @@ def head_pixel(
     name: str, t: Tracking = Depends(tracking), who: Client = Depends(client)
 ) -> Response:
     """A HEAD on the pixel: the GIF's headers, recorded as a machine open."""
-    try:
-        payload = tokens.verify_open(name.removesuffix(".gif"), secret_key=t.settings.secret_key)
-        t.record_open(
-            message_id=payload.message_id,
-            user_agent=who.user_agent,
-            ip=who.ip,
-            now=t.now(),
-            method="HEAD",
-        )
-    except TokenError:
-        pass
-    return pages.pixel()
+    return answer_pixel(name, t, who, method="HEAD")

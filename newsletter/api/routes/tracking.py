@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -31,6 +32,20 @@ VIEW_SECONDS = RENDER_SECONDS + 3.0  # the render's own limit, plus the database
 @router.get("/t/c/{token}")
 def click(token: str, t: Tracking = Depends(tracking), who: Client = Depends(client)) -> Response:
     """Record a click and redirect to exactly the URL the token was signed for."""
+    return answer_click(token, t, who, prefetch=who.prefetch)
+
+
+@router.get("/t/o/{name}")
+def open_pixel(
+    name: str, t: Tracking = Depends(tracking), who: Client = Depends(client)
+) -> Response:
+    """Always answer the 1x1 GIF; record an open when the token verifies."""
+    return answer_pixel(name, t, who)
+
+
+def answer_click(token: str, t: Tracking, who: Client, **facts: Any) -> Response:
+    """Verify a click token, record the click (with `facts`, e.g. the method) and redirect to
+    exactly the signed URL; a bad token or a non-web URL gets the broken-link page."""
     try:
         payload = tokens.verify_click(token, secret_key=t.settings.secret_key)
     except TokenError:
@@ -44,16 +59,13 @@ def click(token: str, t: Tracking = Depends(tracking), who: Client = Depends(cli
         user_agent=who.user_agent,
         ip=who.ip,
         now=t.now(),
-        prefetch=who.prefetch,
+        **facts,
     )
     return RedirectResponse(payload.url, status_code=302, headers=pages.PAGE_HEADERS)
 
 
-@router.get("/t/o/{name}")
-def open_pixel(
-    name: str, t: Tracking = Depends(tracking), who: Client = Depends(client)
-) -> Response:
-    """Always answer the 1x1 GIF; record an open when the token verifies."""
+def answer_pixel(name: str, t: Tracking, who: Client, **facts: Any) -> Response:
+    """The 1x1 GIF, always; an open (with `facts`) is recorded when the token verifies."""
     try:
         payload = tokens.verify_open(name.removesuffix(".gif"), secret_key=t.settings.secret_key)
         t.record_open(
@@ -61,6 +73,7 @@ def open_pixel(
             user_agent=who.user_agent,
             ip=who.ip,
             now=t.now(),
+            **facts,
         )
     except TokenError:
         pass
