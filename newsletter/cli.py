@@ -24,6 +24,7 @@ from newsletter.cli_text import (
     run_list_lines,
 )
 from newsletter.config import ConfigError, Settings, load_settings
+from newsletter.demo import DEMO_SIMULATED_SUBSCRIBERS, DEMO_WEEKS
 from newsletter.keys import (
     MIN_SECRET_BITS,
     WeakSecretError,
@@ -532,10 +533,16 @@ def demo_command(
     items: int = typer.Option(400, min=1, help="Synthetic articles."),
     interactions: int = typer.Option(40000, min=0, help="Synthetic interactions."),
     seed: int = typer.Option(7, help="Random seed (same seed, same demo)."),
+    weeks: int = typer.Option(
+        DEMO_WEEKS, min=0, max=26, help="Simulated weekly digests for the pooled report (0: none)."
+    ),
+    readers: int = typer.Option(
+        DEMO_SIMULATED_SUBSCRIBERS, min=10, help="Simulated readers in those weeks."
+    ),
     now: str | None = NowOption,
     as_json: bool = typer.Option(False, "--json", help="Print what each step did as JSON."),
 ) -> None:
-    """Build a demo database from a synthetic publisher and run the pipeline on it."""
+    """Build a demo database from a synthetic publisher, run the pipeline, simulate some weeks."""
     from newsletter.demo import run_demo
 
     with err_console.status("building the demo ...") as status:
@@ -552,6 +559,8 @@ def demo_command(
                 items=items,
                 interactions=interactions,
                 seed=seed,
+                weeks=weeks,
+                simulated_subscribers=readers,
                 progress=step,
             )
         except OSError as exc:

@@ -142,20 +142,34 @@ def demo_lines(result: Any) -> list[str]:
         f"{feedback.get('human_clicks', 0):,} clicked ({feedback.get('machine_opens', 0):,} "
         f"machine opens and {feedback.get('machine_clicks', 0):,} scanner clicks left out)",
     ]
-    for lift in steps["report"]["lift"]:
-        if lift["relative_lift"] is None:
-            continue
-        low, high = lift["interval"]
-        lines.append(
-            f"  {lift['metric']}: personalized {100 * lift['personalized']:.1f}% vs popular "
-            f"{100 * lift['popular']:.1f}%, lift {100 * lift['relative_lift']:+.0f}% "
-            f"(95% interval {100 * low:+.0f}% to {100 * high:+.0f}%)"
-        )
+    sim = steps.get("simulation")
+    if sim:
+        lines += _simulated_weeks_lines(sim)
     lines += [
-        f"  report: {steps['report']['html']}",
         "next (click a link in any email of the outbox while the service runs):",
         f"  export NEWSLETTER_DATABASE_URL={result.database_url}",
         "  newsletter serve --demo",
         "  newsletter run list; newsletter why 1 --campaign weekly-digest",
     ]
     return lines
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:+.0f}%"
+
+
+def _simulated_weeks_lines(sim: dict[str, Any]) -> list[str]:
+    """The demo's measurement: the pooled lift over the simulated weeks, and the verdict."""
+    arms = sim.get("arms") or {}
+    per_arm = ", ".join(
+        f"{arm} {a['messages']:,} emails, CTR {100 * a['ctr']:.1f}%" for arm, a in arms.items()
+    )
+    low, high = sim.get("lift_ci95") or (None, None)
+    return [
+        f"  simulated {sim['weeks']} weekly digests to {sim['subscribers']:,} readers "
+        f"(news world, {sim['database']}): {per_arm}",
+        f"  pooled lift of personalization in human clicks: {_pct(sim.get('lift'))} "
+        f"(95% interval {_pct(low)} to {_pct(high)})",
+        f"  verdict: {sim['verdict']}",
+        f"  report: {sim['html']}",
+    ]

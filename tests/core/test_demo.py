@@ -33,6 +33,10 @@ def test_demo_runs_the_pipeline_end_to_end(tmp_path: Path) -> None:
             "3000",
             "--now",
             "2026-06-01T05:00:00+00:00",
+            "--weeks",
+            "2",
+            "--readers",
+            "150",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -56,11 +60,24 @@ def test_demo_runs_the_pipeline_end_to_end(tmp_path: Path) -> None:
     assert events > 0
     report = (folder / "report.html").read_text()
     assert "Lift of personalization" in report and "personalized" in report
+    assert "pooled lift of personalization in human clicks" in result.output
+    assert "simulated 2 weekly digests to 150 readers" in result.output
+    sim = make_engine(f"sqlite:///{folder / 'simulation.db'}")
+    with sim.connect() as connection:
+        runs = connection.execute(text("SELECT count(*) FROM run")).scalar_one()
+    sim.dispose()
+    assert runs == 2  # the report pools two simulated weekly runs, not a one-shot
+
+
+def test_demo_without_simulated_weeks_writes_no_report(tmp_path: Path) -> None:
+    out = _demo(tmp_path / "demo")
+    assert "pooled lift" not in out and "demo ready" in out
+    assert not (tmp_path / "demo" / "report.html").exists()
 
 
 def _demo(folder: Path) -> str:
     """Run `newsletter demo` small into folder; returns what it printed."""
-    args = ["demo", "--dir", str(folder), "--subscribers", "60", "--items", "40"]
+    args = ["demo", "--dir", str(folder), "--subscribers", "60", "--items", "40", "--weeks", "0"]
     result = CliRunner().invoke(app, [*args, "--interactions", "1500"])
     assert result.exit_code == 0, result.output
     return result.output
