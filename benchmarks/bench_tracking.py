@@ -186,6 +186,28 @@ def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the server did not start")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stop_server(process: subprocess.Popen[bytes], *, signal_first: bool = True) -> float:
+    """SIGTERM the server (unless already sent), wait for it to exit (at most 120 s) and
+    return the CPU seconds (user + system) it used over its whole life."""
+    if signal_first:
+        process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        pid, _, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            process.returncode = 0
+            return float(usage.ru_utime + usage.ru_stime)
+        time.sleep(0.05)
+    process.kill()
+    raise SystemExit("the server did not stop within 120 s of SIGTERM")
+
+
 def parse_wrk(output: str) -> dict[str, float]:
     """Requests answered, requests/s, p50/p99 latency (ms) and errors from wrk's report."""
 
@@ -270,14 +292,13 @@ def run(url: str, engine: Engine, args: argparse.Namespace) -> None:
             str(script),
             f"http://127.0.0.1:{port}",
         ]
+        started_cpu = cpu_seconds(server.pid)
         load = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         if args.sigterm_after:
             time.sleep(args.sigterm_after)
             server.send_signal(signal.SIGTERM)
         output, _ = load.communicate()
-        if not args.sigterm_after:
-            server.send_signal(signal.SIGTERM)
-        server.wait(timeout=120)
+        server_cpu = stop_server(server, signal_first=not args.sigterm_after) - started_cpu
     print(output)
     result = parse_wrk(output)
     with engine.connect() as c:
@@ -287,6 +308,8 @@ def run(url: str, engine: Engine, args: argparse.Namespace) -> None:
     errors = int(result["socket_errors"])
     print(f"requests/s {rate:.0f}  p50 {p50:.1f} ms  p99 {p99:.1f} ms  answered {answered}")
     print(f"stored {stored}  lost {answered - stored}  socket errors {errors}")
+    per_request = server_cpu / max(answered, 1) * 1000
+    print(f"server CPU under load and shutdown {server_cpu:.1f} s: {per_request:.3f} ms/request")
     if args.events_batches:
         print(f"events API: {events_api(url, engine, args.events_batches):.0f} rows/s")
 
