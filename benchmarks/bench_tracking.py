@@ -10,11 +10,15 @@ runs wrk on loopback with a Lua script cycling through 4,000 signed click and pi
 The server is then stopped with SIGTERM (or during the load with --sigterm-after) and the
 event rows are counted against the requests wrk saw answered: lost = answered - stored.
 Then it times POST /api/events with 1,000-row batches. Bounded: wrk runs --duration seconds.
+It prints the server's CPU seconds under load (and the shutdown flush) per request answered:
+the figure that carries over to an idle machine. `--in-app N` instead times N click and pixel
+requests inside the app alone (raw ASGI calls, no server, no database write).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import random
 import re
@@ -276,6 +280,52 @@ def events_api(url: str, engine: Engine, batches: int) -> float:
     return batches * 1000 / seconds
 
 
+def in_app(requests: int) -> float:
+    """CPU ms per click/pixel request inside the buffered app alone (no HTTP server, no socket,
+    no database write: the buffer is never flushed), driven as raw ASGI calls."""
+    from newsletter.api.app import create_app
+    from newsletter.config import Settings
+
+    url = "sqlite:///:memory:"
+    settings = Settings(secret_key=SECRET, database_url=url, track_flush_ms=10**9)
+    app = create_app(settings=settings, engine=make_engine(url), buffered=True)
+    app.state.tracking.buffer.max_rows = app.state.tracking.buffer.flush_rows = 10**9
+    paths = [
+        f"/t/c/{tokens.sign_click(secret_key=SECRET, message_id=m, slot=2, url=f'https://example.com/{m}')}"
+        if m % 2
+        else f"/t/o/{tokens.sign_open(secret_key=SECRET, message_id=m)}.gif"
+        for m in range(1, 1001)
+    ]
+    agent = (b"user-agent", b"Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0 Safari/537.36")
+
+    async def call(path: str) -> None:
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1"}
+        scope |= {"method": "GET", "scheme": "http", "path": path, "raw_path": path.encode()}
+        scope |= {"query_string": b"", "root_path": "", "headers": [(b"host", b"x"), agent]}
+        scope |= {"client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80), "state": {}}
+        status: list[int] = []
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, object]) -> None:
+            if message["type"] == "http.response.start":
+                status.append(int(message["status"]))  # type: ignore[call-overload]
+
+        await app(scope, receive, send)
+        assert status[0] in (200, 302), (path, status)
+
+    async def drive() -> float:
+        for n in range(200):  # warm-up
+            await call(paths[n % len(paths)])
+        start = time.process_time()
+        for n in range(requests):
+            await call(paths[n % len(paths)])
+        return time.process_time() - start
+
+    return asyncio.run(drive()) / requests * 1000
+
+
 def run(url: str, engine: Engine, args: argparse.Namespace) -> None:
     upgrade(engine)
     with tempfile.TemporaryDirectory() as folder:
@@ -321,7 +371,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--sigterm-after", type=float, default=0.0)
     parser.add_argument("--events-batches", type=int, default=20)
+    parser.add_argument(
+        "--in-app", type=int, default=0, help="only time N requests inside the app (CPU ms each)"
+    )
     args = parser.parse_args()
+    if args.in_app:
+        print(f"in-app CPU per request: {in_app(args.in_app):.3f} ms")
+        return
     if args.database == "sqlite":
         with tempfile.TemporaryDirectory() as folder:
             url = f"sqlite:///{folder}/bench.db"
