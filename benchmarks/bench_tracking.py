@@ -4,9 +4,9 @@
     python benchmarks/bench_tracking.py --database postgres --duration 20 --connections 32
     python benchmarks/bench_tracking.py --database postgres --sigterm-after 10   # SIGTERM mid-load
 
-Builds a database with 2,000 sent messages (8 slots each), starts the tracking app in its own
-process (uvicorn, one worker, access log off, the buffered writer of `newsletter serve`), and
-runs wrk on loopback with a Lua script cycling through 4,000 signed click and pixel URLs.
+Builds 2,000 (--messages) sent messages (8 slots each), starts the tracking app in its own
+process (uvicorn, one worker, access log off, `newsletter serve`'s buffer), and runs wrk on
+loopback with a Lua script cycling through a signed click and pixel URL per message.
 The server is then stopped with SIGTERM (or during the load with --sigterm-after) and the
 event rows are counted against the requests wrk saw answered: lost = answered - stored.
 Then it times POST /api/events with 1,000-row batches. Bounded: wrk runs --duration seconds.
@@ -57,8 +57,8 @@ uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warni
 """
 
 
-def build(engine: Engine) -> list[str]:
-    """2,000 sent messages with 8 slots; returns 4,000 tracking paths (half clicks, half pixels)."""
+def build(engine: Engine, messages: int = MESSAGES) -> list[str]:
+    """`messages` sent messages with 8 slots; returns 2 tracking paths each (a click, a pixel)."""
     t = SENT - timedelta(days=1)
     with engine.begin() as c:
         c.execute(
@@ -98,7 +98,7 @@ def build(engine: Engine) -> list[str]:
                 "created_at": t,
                 "updated_at": t,
             }
-            for n in range(MESSAGES)
+            for n in range(messages)
         ]
         c.execute(insert(Subscriber.__table__), people)  # type: ignore[attr-defined]
         items = [
@@ -115,7 +115,7 @@ def build(engine: Engine) -> list[str]:
             for n in range(200)
         ]
         c.execute(insert(Item.__table__), items)  # type: ignore[attr-defined]
-        messages = [
+        sent = [
             {
                 "run_id": 1,
                 "subscriber_id": n + 1,
@@ -127,9 +127,9 @@ def build(engine: Engine) -> list[str]:
                 "sent_at": SENT,
                 "updated_at": SENT,
             }
-            for n in range(MESSAGES)
+            for n in range(messages)
         ]
-        c.execute(insert(Message.__table__), messages)  # type: ignore[attr-defined]
+        c.execute(insert(Message.__table__), sent)  # type: ignore[attr-defined]
         slots = [
             {
                 "message_id": m + 1,
@@ -142,13 +142,13 @@ def build(engine: Engine) -> list[str]:
                 "reason_kind": "popular",
                 "reason_text": "Popular",
             }
-            for m in range(MESSAGES)
+            for m in range(messages)
             for p in range(SLOTS)
         ]
         c.execute(insert(Slot.__table__), slots)  # type: ignore[attr-defined]
     rng = random.Random(6)
     paths = []
-    for m in range(1, MESSAGES + 1):
+    for m in range(1, messages + 1):
         slot = rng.randrange(SLOTS)
         url = f"https://example.com/{(m - 1 + slot) % 200}"
         paths.append(
@@ -327,7 +327,7 @@ def in_app(requests: int) -> float:
 def run(url: str, engine: Engine, args: argparse.Namespace) -> None:
     upgrade(engine)
     with tempfile.TemporaryDirectory() as folder:
-        script = lua(build(engine), Path(folder))
+        script = lua(build(engine, args.messages), Path(folder))
         port = free_port()
         server = start_server(url, port)
         command = [
@@ -370,6 +370,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=20)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--sigterm-after", type=float, default=0.0)
+    parser.add_argument("--messages", type=int, default=MESSAGES, help="messages the URLs cycle")
     parser.add_argument("--events-batches", type=int, default=20)
     parser.add_argument(
         "--in-app", type=int, default=0, help="only time N requests inside the app (CPU ms each)"
