@@ -4,17 +4,20 @@
     python benchmarks/bench_tracking.py --database postgres --duration 20 --connections 32
     python benchmarks/bench_tracking.py --database postgres --sigterm-after 10   # SIGTERM mid-load
 
-Builds a database with 2,000 sent messages (8 slots each), starts the tracking app in its own
-process (uvicorn, one worker, access log off, the buffered writer of `newsletter serve`), and
-runs wrk on loopback with a Lua script cycling through 4,000 signed click and pixel URLs.
+Builds 2,000 (--messages) sent messages (8 slots each), starts the tracking app in its own
+process (uvicorn, one worker, access log off, `newsletter serve`'s buffer), and runs wrk on
+loopback with a Lua script cycling through a signed click and pixel URL per message.
 The server is then stopped with SIGTERM (or during the load with --sigterm-after) and the
 event rows are counted against the requests wrk saw answered: lost = answered - stored.
 Then it times POST /api/events with 1,000-row batches. Bounded: wrk runs --duration seconds.
+It prints the server's CPU per request answered (the figure that carries over to an idle
+machine); `--in-app N` times N requests inside the app alone (raw ASGI, no server, no writes).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import random
 import re
@@ -54,8 +57,8 @@ uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warni
 """
 
 
-def build(engine: Engine) -> list[str]:
-    """2,000 sent messages with 8 slots; returns 4,000 tracking paths (half clicks, half pixels)."""
+def build(engine: Engine, messages: int = MESSAGES) -> list[str]:
+    """`messages` sent messages with 8 slots; returns 2 tracking paths each (a click, a pixel)."""
     t = SENT - timedelta(days=1)
     with engine.begin() as c:
         c.execute(
@@ -95,7 +98,7 @@ def build(engine: Engine) -> list[str]:
                 "created_at": t,
                 "updated_at": t,
             }
-            for n in range(MESSAGES)
+            for n in range(messages)
         ]
         c.execute(insert(Subscriber.__table__), people)  # type: ignore[attr-defined]
         items = [
@@ -112,7 +115,7 @@ def build(engine: Engine) -> list[str]:
             for n in range(200)
         ]
         c.execute(insert(Item.__table__), items)  # type: ignore[attr-defined]
-        messages = [
+        sent = [
             {
                 "run_id": 1,
                 "subscriber_id": n + 1,
@@ -124,9 +127,9 @@ def build(engine: Engine) -> list[str]:
                 "sent_at": SENT,
                 "updated_at": SENT,
             }
-            for n in range(MESSAGES)
+            for n in range(messages)
         ]
-        c.execute(insert(Message.__table__), messages)  # type: ignore[attr-defined]
+        c.execute(insert(Message.__table__), sent)  # type: ignore[attr-defined]
         slots = [
             {
                 "message_id": m + 1,
@@ -139,13 +142,13 @@ def build(engine: Engine) -> list[str]:
                 "reason_kind": "popular",
                 "reason_text": "Popular",
             }
-            for m in range(MESSAGES)
+            for m in range(messages)
             for p in range(SLOTS)
         ]
         c.execute(insert(Slot.__table__), slots)  # type: ignore[attr-defined]
     rng = random.Random(6)
     paths = []
-    for m in range(1, MESSAGES + 1):
+    for m in range(1, messages + 1):
         slot = rng.randrange(SLOTS)
         url = f"https://example.com/{(m - 1 + slot) % 200}"
         paths.append(
@@ -184,6 +187,28 @@ def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
             time.sleep(0.1)
     process.kill()
     raise SystemExit("the server did not start")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stop_server(process: subprocess.Popen[bytes], *, signal_first: bool = True) -> float:
+    """SIGTERM the server (unless already sent), wait for it to exit (at most 120 s) and
+    return the CPU seconds (user + system) it used over its whole life."""
+    if signal_first:
+        process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        pid, _, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            process.returncode = 0
+            return float(usage.ru_utime + usage.ru_stime)
+        time.sleep(0.05)
+    process.kill()
+    raise SystemExit("the server did not stop within 120 s of SIGTERM")
 
 
 def parse_wrk(output: str) -> dict[str, float]:
@@ -254,10 +279,55 @@ def events_api(url: str, engine: Engine, batches: int) -> float:
     return batches * 1000 / seconds
 
 
+def in_app(requests: int) -> float:
+    """CPU ms per click/pixel request in the buffered app alone (raw ASGI calls, never flushed)."""
+    from newsletter.api.app import create_app
+    from newsletter.config import Settings
+
+    url = "sqlite:///:memory:"
+    settings = Settings(secret_key=SECRET, database_url=url, track_flush_ms=10**9)
+    app = create_app(settings=settings, engine=make_engine(url), buffered=True)
+    app.state.tracking.buffer.max_rows = app.state.tracking.buffer.flush_rows = 10**9
+    paths = [
+        f"/t/c/{tokens.sign_click(secret_key=SECRET, message_id=m, slot=2, url=f'https://example.com/{m}')}"
+        if m % 2
+        else f"/t/o/{tokens.sign_open(secret_key=SECRET, message_id=m)}.gif"
+        for m in range(1, 1001)
+    ]
+    agent = (b"user-agent", b"Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0 Safari/537.36")
+
+    async def call(path: str) -> None:
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1"}
+        scope |= {"method": "GET", "scheme": "http", "path": path, "raw_path": path.encode()}
+        scope |= {"query_string": b"", "root_path": "", "headers": [(b"host", b"x"), agent]}
+        scope |= {"client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80), "state": {}}
+        status: list[int] = []
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, object]) -> None:
+            if message["type"] == "http.response.start":
+                status.append(int(message["status"]))  # type: ignore[call-overload]
+
+        await app(scope, receive, send)
+        assert status[0] in (200, 302), (path, status)
+
+    async def drive() -> float:
+        for n in range(200):  # warm-up
+            await call(paths[n % len(paths)])
+        start = time.process_time()
+        for n in range(requests):
+            await call(paths[n % len(paths)])
+        return time.process_time() - start
+
+    return asyncio.run(drive()) / requests * 1000
+
+
 def run(url: str, engine: Engine, args: argparse.Namespace) -> None:
     upgrade(engine)
     with tempfile.TemporaryDirectory() as folder:
-        script = lua(build(engine), Path(folder))
+        script = lua(build(engine, args.messages), Path(folder))
         port = free_port()
         server = start_server(url, port)
         command = [
@@ -270,14 +340,14 @@ def run(url: str, engine: Engine, args: argparse.Namespace) -> None:
             str(script),
             f"http://127.0.0.1:{port}",
         ]
+        started_cpu = cpu_seconds(server.pid)
         load = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         if args.sigterm_after:
             time.sleep(args.sigterm_after)
             server.send_signal(signal.SIGTERM)
         output, _ = load.communicate()
-        if not args.sigterm_after:
-            server.send_signal(signal.SIGTERM)
-        server.wait(timeout=120)
+        loaded_cpu = cpu_seconds(server.pid) - started_cpu if not args.sigterm_after else 0.0
+        server_cpu = stop_server(server, signal_first=not args.sigterm_after) - started_cpu
     print(output)
     result = parse_wrk(output)
     with engine.connect() as c:
@@ -287,6 +357,9 @@ def run(url: str, engine: Engine, args: argparse.Namespace) -> None:
     errors = int(result["socket_errors"])
     print(f"requests/s {rate:.0f}  p50 {p50:.1f} ms  p99 {p99:.1f} ms  answered {answered}")
     print(f"stored {stored}  lost {answered - stored}  socket errors {errors}")
+    per_request, flush = server_cpu / max(answered, 1) * 1000, server_cpu - loaded_cpu
+    print(f"server CPU {server_cpu:.1f} s ({flush:.1f} s of it after SIGTERM, the last flush)")
+    print(f"server CPU per request answered: {per_request:.3f} ms")
     if args.events_batches:
         print(f"events API: {events_api(url, engine, args.events_batches):.0f} rows/s")
 
@@ -297,8 +370,15 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=20)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--sigterm-after", type=float, default=0.0)
+    parser.add_argument("--messages", type=int, default=MESSAGES, help="messages the URLs cycle")
     parser.add_argument("--events-batches", type=int, default=20)
+    parser.add_argument(
+        "--in-app", type=int, default=0, help="only time N requests inside the app (CPU ms each)"
+    )
     args = parser.parse_args()
+    if args.in_app:
+        print(f"in-app CPU per request: {in_app(args.in_app):.3f} ms")
+        return
     if args.database == "sqlite":
         with tempfile.TemporaryDirectory() as folder:
             url = f"sqlite:///{folder}/bench.db"

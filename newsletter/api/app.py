@@ -5,7 +5,9 @@ Routes (``newsletter.api.routes.tracking``): ``GET /t/c/{token}`` click redirect
 ``GET|POST /p/{token}`` preferences, ``GET /v/{token}`` view in browser, ``GET /t/h/{token}``
 honeypot, ``GET /healthz``; the marketer web UI under ``/admin`` (``newsletter.api.ui``).
 The API (``newsletter.api.service``): ``/api/...`` with API keys, ``/openapi.json``, ``/docs``.
-Every request body is bounded by ``newsletter.api.guard.BodyLimit`` before it is read.
+Every request body is bounded by ``newsletter.api.guard.BodyLimit`` before it is read; with
+the event buffer on, click and pixel GETs are answered by ``newsletter.api.hotpath.HotPath``
+(the same functions as the routes, without FastAPI's routing and thread pool).
 No module-level app and no globals: everything the routes need hangs off ``app.state``.
 """
 
@@ -23,6 +25,7 @@ from sqlalchemy import Engine
 from newsletter.api import pages, ui
 from newsletter.api.deps import Tracking
 from newsletter.api.guard import AccessLogRedactor, BodyLimit
+from newsletter.api.hotpath import HotPath
 from newsletter.api.routes import tracking
 from newsletter.api.service import add_api
 from newsletter.config import Settings
@@ -75,6 +78,7 @@ def create_app(
     app.include_router(tracking.router, include_in_schema=False)
     add_api(app)
     ui.mount(app, settings=settings, engine=engine, clock=clock or now_utc)
+    app.add_middleware(HotPath, tracking=app.state.tracking)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit, secret_key=settings.secret_key)  # type: ignore[arg-type]
 
     @app.get("/healthz", include_in_schema=False)

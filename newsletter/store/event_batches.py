@@ -1,17 +1,19 @@
 """Bulk SQL for buffered tracking: message facts for many messages, many events in one insert.
 
 The tracking buffer (``track.buffer``) writes what it holds in one transaction per flush:
-one query for the facts of every message it names, one multi-row insert, and one query for
-the click/open history of those messages (for the burst rules).
+two queries for the facts of the messages it names that it has not cached yet, one bulk
+insert (COPY on PostgreSQL), and one query for the click/open history of those messages (for
+the burst rules).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, tuple_
+from sqlalchemy import Connection, Engine, insert, select
 
 from newsletter.models import Event, Message, Slot
 from newsletter.store.events import LIMITS
@@ -21,6 +23,21 @@ M = Message.__table__.c  # type: ignore[attr-defined]
 SL = Slot.__table__.c  # type: ignore[attr-defined]
 E = Event.__table__.c  # type: ignore[attr-defined]
 CHUNK = 1000
+COLUMNS = (
+    "message_id",
+    "subscriber_id",
+    "slot_position",
+    "item_id",
+    "kind",
+    "occurred_at",
+    "is_machine",
+    "machine_reason",
+    "user_agent",
+    "ip",
+    "url",
+    "external_id",
+)
+COPY_EVENTS = f"COPY event ({', '.join(COLUMNS)}) FROM STDIN"
 
 
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -28,28 +45,33 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield values[start : start + CHUNK]
 
 
-def message_facts_many(
-    engine: Engine, *, message_ids: Iterable[int], slots: Iterable[tuple[int, int]]
-) -> tuple[dict[int, tuple[int, datetime | None]], dict[tuple[int, int], int]]:
-    """({message id: (subscriber id, sent_at)}, {(message id, position): item id})."""
+@dataclass(frozen=True, slots=True)
+class SentFacts:
+    """What an event row needs from its message: the subscriber, the send time, the slot items."""
+
+    subscriber_id: int
+    sent_at: datetime | None
+    items: dict[int, int]  # slot position -> item id
+
+
+def message_facts_many(engine: Engine, *, message_ids: Iterable[int]) -> dict[int, SentFacts]:
+    """{message id: SentFacts} for the messages that exist (each with all of its slots)."""
     ids = sorted(set(message_ids))
-    pairs = sorted(set(slots))
-    facts: dict[int, tuple[int, datetime | None]] = {}
-    items: dict[tuple[int, int], int] = {}
+    facts: dict[int, SentFacts] = {}
     with engine.connect() as c:
         for chunk in _chunks(ids):
             query = select(M.id, M.subscriber_id, M.sent_at).where(M.id.in_(chunk))
-            facts.update({int(r.id): (int(r.subscriber_id), r.sent_at) for r in c.execute(query)})
-        for chunk in _chunks(pairs):
-            query = select(SL.message_id, SL.position, SL.item_id).where(
-                tuple_(SL.message_id, SL.position).in_(list(chunk))
-            )
-            items.update({(int(r[0]), int(r[1])): int(r[2]) for r in c.execute(query)})
-    return facts, items
+            facts.update({int(r[0]): SentFacts(int(r[1]), r[2], {}) for r in c.execute(query)})
+            query = select(SL.message_id, SL.position, SL.item_id).where(SL.message_id.in_(chunk))
+            for message_id, position, item_id in c.execute(query):
+                if message_id in facts and item_id is not None:
+                    facts[message_id].items[int(position)] = int(item_id)
+    return facts
 
 
 def insert_events(engine: Engine, rows: Sequence[dict[str, Any]]) -> int:
-    """Insert many event rows (Event column names as keys) in one transaction."""
+    """Insert many event rows (``COLUMNS`` as keys) in one transaction: ``COPY`` on PostgreSQL
+    (a third of the CPU of a multi-row INSERT), a multi-row INSERT elsewhere."""
     if not rows:
         return 0
     clipped = []
@@ -58,10 +80,23 @@ def insert_events(engine: Engine, rows: Sequence[dict[str, Any]]) -> int:
         for name, width in LIMITS.items():
             if isinstance(out.get(name), str):
                 out[name] = out[name][:width]
+        if out["occurred_at"].utcoffset() is None:
+            raise ValueError(f"event occurred_at {out['occurred_at']} has no time zone")
         clipped.append(out)
     with engine.begin() as c:
-        c.execute(insert(Event.__table__), clipped)  # type: ignore[attr-defined]
+        if c.dialect.name == "postgresql":
+            _copy_events(c, clipped)
+        else:
+            c.execute(insert(Event.__table__), clipped)  # type: ignore[attr-defined]
     return len(clipped)
+
+
+def _copy_events(c: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """``COPY event (COLUMNS) FROM STDIN`` through the psycopg connection of `c`."""
+    raw: Any = c.connection.driver_connection
+    with raw.cursor() as cursor, cursor.copy(COPY_EVENTS) as copy:
+        for row in rows:
+            copy.write_row(tuple(row[name] for name in COLUMNS))
 
 
 def events_of(engine: Engine, *, message_ids: Iterable[int]) -> dict[int, list[MessageEvent]]:
@@ -76,6 +111,6 @@ def events_of(engine: Engine, *, message_ids: Iterable[int]) -> dict[int, list[M
                 .where(E.message_id.in_(chunk), E.kind.in_(KINDS))
                 .order_by(E.occurred_at, E.id)
             )
-            for row in c.execute(query):
+            for row in c.execute(query).all():  # fetchall: far cheaper than row by row
                 out.setdefault(int(row[0]), []).append(MessageEvent(*row[1:]))
     return out

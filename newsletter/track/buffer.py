@@ -2,10 +2,11 @@
 
 With a buffer, a click or open request only appends a ``Pending`` row to memory (a lock and a
 list append) and answers. A flusher thread writes the buffer every ``flush_ms`` milliseconds,
-or as soon as it holds ``flush_rows`` rows, in one transaction per flush
-(``write_pending``: one query for the facts of every message named, one multi-row insert,
-then the burst rules over those messages). On shutdown (uvicorn turns SIGTERM into a graceful
-shutdown, which closes the app's lifespan) the buffer is flushed before the process exits.
+or as soon as it holds ``flush_rows`` rows, in one transaction per flush (``write_pending``:
+the facts of every message named, read once per sent message and then cached
+(``FactsCache``), one multi-row insert, then the burst rules over those messages). On
+shutdown (uvicorn turns SIGTERM into a graceful shutdown, which closes the app's lifespan)
+the buffer is flushed before the process exits.
 
 What can be lost: only a crash (SIGKILL, power loss) loses events, at most those not yet
 flushed, which is at most ``flush_ms`` worth of traffic in normal operation and never more
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -75,25 +76,51 @@ def _row(
     }
 
 
-def write_pending(engine: Engine, items: Sequence[Pending]) -> int:
+class FactsCache:
+    """The facts of sent messages, kept between flushes (bounded: cleared when full).
+
+    Once a message is sent its subscriber, send time and slot items do not change, so each is
+    read from the database once, not once per flush. A message that is not sent yet is read
+    every time. A write that fails clears the cache (a message or item may have been deleted),
+    so the retry reads everything again.
+    """
+
+    def __init__(self, max_messages: int = 100_000) -> None:
+        self.max_messages = max_messages
+        self._known: dict[int, batches.SentFacts] = {}
+
+    def get(self, engine: Engine, message_ids: Iterable[int]) -> dict[int, batches.SentFacts]:
+        """{message id: facts} for the messages that exist."""
+        ids = set(message_ids)
+        missing = ids.difference(self._known)
+        found = batches.message_facts_many(engine, message_ids=missing) if missing else {}
+        if len(self._known) + len(found) > self.max_messages:
+            self._known.clear()
+        self._known.update({k: v for k, v in found.items() if v.sent_at is not None})
+        return {i: self._known.get(i) or found[i] for i in ids if i in self._known or i in found}
+
+    def clear(self) -> None:
+        """Forget everything (after a failed write)."""
+        self._known.clear()
+
+
+def write_pending(engine: Engine, items: Sequence[Pending], cache: FactsCache | None = None) -> int:
     """Write a batch of pending events and apply the burst rules; returns rows written.
 
     Events of messages that no longer exist are skipped, as the unbuffered path does.
     """
-    slots = [(p.message_id, p.slot) for p in items if p.slot is not None]
-    ids = [p.message_id for p in items]
-    facts, items_at = batches.message_facts_many(engine, message_ids=ids, slots=slots)
+    facts = (cache or FactsCache()).get(engine, (p.message_id for p in items))
     rows = []
     for p in items:
         known = facts.get(p.message_id)
         if known is not None:
-            item = items_at.get((p.message_id, p.slot)) if p.slot is not None else None
-            rows.append(_row(p, known[0], known[1], item))
+            item = known.items.get(p.slot) if p.slot is not None else None
+            rows.append(_row(p, known.subscriber_id, known.sent_at, item))
     written = batches.insert_events(engine, rows)
     marked: dict[int, str] = {}
     for message_id, events in batches.events_of(engine, message_ids=facts).items():
         hits = [Hit(e.id, e.kind, e.occurred_at, _link(e), e.is_machine) for e in events]
-        found = machine_hits(hits, sent_at=facts[message_id][1])
+        found = machine_hits(hits, sent_at=facts[message_id].sent_at)
         machine = {e.id for e in events if e.is_machine}
         marked.update({k: v for k, v in found.items() if k not in machine})
     flags.mark_machine(engine, marked)
@@ -114,6 +141,7 @@ class EventBuffer:
         self.flush_rows, self.flush_ms, self.max_rows = flush_rows, flush_ms, max_rows
         self.stats = {"accepted": 0, "written": 0, "dropped": 0, "failed_flushes": 0}
         self._items: list[Pending] = []
+        self.facts = FactsCache()
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
         self._wake = threading.Event()
@@ -146,8 +174,9 @@ class EventBuffer:
             if not batch:
                 return 0
             try:
-                written = write_pending(self.engine, batch)
+                written = write_pending(self.engine, batch, self.facts)
             except Exception:
+                self.facts.clear()
                 log.exception("tracking buffer: could not write %d events; will retry", len(batch))
                 with self._lock:
                     self._items = (batch + self._items)[-self.max_rows :]
