@@ -32,18 +32,16 @@ from newsletter.plan.decide import Verdict, decide
 from newsletter.plan.experiments import DEFAULT_SALT, assign_arms, experiment_name
 from newsletter.plan.fill import PlannedSlot
 from newsletter.plan.planner import shard_frames
-from newsletter.plan.runs import RunModel, RunPlan, fit_model, load_model
-from newsletter.plan.sources import FACTORIES
-from newsletter.recommend import artifact
-from newsletter.store import artifacts
+from newsletter.plan.runs import RunPlan
 from newsletter.store import planning as plan_store
 from newsletter.store import triggers as store
 from newsletter.triggers import cursor, rules
 from newsletter.triggers.items import Picker, choose
+from newsletter.triggers.model import trigger_model
 
 STALE = timedelta(hours=24)
 BATCH = 20_000
-MODEL_MAX_AGE = timedelta(hours=6)
+MAX_PASSES = 20  # one evaluation reads at most MAX_PASSES * BATCH rows per entity
 KINDS = ("cart", "purchase", "read")
 ENTITIES = ("interaction", "event", "subscriber")
 
@@ -143,19 +141,37 @@ def _rows(
     ]
 
 
-def evaluate(engine: Any, *, now: datetime, limit: int = BATCH) -> Evaluation:
+def evaluate(
+    engine: Any, *, now: datetime, limit: int = BATCH, passes: int = MAX_PASSES
+) -> Evaluation:
     """Turn the behaviour stored since the cursors (and rows that committed late below
-    them) into pending states and cancellations."""
+    them) into pending states and cancellations: `limit` rows per entity and pass, pass
+    after pass while a batch came back full (at most `passes`), so a backlog is caught up."""
     out = Evaluation()
     campaigns = _campaign_rules(engine, out)
+    for _ in range(passes):
+        if not _evaluate_batch(engine, campaigns, now=now, limit=limit, out=out):
+            break
+    return out
+
+
+def _evaluate_batch(
+    engine: Any,
+    campaigns: list[tuple[Campaign, TriggerRule]],
+    *,
+    now: datetime,
+    limit: int,
+    out: Evaluation,
+) -> bool:
+    """One pass of :func:`evaluate`; True when some entity has more rows waiting."""
     batches = {e: cursor.read(engine, entity=e, limit=limit, now=now) for e in ENTITIES}
     behaviour = _behaviour(batches)
     joined = [
         (int(i), created, list(topics or []), str(status))
         for i, created, topics, status in batches["subscriber"].rows
     ]
-    out.interactions = len(batches["interaction"].rows) + len(batches["event"].rows)
-    out.subscribers = len(joined)
+    out.interactions += len(batches["interaction"].rows) + len(batches["event"].rows)
+    out.subscribers += len(joined)
     for campaign, rule in campaigns:
         states = _states_for(engine, rule, behaviour, joined)
         out.states += store.add_states(engine, rows=_rows(campaign, rule, states, now))
@@ -168,42 +184,13 @@ def evaluate(engine: Any, *, now: datetime, limit: int = BATCH) -> Evaluation:
             )
     for batch in batches.values():
         cursor.commit(engine, batch, now=now)
-    return out
+    return any(len(b.rows) - b.late >= limit for b in batches.values())
 
 
 def start_cursors(engine: Any, *, now: datetime) -> None:
     """Start evaluating from what is stored now (history before it fires nothing)."""
     for entity in ENTITIES:
         cursor.start_here(engine, entity=entity, now=now)
-
-
-_MODELS: dict[int, tuple[datetime, RunModel]] = {}
-
-
-def _model(engine: Any, plan: RunPlan, campaign: Campaign) -> RunModel:
-    """A fitted model for the campaign no older than MODEL_MAX_AGE (this process, the
-    database, or fitted now and stored with this run)."""
-    assert campaign.id is not None
-    now = plan.prepared_at
-    cached = _MODELS.get(campaign.id)
-    if cached is not None and now - cached[0] < MODEL_MAX_AGE:
-        return cached[1]
-    recent = store.recent_model_run(engine, campaign_id=campaign.id, since=now - MODEL_MAX_AGE)
-    if recent is not None:
-        model = load_model(engine, run_id=recent[0])
-        _MODELS[campaign.id] = (recent[1], model)
-        return model
-    model = fit_model(engine, plan, FACTORIES[plan.campaign_config.ranker])
-    artifacts.save_artifact(
-        engine,
-        run_id=plan.run_id,
-        kind="model",
-        version=artifact.FORMAT,
-        content=artifact.dumps(model),
-        now=now,
-    )
-    _MODELS[campaign.id] = (now, model)
-    return model
 
 
 @dataclass
@@ -315,7 +302,7 @@ def _slots(
     planned = [v for v in chosen if v.status == "planned"]
     if not planned:
         return {}, np.zeros(0, dtype=np.int64)
-    model = _model(engine, plan, campaign)
+    model = trigger_model(engine, plan, campaign)
     picker = Picker(model, now=plan.prepared_at, fresh_days=config.fresh_days)
     ids = [v.subscriber_id for v in planned]
     timezones = {p.id: p.timezone for p in plan_store.profiles(engine, ids)}

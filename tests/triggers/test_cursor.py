@@ -181,3 +181,18 @@ def test_clicks_recorded_by_tracking_fire_more_on_topic(engine: Engine) -> None:
     with engine.connect() as c:
         reasons = c.execute(select(sl.reason_text).where(sl.message_id != message)).scalars()
         assert set(reasons) == {"Because you read Rock 1, Rock 2 and Rock 3"}
+
+
+def test_one_evaluation_catches_up_a_backlog_in_bounded_passes(sqlite_engine: Engine) -> None:
+    seed_shop(sqlite_engine, campaigns={"cart": {"trigger": {"kind": "abandoned_cart"}}})
+    ids = _ids(sqlite_engine)
+    evaluate(sqlite_engine, now=NOW)  # the shop's own history: nothing recent
+    table = Interaction.__table__  # type: ignore[attr-defined]
+    with sqlite_engine.begin() as c:
+        for k in range(1, 6):
+            c.execute(insert(table).values(_cart(None, ids[f"s{k}"], ids["jazz-1"], k)))
+    first = evaluate(sqlite_engine, now=NOW, limit=2, passes=2)
+    assert (first.interactions, first.states) == (4, 4)
+    second = evaluate(sqlite_engine, now=NOW, limit=2)
+    assert (second.interactions, second.states) == (1, 1)
+    assert len(_carted(sqlite_engine)) == 5
