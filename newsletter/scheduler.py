@@ -14,7 +14,10 @@ is at most ``MISFIRE_GRACE`` late; ``coalesce`` folds several missed runs into o
 lost by either: every job looks at the database as of ``now`` and catches up (a digest up to a
 day late), and nothing is repeated: runs are unique per (campaign, scheduled_for), messages per
 (run, subscriber), trigger states are claimed by a conditional UPDATE. Two scheduler processes
-on one database may both run a job; they create one run and send each message once.
+on one database may both run a job; they create one run and send each message once
+(``tests/scheduler/test_scheduler_processes.py`` starts two real ones). Two processes starting
+at the same moment may both try to create the job table; the second one's failure is ignored
+once the table exists.
 
 Time is the ``clock`` given to :func:`configure` (the wall clock in production, a fake one in
 tests), so tests drive the very job functions the scheduler runs.
