@@ -52,7 +52,9 @@ def _carted(engine: Engine) -> list[int]:
     return sorted(s.subscriber_id for s in states(engine, status="pending"))
 
 
-def test_a_lower_id_committed_after_a_higher_one_is_evaluated_once(engine: Engine) -> None:
+def _late_world(engine: Engine) -> dict[str, int]:
+    """s1's cart stored with id 100 and evaluated, then s2's with id 50: id 50 was taken
+    from the sequence before 100, but its transaction commits only after the evaluation."""
     seed_shop(engine, campaigns={"cart": {"trigger": {"kind": "abandoned_cart"}}})
     ids = _ids(engine)
     table = Interaction.__table__  # type: ignore[attr-defined]
@@ -61,9 +63,13 @@ def test_a_lower_id_committed_after_a_higher_one_is_evaluated_once(engine: Engin
     evaluate(engine, now=NOW)
     assert _carted(engine) == [ids["s1"]]
     assert trigger_cursor.cursor(engine, entity="interaction") == 100
-    # id 50 was taken from the sequence before 100 but its transaction commits only now
     with engine.begin() as c:
         c.execute(insert(table).values(_cart(50, ids["s2"], ids["jazz-2"], 5)))
+    return ids
+
+
+def test_a_lower_id_committed_after_a_higher_one_is_evaluated_once(engine: Engine) -> None:
+    ids = _late_world(engine)
     second = evaluate(engine, now=NOW + timedelta(minutes=1))
     assert _carted(engine) == [ids["s1"], ids["s2"]]
     assert second.interactions == 1
@@ -75,14 +81,7 @@ def test_a_lower_id_committed_after_a_higher_one_is_evaluated_once(engine: Engin
 
 
 def test_a_gap_older_than_the_grace_is_forgotten(sqlite_engine: Engine) -> None:
-    seed_shop(sqlite_engine, campaigns={"cart": {"trigger": {"kind": "abandoned_cart"}}})
-    ids = _ids(sqlite_engine)
-    table = Interaction.__table__  # type: ignore[attr-defined]
-    with sqlite_engine.begin() as c:
-        c.execute(insert(table).values(_cart(100, ids["s1"], ids["jazz-1"], 10)))
-    evaluate(sqlite_engine, now=NOW)
-    with sqlite_engine.begin() as c:
-        c.execute(insert(table).values(_cart(50, ids["s2"], ids["jazz-2"], 5)))
+    ids = _late_world(sqlite_engine)
     evaluate(sqlite_engine, now=NOW + cursor.GAP_GRACE + timedelta(minutes=1))
     assert _carted(sqlite_engine) == [ids["s1"]]
     assert trigger_cursor.open_gaps(sqlite_engine, entity="interaction") == []
