@@ -78,7 +78,7 @@ def trigger_test(
     except (PlanError, TriggerError, CampaignConfigError) as exc:
         raise fail(str(exc), 2) from exc
     for line in result.lines:
-        console.print(line)
+        console.print(line, markup=False, highlight=False)  # titles are data, not markup
 
 
 @trigger_app.command("list")

@@ -14,7 +14,10 @@ is at most ``MISFIRE_GRACE`` late; ``coalesce`` folds several missed runs into o
 lost by either: every job looks at the database as of ``now`` and catches up (a digest up to a
 day late), and nothing is repeated: runs are unique per (campaign, scheduled_for), messages per
 (run, subscriber), trigger states are claimed by a conditional UPDATE. Two scheduler processes
-on one database may both run a job; they create one run and send each message once.
+on one database may both run a job; they create one run and send each message once
+(``tests/scheduler/test_scheduler_processes.py`` starts two real ones). Two processes starting
+at the same moment may both try to create the job table; the second one's failure is ignored
+once the table exists.
 
 Time is the ``clock`` given to :func:`configure` (the wall clock in production, a fake one in
 tests), so tests drive the very job functions the scheduler runs.
@@ -119,6 +122,20 @@ FUNCTIONS: dict[str, Callable[[], None]] = {
 }
 
 
+def _create_table(engine: Engine, table: Any) -> None:
+    """Create the job store's table unless it exists, also when another process starting at
+    the same moment creates it between the check and the CREATE (PostgreSQL then refuses
+    the second CREATE with a unique violation on its catalogue)."""
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        table.create(engine, checkfirst=True)
+    except DBAPIError:
+        if not inspect(engine).has_table(table.name, schema=table.schema):
+            raise
+
+
 def build_scheduler(*, engine: Engine, background: bool = True) -> Any:
     """An APScheduler scheduler with the three jobs in the database's job store (replacing
     the stored definitions, so a restart neither loses nor doubles a job)."""
@@ -127,8 +144,10 @@ def build_scheduler(*, engine: Engine, background: bool = True) -> Any:
     from apscheduler.schedulers.blocking import BlockingScheduler
 
     kind = BackgroundScheduler if background else BlockingScheduler
+    store = SQLAlchemyJobStore(engine=engine)
+    _create_table(engine, store.jobs_t)
     scheduler = kind(
-        jobstores={"default": SQLAlchemyJobStore(engine=engine)},
+        jobstores={"default": store},
         job_defaults={"coalesce": True, "misfire_grace_time": MISFIRE_GRACE, "max_instances": 1},
         timezone=UTC,
     )

@@ -1,11 +1,11 @@
-"""The SQL of behavioural triggers: new behaviour since a cursor, pending states, claims.
+"""The SQL of behavioural triggers: reads around new behaviour, pending states, claims.
 
-Evaluation reads what arrived since the engine's cursors (``sync_state`` rows of source
-``triggers``: the last interaction id and subscriber id evaluated), so every ingest path --
-the events API, CSV import, sync -- feeds the triggers without calling them. States are
-unique per (campaign, subscriber, dedupe): evaluating the same behaviour twice stores it once.
-A firing claims its states with a conditional UPDATE in the transaction that writes its
-messages, so two sweeping processes never answer one state twice.
+(The cursors over new rows are in :mod:`newsletter.store.trigger_cursor`.) A subscriber's
+reads are ``read`` interactions and their human clicks on items in messages (the tracking
+service's ``event`` rows not flagged machine). States are unique per (campaign, subscriber,
+dedupe): evaluating the same behaviour twice stores it once. A firing claims its states with
+a conditional UPDATE in the transaction that writes its messages, so two sweeping processes
+never answer one state twice.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from sqlalchemy import Connection, Engine, func, select, update
 
 from newsletter.models import (
     Campaign,
+    Event,
     Interaction,
     ItemTopic,
     Message,
     Run,
     Subscriber,
-    SyncState,
     TriggerState,
     TriggerStatus,
 )
@@ -38,7 +38,7 @@ S = Subscriber.__table__.c  # type: ignore[attr-defined]
 C = Campaign.__table__.c  # type: ignore[attr-defined]
 IT = ItemTopic.__table__.c  # type: ignore[attr-defined]
 M = Message.__table__.c  # type: ignore[attr-defined]
-CURSOR_SOURCE = "triggers"
+E = Event.__table__.c  # type: ignore[attr-defined]
 CHUNK = 5000
 
 
@@ -65,76 +65,6 @@ def trigger_campaigns(engine: Engine) -> list[Campaign]:
         return [Campaign.model_validate(r._mapping) for r in rows]
 
 
-def cursor(engine: Engine, *, entity: str) -> int:
-    """The last id of `entity` (interaction, subscriber) the trigger engine evaluated."""
-    sync = SyncState.__table__.c  # type: ignore[attr-defined]
-    with engine.connect() as c:
-        found = c.execute(
-            select(sync.watermark).where(sync.source == CURSOR_SOURCE, sync.entity == entity)
-        ).scalar()
-    return int(found) if found else 0
-
-
-def max_id(engine: Engine, *, entity: str) -> int:
-    """The largest id of `entity` stored now (where a fresh engine starts its cursor)."""
-    column = I.id if entity == "interaction" else S.id
-    with engine.connect() as c:
-        return int(c.execute(select(func.coalesce(func.max(column), 0))).scalar_one())
-
-
-def move_cursor(engine: Engine, *, entity: str, to: int, rows: int, now: datetime) -> None:
-    """Advance the cursor of `entity` (never backwards: a slower process cannot rewind it)."""
-    table = SyncState.__table__  # type: ignore[attr-defined]
-    with engine.begin() as c:
-        statement = _insert(c, table).values(
-            source=CURSOR_SOURCE, entity=entity, watermark=str(to), rows_loaded=rows, updated_at=now
-        )
-        c.execute(statement.on_conflict_do_nothing(index_elements=["source", "entity"]))
-        current = c.execute(
-            select(table.c.watermark).where(
-                table.c.source == CURSOR_SOURCE, table.c.entity == entity
-            )
-        ).scalar()
-        if current is None or int(current) < to:
-            c.execute(
-                update(table)
-                .where(table.c.source == CURSOR_SOURCE, table.c.entity == entity)
-                .values(watermark=str(to), rows_loaded=table.c.rows_loaded + rows, updated_at=now)
-            )
-
-
-def interactions_after(
-    engine: Engine, *, after: int, kinds: Sequence[str], limit: int
-) -> tuple[list[tuple[int, int, str, datetime]], int]:
-    """(subscriber id, item id, kind, occurred_at) of interactions with id > `after` (of
-    `kinds`), oldest id first, and the last id looked at."""
-    with engine.connect() as c:
-        rows = c.execute(
-            select(I.id, I.subscriber_id, I.item_id, I.kind, I.occurred_at)
-            .where(I.id > after)
-            .order_by(I.id)
-            .limit(limit)
-        ).all()
-    last = int(rows[-1][0]) if rows else after
-    wanted = set(kinds)
-    return [(int(r[1]), int(r[2]), str(r[3]), r[4]) for r in rows if r[3] in wanted], last
-
-
-def subscribers_after(
-    engine: Engine, *, after: int, limit: int
-) -> tuple[list[tuple[int, datetime, list[str], str]], int]:
-    """(id, created_at, topics, status) of subscribers with id > `after`, and the last id."""
-    with engine.connect() as c:
-        rows = c.execute(
-            select(S.id, S.created_at, S.topics, S.status)
-            .where(S.id > after)
-            .order_by(S.id)
-            .limit(limit)
-        ).all()
-    last = int(rows[-1][0]) if rows else after
-    return [(int(r[0]), r[1], list(r[2] or []), str(r[3])) for r in rows], last
-
-
 def item_topics(engine: Engine, ids: Sequence[int]) -> dict[int, list[str]]:
     """Topics per item id."""
     out: dict[int, list[str]] = defaultdict(list)
@@ -147,21 +77,30 @@ def item_topics(engine: Engine, ids: Sequence[int]) -> dict[int, list[str]]:
     return out
 
 
+def _reads(subscribers: Sequence[int], start: datetime, end: datetime) -> Any:
+    """(subscriber, item, time, id) of ``read`` interactions and human clicks on items in
+    [start, end] of `subscribers`."""
+    reads = select(I.subscriber_id, I.item_id, I.occurred_at, I.id).where(
+        I.subscriber_id.in_(subscribers), I.kind == "read", I.occurred_at.between(start, end)
+    )
+    clicks = select(E.subscriber_id, E.item_id, E.occurred_at, E.id).where(
+        E.subscriber_id.in_(subscribers), E.kind == "click", E.is_machine.is_(False)
+    )
+    clicks = clicks.where(E.item_id.is_not(None), E.occurred_at.between(start, end))
+    return reads.union_all(clicks)
+
+
 def recent_reads(
     engine: Engine, *, subscriber_ids: Sequence[int], start: datetime, end: datetime
 ) -> dict[int, list[tuple[int, datetime]]]:
-    """Per subscriber: (item id, time) of ``read`` interactions in [start, end], oldest first."""
+    """Per subscriber: (item id, time) of their reads in [start, end] (``read``
+    interactions and human clicks on items in messages), oldest first."""
     out: dict[int, list[tuple[int, datetime]]] = defaultdict(list)
     unique = sorted(set(subscriber_ids))
     with engine.connect() as c:
         for at in range(0, len(unique), CHUNK):
-            query = (
-                select(I.subscriber_id, I.item_id, I.occurred_at)
-                .where(I.subscriber_id.in_(unique[at : at + CHUNK]), I.kind == "read")
-                .where(I.occurred_at >= start, I.occurred_at <= end)
-                .order_by(I.occurred_at, I.id)
-            )
-            for sid, item, when in c.execute(query):
+            rows = c.execute(_reads(unique[at : at + CHUNK], start, end)).all()
+            for sid, item, when, _ in sorted(rows, key=lambda r: (r[2], r[3])):
                 out[int(sid)].append((int(item), when))
     return out
 
@@ -358,14 +297,18 @@ def recent_model_run(
 def subscriber_behaviour(
     engine: Engine, *, subscriber_id: int, start: datetime, end: datetime
 ) -> list[tuple[int, int, str, datetime]]:
-    """(subscriber, item, kind, time) of one subscriber's interactions in [start, end]."""
+    """(subscriber, item, kind, time) of one subscriber's interactions in [start, end], and
+    their human clicks on items as ``read`` s, oldest first."""
     with engine.connect() as c:
         rows = c.execute(
-            select(I.subscriber_id, I.item_id, I.kind, I.occurred_at)
-            .where(I.subscriber_id == subscriber_id, I.occurred_at >= start, I.occurred_at <= end)
-            .order_by(I.occurred_at, I.id)
+            select(I.subscriber_id, I.item_id, I.kind, I.occurred_at, I.id).where(
+                I.subscriber_id == subscriber_id, I.occurred_at.between(start, end)
+            )
         ).all()
-    return [(int(r[0]), int(r[1]), str(r[2]), r[3]) for r in rows]
+        clicks = c.execute(_reads([subscriber_id], start, end)).all()
+    found = [(int(r[0]), int(r[1]), str(r[2]), r[3], int(r[4])) for r in rows if r[2] != "read"]
+    found += [(int(r[0]), int(r[1]), "read", r[2], int(r[3])) for r in clicks]
+    return [r[:4] for r in sorted(found, key=lambda r: (r[3], r[4]))]
 
 
 def subscriber_signup(

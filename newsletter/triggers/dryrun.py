@@ -14,14 +14,13 @@ from typing import Any
 from newsletter.config import Settings
 from newsletter.models import TriggerKind
 from newsletter.plan.cadence import zone
-from newsletter.plan.decide import explain_reason
-from newsletter.plan.experiments import DEFAULT_SALT, experiment_name
+from newsletter.plan.decide import Verdict, explain_reason
 from newsletter.plan.runs import RunPlan, find_campaign, fit_model
 from newsletter.plan.sources import FACTORIES
 from newsletter.store import planning as plan_store
 from newsletter.store import triggers as store
 from newsletter.triggers import rules
-from newsletter.triggers.engine import _verdicts, rule_of
+from newsletter.triggers.engine import cooling, merge_contexts, rule_of, trigger_plan, verdicts
 from newsletter.triggers.items import Picker, choose
 
 LOOKBACK = timedelta(days=7)
@@ -59,6 +58,32 @@ def _candidate_states(engine: Any, rule: Any, sid: int, at: datetime) -> list[ru
     return rules.topic_states(rule, behaviour, reads=reads, topics=topics)
 
 
+def _picks(
+    engine: Any, plan: RunPlan, verdict: Verdict, context: dict[str, Any], settings: Settings
+) -> list[str]:
+    """The lines naming the items a firing would send, with their reasons."""
+    config = plan.campaign_config
+    assert config.trigger is not None
+    model = fit_model(engine, plan, FACTORIES[config.ranker])
+    picker = Picker(model, now=plan.prepared_at, fresh_days=config.fresh_days)
+    sid = verdict.subscriber_id
+    tz = zone(plan_store.profiles(engine, [sid])[0].timezone, settings.default_timezone)
+    user = int(model.user_index([sid])[0])
+    slots = choose(
+        picker,
+        kind=config.trigger.kind,
+        arm=verdict.arm,
+        user=user,
+        context=context,
+        n=config.n_items,
+        tz=tz,
+    )
+    return [
+        f"  {k}. [{slot.section}] {picker.titles([slot.item])[0]} — {slot.reason_text}"
+        for k, slot in enumerate(slots, start=1)
+    ]
+
+
 def dry_run(
     engine: Any, *, campaign: str, subscriber_id: int, at: datetime, settings: Settings
 ) -> DryRun:
@@ -76,56 +101,22 @@ def dry_run(
                 f"It would fire at {later[0].isoformat()} (nothing cancels it by then)."
             )
         return out
-    salt = settings.experiment_salt or DEFAULT_SALT
-    plan = RunPlan(
-        0,
-        camp.name,
-        "trigger",
-        dict(camp.config),
-        at,
-        at,
-        1,
-        experiment_name(config.arms, salt),
-        salt,
-        settings.default_timezone,
-        0,
-        0,
-    )
-    assert camp.id is not None
-    cooling = store.last_answered(
-        engine,
-        campaign_id=camp.id,
-        subscriber_ids=[subscriber_id],
-        since=at - timedelta(hours=rule.cooldown_hours),
-    )
-    verdict = _verdicts(engine, plan, config, [subscriber_id], cooling)
-    if not verdict:
+    plan = trigger_plan(camp, config, run_id=0, now=at, settings=settings)
+    ids = [subscriber_id]
+    found = verdicts(engine, plan, config, ids, cooling(engine, camp, rule, ids, at))
+    if not found:
         out.lines.append(f"Does not fire: no subscriber {subscriber_id}.")
         return out
-    v = verdict[0]
-    context: dict[str, Any] = {}
-    for s in due:
-        carts = context.get("carts", [])
-        context.update(s.context)
-        if "item_id" in s.context:
-            carts = [*carts, [s.context["item_id"], s.context["carted_at"]]]
-        context["carts"] = carts
+    verdict, context = found[0], merge_contexts(due)[subscriber_id]
     out.lines.append(
         f"Condition met: {rules.label(rule, context)} (due {due[0].due_at.isoformat()})."
     )
-    if v.status != "planned":
-        out.lines.append(f"Suppressed: {explain_reason(v.reason, config)} ({v.reason}).")
+    if verdict.status != "planned":
+        reason = verdict.reason
+        out.lines.append(f"Suppressed: {explain_reason(reason, config)} ({reason}).")
         return out
-    model = fit_model(engine, plan, FACTORIES[config.ranker])
-    picker = Picker(model, now=at, fresh_days=config.fresh_days)
-    tz = zone(plan_store.profiles(engine, [subscriber_id])[0].timezone, settings.default_timezone)
-    user = int(model.user_index([subscriber_id])[0])
-    slots = choose(
-        picker, kind=rule.kind, arm=v.arm, user=user, context=context, n=config.n_items, tz=tz
-    )
-    out.fires = bool(slots)
-    out.lines.append(f"Fires: {v.arm} arm, sent at {v.planned_for.isoformat()}.")
-    for k, slot in enumerate(slots, start=1):
-        title = picker.titles([slot.item])[0]
-        out.lines.append(f"  {k}. [{slot.section}] {title} — {slot.reason_text}")
+    picks = _picks(engine, plan, verdict, context, settings)
+    out.fires = bool(picks)
+    out.lines.append(f"Fires: {verdict.arm} arm, sent at {verdict.planned_for.isoformat()}.")
+    out.lines.extend(picks)
     return out

@@ -17,6 +17,7 @@ claimed in the transaction that writes the messages.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,19 +32,18 @@ from newsletter.plan.decide import Verdict, decide
 from newsletter.plan.experiments import DEFAULT_SALT, assign_arms, experiment_name
 from newsletter.plan.fill import PlannedSlot
 from newsletter.plan.planner import shard_frames
-from newsletter.plan.runs import RunModel, RunPlan, fit_model, load_model
-from newsletter.plan.sources import FACTORIES
-from newsletter.recommend import artifact
-from newsletter.store import artifacts
+from newsletter.plan.runs import RunPlan
 from newsletter.store import planning as plan_store
 from newsletter.store import triggers as store
-from newsletter.triggers import rules
+from newsletter.triggers import cursor, rules
 from newsletter.triggers.items import Picker, choose
+from newsletter.triggers.model import trigger_model
 
 STALE = timedelta(hours=24)
 BATCH = 20_000
-MODEL_MAX_AGE = timedelta(hours=6)
+MAX_PASSES = 20  # one evaluation reads at most MAX_PASSES * BATCH rows per entity
 KINDS = ("cart", "purchase", "read")
+ENTITIES = ("interaction", "event", "subscriber")
 
 
 class TriggerError(ValueError):
@@ -105,33 +105,76 @@ def _states_for(
     return rules.topic_states(rule, reads, reads=recent, topics=topics)
 
 
-def evaluate(engine: Any, *, now: datetime, limit: int = BATCH) -> Evaluation:
-    """Turn the behaviour stored since the cursors into pending states (and cancellations)."""
+def _behaviour(batches: dict[str, cursor.Batch]) -> list[rules.Behaviour]:
+    """Interactions of the trigger kinds, and human clicks on items as ``read`` s."""
+    out = [
+        (int(sid), int(item), str(kind), at)
+        for _, sid, item, kind, at in batches["interaction"].rows
+        if kind in KINDS
+    ]
+    out.extend(
+        (int(sid), int(item), "read", at)
+        for _, sid, item, kind, at, machine in batches["event"].rows
+        if kind == "click" and not machine and item is not None
+    )
+    return out
+
+
+def _rows(
+    campaign: Campaign, rule: TriggerRule, states: list[rules.NewState], now: datetime
+) -> list[dict[str, Any]]:
+    assert campaign.id is not None
+    return [
+        {
+            "campaign_id": campaign.id,
+            "subscriber_id": s.subscriber_id,
+            "dedupe": s.dedupe,
+            "kind": s.kind,
+            "status": "pending",
+            "due_at": s.due_at,
+            "context": {**s.context, "label": rules.label(rule, s.context)},
+            "created_at": now,
+            "updated_at": now,
+        }
+        for s in states
+        if s.due_at >= now - STALE
+    ]
+
+
+def evaluate(
+    engine: Any, *, now: datetime, limit: int = BATCH, passes: int = MAX_PASSES
+) -> Evaluation:
+    """Turn the behaviour stored since the cursors (and rows that committed late below
+    them) into pending states and cancellations: `limit` rows per entity and pass, pass
+    after pass while a batch came back full (at most `passes`), so a backlog is caught up."""
     out = Evaluation()
     campaigns = _campaign_rules(engine, out)
-    start_i = store.cursor(engine, entity="interaction")
-    start_s = store.cursor(engine, entity="subscriber")
-    behaviour, last_i = store.interactions_after(engine, after=start_i, kinds=KINDS, limit=limit)
-    joined, last_s = store.subscribers_after(engine, after=start_s, limit=limit)
-    out.interactions, out.subscribers = last_i - start_i, last_s - start_s
+    for _ in range(passes):
+        if not _evaluate_batch(engine, campaigns, now=now, limit=limit, out=out):
+            break
+    return out
+
+
+def _evaluate_batch(
+    engine: Any,
+    campaigns: list[tuple[Campaign, TriggerRule]],
+    *,
+    now: datetime,
+    limit: int,
+    out: Evaluation,
+) -> bool:
+    """One pass of :func:`evaluate`; True when some entity has more rows waiting."""
+    batches = {e: cursor.read(engine, entity=e, limit=limit, now=now) for e in ENTITIES}
+    behaviour = _behaviour(batches)
+    joined = [
+        (int(i), created, list(topics or []), str(status))
+        for i, created, topics, status in batches["subscriber"].rows
+    ]
+    out.interactions += len(batches["interaction"].rows) + len(batches["event"].rows)
+    out.subscribers += len(joined)
     for campaign, rule in campaigns:
-        assert campaign.id is not None
-        fresh = [s for s in _states_for(engine, rule, behaviour, joined) if s.due_at >= now - STALE]
-        rows = [
-            {
-                "campaign_id": campaign.id,
-                "subscriber_id": s.subscriber_id,
-                "dedupe": s.dedupe,
-                "kind": s.kind,
-                "status": "pending",
-                "due_at": s.due_at,
-                "context": {**s.context, "label": rules.label(rule, s.context)},
-                "created_at": now,
-                "updated_at": now,
-            }
-            for s in fresh
-        ]
-        out.states += store.add_states(engine, rows=rows)
+        states = _states_for(engine, rule, behaviour, joined)
+        out.states += store.add_states(engine, rows=_rows(campaign, rule, states, now))
         if rule.kind == TriggerKind.abandoned_cart:
             out.cancelled += store.cancel_carts(
                 engine,
@@ -139,46 +182,15 @@ def evaluate(engine: Any, *, now: datetime, limit: int = BATCH) -> Evaluation:
                 delay_seconds=rule.delay_hours * 3600,
                 now=now,
             )
-    store.move_cursor(engine, entity="interaction", to=last_i, rows=len(behaviour), now=now)
-    store.move_cursor(engine, entity="subscriber", to=last_s, rows=len(joined), now=now)
-    return out
+    for batch in batches.values():
+        cursor.commit(engine, batch, now=now)
+    return any(len(b.rows) - b.late >= limit for b in batches.values())
 
 
 def start_cursors(engine: Any, *, now: datetime) -> None:
     """Start evaluating from what is stored now (history before it fires nothing)."""
-    for entity in ("interaction", "subscriber"):
-        store.move_cursor(
-            engine, entity=entity, to=store.max_id(engine, entity=entity), rows=0, now=now
-        )
-
-
-_MODELS: dict[int, tuple[datetime, RunModel]] = {}
-
-
-def _model(engine: Any, plan: RunPlan, campaign: Campaign) -> RunModel:
-    """A fitted model for the campaign no older than MODEL_MAX_AGE (this process, the
-    database, or fitted now and stored with this run)."""
-    assert campaign.id is not None
-    now = plan.prepared_at
-    cached = _MODELS.get(campaign.id)
-    if cached is not None and now - cached[0] < MODEL_MAX_AGE:
-        return cached[1]
-    recent = store.recent_model_run(engine, campaign_id=campaign.id, since=now - MODEL_MAX_AGE)
-    if recent is not None:
-        model = load_model(engine, run_id=recent[0])
-        _MODELS[campaign.id] = (recent[1], model)
-        return model
-    model = fit_model(engine, plan, FACTORIES[plan.campaign_config.ranker])
-    artifacts.save_artifact(
-        engine,
-        run_id=plan.run_id,
-        kind="model",
-        version=artifact.FORMAT,
-        content=artifact.dumps(model),
-        now=now,
-    )
-    _MODELS[campaign.id] = (now, model)
-    return model
+    for entity in ENTITIES:
+        cursor.start_here(engine, entity=entity, now=now)
 
 
 @dataclass
@@ -191,13 +203,35 @@ class Firing:
     skipped: dict[str, int] = field(default_factory=dict)
 
 
-def _verdicts(
+def trigger_plan(
+    campaign: Campaign, config: CampaignConfig, *, run_id: int, now: datetime, settings: Settings
+) -> RunPlan:
+    """The plan of a trigger run at `now` (one shard; the digests' experiment and salt)."""
+    salt = settings.experiment_salt or DEFAULT_SALT
+    return RunPlan(
+        run_id=run_id,
+        campaign=campaign.name,
+        kind="trigger",
+        config=dict(campaign.config),
+        scheduled_for=now,
+        prepared_at=now,
+        shard_count=1,
+        experiment=experiment_name(config.arms, salt),
+        default_salt=salt,
+        default_timezone=settings.default_timezone,
+        seed=0,
+        members=0,
+    )
+
+
+def verdicts(
     engine: Any,
     plan: RunPlan,
     config: CampaignConfig,
     ids: list[int],
     cooling: dict[int, datetime],
 ) -> list[Verdict]:
+    """Per subscriber: the cooldown, then cadence and preferences, and their sticky arm."""
     profiles = plan_store.profiles(engine, ids)
     known = [p.id for p in profiles]
     recorded = plan_store.assignments(engine, plan.experiment, known)
@@ -231,7 +265,7 @@ def _verdicts(
     return out
 
 
-def _contexts(due: list[store.StateRow]) -> dict[int, dict[str, Any]]:
+def merge_contexts(due: Sequence[Any]) -> dict[int, dict[str, Any]]:
     """Per subscriber, the context of their due states merged (all carted items; the
     latest topic or welcome step)."""
     out: dict[int, dict[str, Any]] = defaultdict(dict)
@@ -243,6 +277,48 @@ def _contexts(due: list[store.StateRow]) -> dict[int, dict[str, Any]]:
             carts = [*carts, [state.context["item_id"], state.context["carted_at"]]]
         merged["carts"] = carts
     return out
+
+
+def cooling(
+    engine: Any, campaign: Campaign, rule: TriggerRule, ids: list[int], now: datetime
+) -> dict[int, datetime]:
+    """When the campaign last answered each of `ids` within its cooldown."""
+    assert campaign.id is not None
+    since = now - timedelta(hours=rule.cooldown_hours)
+    return store.last_answered(engine, campaign_id=campaign.id, subscriber_ids=ids, since=since)
+
+
+def _slots(
+    engine: Any,
+    plan: RunPlan,
+    campaign: Campaign,
+    chosen: list[Verdict],
+    contexts: dict[int, dict[str, Any]],
+    settings: Settings,
+) -> tuple[dict[int, list[PlannedSlot]], Any]:
+    """The items of every planned message (and the model's item ids)."""
+    config = plan.campaign_config
+    assert config.trigger is not None
+    planned = [v for v in chosen if v.status == "planned"]
+    if not planned:
+        return {}, np.zeros(0, dtype=np.int64)
+    model = trigger_model(engine, plan, campaign)
+    picker = Picker(model, now=plan.prepared_at, fresh_days=config.fresh_days)
+    ids = [v.subscriber_id for v in planned]
+    timezones = {p.id: p.timezone for p in plan_store.profiles(engine, ids)}
+    users = model.user_index(ids)
+    slots = {}
+    for v, user in zip(planned, users, strict=True):
+        slots[v.subscriber_id] = choose(
+            picker,
+            kind=config.trigger.kind,
+            arm=v.arm,
+            user=int(user),
+            context=contexts[v.subscriber_id],
+            n=config.n_items,
+            tz=zone(timezones.get(v.subscriber_id), settings.default_timezone),
+        )
+    return slots, model.item_ids
 
 
 def fire_due(
@@ -264,55 +340,15 @@ def fire_due(
         return None
     run = plan_store.ensure_run(engine, campaign_id=campaign.id, scheduled_for=now, now=now)
     assert run.id is not None
-    salt = settings.experiment_salt or DEFAULT_SALT
-    plan = RunPlan(
-        run.id,
-        campaign.name,
-        "trigger",
-        dict(campaign.config),
-        now,
-        now,
-        1,
-        experiment_name(config.arms, salt),
-        salt,
-        settings.default_timezone,
-        0,
-        0,
-    )
+    plan = trigger_plan(campaign, config, run_id=run.id, now=now, settings=settings)
     ids = sorted({s.subscriber_id for s in due})
-    cooling = store.last_answered(
-        engine,
-        campaign_id=campaign.id,
-        subscriber_ids=ids,
-        since=now - timedelta(hours=rule.cooldown_hours),
-    )
-    verdicts = _verdicts(engine, plan, config, ids, cooling)
-    contexts = _contexts(due)
-    slots: dict[int, list[PlannedSlot]] = {}
-    item_ids = np.zeros(0, dtype=np.int64)
-    if any(v.status == "planned" for v in verdicts):
-        model = _model(engine, plan, campaign)
-        picker = Picker(model, now=now, fresh_days=config.fresh_days)
-        item_ids = model.item_ids
-        timezones = {p.id: p.timezone for p in plan_store.profiles(engine, ids)}
-        for v in verdicts:
-            if v.status == "planned":
-                user = int(model.user_index([v.subscriber_id])[0])
-                tz = zone(timezones.get(v.subscriber_id), settings.default_timezone)
-                slots[v.subscriber_id] = choose(
-                    picker,
-                    kind=rule.kind,
-                    arm=v.arm,
-                    user=user,
-                    context=contexts[v.subscriber_id],
-                    n=config.n_items,
-                    tz=tz,
-                )
-    messages, slot_frame, assignments = shard_frames(plan, verdicts, slots, item_ids, 0)
-    by_sid = dict(zip(messages["subscriber_id"], messages["status"], strict=True))
+    chosen = verdicts(engine, plan, config, ids, cooling(engine, campaign, rule, ids, now))
+    slots, item_ids = _slots(engine, plan, campaign, chosen, merge_contexts(due), settings)
+    messages, slot_frame, assignments = shard_frames(plan, chosen, slots, item_ids, 0)
+    status = dict(zip(messages["subscriber_id"], messages["status"], strict=True))
     why = dict(zip(messages["subscriber_id"], messages["reason"], strict=True))
     reasons = {
-        s.id: (None if by_sid[s.subscriber_id] == "planned" else why[s.subscriber_id]) for s in due
+        s.id: (None if status[s.subscriber_id] == "planned" else why[s.subscriber_id]) for s in due
     }
     store.fire_states(
         engine,
