@@ -13,7 +13,9 @@ lands; a collaborative model today) plus the ``Popularity`` generator:
   ``WIDE`` (one ranking serves every personalized section), "New in <topic>" when the item
   carries a topic the subscriber chose (that topic, the first in the item's order), else the
   honest generic "Recently published" (reason kind ``fresh``);
-* ``trending`` -- the popularity ranking, "Trending this week";
+* ``trending`` -- the popularity ranking, "Trending this week", times ``age_decay`` when the
+  catalogue ages (items lose interest with age: what is trending should still be worth
+  reading); the holdout (:meth:`ModelSlotSource.popular`) keeps the plain ranking;
 * :meth:`ModelSlotSource.fallback` -- popular, then the newest live items, for what the
   sections cannot fill (small data: a pilot with a handful of rows still gets full messages).
 """
@@ -71,6 +73,7 @@ class ModelSlotSource:
     now: float
     fresh_days: float = 14.0
     anchor_model: Any = None  # has anchors(users, items); defaults to the ranker
+    age_decay: Array | None = None  # per item, multiplies popularity in "trending"
     _cache: dict[tuple[bytes, int, str], tuple[Array, Array]] = field(default_factory=dict)
 
     def _fresh_only(self, items: Array, scores: Array) -> tuple[Array, Array]:
@@ -106,7 +109,7 @@ class ModelSlotSource:
     def candidates(self, kind: str, users: Array, n: int) -> Candidates:
         """Ranked candidates of one section kind (see the module docstring)."""
         if kind == "trending":
-            return self._trending(users, n, "trending", "Trending this week")
+            return self._trending(users, n, "trending", "Trending this week", decay=self.age_decay)
         if kind == "new_in_topics":
             items, scores = self._fresh_only(*self._ranked(users, max(n, WIDE)))
             anchors = self._topic_anchors(users, items[:, :n])
@@ -152,10 +155,21 @@ class ModelSlotSource:
         return [popular, self._unseen(users, newest, "newest", "newest", "Recently published")]
 
     def _trending(
-        self, users: Array, n: int, kind: str, sentence: str, candidates: Array | None = None
+        self,
+        users: Array,
+        n: int,
+        kind: str,
+        sentence: str,
+        candidates: Array | None = None,
+        decay: Array | None = None,
     ) -> Candidates:
         mask = self._live_mask() if candidates is None else candidates
-        ranking = self.popularity.ranking(n + 24, candidates=mask)
+        if decay is None:
+            ranking = self.popularity.ranking(n + 24, candidates=mask)
+        else:
+            aged = np.where(mask, self.popularity.item_scores * decay, -np.inf)
+            ranking = np.argsort(-aged, kind="stable")[: n + 24]
+            ranking = ranking[np.isfinite(aged[ranking])]
         return self._unseen(users, ranking, "popularity", kind, sentence)
 
     def _unseen(

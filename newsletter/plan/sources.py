@@ -84,6 +84,7 @@ def default_slot_source(m: Matrices, config: CampaignConfig, now: datetime) -> S
         now=seconds,
         fresh_days=config.fresh_days,
         anchor_model=gens.get("ease") or gens.get("knn"),
+        age_decay=model.age_decay,
     )
     return SourceParts(source, history)
 

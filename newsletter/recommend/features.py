@@ -47,9 +47,10 @@ SOURCE_LABELS = (
     "collaborative",
 )
 # Generators scored per user over every item (the rest are item vectors shared by every user,
-# and ``fresh``, scored on the fresh items only); collaborative ones are decayed by item age.
+# and ``fresh``, scored on the fresh items only). Every personal score (these and ``fresh``)
+# is decayed by item age: interest fades with age whichever source found the match.
 USER_SOURCES = ("ease", "knn", "content", "sequence")
-COLLABORATIVE = ("ease", "knn", "sequence")
+AGED = USER_SOURCES
 
 
 def fit_generators(
@@ -134,7 +135,7 @@ def batch_features(
     for name in USER_SOURCES:
         if name in gens and name in needed:
             out[name] = normalise_rows(gens[name].score(users), model.available)
-            if name in COLLABORATIVE and model.age_decay is not None:
+            if name in AGED and model.age_decay is not None:
                 out[name] = out[name] * model.age_decay[None, :]
     if "fresh" in needed:
         out["fresh"] = fresh_block(model, users).toarray()
@@ -167,7 +168,7 @@ class Blend:
             if name not in gens or not np.any(col[name]):
                 continue
             sparse = gens[name].score_sparse(users)
-            aged = decay if name in COLLABORATIVE else None
+            aged = decay if name in AGED else None
             if sparse is not None:
                 part = scale_rows(sparse, col[name] * sparse_row_scale(sparse))
                 if aged is not None:
@@ -240,6 +241,8 @@ def fresh_block(model: HybridRecommender, users: Array) -> sp.csr_matrix:
     block = fresh.score_fresh(users)
     block *= row_scale(block, model.available[fresh.fresh])[:, None]
     np.clip(block, 0.0, 1.0, out=block)
+    if model.age_decay is not None:
+        block *= model.age_decay[fresh.fresh][None, :]
     cols = np.tile(fresh.fresh, rows)
     indptr = np.arange(0, rows * len(fresh.fresh) + 1, len(fresh.fresh))
     return sp.csr_matrix((block.ravel(), cols, indptr), shape=(rows, n))

@@ -8,7 +8,8 @@
   where most reads come in an item's first days, give days; MovieLens, where a 1995 film is
   rated as steadily in 2016 as in 1996, gives thousands of years (no decay).
 * :func:`age_decay` -- ``0.5 ** (age / half_life)`` per item at ``now``: the hybrid multiplies
-  its collaborative scores by it (``HybridConfig.age_half_life_days``, ``"auto"`` = estimated).
+  every personal score by it -- collaborative, content, fresh items
+  (``HybridConfig.age_half_life_days``, ``"auto"`` = estimated).
 * :class:`FreshItems` -- a candidate generator for items published within ``days`` of ``now``:
   each is scored by its content similarity to the subscriber's ``recent`` latest reads (the
   most recent weighing most), or to the declared topics when there are no reads. Item vectors

@@ -81,10 +81,11 @@ class HybridConfig:
     """Everything the hybrid needs to know; defaults come from ``tune`` (benchmarks/README.md).
 
     ``filters`` are attribute rules (``{"in_stock": True}``; a list value means "one of");
-    ``threads`` is how many user batches are scored at once. ``age_half_life_days`` decays the
-    collaborative scores by item age (``"auto"``: the half-life of item interest estimated
-    from the interactions, ``None``: no decay); ``fresh_recent`` is how many of a subscriber's
-    latest reads the fresh-item generator compares new items with.
+    ``threads`` is how many user batches are scored at once. ``age_half_life_days`` decays
+    every personal score (collaborative, content, fresh items) by item age (``"auto"``: the
+    half-life of item interest estimated from the interactions, ``None``: no decay);
+    ``fresh_recent`` is how many of a subscriber's latest reads the fresh-item generator
+    compares new items with.
     """
 
     weighting: WeightingConfig = field(default_factory=default_weighting)

@@ -75,3 +75,25 @@ def test_topic_anchor_is_a_chosen_topic_in_the_items_order_and_never_another() -
     anchors = source._topic_anchors(np.array([0, 1]), items)
     # user 1 follows no topic: no "New in <topic>" at all (it used to name the item's first)
     assert anchors.tolist() == [["y", "z", None, None], [None, None, None, None]]
+
+
+def test_trending_weighs_popularity_by_item_age_but_the_holdout_does_not() -> None:
+    """Item 0 has the most readers but is old; decayed, the newer item 1 trends first."""
+    users = np.array([0, 0, 0, 0, 1, 1, 2])
+    items = np.array([0, 0, 0, 0, 1, 1, 2])
+    data = InteractionData(4, 3, users, items, np.array(["read"] * 7), np.full(7, 1e6))
+    catalog = ItemCatalog(["a", "b", "c"], [""] * 3, [[]] * 3, np.array([0.0, 9e5, 9e5]))
+    popularity = Popularity().fit(data, catalog, now=1e6)
+    source = ModelSlotSource(
+        ranker=popularity,
+        popularity=popularity,
+        catalog=catalog,
+        history=history_matrix(4, 3, np.array([0]), np.array([0])),
+        user_topics=[[] for _ in range(4)],
+        now=1e6,
+        age_decay=np.array([0.1, 1.0, 1.0]),
+    )
+    assert source.popular(np.array([3]), 3).items[0].tolist() == [0, 1, 2]
+    assert source.candidates("trending", np.array([3]), 3).items[0].tolist() == [1, 2, 0]
+    # what a reader already consumed stays out of both
+    assert source.candidates("trending", np.array([0]), 3).items[0].tolist() == [1, 2, -1]

@@ -140,3 +140,23 @@ def replace_age(config: HybridConfig, half_life: float | None) -> HybridConfig:
     from dataclasses import replace
 
     return replace(config, age_half_life_days=half_life)
+
+
+def test_every_personal_source_is_decayed_by_item_age() -> None:
+    """Content and fresh-item matches fade with age like collaborative ones (0.5 ** (age/h))."""
+    data, catalog = block_world()
+    age_days = np.where(np.arange(21) % 2 == 0, 9.0, 1.0)
+    published = NOW - age_days * DAY
+    catalog = ItemCatalog(catalog.titles, catalog.texts, catalog.topics, published_at=published)
+    config = HybridConfig(blend={"ease": 1.0, "content": 0.5, "fresh": 0.5}, fresh_days=14)
+    plain = HybridRecommender(replace_age(config, None)).fit(data, catalog, now=NOW)
+    aged = HybridRecommender(replace_age(config, 3.0)).fit(data, catalog, now=NOW)
+    users = np.arange(12)
+    before, after = plain.features(users), aged.features(users)
+    decay = 0.5 ** (age_days / 3.0)
+    for name in ("ease", "content", "fresh"):
+        assert np.abs(before[name]).max() > 0
+        np.testing.assert_allclose(after[name], before[name] * decay[None, :], atol=1e-6)
+    np.testing.assert_allclose(
+        aged.blend(users).total, plain.blend(users).total * decay[None, :], atol=1e-5
+    )
