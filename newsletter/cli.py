@@ -11,8 +11,6 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
 
 from newsletter.cli_progress import ProgressBars
 from newsletter.cli_text import (
@@ -24,6 +22,7 @@ from newsletter.cli_text import (
     run_list_lines,
 )
 from newsletter.config import ConfigError, Settings, load_settings
+from newsletter.db import Engine, OperationalError
 from newsletter.keys import (
     MIN_SECRET_BITS,
     WeakSecretError,
@@ -682,7 +681,7 @@ def segment_preview(
     try:
         ids = segment_ids(
             engine,
-            resolve_segment(engine, name),  # type: ignore[arg-type]
+            resolve_segment(engine, name),
             now=_when(at, "--at"),
             limits=SqlLimits.from_settings(settings),
         )
@@ -691,7 +690,7 @@ def segment_preview(
     shown = [
         {"id": p.id, "email": p.email, "status": p.status, "timezone": p.timezone}
         for p in profiles(engine, ids[:sample])
-    ]  # type: ignore[arg-type]
+    ]
     if as_json:
         print_json({"segment": name, "count": len(ids), "sample": shown})
         return

@@ -10,9 +10,14 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from newsletter.config import normalize_database_url
+
+# Re-exported so that the stages name an engine and a lost connection without importing
+# SQLAlchemy themselves (import-linter: SQLAlchemy only in store/, db.py, models.py, tables.py).
+__all__ = ["Engine", "OperationalError"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 

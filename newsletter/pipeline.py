@@ -37,10 +37,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
-
 from newsletter.config import Settings
-from newsletter.db import as_utc
+from newsletter.db import Engine, as_utc
 from newsletter.deliver.dispatch import (
     UNKNOWN_REASONS,
     DeliveryError,

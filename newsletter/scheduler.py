@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine
-
 from newsletter import pipeline
 from newsletter.config import Settings
+from newsletter.db import Engine
 from newsletter.deliver.dispatch import DeliveryError
 
 log = logging.getLogger("newsletter.scheduler")

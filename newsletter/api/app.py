@@ -18,7 +18,6 @@ from datetime import datetime
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import Engine
 
 from newsletter.api import pages, ui
 from newsletter.api.deps import Tracking
@@ -26,7 +25,7 @@ from newsletter.api.guard import AccessLogRedactor, BodyLimit
 from newsletter.api.routes import tracking
 from newsletter.api.service import add_api
 from newsletter.config import Settings
-from newsletter.db import now_utc
+from newsletter.db import Engine, now_utc
 from newsletter.track.buffer import EventBuffer
 
 log = logging.getLogger(__name__)
@@ -75,7 +74,7 @@ def create_app(
     app.include_router(tracking.router, include_in_schema=False)
     add_api(app)
     ui.mount(app, settings=settings, engine=engine, clock=clock or now_utc)
-    app.add_middleware(BodyLimit, secret_key=settings.secret_key)  # type: ignore[arg-type]
+    app.add_middleware(BodyLimit, secret_key=settings.secret_key)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

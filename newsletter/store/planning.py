@@ -16,26 +16,33 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, case, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from newsletter.models import (
-    Assignment,
     Campaign,
-    Event,
     Message,
     Run,
-    RunArtifact,
-    Segment,
     Slot,
-    Subscriber,
-    Suppression,
 )
 from newsletter.store.bulk import bulk_insert
+from newsletter.store.dialect import dialect_insert
+from newsletter.tables import (
+    assignment_table,
+    campaign_table,
+    event_table,
+    item_table,
+    message_table,
+    run_artifact_table,
+    run_table,
+    segment_table,
+    slot_table,
+    subscriber_table,
+    suppression_table,
+)
 
 CHUNK = 5000
 LIVE = ("planned", "rendered", "sending", "sent")
-M = Message.__table__.c  # type: ignore[attr-defined]
-SL = Slot.__table__.c  # type: ignore[attr-defined]
+M = message_table.c
+SL = slot_table.c
 
 
 @dataclass(frozen=True)
@@ -64,29 +71,24 @@ def find_campaign(engine: Engine, name: str) -> Campaign | None:
 
 def campaign_names(engine: Engine) -> list[str]:
     with engine.connect() as c:
-        t = Campaign.__table__.c  # type: ignore[attr-defined]
+        t = campaign_table.c
         return [str(r[0]) for r in c.execute(select(t.name).order_by(t.name))]
 
 
 def segment_source(engine: Engine, name: str) -> str | None:
     """The YAML of a segment stored in the database (edited in the UI), or None."""
     with engine.connect() as c:
-        t = Segment.__table__.c  # type: ignore[attr-defined]
+        t = segment_table.c
         found = c.execute(select(t.definition).where(t.name == name)).scalar()
     return None if found is None else str(found)
 
 
-def _insert(connection: Connection, table: Any) -> Any:
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
-
-
 def ensure_run(engine: Engine, *, campaign_id: int, scheduled_for: datetime, now: datetime) -> Run:
     """The run of a campaign for one scheduled time, created if it does not exist yet."""
-    table = Run.__table__  # type: ignore[attr-defined]
+    table = run_table
     with engine.begin() as c:
         c.execute(
-            _insert(c, table)
+            dialect_insert(c, table)
             .values(
                 campaign_id=campaign_id,
                 scheduled_for=scheduled_for,
@@ -121,14 +123,14 @@ def latest_run(engine: Engine, *, campaign_id: int, at: datetime | None) -> Run 
 
 def profiles(engine: Engine, ids: Sequence[int]) -> list[Profile]:
     """Status, timezone, preferences and suppression of the given subscribers, by id."""
-    s = Subscriber.__table__.c  # type: ignore[attr-defined]
-    sup = Suppression.__table__.c  # type: ignore[attr-defined]
+    s = subscriber_table.c
+    sup = suppression_table.c
     out: list[Profile] = []
     with engine.connect() as c:
         for chunk in _chunks(ids):
             rows = c.execute(
                 select(s.id, s.email, s.status, s.timezone, s.frequency, sup.reason)
-                .outerjoin(Suppression.__table__, sup.email == s.email)  # type: ignore[attr-defined]
+                .outerjoin(suppression_table, sup.email == s.email)
                 .where(s.id.in_(chunk))
                 .order_by(s.id)
             ).all()
@@ -138,7 +140,7 @@ def profiles(engine: Engine, ids: Sequence[int]) -> list[Profile]:
 
 def subscriber_id(engine: Engine, key: str) -> int | None:
     """Find a subscriber by id, email or external key."""
-    s = Subscriber.__table__.c  # type: ignore[attr-defined]
+    s = subscriber_table.c
     conditions = [s.email == key, s.external_key == key]
     if key.isdigit():
         conditions.insert(0, s.id == int(key))
@@ -172,11 +174,11 @@ def send_times(
 
 def item_feedback(engine: Engine) -> tuple[dict[int, int], dict[int, int]]:
     """Per item id: exposures (slots of sent messages) and human clicks on them."""
-    e = Event.__table__.c  # type: ignore[attr-defined]
+    e = event_table.c
     with engine.connect() as c:
         shown = c.execute(
             select(SL.item_id, func.count())
-            .join(Message.__table__, M.id == SL.message_id)  # type: ignore[attr-defined]
+            .join(message_table, M.id == SL.message_id)
             .where(M.status == "sent")
             .group_by(SL.item_id)
         ).all()
@@ -190,7 +192,7 @@ def item_feedback(engine: Engine) -> tuple[dict[int, int], dict[int, int]]:
 
 def assignments(engine: Engine, experiment: str, ids: Sequence[int]) -> dict[int, str]:
     """Arms already recorded for these subscribers in an experiment (sticky)."""
-    a = Assignment.__table__.c  # type: ignore[attr-defined]
+    a = assignment_table.c
     out: dict[int, str] = {}
     with engine.connect() as c:
         for chunk in _chunks(ids):
@@ -236,7 +238,7 @@ def write_frames(
     if messages.empty:
         return 0
     ids = [int(i) for i in messages["subscriber_id"]]
-    table = Run.__table__  # type: ignore[attr-defined]
+    table = run_table
     c.execute(update(table).where(table.c.id == run_id).values(status=table.c.status))
     existing = _planned(c, run_id, ids)
     fresh = messages[~messages["subscriber_id"].isin(existing)].assign(run_id=run_id)
@@ -284,7 +286,7 @@ def run_counts(engine: Engine, run_id: int) -> list[tuple[str, str, str | None, 
 
 def finish_run(engine: Engine, *, run_id: int, stats: dict[str, Any], now: datetime) -> None:
     """Mark a run planned and store its stats (a held or cancelled run keeps its status)."""
-    table = Run.__table__  # type: ignore[attr-defined]
+    table = run_table
     with engine.begin() as c:
         c.execute(
             update(table)
@@ -317,9 +319,8 @@ def message_and_slots(
 
 
 def item_titles(engine: Engine, ids: Iterable[int]) -> dict[int, str]:
-    from newsletter.models import Item
 
-    t = Item.__table__.c  # type: ignore[attr-defined]
+    t = item_table.c
     wanted = sorted({int(i) for i in ids})
     with engine.connect() as c:
         return {
@@ -336,7 +337,7 @@ def discard_unsent_run(engine: Engine, *, run_id: int) -> bool:
     Returns whether the run was deleted. A failed plan so leaves no half-made run behind for
     `report`, `why` or `run list` to find; the next attempt starts it afresh.
     """
-    table = Run.__table__  # type: ignore[attr-defined]
+    table = run_table
     with engine.begin() as c:
         status = c.execute(select(table.c.status).where(table.c.id == run_id)).scalar()
         started = c.execute(
@@ -345,9 +346,9 @@ def discard_unsent_run(engine: Engine, *, run_id: int) -> bool:
         if status != "planning" or started:
             return False
         messages = select(M.id).where(M.run_id == run_id).scalar_subquery()
-        c.execute(delete(Slot.__table__).where(SL.message_id.in_(messages)))  # type: ignore[attr-defined]
-        c.execute(delete(Message.__table__).where(M.run_id == run_id))  # type: ignore[attr-defined]
-        artifacts = RunArtifact.__table__  # type: ignore[attr-defined]
+        c.execute(delete(slot_table).where(SL.message_id.in_(messages)))
+        c.execute(delete(message_table).where(M.run_id == run_id))
+        artifacts = run_artifact_table
         c.execute(delete(artifacts).where(artifacts.c.run_id == run_id))
         c.execute(delete(table).where(table.c.id == run_id))
     return True
@@ -360,13 +361,13 @@ def departure(engine: Engine, subscriber_id: int) -> tuple[str, datetime | None]
     """Why a subscriber may not be emailed and since when: their status when it is not active
     (dated by the matching event, else the suppression, else the last update), or the
     suppression reason of an active address; None when they can be emailed."""
-    s = Subscriber.__table__.c  # type: ignore[attr-defined]
-    sup = Suppression.__table__.c  # type: ignore[attr-defined]
-    e = Event.__table__.c  # type: ignore[attr-defined]
+    s = subscriber_table.c
+    sup = suppression_table.c
+    e = event_table.c
     with engine.connect() as c:
         row = c.execute(
             select(s.status, s.updated_at, sup.reason, sup.created_at)
-            .outerjoin(Suppression.__table__, sup.email == s.email)  # type: ignore[attr-defined]
+            .outerjoin(suppression_table, sup.email == s.email)
             .where(s.id == subscriber_id)
         ).first()
         if row is None:
@@ -411,9 +412,9 @@ def pending_run(engine: Engine, *, campaign_id: int) -> Run | None:
 
 def list_runs(engine: Engine, *, campaign_id: int | None = None, limit: int = 50) -> list[RunRow]:
     """The newest runs (of one campaign, or all), newest scheduled first, with message counts."""
-    r, ca = Run.__table__.c, Campaign.__table__.c  # type: ignore[attr-defined]
+    r, ca = run_table.c, campaign_table.c
     query = select(r.id, ca.name, r.scheduled_for, r.status, r.created_at).join(
-        Campaign.__table__,  # type: ignore[attr-defined]
+        campaign_table,
         ca.id == r.campaign_id,
     )
     if campaign_id is not None:
@@ -437,13 +438,13 @@ def list_runs(engine: Engine, *, campaign_id: int | None = None, limit: int = 50
 def capping_runs(engine: Engine, *, run_id: int, reasons: Sequence[str]) -> dict[int, str]:
     """The other runs (id -> status) holding live messages of this run's subscribers who
     were skipped for one of `reasons` (the frequency caps): where those readers' mail is."""
-    other = Message.__table__.alias("other")  # type: ignore[attr-defined]
-    r = Run.__table__.c  # type: ignore[attr-defined]
+    other = message_table.alias("other")
+    r = run_table.c
     query = (
         select(other.c.run_id, r.status)
         .select_from(
-            Message.__table__.join(other, other.c.subscriber_id == M.subscriber_id).join(  # type: ignore[attr-defined]
-                Run.__table__,  # type: ignore[attr-defined]
+            message_table.join(other, other.c.subscriber_id == M.subscriber_id).join(
+                run_table,
                 r.id == other.c.run_id,
             )
         )
