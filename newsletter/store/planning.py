@@ -273,8 +273,9 @@ def _message_ids(c: Connection, run_id: int, ids: list[int]) -> dict[int, int]:
     return out
 
 
-def run_counts(engine: Engine, run_id: int) -> list[tuple[str, str, str | None, int]]:
-    """(arm, status, reason, messages) for a run, from the persisted plan."""
+def plan_counts(engine: Engine, *, run_id: int) -> list[tuple[str, str, str | None, int]]:
+    """(arm, status, reason, messages) of a run's messages: the plan's counts (`delivery.run_counts`
+    counts by status for delivery)."""
     with engine.connect() as c:
         rows = c.execute(
             select(M.arm, M.status, M.reason, func.count())
