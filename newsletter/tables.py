@@ -66,3 +66,7 @@ admin_user_table = table_of(AdminUser)
 admin_session_table = table_of(AdminSession)
 login_attempt_table = table_of(LoginAttempt)
 api_key_table = table_of(ApiKey)
+
+# The human-events filter: machine opens and scanner clicks are kept, flagged, and excluded
+# from learning and reports (DESIGN.md section 5) by this one condition.
+human_event = event_table.c.is_machine.is_(False)

@@ -25,7 +25,13 @@ from sqlalchemy import Connection, Engine, func, select, update
 
 from newsletter.models import SubscriberStatus
 from newsletter.store.dialect import dialect_insert
-from newsletter.tables import event_table, message_table, subscriber_table, suppression_table
+from newsletter.tables import (
+    event_table,
+    human_event,
+    message_table,
+    subscriber_table,
+    suppression_table,
+)
 
 S = subscriber_table.c
 M = message_table.c
@@ -67,7 +73,7 @@ def _soft_streak(c: Connection, subscriber_id: int) -> int:
     """Soft bounces of the subscriber since their last delivery, open or click."""
     last_good = (
         select(func.max(E.occurred_at))
-        .where(E.subscriber_id == subscriber_id, E.kind.in_(RESETS), E.is_machine.is_(False))
+        .where(E.subscriber_id == subscriber_id, E.kind.in_(RESETS), human_event)
         .scalar_subquery()
     )
     query = select(func.count()).where(E.subscriber_id == subscriber_id, E.kind == "soft_bounce")

@@ -21,7 +21,13 @@ from sqlalchemy import Connection, Engine, Float, String, cast, func, literal, s
 
 from newsletter.recommend.base import InteractionData, ItemCatalog
 from newsletter.recommend.weighting import WeightingConfig
-from newsletter.tables import event_table, interaction_table, item_table, subscriber_table
+from newsletter.tables import (
+    event_table,
+    human_event,
+    interaction_table,
+    item_table,
+    subscriber_table,
+)
 
 Array = np.ndarray
 
@@ -100,7 +106,7 @@ def _events(connection: Connection, since: datetime | None) -> list[Any]:
         literal("email_click", String),
         epoch_seconds(connection, e.occurred_at),
         cast(None, Float),
-    ).where(e.kind == "click", e.is_machine.is_(False), e.item_id.is_not(None))
+    ).where(e.kind == "click", human_event, e.item_id.is_not(None))
     if since is not None:
         query = query.where(i.occurred_at >= since)
         clicks = clicks.where(e.occurred_at >= since)

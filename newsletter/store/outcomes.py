@@ -29,6 +29,7 @@ from newsletter.models import (
 from newsletter.tables import (
     campaign_table,
     event_table,
+    human_event,
     interaction_table,
     item_table,
     message_table,
@@ -84,7 +85,7 @@ def _flag(condition: Any) -> Any:
 
 def message_outcomes(engine: Engine, *, run_ids: Sequence[int]) -> pd.DataFrame:
     """One row per sent, bounced or control message of the runs (see the module docstring)."""
-    human = E.is_machine.is_(False)
+    human = human_event
     counted = (M.status == MessageStatus.sent) | (M.reason.in_(["bounced", "control_arm"]))
     columns = [
         "message_id",
@@ -154,7 +155,7 @@ def slot_outcomes(engine: Engine, *, run_ids: Sequence[int]) -> pd.DataFrame:
         E.message_id == S.message_id,
         E.slot_position == S.position,
         E.kind == "click",
-        E.is_machine.is_(False),
+        human_event,
     )
     columns = [
         "message_id",
@@ -239,7 +240,7 @@ def prior_consumption(
                 E.item_id.in_(wanted),
                 E.occurred_at < before,
                 E.kind == "click",
-                E.is_machine.is_(False),
+                human_event,
             )
             out.update((int(s), int(i)) for s, i in c.execute(behaviour.union(clicks)))
     return out

@@ -29,6 +29,7 @@ from newsletter.tables import (
     assignment_table,
     campaign_table,
     event_table,
+    human_event,
     item_table,
     message_table,
     run_artifact_table,
@@ -184,7 +185,7 @@ def item_feedback(engine: Engine) -> tuple[dict[int, int], dict[int, int]]:
         ).all()
         clicked = c.execute(
             select(e.item_id, func.count(func.distinct(e.message_id)))
-            .where(e.kind == "click", e.is_machine.is_(False), e.item_id.is_not(None))
+            .where(e.kind == "click", human_event, e.item_id.is_not(None))
             .group_by(e.item_id)
         ).all()
     return {int(i): int(n) for i, n in shown}, {int(i): int(n) for i, n in clicked}

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, and_, case, func, select
 from newsletter.models import MessageStatus
 from newsletter.tables import (
     event_table,
+    human_event,
     item_table,
     message_table,
     run_table,
@@ -34,7 +35,7 @@ def arm_counts(engine: Engine, *, run_id: int) -> list[ArmCounts]:
     """Per-arm counts of one run's sent messages; machine events never count as responses."""
     m = message_table.c
     e = event_table.c
-    human = e.is_machine.is_(False)
+    human = human_event
     per_message = (
         select(
             m.id.label("message_id"),

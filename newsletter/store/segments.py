@@ -57,6 +57,7 @@ from newsletter.store.readonly import (
 )
 from newsletter.tables import (
     event_table,
+    human_event,
     interaction_table,
     item_topic_table,
     segment_table,
@@ -88,7 +89,7 @@ def rule_clause(rule: Rule, *, now: datetime) -> ColumnElement[bool]:
     if isinstance(rule, Engaged):
         since = now - timedelta(days=rule.within_days)
         engaged = select(E.subscriber_id).where(
-            E.kind.in_(ENGAGEMENT_KINDS), E.is_machine.is_(False), E.occurred_at >= since
+            E.kind.in_(ENGAGEMENT_KINDS), human_event, E.occurred_at >= since
         )
         return S.id.in_(engaged)
     if isinstance(rule, RawSql):
