@@ -34,10 +34,19 @@ from pathlib import Path
 import httpx
 from sqlalchemy import Engine, func, insert, select, text
 
+from newsletter import tokens
 from newsletter.db import make_engine, upgrade
-from newsletter.models import Campaign, Event, Interaction, Item, Message, Run, Slot, Subscriber
 from newsletter.store.apikeys import create_key
-from newsletter.track import tokens
+from newsletter.tables import (
+    campaign_table,
+    event_table,
+    interaction_table,
+    item_table,
+    message_table,
+    run_table,
+    slot_table,
+    subscriber_table,
+)
 
 POSTGRES_URL = os.environ.get(
     "NEWSLETTER_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -62,7 +71,7 @@ def build(engine: Engine, messages: int = MESSAGES) -> list[str]:
     t = SENT - timedelta(days=1)
     with engine.begin() as c:
         c.execute(
-            insert(Campaign.__table__),
+            insert(campaign_table),
             [
                 {
                     "name": "bench",
@@ -76,7 +85,7 @@ def build(engine: Engine, messages: int = MESSAGES) -> list[str]:
             ],
         )  # type: ignore[attr-defined]
         c.execute(
-            insert(Run.__table__),
+            insert(run_table),
             [
                 {
                     "campaign_id": 1,
@@ -100,7 +109,7 @@ def build(engine: Engine, messages: int = MESSAGES) -> list[str]:
             }
             for n in range(messages)
         ]
-        c.execute(insert(Subscriber.__table__), people)  # type: ignore[attr-defined]
+        c.execute(insert(subscriber_table), people)
         items = [
             {
                 "external_key": f"i{n}",
@@ -114,7 +123,7 @@ def build(engine: Engine, messages: int = MESSAGES) -> list[str]:
             }
             for n in range(200)
         ]
-        c.execute(insert(Item.__table__), items)  # type: ignore[attr-defined]
+        c.execute(insert(item_table), items)
         sent = [
             {
                 "run_id": 1,
@@ -129,7 +138,7 @@ def build(engine: Engine, messages: int = MESSAGES) -> list[str]:
             }
             for n in range(messages)
         ]
-        c.execute(insert(Message.__table__), sent)  # type: ignore[attr-defined]
+        c.execute(insert(message_table), sent)
         slots = [
             {
                 "message_id": m + 1,
@@ -145,7 +154,7 @@ def build(engine: Engine, messages: int = MESSAGES) -> list[str]:
             for m in range(messages)
             for p in range(SLOTS)
         ]
-        c.execute(insert(Slot.__table__), slots)  # type: ignore[attr-defined]
+        c.execute(insert(slot_table), slots)
     rng = random.Random(6)
     paths = []
     for m in range(1, messages + 1):
@@ -274,7 +283,7 @@ def events_api(url: str, engine: Engine, batches: int) -> float:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
     with engine.connect() as c:
-        stored = c.execute(select(func.count()).select_from(Interaction.__table__)).scalar_one()  # type: ignore[attr-defined]
+        stored = c.execute(select(func.count()).select_from(interaction_table)).scalar_one()
     assert stored == batches * 1000, stored
     return batches * 1000 / seconds
 
@@ -351,7 +360,7 @@ def run(url: str, engine: Engine, args: argparse.Namespace) -> None:
     print(output)
     result = parse_wrk(output)
     with engine.connect() as c:
-        stored = c.execute(select(func.count()).select_from(Event.__table__)).scalar_one()  # type: ignore[attr-defined]
+        stored = c.execute(select(func.count()).select_from(event_table)).scalar_one()
     answered = int(result["answered"] - result["bad"])
     rate, p50, p99 = result["rps"], result["p50_ms"], result["p99_ms"]
     errors = int(result["socket_errors"])

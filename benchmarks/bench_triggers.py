@@ -37,9 +37,17 @@ from sqlalchemy import Engine, func, insert, select, text
 from newsletter import pipeline
 from newsletter.config import Settings
 from newsletter.db import make_engine, upgrade
-from newsletter.models import Campaign, Interaction, Item, ItemTopic, Message, Subscriber
+from newsletter.models import Item, Subscriber
 from newsletter.store.apikeys import create_key
 from newsletter.store.trigger_cursor import cursor
+from newsletter.tables import (
+    campaign_table,
+    interaction_table,
+    item_table,
+    item_topic_table,
+    message_table,
+    subscriber_table,
+)
 
 POSTGRES_URL = os.environ.get(
     "NEWSLETTER_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -60,7 +68,7 @@ def build(engine: Engine, subscribers: int, now: datetime) -> None:
     with engine.begin() as c:
         for start in range(0, subscribers, 20_000):
             c.execute(
-                insert(Subscriber.__table__),  # type: ignore[attr-defined]
+                insert(subscriber_table),
                 [
                     {
                         "external_key": f"s{n}",
@@ -75,7 +83,7 @@ def build(engine: Engine, subscribers: int, now: datetime) -> None:
                 ],
             )
         c.execute(
-            insert(Item.__table__),  # type: ignore[attr-defined]
+            insert(item_table),
             [
                 {
                     "external_key": f"i{n}",
@@ -101,7 +109,7 @@ def _history_and_campaigns(
         first_item = c.execute(select(func.min(Item.id))).scalar_one()  # type: ignore[arg-type]
         first_sub = c.execute(select(func.min(Subscriber.id))).scalar_one()  # type: ignore[arg-type]
         c.execute(
-            insert(ItemTopic.__table__),  # type: ignore[attr-defined]
+            insert(item_topic_table),
             [{"item_id": first_item + n, "topic": f"t{n % TOPICS}"} for n in range(ITEMS)],
         )
         history = {
@@ -109,7 +117,7 @@ def _history_and_campaigns(
             for _ in range(HISTORY)
         }
         c.execute(
-            insert(Interaction.__table__),  # type: ignore[attr-defined]
+            insert(interaction_table),
             [
                 {
                     "subscriber_id": s,
@@ -130,7 +138,7 @@ def _history_and_campaigns(
                 "trigger": rule,
             }
             c.execute(
-                insert(Campaign.__table__).values(  # type: ignore[attr-defined]
+                insert(campaign_table).values(
                     name=name,
                     kind="trigger",
                     template_name="trigger",
@@ -212,11 +220,11 @@ class Load(threading.Thread):
 
 
 def _queued(engine: Engine, run_ids: list[int]) -> list[str]:
-    m, s = Message.__table__.c, Subscriber.__table__.c  # type: ignore[attr-defined]
+    m, s = message_table.c, subscriber_table.c
     with engine.connect() as c:
         rows = c.execute(
             select(s.external_key)
-            .join(Subscriber.__table__, s.id == m.subscriber_id)  # type: ignore[attr-defined]
+            .join(subscriber_table, s.id == m.subscriber_id)
             .where(m.run_id.in_(run_ids), m.status == "planned")
         )
         return [str(k) for k in rows.scalars()]

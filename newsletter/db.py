@@ -8,11 +8,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
 from newsletter.config import normalize_database_url
+
+# Re-exported so that the stages name an engine and a lost connection without importing
+# SQLAlchemy themselves (import-linter: SQLAlchemy only in store/, db.py, models.py, tables.py).
+__all__ = ["Engine", "OperationalError"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -122,3 +127,14 @@ def ensure_schema(engine: Engine) -> None:
 def now_utc() -> datetime:
     """The current time; only entry points call this, pipeline functions take `now`."""
     return datetime.now(UTC)
+
+
+def create_table_once(engine: Engine, table: Any) -> None:
+    """Create a table (the scheduler's job store) unless it exists, also when another process
+    starting at the same moment creates it between the check and the CREATE (PostgreSQL
+    then refuses the second CREATE with a unique violation on its catalogue)."""
+    try:
+        table.create(engine, checkfirst=True)
+    except DBAPIError:
+        if not inspect(engine).has_table(table.name, schema=table.schema):
+            raise

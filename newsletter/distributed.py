@@ -35,9 +35,9 @@ from typing import Any
 
 from celery import Celery
 from celery.exceptions import TimeoutError as CeleryTimeout
-from sqlalchemy.exc import OperationalError
 
 from newsletter.config import Settings
+from newsletter.db import OperationalError
 from newsletter.deliver.dispatch import DeliveryError, DeliveryPaused, DispatchResult
 from newsletter.deliver.shards import current_pass
 from newsletter.deliver.status import settle_if_done

@@ -9,7 +9,7 @@ with the same ``stage`` text for one piece of work and a growing ``done``. Deliv
 a :class:`ProgressSink` instead: told how many messages are to be delivered, then every
 outcome as it happens (a sink that also has ``advance(n)`` is moved on per finished shard when
 shards are delivered in other processes). The command line turns both into Rich progress bars
-on stderr (``newsletter/cli_progress.py``); everything else passes nothing and pays nothing.
+on stderr (``newsletter/cli/progress.py``); everything else passes nothing and pays nothing.
 """
 
 from __future__ import annotations

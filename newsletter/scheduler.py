@@ -31,10 +31,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine
-
 from newsletter import pipeline
 from newsletter.config import Settings
+from newsletter.db import Engine, create_table_once
 from newsletter.deliver.dispatch import DeliveryError
 
 log = logging.getLogger("newsletter.scheduler")
@@ -122,20 +121,6 @@ FUNCTIONS: dict[str, Callable[[], None]] = {
 }
 
 
-def _create_table(engine: Engine, table: Any) -> None:
-    """Create the job store's table unless it exists, also when another process starting at
-    the same moment creates it between the check and the CREATE (PostgreSQL then refuses
-    the second CREATE with a unique violation on its catalogue)."""
-    from sqlalchemy import inspect
-    from sqlalchemy.exc import DBAPIError
-
-    try:
-        table.create(engine, checkfirst=True)
-    except DBAPIError:
-        if not inspect(engine).has_table(table.name, schema=table.schema):
-            raise
-
-
 def build_scheduler(*, engine: Engine, background: bool = True) -> Any:
     """An APScheduler scheduler with the three jobs in the database's job store (replacing
     the stored definitions, so a restart neither loses nor doubles a job)."""
@@ -145,7 +130,7 @@ def build_scheduler(*, engine: Engine, background: bool = True) -> Any:
 
     kind = BackgroundScheduler if background else BlockingScheduler
     store = SQLAlchemyJobStore(engine=engine)
-    _create_table(engine, store.jobs_t)
+    create_table_once(engine, store.jobs_t)
     scheduler = kind(
         jobstores={"default": store},
         job_defaults={"coalesce": True, "misfire_grace_time": MISFIRE_GRACE, "max_instances": 1},

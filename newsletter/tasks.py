@@ -24,10 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Engine
-
 from newsletter.config import Settings, load_settings
-from newsletter.db import make_engine
+from newsletter.db import Engine, make_engine
 from newsletter.deliver.dispatch import DispatchResult
 from newsletter.deliver.ratelimit import global_bucket
 from newsletter.deliver.shards import deliver_shard

@@ -22,8 +22,8 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine
 
+from newsletter.db import Engine
 from newsletter.models import AdminUser, Role
 from newsletter.store import users as store
 

@@ -20,10 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
-
 from newsletter import pipeline
 from newsletter.config import Settings
+from newsletter.db import Engine
 from newsletter.models import Campaign, Run, RunStatus
 from newsletter.plan.campaigns import CampaignConfigError, parse_campaign_config
 from newsletter.report.html import RunReport, build_report, write_report

@@ -21,8 +21,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine
-
+from newsletter.db import Engine
 from newsletter.render.compile import (
     TEMPLATES_DIR,
     CompileError,

@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine
-
+from newsletter.db import Engine
 from newsletter.models import Subscriber
 from newsletter.plan.planner import PlanError
 from newsletter.plan.segments import SegmentError

@@ -21,10 +21,9 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
 
-from sqlalchemy import Engine
-
 from newsletter.admin.editor import Draft, EditorError, Issue, lint_draft, source_of
 from newsletter.config import Settings
+from newsletter.db import Engine
 from newsletter.deliver.transport import OutgoingMessage, TransportConfigError, transport_from_url
 from newsletter.render.compile import CompileError, compile_template
 from newsletter.render.context import ContextError, build_context

@@ -11,9 +11,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine
-
-from newsletter.db import shipped_path
+from newsletter.db import Engine, shipped_path
 from newsletter.plan.segments import (
     SegmentDefinition,
     SegmentError,

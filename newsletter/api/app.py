@@ -20,7 +20,6 @@ from datetime import datetime
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import Engine
 
 from newsletter.api import pages, ui
 from newsletter.api.deps import Tracking
@@ -29,10 +28,22 @@ from newsletter.api.hotpath import HotPath
 from newsletter.api.routes import tracking
 from newsletter.api.service import add_api
 from newsletter.config import Settings
-from newsletter.db import now_utc
+from newsletter.db import Engine, now_utc
 from newsletter.track.buffer import EventBuffer
 
 log = logging.getLogger(__name__)
+
+
+def _event_buffer(settings: Settings, engine: Engine) -> EventBuffer | None:
+    """The tracking event buffer the settings ask for (None when flushing is off)."""
+    if settings.track_flush_rows <= 0:
+        return None
+    return EventBuffer(
+        engine,
+        flush_rows=settings.track_flush_rows,
+        flush_ms=settings.track_flush_ms,
+        max_rows=settings.track_buffer_max,
+    )
 
 
 def create_app(
@@ -48,14 +59,7 @@ def create_app(
     ``buffered``: clicks and opens go through an ``EventBuffer`` (``newsletter.track.buffer``)
     that the app's lifespan starts and, at shutdown, flushes.
     """
-    buffer = None
-    if buffered and settings.track_flush_rows > 0:
-        buffer = EventBuffer(
-            engine,
-            flush_rows=settings.track_flush_rows,
-            flush_ms=settings.track_flush_ms,
-            max_rows=settings.track_buffer_max,
-        )
+    buffer = _event_buffer(settings, engine) if buffered else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -78,8 +82,8 @@ def create_app(
     app.include_router(tracking.router, include_in_schema=False)
     add_api(app)
     ui.mount(app, settings=settings, engine=engine, clock=clock or now_utc)
-    app.add_middleware(HotPath, tracking=app.state.tracking)  # type: ignore[arg-type]
-    app.add_middleware(BodyLimit, secret_key=settings.secret_key)  # type: ignore[arg-type]
+    app.add_middleware(HotPath, tracking=app.state.tracking)
+    app.add_middleware(BodyLimit, secret_key=settings.secret_key)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -12,9 +12,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import Request
-from sqlalchemy import Engine
 
 from newsletter.config import Settings
+from newsletter.db import Engine
 from newsletter.render.compile import TemplateCache
 from newsletter.track import record
 from newsletter.track.bots import is_prefetch

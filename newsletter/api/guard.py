@@ -6,7 +6,7 @@ per route (`ROUTE_LIMITS`, else `DEFAULT_MAX_BODY`): a ``Content-Length`` above 
 the moment it passes the limit. On the token routes that take a form (``/u/``, ``/p/``) the
 token is verified first, from the path alone, so a forged token never gets its body read.
 `AccessLogRedactor` is a logging filter for uvicorn's access log that replaces every token in
-a logged path by ``~`` and its digest (``newsletter.track.tokens.token_digest``).
+a logged path by ``~`` and its digest (``newsletter.tokens.token_digest``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 
 from fastapi.responses import JSONResponse, Response
 
+from newsletter import tokens
 from newsletter.api import pages
-from newsletter.track import tokens
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -107,10 +107,10 @@ class BodyLimit:
         limit = body_limit(scope.get("path", ""))
         declared = _declared_length(scope)
         if declared is not None and not 0 <= declared <= limit:
-            await too_large(limit, scope.get("path", ""))(scope, receive, send)  # type: ignore[arg-type]
+            await too_large(limit, scope.get("path", ""))(scope, receive, send)
             return
         if self._forged(scope):
-            await pages.broken_link()(scope, receive, send)  # type: ignore[arg-type]
+            await pages.broken_link()(scope, receive, send)
             return
         received = 0
         started = False
@@ -133,7 +133,7 @@ class BodyLimit:
             await self.app(scope, bounded_receive, watched_send)
         except _BodyTooLarge:
             if not started:
-                await too_large(limit, scope.get("path", ""))(scope, receive, send)  # type: ignore[arg-type]
+                await too_large(limit, scope.get("path", ""))(scope, receive, send)
 
 
 def redact_path(path: str) -> str:

@@ -56,6 +56,6 @@ class HotPath:
                     response = answer_click(click, self.tracking, who, prefetch=who.prefetch)
                 else:
                     response = answer_pixel(str(pixel), self.tracking, who)
-                await response(scope, receive, send)  # type: ignore[arg-type]
+                await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -54,9 +54,8 @@ from datetime import time as dt_time
 from email.utils import parseaddr
 from typing import Any, Literal
 
-from sqlalchemy import Engine
-
 from newsletter.config import Settings
+from newsletter.db import Engine
 from newsletter.deliver.retry import Backoff
 from newsletter.deliver.status import settle_run
 from newsletter.deliver.transport import OutgoingMessage, SendResult, Transport

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parseaddr
 
-from sqlalchemy import Engine
-
 from newsletter.config import Settings
+from newsletter.db import Engine
 from newsletter.deliver.transport import OutgoingMessage, transport_from_url
 from newsletter.render.compile import compile_template
 from newsletter.render.context import build_context

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
-
 from newsletter.config import Settings
+from newsletter.db import Engine
 from newsletter.deliver.dispatch import DeliveryError, DispatchResult, dispatch_shard
 from newsletter.deliver.policy import DeliveryPolicy
 from newsletter.deliver.transport import Transport

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine
-
+from newsletter.db import Engine
 from newsletter.models import MessageStatus, RunStatus
 from newsletter.plan.runs import plan_complete
 from newsletter.store import delivery as store

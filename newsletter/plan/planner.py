@@ -263,7 +263,7 @@ def run_stats(engine: Any, plan: RunPlan) -> dict[str, Any]:
     arms: Counter[str] = Counter()
     skipped: Counter[str] = Counter()
     deferred = 0
-    for arm, status, reason, n in store.run_counts(engine, plan.run_id):
+    for arm, status, reason, n in store.plan_counts(engine, run_id=plan.run_id):
         if status == "skipped":
             skipped[reason or "unknown"] += n
         else:

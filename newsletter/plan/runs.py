@@ -34,7 +34,7 @@ import numpy as np
 
 from newsletter.config import Settings
 from newsletter.db import as_utc
-from newsletter.models import ArtifactKind, Campaign, RunStatus
+from newsletter.models import ArtifactKind, Campaign, Run, RunStatus
 from newsletter.plan.campaigns import CampaignConfig, parse_campaign_config
 from newsletter.plan.experiments import DEFAULT_SALT, experiment_name
 from newsletter.plan.exploration import ThompsonBank, thompson_bank
@@ -180,26 +180,18 @@ def prepare_run(
     assert run.id is not None
     try:
         if plan is None and definition is not None:
-            members = segment_ids(
-                engine, definition, now=now, limits=SqlLimits.from_settings(settings)
-            )
-            salt = settings.experiment_salt or DEFAULT_SALT
-            draft = RunPlan(
-                run_id=run.id,
-                campaign=camp.name,
-                kind=camp.kind,
-                config=dict(camp.config or {}),
-                scheduled_for=as_utc(run.scheduled_for),
-                prepared_at=now,
-                shard_count=max(1, int(shard_count)),
-                experiment=experiment_name(config.arms, salt),
-                default_salt=salt,
-                default_timezone=settings.default_timezone,
+            plan = _first_plan(
+                engine,
+                camp=camp,
+                config=config,
+                run=run,
+                definition=definition,
+                settings=settings,
+                now=now,
+                shard_count=shard_count,
                 seed=seed,
-                members=len(members),
                 local_schedule=local_schedule,
             )
-            plan = _save_plan(engine, draft, members)
         assert plan is not None
         if not plan_complete(engine, run_id=plan.run_id):
             factory = source_factory or FACTORIES[plan.campaign_config.ranker]
@@ -208,6 +200,41 @@ def prepare_run(
         store.discard_unsent_run(engine, run_id=run.id)  # no half-made run stays behind
         raise
     return plan
+
+
+def _first_plan(
+    engine: Any,
+    *,
+    camp: Campaign,
+    config: CampaignConfig,
+    run: Run,
+    definition: SegmentDefinition,
+    settings: Settings,
+    now: datetime,
+    shard_count: int,
+    seed: int,
+    local_schedule: bool,
+) -> RunPlan:
+    """Evaluate the segment once and persist the run's plan and member list."""
+    assert run.id is not None
+    members = segment_ids(engine, definition, now=now, limits=SqlLimits.from_settings(settings))
+    salt = settings.experiment_salt or DEFAULT_SALT
+    draft = RunPlan(
+        run_id=run.id,
+        campaign=camp.name,
+        kind=camp.kind,
+        config=dict(camp.config or {}),
+        scheduled_for=as_utc(run.scheduled_for),
+        prepared_at=now,
+        shard_count=max(1, int(shard_count)),
+        experiment=experiment_name(config.arms, salt),
+        default_salt=salt,
+        default_timezone=settings.default_timezone,
+        seed=seed,
+        members=len(members),
+        local_schedule=local_schedule,
+    )
+    return _save_plan(engine, draft, members)
 
 
 def _save_plan(engine: Any, draft: RunPlan, members: list[int]) -> RunPlan:

@@ -14,88 +14,52 @@ timezone ending in ``/`` is a prefix), ``attribute`` (``key`` plus one of ``equa
 ``not_equals``, ``in``, ``exists``, ``gte``, ``lte``), ``signup`` (``within_days`` and/or
 ``older_than_days``), ``interactions`` (``kind``, ``topic``, ``within_days``, ``at_least``,
 ``at_most``), ``engaged`` (a human open or click within ``within_days``) and ``sql`` (a
-read-only SELECT returning subscriber ids, validated before use). Compiling to SQL lives in
+read-only SELECT returning subscriber ids, validated before use). The rule classes live in
+:mod:`newsletter.rules`; compiling them to SQL lives in
 :mod:`newsletter.store.segments`.
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from newsletter.rules import (
+    Attribute,
+    Combine,
+    Engaged,
+    Interactions,
+    Match,
+    Not,
+    RawSql,
+    Rule,
+    SegmentDefinition,
+    SegmentError,
+    Signup,
+)
 
-class SegmentError(ValueError):
-    """A segment definition is invalid; the message names the file, the line and the fix."""
-
-
-@dataclass(frozen=True)
-class Combine:
-    """``all`` / ``any`` of sub-rules."""
-
-    op: str
-    rules: tuple[Rule, ...]
-
-
-@dataclass(frozen=True)
-class Not:
-    rule: Rule
-
-
-@dataclass(frozen=True)
-class Match:
-    """``status`` / ``locale`` / ``timezone`` equal to one of `values`."""
-
-    field: str
-    values: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Attribute:
-    key: str
-    op: str
-    value: Any
-
-
-@dataclass(frozen=True)
-class Signup:
-    within_days: float | None = None
-    older_than_days: float | None = None
-
-
-@dataclass(frozen=True)
-class Interactions:
-    kinds: tuple[str, ...] = ()
-    topics: tuple[str, ...] = ()
-    within_days: float | None = None
-    at_least: int = 1
-    at_most: int | None = None
-
-
-@dataclass(frozen=True)
-class Engaged:
-    within_days: float
-
-
-@dataclass(frozen=True)
-class RawSql:
-    sql: str
-
-
-Rule = Combine | Not | Match | Attribute | Signup | Interactions | Engaged | RawSql
-
-
-@dataclass(frozen=True)
-class SegmentDefinition:
-    name: str
-    description: str
-    rule: Rule
-    source: str
-
+__all__ = [
+    "RULE_KEYS",
+    "Attribute",
+    "Combine",
+    "Engaged",
+    "Interactions",
+    "Match",
+    "Not",
+    "RawSql",
+    "Rule",
+    "SegmentDefinition",
+    "SegmentError",
+    "Signup",
+    "load_segment_file",
+    "parse_segment",
+    "segment_files",
+    "validate_select",
+]
 
 RULE_KEYS = (
     "all",

@@ -1,6 +1,6 @@
 """Tracking and account URLs for one message, and the rewriting of links in rendered parts.
 
-URL shapes (the web endpoints verify the tokens with ``newsletter.track.tokens``):
+URL shapes (the web endpoints verify the tokens with ``newsletter.tokens``):
 
     {base_url}/t/c/{token}        click: redirects to the signed destination
     {base_url}/t/o/{token}.gif    open pixel
@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from newsletter.track import tokens
+from newsletter import tokens
 
 ALLOWED_SCHEMES = ("https", "http", "mailto")
 _TEXT_URL = re.compile(r"https?://[^\s<>\"')\]]+", re.IGNORECASE)

@@ -273,14 +273,12 @@ def _link_issues(text: str, *, path: str) -> Iterator[LintIssue]:
         scheme = url_scheme(literal) if ":" in literal else None
         line, col = line_col(text, match.start(3))
         if scheme is not None and scheme not in ALLOWED_SCHEMES:
-            allowed = ", ".join(ALLOWED_SCHEMES)
-            yield LintIssue(
-                path, line, col, f"link scheme {scheme!r} is not allowed (use {allowed})"
-            )
+            problem = f"link scheme {scheme!r} is not allowed (use {', '.join(ALLOWED_SCHEMES)})"
         elif scheme is None and is_scheme_relative(literal):
-            yield LintIssue(
-                path, line, col, "scheme-relative link (//host): write the full https:// URL"
-            )
+            problem = "scheme-relative link (//host): write the full https:// URL"
+        else:
+            continue
+        yield LintIssue(path, line, col, problem)
 
 
 def _placement_issues(text: str, *, path: str) -> Iterator[LintIssue]:
@@ -347,8 +345,12 @@ def _attribute_issues(tag_text: str, offset: int, text: str, path: str) -> Itera
             )
 
 
-def _depth_issues(text: str, *, path: str) -> list[LintIssue]:
-    """Blocks or brackets nested past the limits (checked before the parser recurses)."""
+def _limit_issues(text: str, *, path: str) -> list[LintIssue]:
+    """A file over the size limit, or nested past the limits (checked before parsing)."""
+    size = len(text.encode("utf-8"))
+    if size > MAX_TEMPLATE_BYTES:
+        message = f"template is {size} bytes; the limit is {MAX_TEMPLATE_BYTES}"
+        return [LintIssue(path, 1, 1, message + " (move repeated markup into partials)")]
     problem = limits.nesting_problem(text)
     if problem is None:
         return []
@@ -360,13 +362,9 @@ def lint_file(
     text: str, *, path: str, mjml: bool, bindings: Mapping[str, str | None] | None = None
 ) -> list[LintIssue]:
     """All issues of one template file (MJML rules only when ``mjml``)."""
-    size = len(text.encode("utf-8"))
-    if size > MAX_TEMPLATE_BYTES:
-        message = f"template is {size} bytes; the limit is {MAX_TEMPLATE_BYTES}"
-        return [LintIssue(path, 1, 1, message + " (move repeated markup into partials)")]
-    deep = _depth_issues(text, path=path)
-    if deep:
-        return deep
+    too_big = _limit_issues(text, path=path)
+    if too_big:
+        return too_big
     issues = _jinja_issues(text, path=path, bindings=bindings or {})
     if mjml:
         issues.extend(_mjml_issues(text, path=path))

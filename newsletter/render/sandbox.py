@@ -65,7 +65,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     def _generate(
         self, source: nodes.Template, name: Any, filename: Any, defer_init: bool = False
-    ) -> str:  # type: ignore[override]
+    ) -> str:
         """Compile with every ``{% for %}`` iterating through ``limits.guarded_iter``."""
         for loop in source.find_all(nodes.For):
             guard = nodes.EnvironmentAttribute("guarded_iter", lineno=loop.lineno)

@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine
 
+from newsletter.db import Engine
 from newsletter.models import MessageStatus
 from newsletter.plan.runs import load_members, load_plan
 from newsletter.store.progress import recent_runs, shard_status_counts

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine
 
+from newsletter.db import Engine
 from newsletter.models import Arm
 from newsletter.report.guardrails import Guardrails, guardrails
 from newsletter.report.ope import OffPolicy, evaluate_popular
@@ -223,7 +223,7 @@ def _run_rows(messages: pd.DataFrame, runs: pd.DataFrame) -> list[RunRow]:
     return rows
 
 
-def _consumed(engine: Engine, runs: pd.DataFrame):  # type: ignore[no-untyped-def]
+def _consumed(engine: Engine, runs: pd.DataFrame):
     when = {run_id: at for run_id, _, at in _run_list(runs)}
 
     def consumed(subscribers: list[int], items: list[int], run_id: int) -> set[tuple[int, int]]:

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
-
 from newsletter.config import Settings
+from newsletter.db import Engine
 from newsletter.deliver.transport import MemoryTransport, OutgoingMessage, SendStatus
 from newsletter.store import delivery as store
 from newsletter.store import ingest as store_ingest

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine
 
+from newsletter.db import Engine
 from newsletter.simulate.world import World
 from newsletter.store.bulk import bulk_insert
 from newsletter.store.reporting import sent_slots

@@ -20,9 +20,9 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine
 
 from newsletter.config import Settings
+from newsletter.db import Engine
 from newsletter.simulate import adapters, behaviour, recipients
 from newsletter.simulate.params import WorldParams
 from newsletter.simulate.truth import DAY, HiddenWorld

@@ -2,7 +2,7 @@
 
 Each message's HTML part is read as a mail client would (quoted-printable decoded), its links
 collected: the open pixel, one click link per slot (which slot a link is for is read from the
-link itself with ``track.tokens.verify_click``, as a reader sees which article a link leads
+link itself with ``newsletter.tokens.verify_click``, as a reader sees which article a link leads
 to), unsubscribe, preferences and view-in-browser. The planned reactions
 (:class:`~newsletter.simulate.behaviour.Reactions`) become HTTP requests, made in simulated
 time order through an in-process ASGI client (``httpx.ASGITransport``) on the FastAPI app of
@@ -26,13 +26,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine
 
+from newsletter import tokens
 from newsletter.config import Settings
+from newsletter.db import Engine
 from newsletter.deliver.transport import OutgoingMessage
 from newsletter.simulate import agents
 from newsletter.simulate.behaviour import Reactions
-from newsletter.track import tokens
 
 LINK = re.compile(rb'href="([^"]+)"|src="([^"]+/t/o/[^"]+)"')
 ONE_CLICK = "List-Unsubscribe=One-Click"

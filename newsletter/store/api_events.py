@@ -20,14 +20,15 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
 
-from newsletter.models import Interaction, Item, Subscriber, SubscriberStatus
+from newsletter.models import SubscriberStatus
+from newsletter.store.dialect import dialect_insert
 from newsletter.store.ingest import Numbered, write_batch
+from newsletter.tables import interaction_table, item_table, subscriber_table
 
-SUBSCRIBER = Subscriber.__table__  # type: ignore[attr-defined]
-ITEM = Item.__table__  # type: ignore[attr-defined]
-INTERACTION = Interaction.__table__  # type: ignore[attr-defined]
+SUBSCRIBER = subscriber_table
+ITEM = item_table
+INTERACTION = interaction_table
 PLACEHOLDER_DOMAIN = "placeholder.invalid"
 CHUNK = 1000
 
@@ -48,8 +49,7 @@ def placeholder_email(key: str) -> str:
 
 
 def _insert_ignore(c: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-    module = postgresql if c.dialect.name == "postgresql" else sqlite
-    c.execute(module.insert(table).on_conflict_do_nothing(), rows)
+    c.execute(dialect_insert(c, table).on_conflict_do_nothing(), rows)
 
 
 def _missing(c: Connection, table: Any, keys: set[str]) -> list[str]:

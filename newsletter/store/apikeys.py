@@ -15,10 +15,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from newsletter.models import ApiKey, ApiScope
+from newsletter.models import ApiScope
+from newsletter.tables import api_key_table
 
-K = ApiKey.__table__.c  # type: ignore[attr-defined]
-TABLE = ApiKey.__table__  # type: ignore[attr-defined]
+K = api_key_table.c
+TABLE = api_key_table
 KEY_PREFIX = "nl_"
 PREFIX_CHARS = 10  # "nl_" + 7 characters: enough to tell keys apart in a list
 TOUCH_EVERY = timedelta(seconds=60)  # last_used_at is written at most once a minute per key

@@ -13,14 +13,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Connection, Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, select
 
-from newsletter.models import RunArtifact
+from newsletter.store.dialect import dialect_insert
+from newsletter.tables import run_artifact_table
 
-A = RunArtifact.__table__.c  # type: ignore[attr-defined]
+A = run_artifact_table.c
 
 
 @dataclass(frozen=True)
@@ -30,12 +29,6 @@ class Artifact:
     version: int
     digest: str
     content: bytes
-
-
-def dialect_insert(connection: Connection, table: Any) -> Any:
-    """An INSERT that supports ``on_conflict_do_*`` on PostgreSQL and SQLite alike."""
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
 
 
 def save_artifact(
@@ -60,7 +53,7 @@ def save_artifact(
         "created_at": now,
     }
     with engine.begin() as c:
-        insert = dialect_insert(c, RunArtifact.__table__).values(**values)  # type: ignore[attr-defined]
+        insert = dialect_insert(c, run_artifact_table).values(**values)
         keys = ["run_id", "kind"]
         if replace:
             changed = {k: v for k, v in values.items() if k not in keys}

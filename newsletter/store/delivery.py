@@ -18,12 +18,20 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from newsletter.models import Message, Run, Subscriber, SubscriberStatus, Suppression
+from newsletter.models import SubscriberStatus
+from newsletter.tables import (
+    campaign_table,
+    message_table,
+    run_table,
+    subscriber_table,
+    suppression_table,
+    table_of,
+)
 
-M = Message.__table__.c  # type: ignore[attr-defined]
-S = Subscriber.__table__.c  # type: ignore[attr-defined]
-SUP = Suppression.__table__.c  # type: ignore[attr-defined]
-R = Run.__table__.c  # type: ignore[attr-defined]
+M = message_table.c
+S = subscriber_table.c
+SUP = suppression_table.c
+R = run_table.c
 CLAIMABLE = ("planned", "rendered")
 STATUS_REASONS = ("unsubscribed", "bounced", "complained")
 UNKNOWN_AFTER_CRASH = "unknown_after_crash"
@@ -84,8 +92,8 @@ def _stop_reason(c: Connection, message_id: int) -> str | None:
     """Why the message's recipient may no longer be emailed (status first), else None."""
     row = c.execute(
         select(S.status, SUP.reason)
-        .select_from(Message.__table__.join(Subscriber.__table__, S.id == M.subscriber_id))  # type: ignore[attr-defined]
-        .outerjoin(Suppression.__table__, SUP.email == S.email)  # type: ignore[attr-defined]
+        .select_from(message_table.join(subscriber_table, S.id == M.subscriber_id))
+        .outerjoin(suppression_table, SUP.email == S.email)
         .where(M.id == message_id)
     ).first()
     if row is None:
@@ -100,7 +108,7 @@ def _stop_reason(c: Connection, message_id: int) -> str | None:
 
 def _claim_statements() -> tuple[Any, Any]:
     """The hot-path UPDATEs, built once (bound parameters; no IN lists to expand)."""
-    table = Message.__table__  # type: ignore[attr-defined]
+    table = message_table
     mid: Any = bindparam("mid")
     now: Any = bindparam("now")
     claimable = (M.id == mid) & or_(*(M.status == s for s in CLAIMABLE))
@@ -144,7 +152,7 @@ def mark_sending(engine: Engine, *, message_id: int, now: datetime) -> Claim:
         if reason is None:
             return Claim("taken")
         done = c.execute(
-            update(Message.__table__)  # type: ignore[attr-defined]
+            update(message_table)
             .where(M.id == message_id, M.status.in_(CLAIMABLE))
             .values(status="skipped", reason=reason, updated_at=now)
         ).rowcount
@@ -156,13 +164,13 @@ def defer_message(
 ) -> bool:
     """Move a claimable message's send time on to `until` (e.g. the end of quiet hours)."""
     with engine.begin() as c:
-        query = update(Message.__table__).where(M.id == message_id, M.status.in_(CLAIMABLE))  # type: ignore[attr-defined]
+        query = update(message_table).where(M.id == message_id, M.status.in_(CLAIMABLE))
         done = c.execute(query.values(planned_for=until, reason=reason, updated_at=now)).rowcount
     return bool(done)
 
 
 def _set_from_sending(c: Connection, message_id: int, **values: object) -> bool:
-    query = update(Message.__table__).where(M.id == message_id, M.status == "sending")  # type: ignore[attr-defined]
+    query = update(message_table).where(M.id == message_id, M.status == "sending")
     return bool(c.execute(query.values(**values)).rowcount)
 
 
@@ -197,7 +205,7 @@ def mark_failed(
 ) -> bool:
     """Record a final failure with its reason (transient, rejected, render_error…)."""
     with engine.begin() as c:
-        query = update(Message.__table__).where(M.id == message_id, M.status.in_(from_status))  # type: ignore[attr-defined]
+        query = update(message_table).where(M.id == message_id, M.status.in_(from_status))
         done = c.execute(
             query.values(status="failed", reason=reason, error=error[:2000], updated_at=now)
         ).rowcount
@@ -222,12 +230,12 @@ def record_bounce(engine: Engine, *, message_id: int, error: str, now: datetime)
             return False
         sid = c.execute(select(M.subscriber_id).where(M.id == message_id)).scalar_one()
         c.execute(
-            update(Subscriber.__table__)  # type: ignore[attr-defined]
+            update(subscriber_table)
             .where(S.id == sid, S.status == SubscriberStatus.active)
             .values(status=SubscriberStatus.bounced, status_changed_at=now, updated_at=now)
         )
         email = c.execute(select(S.email).where(S.id == sid)).scalar_one()
-        insert = _insert(c, Suppression.__table__)  # type: ignore[attr-defined]
+        insert = _insert(c, suppression_table)
         c.execute(
             insert.values(email=email, reason="bounced", created_at=now).on_conflict_do_nothing()  # type: ignore[attr-defined]
         )
@@ -248,7 +256,7 @@ def reconcile_sending(
 ) -> int:
     """Settle every ``sending`` message of a run (or of one shard): back to planned (resend)
     or failed (unknown)."""
-    query = update(Message.__table__).where(M.run_id == run_id, M.status == "sending")  # type: ignore[attr-defined]
+    query = update(message_table).where(M.run_id == run_id, M.status == "sending")
     if shard is not None:
         query = query.where(M.shard == shard)
     if resend:
@@ -268,7 +276,7 @@ def requeue_failed(
     engine: Engine, *, run_id: int, reasons: Iterable[str] = RETRYABLE, now: datetime
 ) -> int:
     """Move failed messages with one of ``reasons`` back to planned, attempts reset."""
-    query = update(Message.__table__).where(  # type: ignore[attr-defined]
+    query = update(message_table).where(
         M.run_id == run_id, M.status == "failed", M.reason.in_(list(reasons))
     )
     with engine.begin() as c:
@@ -333,35 +341,29 @@ def set_run_status(
     values: dict[str, object] = {"status": status}
     if finished:
         values["finished_at"] = now
-    query = update(Run.__table__).where(R.id == run_id, R.status.not_in(("held", "cancelled")))  # type: ignore[attr-defined]
+    query = update(run_table).where(R.id == run_id, R.status.not_in(("held", "cancelled")))
     with engine.begin() as c:
         return bool(c.execute(query.values(**values)).rowcount)
 
 
 def run_campaign_config(engine: Engine, *, run_id: int) -> tuple[str, dict[str, Any]] | None:
     """The name and config of the campaign a run belongs to, or None for an unknown run."""
-    from newsletter.models import Campaign
 
-    c_ = Campaign.__table__.c  # type: ignore[attr-defined]
+    c_ = campaign_table.c
     with engine.connect() as c:
         found = c.execute(
-            select(c_.name, c_.config)
-            .join(Run.__table__, R.campaign_id == c_.id)  # type: ignore[attr-defined]
-            .where(R.id == run_id)
+            select(c_.name, c_.config).join(run_table, R.campaign_id == c_.id).where(R.id == run_id)
         ).first()
     return None if found is None else (str(found.name), dict(found.config or {}))
 
 
 def run_template_name(engine: Engine, *, run_id: int) -> str | None:
     """The template name of the campaign a run belongs to, or None for an unknown run."""
-    from newsletter.models import Campaign
 
-    c_ = Campaign.__table__.c  # type: ignore[attr-defined]
+    c_ = campaign_table.c
     with engine.connect() as c:
         found = c.execute(
-            select(c_.template_name)
-            .join(Run.__table__, R.campaign_id == c_.id)  # type: ignore[attr-defined]
-            .where(R.id == run_id)
+            select(c_.template_name).join(run_table, R.campaign_id == c_.id).where(R.id == run_id)
         ).scalar()
     return None if found is None else str(found)
 
@@ -379,7 +381,7 @@ def render_rows(engine: Engine, *, message_ids: Sequence[int]) -> RenderRows:
     """Message, subscriber, run, campaign, slot and item rows of a batch of messages."""
     from newsletter.models import Campaign, Item, Slot
 
-    ca, it, sl = (t.__table__.c for t in (Campaign, Item, Slot))  # type: ignore[union-attr]
+    ca, it, sl = (table_of(t).c for t in (Campaign, Item, Slot))
     ids = [int(i) for i in message_ids]
     with engine.connect() as c:
         heads = c.execute(
@@ -398,9 +400,9 @@ def render_rows(engine: Engine, *, message_ids: Sequence[int]) -> RenderRows:
                 ca.kind.label("campaign_kind"),
                 ca.config.label("campaign_config"),
             )
-            .join(Subscriber.__table__, S.id == M.subscriber_id)  # type: ignore[attr-defined]
-            .join(Run.__table__, R.id == M.run_id)  # type: ignore[attr-defined]
-            .join(Campaign.__table__, ca.id == R.campaign_id)  # type: ignore[attr-defined]
+            .join(subscriber_table, S.id == M.subscriber_id)
+            .join(run_table, R.id == M.run_id)
+            .join(campaign_table, ca.id == R.campaign_id)
             .where(M.id.in_(ids))
         ).all()
         slot_rows = c.execute(

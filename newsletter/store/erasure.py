@@ -16,15 +16,16 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from newsletter.models import Event, Message, Subscriber, SubscriberStatus, Suppression
+from newsletter.models import SubscriberStatus
+from newsletter.store.dialect import dialect_insert
+from newsletter.tables import event_table, message_table, subscriber_table, suppression_table
 
-S = Subscriber.__table__.c  # type: ignore[attr-defined]
-E = Event.__table__.c  # type: ignore[attr-defined]
-M = Message.__table__.c  # type: ignore[attr-defined]
-SUP = Suppression.__table__.c  # type: ignore[attr-defined]
-SUP_TABLE = Suppression.__table__  # type: ignore[attr-defined]
+S = subscriber_table.c
+E = event_table.c
+M = message_table.c
+SUP = suppression_table.c
+SUP_TABLE = suppression_table
 ERASED_DOMAIN = "erased.invalid"
 ERASED_REASON = "erased"
 
@@ -35,8 +36,7 @@ def address_digest(email: str) -> str:
 
 
 def _insert_ignore(c: Connection, rows: list[dict[str, Any]]) -> None:
-    module = postgresql if c.dialect.name == "postgresql" else sqlite
-    c.execute(module.insert(SUP_TABLE).on_conflict_do_nothing(), rows)
+    c.execute(dialect_insert(c, SUP_TABLE).on_conflict_do_nothing(), rows)
 
 
 def resuppress_erased(c: Connection, emails: Sequence[str], *, now: datetime) -> int:
@@ -65,7 +65,7 @@ def erase_subscriber(engine: Engine, *, key: str, now: datetime) -> bool:
         if c.execute(select(SUP.id).where(SUP.email == digest)).first() is None:
             c.execute(insert(SUP_TABLE).values(email=digest, reason=ERASED_REASON, created_at=now))
         c.execute(
-            update(Subscriber.__table__)  # type: ignore[attr-defined]
+            update(subscriber_table)
             .where(S.id == sid)
             .values(
                 external_key=None,
@@ -79,13 +79,9 @@ def erase_subscriber(engine: Engine, *, key: str, now: datetime) -> bool:
             )
         )
         c.execute(
-            update(Event.__table__)  # type: ignore[attr-defined]
-            .where(E.subscriber_id == sid)
-            .values(user_agent=None, ip=None)
+            update(event_table).where(E.subscriber_id == sid).values(user_agent=None, ip=None)
         )
         c.execute(
-            update(Message.__table__)  # type: ignore[attr-defined]
-            .where(M.subscriber_id == sid)
-            .values(subject=None, error=None)
+            update(message_table).where(M.subscriber_id == sid).values(subject=None, error=None)
         )
     return True

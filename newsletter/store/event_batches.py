@@ -15,13 +15,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select
 
-from newsletter.models import Event, Message, Slot
 from newsletter.store.events import LIMITS
 from newsletter.store.machine import KINDS, MessageEvent
+from newsletter.tables import event_table, message_table, slot_table
 
-M = Message.__table__.c  # type: ignore[attr-defined]
-SL = Slot.__table__.c  # type: ignore[attr-defined]
-E = Event.__table__.c  # type: ignore[attr-defined]
+M = message_table.c
+SL = slot_table.c
+E = event_table.c
 CHUNK = 1000
 COLUMNS = (
     "message_id",
@@ -87,7 +87,7 @@ def insert_events(engine: Engine, rows: Sequence[dict[str, Any]]) -> int:
         if c.dialect.name == "postgresql":
             _copy_events(c, clipped)
         else:
-            c.execute(insert(Event.__table__), clipped)  # type: ignore[attr-defined]
+            c.execute(insert(event_table), clipped)
     return len(clipped)
 
 

@@ -15,27 +15,29 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from newsletter.models import (
-    Campaign,
-    Event,
-    ItemTopic,
-    Message,
-    Run,
-    Slot,
-    Subscriber,
     SubscriberStatus,
-    Suppression,
+)
+from newsletter.store.dialect import dialect_insert
+from newsletter.tables import (
+    campaign_table,
+    event_table,
+    item_topic_table,
+    message_table,
+    run_table,
+    slot_table,
+    subscriber_table,
+    suppression_table,
 )
 
-M = Message.__table__.c  # type: ignore[attr-defined]
-S = Subscriber.__table__.c  # type: ignore[attr-defined]
-SL = Slot.__table__.c  # type: ignore[attr-defined]
-E = Event.__table__.c  # type: ignore[attr-defined]
-R = Run.__table__.c  # type: ignore[attr-defined]
-C = Campaign.__table__.c  # type: ignore[attr-defined]
-IT = ItemTopic.__table__.c  # type: ignore[attr-defined]
+M = message_table.c
+S = subscriber_table.c
+SL = slot_table.c
+E = event_table.c
+R = run_table.c
+C = campaign_table.c
+IT = item_topic_table.c
 LIMITS = {"user_agent": 500, "ip": 64, "url": 2000, "machine_reason": 100}
 
 
@@ -91,14 +93,9 @@ def insert_event(engine: Engine, **values: Any) -> int:
 
 
 def _insert_event(c: Connection, values: dict[str, Any]) -> int:
-    result = c.execute(insert(Event.__table__).values(**_clipped(values)))  # type: ignore[attr-defined]
+    result = c.execute(insert(event_table).values(**_clipped(values)))
     key = result.inserted_primary_key
     return int(key[0]) if key else 0
-
-
-def _dialect_insert(c: Connection, table: Any) -> Any:
-    dialect = postgresql if c.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
 
 
 def unsubscribe(
@@ -112,13 +109,13 @@ def unsubscribe(
     """
     with engine.begin() as c:
         c.execute(
-            update(Subscriber.__table__)  # type: ignore[attr-defined]
+            update(subscriber_table)
             .where(S.id == facts.subscriber_id, S.status == SubscriberStatus.active)
             .values(status=SubscriberStatus.unsubscribed, status_changed_at=now, updated_at=now)
         )
         email = c.execute(select(S.email).where(S.id == facts.subscriber_id)).scalar_one()
         c.execute(
-            _dialect_insert(c, Suppression.__table__)  # type: ignore[attr-defined]
+            dialect_insert(c, suppression_table)
             .values(email=email, reason="unsubscribed", created_at=now)
             .on_conflict_do_nothing()
         )
@@ -131,7 +128,7 @@ def unsubscribe(
             "user_agent": user_agent,
             "ip": ip,
         }
-        statement = _dialect_insert(c, Event.__table__).values(**_clipped(values))  # type: ignore[attr-defined]
+        statement = dialect_insert(c, event_table).values(**_clipped(values))
         # the unique key uq_event_unsubscribe decides, not a check-then-insert
         inserted = c.execute(statement.on_conflict_do_nothing()).rowcount
     return bool(inserted)
@@ -139,7 +136,7 @@ def unsubscribe(
 
 def is_suppressed(engine: Engine, *, email: str) -> str | None:
     """The suppression reason of an address, or None when it may be sent to."""
-    sup = Suppression.__table__.c  # type: ignore[attr-defined]
+    sup = suppression_table.c
     with engine.connect() as c:
         return c.execute(select(sup.reason).where(sup.email == email)).scalar()
 
@@ -172,7 +169,7 @@ def update_preferences(
     values = {"frequency": frequency, "topics": list(topics)}
     with engine.begin() as c:
         done = c.execute(
-            update(Subscriber.__table__)  # type: ignore[attr-defined]
+            update(subscriber_table)
             .where(S.id == subscriber_id)
             .values(**values, preferences_set_at=now, updated_at=now)
         ).rowcount
@@ -183,8 +180,8 @@ def template_name(engine: Engine, *, message_id: int) -> str | None:
     """The template name of the campaign a message belongs to (None: message gone)."""
     query = (
         select(C.template_name)
-        .select_from(Message.__table__.join(Run.__table__, R.id == M.run_id))  # type: ignore[attr-defined]
-        .join(Campaign.__table__, C.id == R.campaign_id)  # type: ignore[attr-defined]
+        .select_from(message_table.join(run_table, R.id == M.run_id))
+        .join(campaign_table, C.id == R.campaign_id)
         .where(M.id == message_id)
     )
     with engine.connect() as c:

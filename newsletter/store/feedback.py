@@ -22,24 +22,27 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from newsletter.models import Event, Message, Subscriber, SubscriberStatus, Suppression
+from newsletter.models import SubscriberStatus
+from newsletter.store.dialect import dialect_insert
+from newsletter.tables import (
+    event_table,
+    human_event,
+    message_table,
+    subscriber_table,
+    suppression_table,
+)
 
-S = Subscriber.__table__.c  # type: ignore[attr-defined]
-M = Message.__table__.c  # type: ignore[attr-defined]
-E = Event.__table__.c  # type: ignore[attr-defined]
-SUP = Suppression.__table__.c  # type: ignore[attr-defined]
-SUP_TABLE = Suppression.__table__  # type: ignore[attr-defined]
+S = subscriber_table.c
+M = message_table.c
+E = event_table.c
+SUP = suppression_table.c
+SUP_TABLE = suppression_table
 RESETS = ("delivered", "open", "click")  # a soft-bounce streak ends with any of these
 
 
-def _dialect(c: Connection) -> object:
-    return postgresql if c.dialect.name == "postgresql" else sqlite
-
-
 def _suppress(c: Connection, email: str, reason: str, now: datetime) -> None:
-    statement = _dialect(c).insert(SUP_TABLE).values(email=email, reason=reason, created_at=now)  # type: ignore[attr-defined]
+    statement = dialect_insert(c, SUP_TABLE).values(email=email, reason=reason, created_at=now)
     if reason == "complained":  # the strongest reason wins
         statement = statement.on_conflict_do_update(
             index_elements=["email"], set_={"reason": reason}
@@ -70,7 +73,7 @@ def _soft_streak(c: Connection, subscriber_id: int) -> int:
     """Soft bounces of the subscriber since their last delivery, open or click."""
     last_good = (
         select(func.max(E.occurred_at))
-        .where(E.subscriber_id == subscriber_id, E.kind.in_(RESETS), E.is_machine.is_(False))
+        .where(E.subscriber_id == subscriber_id, E.kind.in_(RESETS), human_event)
         .scalar_subquery()
     )
     query = select(func.count()).where(E.subscriber_id == subscriber_id, E.kind == "soft_bounce")
@@ -82,7 +85,7 @@ def _consequences(
     c: Connection, sid: int, email: str, kind: str, *, soft_limit: int, now: datetime
 ) -> str:
     """Apply a new event's effect on status and suppression; returns the effect's name."""
-    table = Subscriber.__table__  # type: ignore[attr-defined]
+    table = subscriber_table
     if kind == "soft_bounce" and _soft_streak(c, sid) >= soft_limit:
         kind = "bounce"
     if kind == "complaint":
@@ -133,7 +136,7 @@ def record_feedback(
             "is_machine": False,
             "external_id": external_id[:200],
         }
-        statement = _dialect(c).insert(Event.__table__).values(**values)  # type: ignore[attr-defined]
+        statement = dialect_insert(c, event_table).values(**values)
         statement = statement.on_conflict_do_nothing(index_elements=["external_id"])
         if c.execute(statement.returning(E.id)).first() is None:
             return "duplicate"

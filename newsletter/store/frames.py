@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, select
 from newsletter.models import Item, Subscriber
 from newsletter.progress import Tick, silent
 from newsletter.store.bulk import bulk_insert
+from newsletter.tables import table_of
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class Frames:
 
 def _id_map(connection: Connection, model: type, keys: pd.Series) -> pd.Series:
     """Database ids for external keys (NaN where unknown), by one hash lookup per row."""
-    table = model.__table__  # type: ignore[attr-defined]
+    table = table_of(model)
     rows = connection.execute(select(table.c.external_key, table.c.id)).all()
     known = pd.Index([r[0] for r in rows])
     ids = np.array([r[1] for r in rows] + [0], dtype=np.int64)  # position -1 -> the 0 sentinel

@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from newsletter.models import Interaction, Item, Subscriber
 from newsletter.store.records import (
     RejectedRow,
     parse_interaction,
@@ -27,12 +26,13 @@ from newsletter.store.records import (
 )
 from newsletter.store.storable import check_storable
 from newsletter.store.upsert import upsert_items, upsert_subscribers
+from newsletter.tables import interaction_table, item_table, subscriber_table
 
 Numbered = tuple[int, dict[str, Any]]  # (line number in its source, record)
 
-SUBSCRIBER = Subscriber.__table__  # type: ignore[attr-defined]
-ITEM = Item.__table__  # type: ignore[attr-defined]
-INTERACTION = Interaction.__table__  # type: ignore[attr-defined]
+SUBSCRIBER = subscriber_table
+ITEM = item_table
+INTERACTION = interaction_table
 
 
 def _dialect_insert(connection: Connection, table: Any) -> Any:

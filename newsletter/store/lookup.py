@@ -8,26 +8,29 @@ from datetime import datetime
 from sqlalchemy import Engine, func, or_, select
 
 from newsletter.models import (
-    Assignment,
-    Campaign,
-    Event,
-    Item,
-    Message,
-    Run,
-    Slot,
     Subscriber,
-    Suppression,
+)
+from newsletter.tables import (
+    assignment_table,
+    campaign_table,
+    event_table,
+    item_table,
+    message_table,
+    run_table,
+    slot_table,
+    subscriber_table,
+    suppression_table,
 )
 
-S = Subscriber.__table__.c  # type: ignore[attr-defined]
-A = Assignment.__table__.c  # type: ignore[attr-defined]
-M = Message.__table__.c  # type: ignore[attr-defined]
-R = Run.__table__.c  # type: ignore[attr-defined]
-C = Campaign.__table__.c  # type: ignore[attr-defined]
-SL = Slot.__table__.c  # type: ignore[attr-defined]
-IT = Item.__table__.c  # type: ignore[attr-defined]
-E = Event.__table__.c  # type: ignore[attr-defined]
-SUP = Suppression.__table__.c  # type: ignore[attr-defined]
+S = subscriber_table.c
+A = assignment_table.c
+M = message_table.c
+R = run_table.c
+C = campaign_table.c
+SL = slot_table.c
+IT = item_table.c
+E = event_table.c
+SUP = suppression_table.c
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def assignments(engine: Engine, *, subscriber_id: int) -> list[tuple[str, str, d
     """(experiment, arm, assigned_at) of a subscriber, newest first."""
     query = select(A.experiment, A.arm, A.assigned_at).where(A.subscriber_id == subscriber_id)
     with engine.connect() as c:
-        return [tuple(r) for r in c.execute(query.order_by(A.assigned_at.desc()))]  # type: ignore[misc]
+        return [tuple(r) for r in c.execute(query.order_by(A.assigned_at.desc()))]
 
 
 def recent_messages(engine: Engine, *, subscriber_id: int, limit: int = 10) -> list[MessageRow]:
@@ -113,8 +116,8 @@ def recent_messages(engine: Engine, *, subscriber_id: int, limit: int = 10) -> l
         select(
             M.id, M.run_id, C.name, M.arm, M.status, M.reason, M.planned_for, M.sent_at, M.subject
         )
-        .join(Run.__table__, R.id == M.run_id)  # type: ignore[attr-defined]
-        .join(Campaign.__table__, C.id == R.campaign_id)  # type: ignore[attr-defined]
+        .join(run_table, R.id == M.run_id)
+        .join(campaign_table, C.id == R.campaign_id)
         .where(M.subscriber_id == subscriber_id)
         .order_by(M.planned_for.desc(), M.id.desc())
         .limit(limit)
@@ -140,7 +143,7 @@ def slots_of(engine: Engine, *, message_ids: list[int]) -> dict[int, list[SlotRo
             SL.reason_kind,
             SL.reason_text,
         )
-        .join(Item.__table__, IT.id == SL.item_id)  # type: ignore[attr-defined]
+        .join(item_table, IT.id == SL.item_id)
         .where(SL.message_id.in_(message_ids))
         .order_by(SL.message_id, SL.position)
     )
@@ -162,4 +165,4 @@ def recent_events(
         .limit(limit)
     )
     with engine.connect() as c:
-        return [tuple(r) for r in c.execute(query)]  # type: ignore[misc]
+        return [tuple(r) for r in c.execute(query)]

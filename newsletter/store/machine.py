@@ -13,9 +13,9 @@ from datetime import datetime
 
 from sqlalchemy import Engine, bindparam, select, update
 
-from newsletter.models import Event
+from newsletter.tables import event_table
 
-E = Event.__table__.c  # type: ignore[attr-defined]
+E = event_table.c
 KINDS = ("click", "open", "honeypot")
 
 
@@ -47,7 +47,7 @@ def mark_machine(engine: Engine, flags: Mapping[int, str]) -> int:
     if not flags:
         return 0
     statement = (
-        update(Event.__table__)  # type: ignore[attr-defined]
+        update(event_table)
         .where(E.id == bindparam("event_id"), E.is_machine.is_(False))
         .values(is_machine=True, machine_reason=bindparam("reason"))
     )

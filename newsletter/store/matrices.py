@@ -19,9 +19,15 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine, Float, String, cast, func, literal, select
 
-from newsletter.models import Event, Interaction, Item, Subscriber
 from newsletter.recommend.base import InteractionData, ItemCatalog
 from newsletter.recommend.weighting import WeightingConfig
+from newsletter.tables import (
+    event_table,
+    human_event,
+    interaction_table,
+    item_table,
+    subscriber_table,
+)
 
 Array = np.ndarray
 
@@ -60,7 +66,7 @@ def epoch_seconds(connection: Connection, column: Any) -> Any:
 
 
 def _catalog(connection: Connection) -> tuple[Array, ItemCatalog]:
-    t = Item.__table__.c  # type: ignore[attr-defined]
+    t = item_table.c
     rows = connection.execute(
         select(
             t.id,
@@ -89,8 +95,8 @@ def _catalog(connection: Connection) -> tuple[Array, ItemCatalog]:
 
 
 def _events(connection: Connection, since: datetime | None) -> list[Any]:
-    i = Interaction.__table__.c  # type: ignore[attr-defined]
-    e = Event.__table__.c  # type: ignore[attr-defined]
+    i = interaction_table.c
+    e = event_table.c
     query = select(
         i.subscriber_id, i.item_id, i.kind, epoch_seconds(connection, i.occurred_at), i.value
     )
@@ -100,7 +106,7 @@ def _events(connection: Connection, since: datetime | None) -> list[Any]:
         literal("email_click", String),
         epoch_seconds(connection, e.occurred_at),
         cast(None, Float),
-    ).where(e.kind == "click", e.is_machine.is_(False), e.item_id.is_not(None))
+    ).where(e.kind == "click", human_event, e.item_id.is_not(None))
     if since is not None:
         query = query.where(i.occurred_at >= since)
         clicks = clicks.where(e.occurred_at >= since)
@@ -124,7 +130,7 @@ def _values(values: Array) -> Array | None:
 
 def load_matrices(engine: Engine, *, since: datetime | None = None) -> Matrices:
     """Read subscribers, items and behaviour (since `since`, if given) as integer arrays."""
-    s = Subscriber.__table__.c  # type: ignore[attr-defined]
+    s = subscriber_table.c
     with engine.connect() as connection:
         result = connection.execute(select(s.id, cast(s.topics, String)).order_by(s.id))
         subs = result.cursor.fetchall()

@@ -24,23 +24,26 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, and_, case, exists, func, select
 
 from newsletter.models import (
-    Campaign,
-    Event,
-    Interaction,
-    Item,
-    Message,
     MessageStatus,
-    Run,
-    Slot,
+)
+from newsletter.tables import (
+    campaign_table,
+    event_table,
+    human_event,
+    interaction_table,
+    item_table,
+    message_table,
+    run_table,
+    slot_table,
 )
 
-M = Message.__table__.c  # type: ignore[attr-defined]
-R = Run.__table__.c  # type: ignore[attr-defined]
-C = Campaign.__table__.c  # type: ignore[attr-defined]
-E = Event.__table__.c  # type: ignore[attr-defined]
-S = Slot.__table__.c  # type: ignore[attr-defined]
-IT = Item.__table__.c  # type: ignore[attr-defined]
-X = Interaction.__table__.c  # type: ignore[attr-defined]
+M = message_table.c
+R = run_table.c
+C = campaign_table.c
+E = event_table.c
+S = slot_table.c
+IT = item_table.c
+X = interaction_table.c
 CHUNK = 5000
 SITE_WINDOW = timedelta(days=7)
 
@@ -50,7 +53,7 @@ def select_runs(
 ) -> pd.DataFrame:
     """Runs (id, campaign, scheduled_for), oldest first; `campaign` None = every campaign."""
     query = select(R.id.label("run_id"), C.name.label("campaign"), R.scheduled_for).join(
-        Campaign.__table__,  # type: ignore[attr-defined]
+        campaign_table,
         C.id == R.campaign_id,
     )
     if campaign is not None:
@@ -68,7 +71,7 @@ def newest_run_campaign(engine: Engine) -> str | None:
     """The campaign of the newest run, or None when there are no runs."""
     query = (
         select(C.name)
-        .join(Run.__table__, R.campaign_id == C.id)  # type: ignore[attr-defined]
+        .join(run_table, R.campaign_id == C.id)
         .order_by(R.scheduled_for.desc(), R.id.desc())
         .limit(1)
     )
@@ -77,12 +80,12 @@ def newest_run_campaign(engine: Engine) -> str | None:
 
 
 def _flag(condition: Any) -> Any:
-    return func.max(case((condition, 1), else_=0))  # type: ignore[arg-type]
+    return func.max(case((condition, 1), else_=0))
 
 
 def message_outcomes(engine: Engine, *, run_ids: Sequence[int]) -> pd.DataFrame:
     """One row per sent, bounced or control message of the runs (see the module docstring)."""
-    human = E.is_machine.is_(False)
+    human = human_event
     counted = (M.status == MessageStatus.sent) | (M.reason.in_(["bounced", "control_arm"]))
     columns = [
         "message_id",
@@ -118,8 +121,8 @@ def message_outcomes(engine: Engine, *, run_ids: Sequence[int]) -> pd.DataFrame:
                     _flag(E.kind == "complaint"),
                 )
                 .select_from(
-                    Message.__table__.join(Run.__table__, R.id == M.run_id).outerjoin(  # type: ignore[attr-defined]
-                        Event.__table__,  # type: ignore[attr-defined]
+                    message_table.join(run_table, R.id == M.run_id).outerjoin(
+                        event_table,
                         E.message_id == M.id,
                     )
                 )
@@ -152,7 +155,7 @@ def slot_outcomes(engine: Engine, *, run_ids: Sequence[int]) -> pd.DataFrame:
         E.message_id == S.message_id,
         E.slot_position == S.position,
         E.kind == "click",
-        E.is_machine.is_(False),
+        human_event,
     )
     columns = [
         "message_id",
@@ -183,7 +186,7 @@ def slot_outcomes(engine: Engine, *, run_ids: Sequence[int]) -> pd.DataFrame:
                     S.score,
                     case((clicked, 1), else_=0),
                 )
-                .select_from(Slot.__table__.join(Message.__table__, M.id == S.message_id))  # type: ignore[attr-defined]
+                .select_from(slot_table.join(message_table, M.id == S.message_id))
                 .where(M.run_id.in_(chunk), M.status == MessageStatus.sent)
             )
             frames.append(pd.DataFrame(c.execute(query).all(), columns=columns))
@@ -237,7 +240,7 @@ def prior_consumption(
                 E.item_id.in_(wanted),
                 E.occurred_at < before,
                 E.kind == "click",
-                E.is_machine.is_(False),
+                human_event,
             )
             out.update((int(s), int(i)) for s, i in c.execute(behaviour.union(clicks)))
     return out

@@ -6,11 +6,12 @@ from collections.abc import Sequence
 
 from sqlalchemy import Engine, func, select
 
-from newsletter.models import Campaign, Message, Run
+from newsletter.models import Campaign, Run
+from newsletter.tables import campaign_table, message_table, run_table
 
-C = Campaign.__table__.c  # type: ignore[attr-defined]
-R = Run.__table__.c  # type: ignore[attr-defined]
-M = Message.__table__.c  # type: ignore[attr-defined]
+C = campaign_table.c
+R = run_table.c
+M = message_table.c
 
 
 def campaigns(engine: Engine) -> list[Campaign]:

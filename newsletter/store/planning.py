@@ -16,26 +16,34 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, case, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from newsletter.models import (
-    Assignment,
     Campaign,
-    Event,
     Message,
     Run,
-    RunArtifact,
-    Segment,
     Slot,
-    Subscriber,
-    Suppression,
 )
 from newsletter.store.bulk import bulk_insert
+from newsletter.store.dialect import dialect_insert
+from newsletter.tables import (
+    assignment_table,
+    campaign_table,
+    event_table,
+    human_event,
+    item_table,
+    message_table,
+    run_artifact_table,
+    run_table,
+    segment_table,
+    slot_table,
+    subscriber_table,
+    suppression_table,
+)
 
 CHUNK = 5000
 LIVE = ("planned", "rendered", "sending", "sent")
-M = Message.__table__.c  # type: ignore[attr-defined]
-SL = Slot.__table__.c  # type: ignore[attr-defined]
+M = message_table.c
+SL = slot_table.c
 
 
 @dataclass(frozen=True)
@@ -64,29 +72,24 @@ def find_campaign(engine: Engine, name: str) -> Campaign | None:
 
 def campaign_names(engine: Engine) -> list[str]:
     with engine.connect() as c:
-        t = Campaign.__table__.c  # type: ignore[attr-defined]
+        t = campaign_table.c
         return [str(r[0]) for r in c.execute(select(t.name).order_by(t.name))]
 
 
 def segment_source(engine: Engine, name: str) -> str | None:
     """The YAML of a segment stored in the database (edited in the UI), or None."""
     with engine.connect() as c:
-        t = Segment.__table__.c  # type: ignore[attr-defined]
+        t = segment_table.c
         found = c.execute(select(t.definition).where(t.name == name)).scalar()
     return None if found is None else str(found)
 
 
-def _insert(connection: Connection, table: Any) -> Any:
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
-
-
 def ensure_run(engine: Engine, *, campaign_id: int, scheduled_for: datetime, now: datetime) -> Run:
     """The run of a campaign for one scheduled time, created if it does not exist yet."""
-    table = Run.__table__  # type: ignore[attr-defined]
+    table = run_table
     with engine.begin() as c:
         c.execute(
-            _insert(c, table)
+            dialect_insert(c, table)
             .values(
                 campaign_id=campaign_id,
                 scheduled_for=scheduled_for,
@@ -121,14 +124,14 @@ def latest_run(engine: Engine, *, campaign_id: int, at: datetime | None) -> Run 
 
 def profiles(engine: Engine, ids: Sequence[int]) -> list[Profile]:
     """Status, timezone, preferences and suppression of the given subscribers, by id."""
-    s = Subscriber.__table__.c  # type: ignore[attr-defined]
-    sup = Suppression.__table__.c  # type: ignore[attr-defined]
+    s = subscriber_table.c
+    sup = suppression_table.c
     out: list[Profile] = []
     with engine.connect() as c:
         for chunk in _chunks(ids):
             rows = c.execute(
                 select(s.id, s.email, s.status, s.timezone, s.frequency, sup.reason)
-                .outerjoin(Suppression.__table__, sup.email == s.email)  # type: ignore[attr-defined]
+                .outerjoin(suppression_table, sup.email == s.email)
                 .where(s.id.in_(chunk))
                 .order_by(s.id)
             ).all()
@@ -138,7 +141,7 @@ def profiles(engine: Engine, ids: Sequence[int]) -> list[Profile]:
 
 def subscriber_id(engine: Engine, key: str) -> int | None:
     """Find a subscriber by id, email or external key."""
-    s = Subscriber.__table__.c  # type: ignore[attr-defined]
+    s = subscriber_table.c
     conditions = [s.email == key, s.external_key == key]
     if key.isdigit():
         conditions.insert(0, s.id == int(key))
@@ -172,17 +175,17 @@ def send_times(
 
 def item_feedback(engine: Engine) -> tuple[dict[int, int], dict[int, int]]:
     """Per item id: exposures (slots of sent messages) and human clicks on them."""
-    e = Event.__table__.c  # type: ignore[attr-defined]
+    e = event_table.c
     with engine.connect() as c:
         shown = c.execute(
             select(SL.item_id, func.count())
-            .join(Message.__table__, M.id == SL.message_id)  # type: ignore[attr-defined]
+            .join(message_table, M.id == SL.message_id)
             .where(M.status == "sent")
             .group_by(SL.item_id)
         ).all()
         clicked = c.execute(
             select(e.item_id, func.count(func.distinct(e.message_id)))
-            .where(e.kind == "click", e.is_machine.is_(False), e.item_id.is_not(None))
+            .where(e.kind == "click", human_event, e.item_id.is_not(None))
             .group_by(e.item_id)
         ).all()
     return {int(i): int(n) for i, n in shown}, {int(i): int(n) for i, n in clicked}
@@ -190,7 +193,7 @@ def item_feedback(engine: Engine) -> tuple[dict[int, int], dict[int, int]]:
 
 def assignments(engine: Engine, experiment: str, ids: Sequence[int]) -> dict[int, str]:
     """Arms already recorded for these subscribers in an experiment (sticky)."""
-    a = Assignment.__table__.c  # type: ignore[attr-defined]
+    a = assignment_table.c
     out: dict[int, str] = {}
     with engine.connect() as c:
         for chunk in _chunks(ids):
@@ -236,7 +239,7 @@ def write_frames(
     if messages.empty:
         return 0
     ids = [int(i) for i in messages["subscriber_id"]]
-    table = Run.__table__  # type: ignore[attr-defined]
+    table = run_table
     c.execute(update(table).where(table.c.id == run_id).values(status=table.c.status))
     existing = _planned(c, run_id, ids)
     fresh = messages[~messages["subscriber_id"].isin(existing)].assign(run_id=run_id)
@@ -271,8 +274,9 @@ def _message_ids(c: Connection, run_id: int, ids: list[int]) -> dict[int, int]:
     return out
 
 
-def run_counts(engine: Engine, run_id: int) -> list[tuple[str, str, str | None, int]]:
-    """(arm, status, reason, messages) for a run, from the persisted plan."""
+def plan_counts(engine: Engine, *, run_id: int) -> list[tuple[str, str, str | None, int]]:
+    """(arm, status, reason, messages) of a run's messages: the plan's counts (`delivery.run_counts`
+    counts by status for delivery)."""
     with engine.connect() as c:
         rows = c.execute(
             select(M.arm, M.status, M.reason, func.count())
@@ -284,7 +288,7 @@ def run_counts(engine: Engine, run_id: int) -> list[tuple[str, str, str | None, 
 
 def finish_run(engine: Engine, *, run_id: int, stats: dict[str, Any], now: datetime) -> None:
     """Mark a run planned and store its stats (a held or cancelled run keeps its status)."""
-    table = Run.__table__  # type: ignore[attr-defined]
+    table = run_table
     with engine.begin() as c:
         c.execute(
             update(table)
@@ -317,9 +321,8 @@ def message_and_slots(
 
 
 def item_titles(engine: Engine, ids: Iterable[int]) -> dict[int, str]:
-    from newsletter.models import Item
 
-    t = Item.__table__.c  # type: ignore[attr-defined]
+    t = item_table.c
     wanted = sorted({int(i) for i in ids})
     with engine.connect() as c:
         return {
@@ -336,7 +339,7 @@ def discard_unsent_run(engine: Engine, *, run_id: int) -> bool:
     Returns whether the run was deleted. A failed plan so leaves no half-made run behind for
     `report`, `why` or `run list` to find; the next attempt starts it afresh.
     """
-    table = Run.__table__  # type: ignore[attr-defined]
+    table = run_table
     with engine.begin() as c:
         status = c.execute(select(table.c.status).where(table.c.id == run_id)).scalar()
         started = c.execute(
@@ -345,9 +348,9 @@ def discard_unsent_run(engine: Engine, *, run_id: int) -> bool:
         if status != "planning" or started:
             return False
         messages = select(M.id).where(M.run_id == run_id).scalar_subquery()
-        c.execute(delete(Slot.__table__).where(SL.message_id.in_(messages)))  # type: ignore[attr-defined]
-        c.execute(delete(Message.__table__).where(M.run_id == run_id))  # type: ignore[attr-defined]
-        artifacts = RunArtifact.__table__  # type: ignore[attr-defined]
+        c.execute(delete(slot_table).where(SL.message_id.in_(messages)))
+        c.execute(delete(message_table).where(M.run_id == run_id))
+        artifacts = run_artifact_table
         c.execute(delete(artifacts).where(artifacts.c.run_id == run_id))
         c.execute(delete(table).where(table.c.id == run_id))
     return True
@@ -360,13 +363,13 @@ def departure(engine: Engine, subscriber_id: int) -> tuple[str, datetime | None]
     """Why a subscriber may not be emailed and since when: their status when it is not active
     (dated by the matching event, else the suppression, else the last update), or the
     suppression reason of an active address; None when they can be emailed."""
-    s = Subscriber.__table__.c  # type: ignore[attr-defined]
-    sup = Suppression.__table__.c  # type: ignore[attr-defined]
-    e = Event.__table__.c  # type: ignore[attr-defined]
+    s = subscriber_table.c
+    sup = suppression_table.c
+    e = event_table.c
     with engine.connect() as c:
         row = c.execute(
             select(s.status, s.updated_at, sup.reason, sup.created_at)
-            .outerjoin(Suppression.__table__, sup.email == s.email)  # type: ignore[attr-defined]
+            .outerjoin(suppression_table, sup.email == s.email)
             .where(s.id == subscriber_id)
         ).first()
         if row is None:
@@ -379,83 +382,3 @@ def departure(engine: Engine, subscriber_id: int) -> tuple[str, datetime | None]
             select(func.max(e.occurred_at)).where(e.subscriber_id == subscriber_id, e.kind == kind)
         ).scalar()
     return str(status), event_at or suppressed_at or updated
-
-
-# A run that is not delivered yet: its plan (or its delivery) still has work to do.
-PENDING = ("planning", "planned", "delivering", "waiting", "paused")
-
-
-@dataclass(frozen=True)
-class RunRow:
-    """One run for `run list`: which campaign, when, its status and messages by status."""
-
-    id: int
-    campaign: str
-    scheduled_for: datetime
-    status: str
-    created_at: datetime
-    messages: dict[str, int]
-
-
-def pending_run(engine: Engine, *, campaign_id: int) -> Run | None:
-    """The campaign's newest run that is not delivered yet (planned, waiting, paused...)."""
-    query = (
-        select(Run)
-        .where(Run.campaign_id == campaign_id, Run.status.in_(PENDING))  # type: ignore[arg-type,attr-defined]
-        .order_by(Run.scheduled_for.desc())  # type: ignore[attr-defined]
-    )
-    with engine.connect() as c:
-        row = c.execute(query).first()
-    return Run.model_validate(row._mapping) if row else None
-
-
-def list_runs(engine: Engine, *, campaign_id: int | None = None, limit: int = 50) -> list[RunRow]:
-    """The newest runs (of one campaign, or all), newest scheduled first, with message counts."""
-    r, ca = Run.__table__.c, Campaign.__table__.c  # type: ignore[attr-defined]
-    query = select(r.id, ca.name, r.scheduled_for, r.status, r.created_at).join(
-        Campaign.__table__,  # type: ignore[attr-defined]
-        ca.id == r.campaign_id,
-    )
-    if campaign_id is not None:
-        query = query.where(r.campaign_id == campaign_id)
-    with engine.connect() as c:
-        runs = c.execute(query.order_by(r.scheduled_for.desc(), r.id.desc()).limit(limit)).all()
-        ids = [int(row[0]) for row in runs]
-        counts: dict[int, dict[str, int]] = defaultdict(dict)
-        for run_id, status, n in c.execute(
-            select(M.run_id, M.status, func.count())
-            .where(M.run_id.in_(ids))
-            .group_by(M.run_id, M.status)
-        ):
-            counts[int(run_id)][str(status)] = int(n)
-    return [
-        RunRow(int(i), str(name), when, str(status), made, dict(sorted(counts[int(i)].items())))
-        for i, name, when, status, made in runs
-    ]
-
-
-def capping_runs(engine: Engine, *, run_id: int, reasons: Sequence[str]) -> dict[int, str]:
-    """The other runs (id -> status) holding live messages of this run's subscribers who
-    were skipped for one of `reasons` (the frequency caps): where those readers' mail is."""
-    other = Message.__table__.alias("other")  # type: ignore[attr-defined]
-    r = Run.__table__.c  # type: ignore[attr-defined]
-    query = (
-        select(other.c.run_id, r.status)
-        .select_from(
-            Message.__table__.join(other, other.c.subscriber_id == M.subscriber_id).join(  # type: ignore[attr-defined]
-                Run.__table__,  # type: ignore[attr-defined]
-                r.id == other.c.run_id,
-            )
-        )
-        .where(
-            M.run_id == run_id,
-            M.status == "skipped",
-            M.reason.in_(list(reasons)),
-            other.c.run_id != run_id,
-            other.c.status.in_(LIVE),
-        )
-        .distinct()
-        .order_by(other.c.run_id)
-    )
-    with engine.connect() as c:
-        return {int(i): str(status) for i, status in c.execute(query)}

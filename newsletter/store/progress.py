@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, func, select
 
-from newsletter.models import Campaign, Message, Run
 from newsletter.store.runs import RunRow
+from newsletter.tables import campaign_table, message_table, run_table
 
-R = Run.__table__.c  # type: ignore[attr-defined]
-M = Message.__table__.c  # type: ignore[attr-defined]
-C = Campaign.__table__.c  # type: ignore[attr-defined]
+R = run_table.c
+M = message_table.c
+C = campaign_table.c
 
 
 def recent_runs(engine: Engine, *, limit: int = 20) -> list[RunRow]:
@@ -17,7 +17,7 @@ def recent_runs(engine: Engine, *, limit: int = 20) -> list[RunRow]:
     with engine.connect() as c:
         rows = c.execute(
             select(R.id, R.campaign_id, C.name, R.scheduled_for, R.status)
-            .join(Campaign.__table__, C.id == R.campaign_id)  # type: ignore[attr-defined]
+            .join(campaign_table, C.id == R.campaign_id)
             .order_by(R.id.desc())
             .limit(limit)
         ).all()

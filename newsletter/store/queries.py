@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, func, select
 
 from newsletter.models import Interaction, Item, Subscriber
+from newsletter.tables import table_of
 
 
 def count_rows(engine: Engine) -> dict[str, int]:
@@ -16,7 +17,7 @@ def count_rows(engine: Engine) -> dict[str, int]:
             ("items", Item),
             ("interactions", Interaction),
         ):
-            table = model.__table__  # type: ignore[union-attr,attr-defined]
+            table = table_of(model)
             counts[name] = int(
                 connection.execute(select(func.count()).select_from(table)).scalar_one()
             )

@@ -6,7 +6,16 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, and_, case, func, select
 
-from newsletter.models import Event, Message, MessageStatus, Run
+from newsletter.models import MessageStatus
+from newsletter.tables import (
+    event_table,
+    human_event,
+    item_table,
+    message_table,
+    run_table,
+    slot_table,
+    subscriber_table,
+)
 
 
 @dataclass(frozen=True)
@@ -24,9 +33,9 @@ class ArmCounts:
 
 def arm_counts(engine: Engine, *, run_id: int) -> list[ArmCounts]:
     """Per-arm counts of one run's sent messages; machine events never count as responses."""
-    m = Message.__table__.c  # type: ignore[attr-defined]
-    e = Event.__table__.c  # type: ignore[attr-defined]
-    human = e.is_machine.is_(False)
+    m = message_table.c
+    e = event_table.c
+    human = human_event
     per_message = (
         select(
             m.id.label("message_id"),
@@ -37,7 +46,7 @@ def arm_counts(engine: Engine, *, run_id: int) -> list[ArmCounts]:
             func.max(case((and_(~human, e.kind == "open"), 1), else_=0)).label("mo"),
             func.max(case((and_(~human, e.kind == "click"), 1), else_=0)).label("mc"),
         )
-        .select_from(Message.__table__.outerjoin(Event.__table__, e.message_id == m.id))  # type: ignore[attr-defined]
+        .select_from(message_table.outerjoin(event_table, e.message_id == m.id))
         .where(m.run_id == run_id, m.status == MessageStatus.sent)
         .group_by(m.id, m.arm)
         .subquery()
@@ -59,7 +68,7 @@ def arm_counts(engine: Engine, *, run_id: int) -> list[ArmCounts]:
 
 def latest_run_id(engine: Engine) -> int | None:
     """The newest run (by scheduled time, then id), or None."""
-    r = Run.__table__.c  # type: ignore[attr-defined]
+    r = run_table.c
     with engine.connect() as connection:
         return connection.execute(
             select(r.id).order_by(r.scheduled_for.desc(), r.id.desc()).limit(1)
@@ -70,12 +79,11 @@ def sent_slots(
     engine: Engine, *, run_id: int
 ) -> list[tuple[int, int, str, str, object, int, int, str]]:
     """(message id, subscriber id, subscriber key, arm, sent_at, position, item id, item key)."""
-    from newsletter.models import Item, Slot, Subscriber
 
-    m = Message.__table__.c  # type: ignore[attr-defined]
-    s = Slot.__table__.c  # type: ignore[attr-defined]
-    i = Item.__table__.c  # type: ignore[attr-defined]
-    u = Subscriber.__table__.c  # type: ignore[attr-defined]
+    m = message_table.c
+    s = slot_table.c
+    i = item_table.c
+    u = subscriber_table.c
     query = (
         select(
             m.id,
@@ -87,11 +95,11 @@ def sent_slots(
             s.item_id,
             i.external_key,
         )
-        .join(Subscriber.__table__, u.id == m.subscriber_id)  # type: ignore[attr-defined]
-        .join(Slot.__table__, s.message_id == m.id)  # type: ignore[attr-defined]
-        .join(Item.__table__, i.id == s.item_id)  # type: ignore[attr-defined]
+        .join(subscriber_table, u.id == m.subscriber_id)
+        .join(slot_table, s.message_id == m.id)
+        .join(item_table, i.id == s.item_id)
         .where(m.run_id == run_id, m.status == MessageStatus.sent)
         .order_by(m.id, s.position)
     )
     with engine.connect() as connection:
-        return [tuple(r) for r in connection.execute(query).all()]  # type: ignore[misc]
+        return [tuple(r) for r in connection.execute(query).all()]

@@ -17,12 +17,13 @@ from datetime import datetime
 
 from sqlalchemy import Engine, func, select, update
 
-from newsletter.models import Campaign, Message, MessageStatus, Run, RunStatus
+from newsletter.models import MessageStatus, RunStatus
 from newsletter.store.delivery import CLAIMABLE
+from newsletter.tables import campaign_table, message_table, run_table
 
-R = Run.__table__.c  # type: ignore[attr-defined]
-M = Message.__table__.c  # type: ignore[attr-defined]
-C = Campaign.__table__.c  # type: ignore[attr-defined]
+R = run_table.c
+M = message_table.c
+C = campaign_table.c
 HALTED = (RunStatus.held, RunStatus.cancelled)
 HOLDABLE = (
     RunStatus.planning,
@@ -44,24 +45,24 @@ def run_status(engine: Engine, *, run_id: int) -> str | None:
 
 def hold_run(engine: Engine, *, run_id: int) -> bool:
     """Pause a run that is planned or being delivered (False: nothing to pause)."""
-    query = update(Run.__table__).where(R.id == run_id, R.status.in_(HOLDABLE))  # type: ignore[attr-defined]
+    query = update(run_table).where(R.id == run_id, R.status.in_(HOLDABLE))
     with engine.begin() as c:
         return bool(c.execute(query.values(status=RunStatus.held)).rowcount)
 
 
 def release_run(engine: Engine, *, run_id: int) -> bool:
     """Resume a held run: it becomes ``waiting`` for the next delivery pass (False: not held)."""
-    query = update(Run.__table__).where(R.id == run_id, R.status == RunStatus.held)  # type: ignore[attr-defined]
+    query = update(run_table).where(R.id == run_id, R.status == RunStatus.held)
     with engine.begin() as c:
         return bool(c.execute(query.values(status=RunStatus.waiting)).rowcount)
 
 
 def cancel_run(engine: Engine, *, run_id: int, now: datetime) -> int | None:
     """Cancel a run and skip its unsent messages; the number skipped, None if not cancellable."""
-    runs = update(Run.__table__).where(  # type: ignore[attr-defined]
+    runs = update(run_table).where(
         R.id == run_id, R.status.not_in((RunStatus.delivered, RunStatus.cancelled))
     )
-    messages = update(Message.__table__).where(M.run_id == run_id, M.status.in_(UNSENT))  # type: ignore[attr-defined]
+    messages = update(message_table).where(M.run_id == run_id, M.status.in_(UNSENT))
     with engine.begin() as c:
         if not c.execute(runs.values(status=RunStatus.cancelled, finished_at=now)).rowcount:
             return None
@@ -87,7 +88,7 @@ def run_row(engine: Engine, *, run_id: int) -> RunRow | None:
     with engine.connect() as c:
         row = c.execute(
             select(R.id, R.campaign_id, C.name, R.scheduled_for, R.status)
-            .join(Campaign.__table__, C.id == R.campaign_id)  # type: ignore[attr-defined]
+            .join(campaign_table, C.id == R.campaign_id)
             .where(R.id == run_id)
         ).first()
     return None if row is None else RunRow(int(row[0]), int(row[1]), str(row[2]), row[3], row[4])
@@ -133,7 +134,7 @@ def run_id_for(engine: Engine, *, campaign: str, scheduled_for: datetime) -> int
     with engine.connect() as c:
         found = c.execute(
             select(R.id)
-            .join(Campaign.__table__, C.id == R.campaign_id)  # type: ignore[attr-defined]
+            .join(campaign_table, C.id == R.campaign_id)
             .where(C.name == campaign, R.scheduled_for == scheduled_for)
         ).scalar()
     return None if found is None else int(found)

@@ -33,8 +33,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
-from newsletter.models import Event, Interaction, ItemTopic, Subscriber
-from newsletter.plan.segments import (
+from newsletter.models import ItemTopic
+from newsletter.rules import (
     Attribute,
     Combine,
     Engaged,
@@ -55,11 +55,19 @@ from newsletter.store.readonly import (
     check_select,
     read_only,
 )
+from newsletter.tables import (
+    event_table,
+    human_event,
+    interaction_table,
+    item_topic_table,
+    segment_table,
+    subscriber_table,
+)
 
-S = Subscriber.__table__.c  # type: ignore[attr-defined]
-I = Interaction.__table__.c  # type: ignore[attr-defined]  # noqa: E741
-E = Event.__table__.c  # type: ignore[attr-defined]
-T = ItemTopic.__table__.c  # type: ignore[attr-defined]
+S = subscriber_table.c
+I = interaction_table.c  # noqa: E741
+E = event_table.c
+T = item_topic_table.c
 ENGAGEMENT_KINDS = ("open", "click")
 
 
@@ -81,7 +89,7 @@ def rule_clause(rule: Rule, *, now: datetime) -> ColumnElement[bool]:
     if isinstance(rule, Engaged):
         since = now - timedelta(days=rule.within_days)
         engaged = select(E.subscriber_id).where(
-            E.kind.in_(ENGAGEMENT_KINDS), E.is_machine.is_(False), E.occurred_at >= since
+            E.kind.in_(ENGAGEMENT_KINDS), human_event, E.occurred_at >= since
         )
         return S.id.in_(engaged)
     if isinstance(rule, RawSql):
@@ -117,10 +125,10 @@ def _attribute(rule: Attribute) -> ColumnElement[bool]:
 
 def _json_equals(element: Any, value: Any) -> ColumnElement[bool]:
     if isinstance(value, bool):
-        return element.as_boolean() == value  # type: ignore[no-any-return]
+        return element.as_boolean() == value
     if isinstance(value, int | float):
-        return element.as_float() == float(value)  # type: ignore[no-any-return]
-    return element.as_string() == str(value)  # type: ignore[no-any-return]
+        return element.as_float() == float(value)
+    return element.as_string() == str(value)
 
 
 def _signup(rule: Signup, now: datetime) -> ColumnElement[bool]:
@@ -211,9 +219,8 @@ def _check_raw_sql(connection: Connection, rule: Rule, source: str) -> None:
 
 def saved_segments(engine: Engine) -> list[tuple[str, str, datetime]]:
     """(name, description, updated_at) of every segment stored in the database, by name."""
-    from newsletter.models import Segment
 
-    g = Segment.__table__.c  # type: ignore[attr-defined]
+    g = segment_table.c
     with engine.connect() as connection:
         rows = connection.execute(select(g.name, g.description, g.updated_at).order_by(g.name))
         return [(str(n), str(d or ""), u) for n, d, u in rows]
@@ -225,9 +232,7 @@ def save_segment(
     """Insert or replace the segment NAME's YAML (planning reads it before segments/*.yaml)."""
     from sqlalchemy import insert, update
 
-    from newsletter.models import Segment
-
-    table = Segment.__table__  # type: ignore[attr-defined]
+    table = segment_table
     values = {"definition": definition, "description": description[:500], "updated_at": now}
     with engine.begin() as connection:
         found = connection.execute(select(table.c.id).where(table.c.name == name)).scalar()

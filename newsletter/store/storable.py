@@ -9,17 +9,19 @@ field, on both databases alike (a row is accepted or refused the same everywhere
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
-from newsletter.models import Interaction, Item, ItemTopic, Subscriber
+from sqlalchemy import String
+
 from newsletter.store.records import RowError
+from newsletter.tables import interaction_table, item_table, item_topic_table, subscriber_table
 
 KEY_CHARS = 200  # subscriber and item keys (external_key)
-TOPIC_CHARS = int(ItemTopic.__table__.c.topic.type.length)  # type: ignore[attr-defined]
+TOPIC_CHARS = int(cast(String, item_topic_table.c.topic.type).length or 0)
 TABLES = {
-    "subscribers": Subscriber.__table__,  # type: ignore[attr-defined]
-    "items": Item.__table__,  # type: ignore[attr-defined]
-    "interactions": Interaction.__table__,  # type: ignore[attr-defined]
+    "subscribers": subscriber_table,
+    "items": item_table,
+    "interactions": interaction_table,
 }
 # record field -> the column name the user knows it by (in messages)
 SHOWN = {"external_key": "key", "subscriber_key": "subscriber_key", "item_key": "item_key"}

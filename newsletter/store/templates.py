@@ -13,11 +13,11 @@ from datetime import datetime
 
 from sqlalchemy import Engine, func, insert, select, update
 
-from newsletter.models import Template, TemplatePublication, TemplateVersion
+from newsletter.tables import template_publication_table, template_table, template_version_table
 
-T = Template.__table__.c  # type: ignore[attr-defined]
-V = TemplateVersion.__table__.c  # type: ignore[attr-defined]
-P = TemplatePublication.__table__.c  # type: ignore[attr-defined]
+T = template_table.c
+V = template_version_table.c
+P = template_publication_table.c
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def ensure_template(engine: Engine, *, name: str, kind: str, now: datetime) -> i
         found = c.execute(select(T.id).where(T.name == name)).scalar()
         if found is not None:
             return int(found)
-        table = Template.__table__  # type: ignore[attr-defined]
+        table = template_table
         return int(
             c.execute(
                 insert(table).values(name=name, kind=kind, updated_at=now)
@@ -138,7 +138,7 @@ def add_version(
         newest = c.execute(select(func.max(V.version)).where(V.template_id == template_id)).scalar()
         number = int(newest or 0) + 1
         c.execute(
-            insert(TemplateVersion.__table__).values(  # type: ignore[attr-defined]
+            insert(template_version_table).values(
                 template_id=template_id,
                 version=number,
                 mjml=mjml,
@@ -150,9 +150,7 @@ def add_version(
                 author=author,
             )
         )
-        c.execute(
-            update(Template.__table__).where(T.id == template_id).values(updated_at=now)  # type: ignore[attr-defined]
-        )
+        c.execute(update(template_table).where(T.id == template_id).values(updated_at=now))
     return number
 
 
@@ -162,12 +160,12 @@ def publish_version(
     """Make `version` the one runs use, and log who published it when."""
     with engine.begin() as c:
         c.execute(
-            update(Template.__table__)  # type: ignore[attr-defined]
+            update(template_table)
             .where(T.id == template_id)
             .values(current_version=version, updated_at=now)
         )
         c.execute(
-            insert(TemplatePublication.__table__).values(  # type: ignore[attr-defined]
+            insert(template_publication_table).values(
                 template_id=template_id, version=version, published_at=now, published_by=by
             )
         )
@@ -185,7 +183,7 @@ def published_version(engine: Engine, *, name: str) -> VersionRow | None:
     """The published version of template `name` (None: not in the database or unpublished)."""
     query = (
         select(*_VERSION_COLUMNS)
-        .join(Template.__table__, T.id == V.template_id)  # type: ignore[attr-defined]
+        .join(template_table, T.id == V.template_id)
         .where(T.name == name, V.version == T.current_version)
     )
     with engine.connect() as c:

@@ -17,13 +17,13 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, func, or_, select, update
 
-from newsletter.models import Event, Interaction, Subscriber, SyncState
-from newsletter.store.planning import _insert
+from newsletter.store.dialect import dialect_insert
+from newsletter.tables import event_table, interaction_table, subscriber_table, sync_state_table
 
-I = Interaction.__table__.c  # type: ignore[attr-defined]  # noqa: E741
-S = Subscriber.__table__.c  # type: ignore[attr-defined]
-E = Event.__table__.c  # type: ignore[attr-defined]
-SYNC = SyncState.__table__  # type: ignore[attr-defined]
+I = interaction_table.c  # noqa: E741
+S = subscriber_table.c
+E = event_table.c
+SYNC = sync_state_table
 CURSOR_SOURCE = "triggers"
 GAP_SOURCE = "triggers-gap:"
 GAP_CHUNK = 200
@@ -60,7 +60,7 @@ def max_id(engine: Engine, *, entity: str) -> int:
 def move_cursor(engine: Engine, *, entity: str, to: int, rows: int, now: datetime) -> None:
     """Advance the cursor of `entity` (never backwards: a slower process cannot rewind it)."""
     with engine.begin() as c:
-        statement = _insert(c, SYNC).values(
+        statement = dialect_insert(c, SYNC).values(
             source=CURSOR_SOURCE, entity=entity, watermark=str(to), rows_loaded=rows, updated_at=now
         )
         c.execute(statement.on_conflict_do_nothing(index_elements=["source", "entity"]))
@@ -133,5 +133,7 @@ def replace_gaps(
                 }
                 for (lo, hi), seen in opened
             ]
-            statement = _insert(c, SYNC).on_conflict_do_nothing(index_elements=["source", "entity"])
+            statement = dialect_insert(c, SYNC).on_conflict_do_nothing(
+                index_elements=["source", "entity"]
+            )
             c.execute(statement, rows)

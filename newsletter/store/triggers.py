@@ -21,24 +21,30 @@ from sqlalchemy import Connection, Engine, func, select, update
 
 from newsletter.models import (
     Campaign,
-    Event,
-    Interaction,
-    ItemTopic,
-    Message,
     Run,
-    Subscriber,
-    TriggerState,
     TriggerStatus,
 )
-from newsletter.store.planning import _insert, write_frames
+from newsletter.store.dialect import dialect_insert
+from newsletter.store.planning import write_frames
+from newsletter.tables import (
+    campaign_table,
+    event_table,
+    interaction_table,
+    item_topic_table,
+    message_table,
+    run_artifact_table,
+    run_table,
+    subscriber_table,
+    trigger_state_table,
+)
 
-T = TriggerState.__table__.c  # type: ignore[attr-defined]
-I = Interaction.__table__.c  # type: ignore[attr-defined]  # noqa: E741
-S = Subscriber.__table__.c  # type: ignore[attr-defined]
-C = Campaign.__table__.c  # type: ignore[attr-defined]
-IT = ItemTopic.__table__.c  # type: ignore[attr-defined]
-M = Message.__table__.c  # type: ignore[attr-defined]
-E = Event.__table__.c  # type: ignore[attr-defined]
+T = trigger_state_table.c
+I = interaction_table.c  # noqa: E741
+S = subscriber_table.c
+C = campaign_table.c
+IT = item_topic_table.c
+M = message_table.c
+E = event_table.c
 CHUNK = 5000
 
 
@@ -109,9 +115,9 @@ def add_states(engine: Engine, *, rows: Sequence[dict[str, Any]]) -> int:
     """Insert new pending states (a state already stored is left alone); returns rows sent."""
     if not rows:
         return 0
-    table = TriggerState.__table__  # type: ignore[attr-defined]
+    table = trigger_state_table
     with engine.begin() as c:
-        statement = _insert(c, table).on_conflict_do_nothing(
+        statement = dialect_insert(c, table).on_conflict_do_nothing(
             index_elements=["campaign_id", "subscriber_id", "dedupe"]
         )
         c.execute(statement, list(rows))
@@ -129,7 +135,7 @@ def cancel_carts(
     ``delay`` before the purchase (the "unless" of the abandoned-cart rule)."""
     from datetime import timedelta
 
-    table = TriggerState.__table__  # type: ignore[attr-defined]
+    table = trigger_state_table
     done = 0
     with engine.begin() as c:
         for subscriber_id, item_id, at in purchases:
@@ -182,7 +188,7 @@ def _states(engine: Engine, shape: Any) -> list[StateRow]:
     query = select(
         T.id, C.name, T.subscriber_id, T.dedupe, T.kind, T.status, T.due_at, T.context
     ).add_columns(T.run_id, T.reason)
-    query = query.join(Campaign.__table__, C.id == T.campaign_id)  # type: ignore[attr-defined]
+    query = query.join(campaign_table, C.id == T.campaign_id)
     with engine.connect() as c:
         rows = c.execute(shape(query)).all()
     return [
@@ -223,7 +229,7 @@ def fire_states(
 ) -> int:
     """Claim the pending states `reasons` (state id -> skip reason or None) and write the
     messages of the subscribers whose states this process claimed, in one transaction."""
-    table = TriggerState.__table__  # type: ignore[attr-defined]
+    table = trigger_state_table
     claimed: set[int] = set()
     with engine.begin() as c:
         for reason in set(reasons.values()):
@@ -262,10 +268,10 @@ def latest_run_with_message(
     engine: Engine, *, campaign_id: int, subscriber_id: int, at: datetime | None
 ) -> Run | None:
     """The newest run of a campaign (at or before `at`) that holds a message for them."""
-    R = Run.__table__.c  # type: ignore[attr-defined]
+    R = run_table.c
     query = (
         select(Run)
-        .join(Message.__table__, M.run_id == R.id)  # type: ignore[attr-defined]
+        .join(message_table, M.run_id == R.id)
         .where(R.campaign_id == campaign_id, M.subscriber_id == subscriber_id)
     )
     if at is not None:
@@ -279,14 +285,13 @@ def recent_model_run(
     engine: Engine, *, campaign_id: int, since: datetime
 ) -> tuple[int, datetime] | None:
     """The newest run of a campaign whose fitted model was stored at or after `since`."""
-    from newsletter.models import RunArtifact
 
-    A = RunArtifact.__table__.c  # type: ignore[attr-defined]
-    R = Run.__table__.c  # type: ignore[attr-defined]
+    A = run_artifact_table.c
+    R = run_table.c
     with engine.connect() as c:
         row = c.execute(
             select(A.run_id, A.created_at)
-            .join(Run.__table__, R.id == A.run_id)  # type: ignore[attr-defined]
+            .join(run_table, R.id == A.run_id)
             .where(R.campaign_id == campaign_id, A.kind == "model", A.created_at >= since)
             .order_by(A.created_at.desc())
             .limit(1)

@@ -38,16 +38,17 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
-from newsletter.models import Item, ItemTopic, Subscriber, SubscriberStatus, Suppression
+from newsletter.models import SubscriberStatus
 from newsletter.store.erasure import resuppress_erased
 from newsletter.store.records import RejectedRow
+from newsletter.tables import item_table, item_topic_table, subscriber_table, suppression_table
 
 Numbered = tuple[int, dict[str, Any]]  # (line number in its source, record)
 
-SUBSCRIBER = Subscriber.__table__  # type: ignore[attr-defined]
-ITEM = Item.__table__  # type: ignore[attr-defined]
-ITEM_TOPIC = ItemTopic.__table__  # type: ignore[attr-defined]
-SUPPRESSION = Suppression.__table__  # type: ignore[attr-defined]
+SUBSCRIBER = subscriber_table
+ITEM = item_table
+ITEM_TOPIC = item_topic_table
+SUPPRESSION = suppression_table
 S = SUBSCRIBER.c
 SOURCE_FIELDS = ("name", "timezone", "locale", "opted_in_at")
 PREFERENCE_FIELDS = ("frequency", "topics")

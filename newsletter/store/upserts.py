@@ -18,12 +18,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
-from newsletter.models import Item, Subscriber, SubscriberStatus
+from newsletter.models import SubscriberStatus
 from newsletter.store.ingest import parse_row, write_batch
 from newsletter.store.records import RowError
+from newsletter.tables import item_table, subscriber_table
 
-S = Subscriber.__table__.c  # type: ignore[attr-defined]
-I = Item.__table__.c  # type: ignore[attr-defined]  # noqa: E741
+S = subscriber_table.c
+I = item_table.c  # noqa: E741
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def upsert_subscriber(
     merge_attributes: bool = False,
 ) -> Upserted:
     """Insert or update the subscriber ``key`` with ``fields`` (omitted ones kept), or RowError."""
-    table = Subscriber.__table__  # type: ignore[attr-defined]
+    table = subscriber_table
     with engine.begin() as c:
         existed = _id_of(c, table, key)
         current = _subscriber_row(c, key)
@@ -111,7 +112,7 @@ def upsert_subscriber(
 
 def upsert_item(engine: Engine, *, key: str, fields: Mapping[str, Any], now: datetime) -> Upserted:
     """Insert or update the item ``key`` with ``fields`` (omitted ones kept), or RowError."""
-    table = Item.__table__  # type: ignore[attr-defined]
+    table = item_table
     with engine.begin() as c:
         existed = _id_of(c, table, key)
         current = _item_row(c, key)

@@ -11,11 +11,12 @@ from datetime import datetime
 
 from sqlalchemy import Engine, delete, func, insert, or_, select, update
 
-from newsletter.models import AdminSession, AdminUser, LoginAttempt
+from newsletter.models import AdminUser
+from newsletter.tables import admin_session_table, admin_user_table, login_attempt_table
 
-U = AdminUser.__table__.c  # type: ignore[attr-defined]
-SE = AdminSession.__table__.c  # type: ignore[attr-defined]
-LA = LoginAttempt.__table__.c  # type: ignore[attr-defined]
+U = admin_user_table.c
+SE = admin_session_table.c
+LA = login_attempt_table.c
 
 
 @dataclass(frozen=True)
@@ -47,13 +48,13 @@ def upsert_user(
     with engine.begin() as c:
         if existing is None:
             c.execute(
-                insert(AdminUser.__table__).values(  # type: ignore[attr-defined]
+                insert(admin_user_table).values(
                     email=email, password_hash=password_hash, role=role, active=True, created_at=now
                 )
             )
         else:
             c.execute(
-                update(AdminUser.__table__)  # type: ignore[attr-defined]
+                update(admin_user_table)
                 .where(U.id == existing.id)
                 .values(password_hash=password_hash, role=role, active=True)
             )
@@ -75,7 +76,7 @@ def signed_in(engine: Engine, *, user_id: int, password_hash: str | None, now: d
     if password_hash:
         values["password_hash"] = password_hash
     with engine.begin() as c:
-        c.execute(update(AdminUser.__table__).where(U.id == user_id).values(**values))  # type: ignore[attr-defined]
+        c.execute(update(admin_user_table).where(U.id == user_id).values(**values))
 
 
 def create_session(
@@ -90,9 +91,9 @@ def create_session(
 ) -> None:
     """Store a new session (and drop the expired ones)."""
     with engine.begin() as c:
-        c.execute(delete(AdminSession.__table__).where(SE.expires_at < now))  # type: ignore[attr-defined]
+        c.execute(delete(admin_session_table).where(SE.expires_at < now))
         c.execute(
-            insert(AdminSession.__table__).values(  # type: ignore[attr-defined]
+            insert(admin_session_table).values(
                 id=session_id,
                 user_id=user_id,
                 csrf_token=csrf_token,
@@ -117,7 +118,7 @@ def find_session(engine: Engine, *, session_id: str, now: datetime) -> SessionRo
             U.email,
             U.role,
         )
-        .join(AdminUser.__table__, U.id == SE.user_id)  # type: ignore[attr-defined]
+        .join(admin_user_table, U.id == SE.user_id)
         .where(SE.id == session_id, SE.expires_at > now, U.active.is_(True))
     )
     with engine.connect() as c:
@@ -129,7 +130,7 @@ def touch_session(engine: Engine, *, session_id: str, now: datetime, expires_at:
     """Slide a session's idle expiry forward."""
     with engine.begin() as c:
         c.execute(
-            update(AdminSession.__table__)  # type: ignore[attr-defined]
+            update(admin_session_table)
             .where(SE.id == session_id)
             .values(last_seen_at=now, expires_at=expires_at)
         )
@@ -138,15 +139,13 @@ def touch_session(engine: Engine, *, session_id: str, now: datetime, expires_at:
 def delete_session(engine: Engine, *, session_id: str) -> None:
     """Forget a session (sign out)."""
     with engine.begin() as c:
-        c.execute(delete(AdminSession.__table__).where(SE.id == session_id))  # type: ignore[attr-defined]
+        c.execute(delete(admin_session_table).where(SE.id == session_id))
 
 
 def record_failed_login(engine: Engine, *, email: str, ip: str | None, now: datetime) -> None:
     """Count one failed sign-in for this address and IP."""
     with engine.begin() as c:
-        c.execute(
-            insert(LoginAttempt.__table__).values(email=email.lower(), ip=ip, occurred_at=now)  # type: ignore[attr-defined]
-        )
+        c.execute(insert(login_attempt_table).values(email=email.lower(), ip=ip, occurred_at=now))
 
 
 def failed_logins(
@@ -172,7 +171,7 @@ def clear_failed_logins(engine: Engine, *, email: str, before: datetime) -> None
     `before`, which no window counts any more)."""
     with engine.begin() as c:
         c.execute(
-            delete(LoginAttempt.__table__).where(  # type: ignore[attr-defined]
+            delete(login_attempt_table).where(
                 or_(LA.email == email.lower(), LA.occurred_at < before)
             )
         )

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
-
+from newsletter.db import Engine
 from newsletter.store import event_batches as batches
 from newsletter.store import machine as flags
 from newsletter.track.bots import classify_click, classify_open

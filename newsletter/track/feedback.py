@@ -25,9 +25,8 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine
-
 from newsletter.config import Settings
+from newsletter.db import Engine
 from newsletter.render.render import message_id_header
 from newsletter.store import feedback as store
 from newsletter.track import signatures, webhooks

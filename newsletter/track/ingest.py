@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
-
+from newsletter.db import Engine
 from newsletter.store import api_events, erasure, upserts
 from newsletter.store.api_events import RowOutcome
 from newsletter.store.ingest import Numbered, parse_row

@@ -11,8 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import Engine
-
+from newsletter.db import Engine
 from newsletter.store import events as store
 from newsletter.store import machine as flags
 from newsletter.track.bursts import Hit, machine_hits

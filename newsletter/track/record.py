@@ -15,10 +15,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine
 from sqlmodel import Session
 
 from newsletter.config import Settings
+from newsletter.db import Engine
 from newsletter.models import Frequency
 from newsletter.render.compile import TemplateCache
 from newsletter.render.context import ContextError, build_context_from_db

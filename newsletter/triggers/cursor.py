@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
-
+from newsletter.db import Engine
 from newsletter.store import trigger_cursor as store
 
 GAP_GRACE = timedelta(minutes=30)

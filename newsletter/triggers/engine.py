@@ -366,7 +366,7 @@ def _settle(engine: Any, name: str, run_id: int, now: datetime) -> Firing:
     """Mark the trigger run planned with its counts."""
     firing = Firing(name, run_id)
     arms: dict[str, int] = defaultdict(int)
-    for arm, status, reason, n in plan_store.run_counts(engine, run_id):
+    for arm, status, reason, n in plan_store.plan_counts(engine, run_id=run_id):
         if status == "skipped":
             firing.skipped[reason or "unknown"] = firing.skipped.get(reason or "unknown", 0) + n
         else:

@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from newsletter import tokens
 from newsletter.models import Suppression
-from newsletter.track import tokens
 from testsupport import with_csrf
 
 ONE_CLICK = {"content": b"List-Unsubscribe=One-Click"}

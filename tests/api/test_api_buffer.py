@@ -11,10 +11,10 @@ from api_world import ARTICLE_0, ARTICLE_1, SECRET, SENT_AT, Clock, World, event
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from newsletter import tokens
 from newsletter.api.app import create_app
 from newsletter.config import Settings
 from newsletter.db import make_engine
-from newsletter.track import tokens
 from newsletter.track.buffer import EventBuffer, Pending
 
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36"

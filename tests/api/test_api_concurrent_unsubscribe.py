@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from newsletter import tokens
 from newsletter.api.app import create_app
 from newsletter.config import Settings
 from newsletter.models import Campaign, Message, Run
-from newsletter.track import tokens
 
 PARALLEL, TRIALS = 20, 5
 

@@ -21,8 +21,8 @@ from api_world import SECRET, World, subscriber
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from newsletter import tokens
 from newsletter.api.guard import FORM_MAX_BODY, BodyLimit, body_limit, redact_path
-from newsletter.track import tokens
 from testsupport import STRONG_SECRET
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}

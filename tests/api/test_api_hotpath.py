@@ -11,9 +11,9 @@ from api_world import ARTICLE_0, SECRET, SENT_AT, Clock, World, delete_message, 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from newsletter import tokens
 from newsletter.api.app import create_app
 from newsletter.config import Settings
-from newsletter.track import tokens
 from newsletter.track.buffer import EventBuffer, Pending
 
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36"

@@ -7,7 +7,7 @@ from api_world import ARTICLE_0, ARTICLE_1, SECRET, Clock, World, events
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from newsletter.track import tokens
+from newsletter import tokens
 
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "

@@ -19,8 +19,8 @@ import httpx
 import pytest
 from api_world import SECRET, build_world, events
 
+from newsletter import tokens
 from newsletter.db import make_engine, upgrade
-from newsletter.track import tokens
 
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36"
 

@@ -9,12 +9,12 @@ from api_world import ARTICLE_0, ARTICLE_1, SECRET, SENT_AT, Clock, World, delet
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from newsletter import tokens
 from newsletter.api.app import create_app
 from newsletter.api.pages import PIXEL_GIF
 from newsletter.config import Settings
 from newsletter.db import make_engine
 from newsletter.render.links import MessageLinks
-from newsletter.track import tokens
 
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "

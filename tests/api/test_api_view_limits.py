@@ -9,8 +9,8 @@ import pytest
 from api_world import SECRET, World
 from fastapi.testclient import TestClient
 
+from newsletter import tokens
 from newsletter.api.routes import tracking as routes
-from newsletter.track import tokens
 
 
 def test_slow_views_use_a_bounded_pool_and_the_server_keeps_answering(

@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 from sqlalchemy import Engine, text
 
-from newsletter.cli_progress import ProgressBars
+from newsletter.cli.progress import ProgressBars
 from newsletter.config import Settings, SourceQueries
 from newsletter.db import make_engine
 from newsletter.pipeline import run_campaign

@@ -13,8 +13,9 @@ from sqlalchemy import Engine, update
 from typer.testing import CliRunner
 
 from newsletter.cli import app
-from newsletter.models import Subscriber, Suppression
+from newsletter.models import Subscriber
 from newsletter.store import delivery as store
+from newsletter.tables import subscriber_table, suppression_table
 from testsupport import STRONG_SECRET
 
 pytestmark = pytest.mark.timeout(120)
@@ -30,12 +31,12 @@ def cli_env(sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     seed_dispatch_world(sqlite_engine, subscribers=25)
     with sqlite_engine.begin() as c:
         c.execute(
-            update(Subscriber.__table__)
+            update(subscriber_table)
             .where(Subscriber.id == 2)  # type: ignore[attr-defined,arg-type]
             .values(status="unsubscribed")
         )
         c.execute(
-            Suppression.__table__.insert().values(  # type: ignore[attr-defined]
+            suppression_table.insert().values(
                 email="reader5@example.com", reason="complained", created_at=DISPATCH_NOW
             )
         )

@@ -29,7 +29,7 @@ from smtp_server import SmtpTestServer
 from sqlalchemy import Engine, select, text
 
 from newsletter.db import make_engine, upgrade
-from newsletter.models import Message, Subscriber
+from newsletter.tables import message_table, subscriber_table
 from testsupport import POSTGRES_URL, STRONG_SECRET
 
 MID = re.compile(r"<nl\.(\d+)\.")
@@ -53,11 +53,11 @@ def _cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
 
 
 def _by_status(engine: Engine, run_id: int) -> dict[int, tuple[str, str | None, str]]:
-    m, s = Message.__table__.c, Subscriber.__table__.c  # type: ignore[attr-defined]
+    m, s = message_table.c, subscriber_table.c
     with engine.connect() as c:
         rows = c.execute(
             select(m.id, m.status, m.reason, s.email)
-            .join(Subscriber.__table__, s.id == m.subscriber_id)
+            .join(subscriber_table, s.id == m.subscriber_id)
             .where(m.run_id == run_id)  # type: ignore[attr-defined]
         ).all()
     return {int(i): (str(st), r, str(e)) for i, st, r, e in rows}

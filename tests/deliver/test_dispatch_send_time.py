@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from newsletter.cli import app
 from newsletter.config import Settings
-from newsletter.models import Message, Run, Subscriber
 from newsletter.plan.cadence import in_quiet_hours
 from newsletter.plan.experiments import feedback_code
 from newsletter.plan.why import why
+from newsletter.tables import message_table, run_table, subscriber_table
 from testsupport import STRONG_SECRET
 
 pytestmark = pytest.mark.timeout(120)
@@ -26,9 +26,9 @@ QUIET = (time(21), time(8))  # the campaign's default quiet hours
 
 def _messages(engine: Engine) -> list[tuple[str, datetime, datetime | None, str | None, str]]:
     """(status, planned_for, sent_at, reason, subscriber timezone) of every message."""
-    m, s = Message.__table__.c, Subscriber.__table__.c  # type: ignore[attr-defined]
+    m, s = message_table.c, subscriber_table.c
     query = select(m.status, m.planned_for, m.sent_at, m.reason, s.timezone).join(
-        Subscriber.__table__,  # type: ignore[attr-defined]
+        subscriber_table,
         s.id == m.subscriber_id,
     )
     with engine.connect() as c:
@@ -37,7 +37,7 @@ def _messages(engine: Engine) -> list[tuple[str, datetime, datetime | None, str 
 
 def _run_status(engine: Engine) -> str:
     with engine.connect() as c:
-        return str(c.execute(select(Run.__table__.c.status)).scalar_one())  # type: ignore[attr-defined]
+        return str(c.execute(select(run_table.c.status)).scalar_one())
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ def test_a_late_pass_never_sends_inside_quiet_hours_and_defers_to_their_end(
 
 
 def _why_tells_when_and_why_it_went_out(engine: Engine) -> None:
-    m = Message.__table__.c  # type: ignore[attr-defined]
+    m = message_table.c
     with engine.connect() as c:
         sid, sent_at = c.execute(
             select(m.subscriber_id, m.sent_at).where(

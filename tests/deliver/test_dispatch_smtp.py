@@ -18,6 +18,7 @@ from newsletter.deliver import Backoff, transport_from_url
 from newsletter.deliver.dispatch import DispatchPolicy, dispatch_run
 from newsletter.models import Message, Subscriber, Suppression
 from newsletter.store import delivery as store
+from newsletter.tables import message_table, subscriber_table
 
 NOW = DISPATCH_NOW
 SETTINGS = Settings()
@@ -27,11 +28,11 @@ pytestmark = pytest.mark.timeout(120)
 
 def planned_emails(engine: Engine, run_id: int) -> dict[int, str]:
     """message id -> address of the run's planned messages."""
-    m, s = Message.__table__.c, Subscriber.__table__.c  # type: ignore[attr-defined]
+    m, s = message_table.c, subscriber_table.c
     with engine.connect() as c:
         rows = c.execute(
             select(m.id, s.email)
-            .join(Subscriber.__table__, s.id == m.subscriber_id)  # type: ignore[attr-defined]
+            .join(subscriber_table, s.id == m.subscriber_id)
             .where(m.run_id == run_id, m.status == "planned")
         ).all()
     return {int(i): str(e) for i, e in rows}
@@ -119,7 +120,7 @@ def test_a_rejected_recipient_bounces_is_suppressed_and_skipped_next_time(
     assert (status, reason) == ("failed", "bounced") and "550" in error
     assert subscriber == "bounced" and suppressed == "bounced"
     later = plan_weekly(engine, scheduled_for=NOW + timedelta(days=7))
-    m = Message.__table__.c  # type: ignore[attr-defined]
+    m = message_table.c
     with engine.connect() as c:
         nxt = c.execute(
             select(m.status, m.reason).where(
@@ -157,7 +158,7 @@ def test_connections_dropped_after_the_server_stored_the_message(
             engine, run_id=run_id, transport=transport, settings=SETTINGS, now=NOW, policy=policy
         )
     received = received_ids(server)
-    m = Message.__table__.c  # type: ignore[attr-defined]
+    m = message_table.c
     with engine.connect() as c:
         rows = {
             int(i): (s, r, int(a))

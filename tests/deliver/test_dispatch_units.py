@@ -25,6 +25,7 @@ from newsletter.deliver.dispatch import (
 from newsletter.deliver.transport import BaseTransport, OutgoingMessage
 from newsletter.models import Message, Run, Subscriber, Suppression
 from newsletter.store import delivery as store
+from newsletter.tables import message_table, subscriber_table, suppression_table
 
 NOW = DISPATCH_NOW
 SETTINGS = Settings()
@@ -60,11 +61,11 @@ def policy(**kw: object) -> DispatchPolicy:
 
 def messages(engine: Engine, run_id: int) -> dict[int, tuple[str, str, str | None, int]]:
     """message id -> (email, status, reason, attempts)."""
-    m, s = Message.__table__.c, Subscriber.__table__.c  # type: ignore[attr-defined]
+    m, s = message_table.c, subscriber_table.c
     with engine.connect() as c:
         rows = c.execute(
             select(m.id, s.email, m.status, m.reason, m.attempts)
-            .join(Subscriber.__table__, s.id == m.subscriber_id)
+            .join(subscriber_table, s.id == m.subscriber_id)
             .where(m.run_id == run_id)  # type: ignore[attr-defined]
         ).all()
     return {int(r[0]): (str(r[1]), str(r[2]), r[3], int(r[4])) for r in rows}
@@ -179,12 +180,12 @@ def test_unsubscribes_during_a_run_stop_the_unsent_messages(engine: Engine, run_
     before, suppressed, during = ids[0], ids[1], ids[-1]
     with engine.begin() as c:  # between planning and sending
         c.execute(
-            update(Subscriber.__table__)
+            update(subscriber_table)
             .where(Subscriber.email == todo[before])  # type: ignore[attr-defined,arg-type]
             .values(status="unsubscribed")
         )
         c.execute(
-            Suppression.__table__.insert().values(  # type: ignore[attr-defined]
+            suppression_table.insert().values(
                 email=todo[suppressed], reason="unsubscribed", created_at=NOW
             )
         )
@@ -193,7 +194,7 @@ def test_unsubscribes_during_a_run_stop_the_unsent_messages(engine: Engine, run_
         if outcome.status == "sent":
             with engine.begin() as c:
                 c.execute(
-                    update(Subscriber.__table__)
+                    update(subscriber_table)
                     .where(Subscriber.email == todo[during])  # type: ignore[attr-defined,arg-type]
                     .values(status="unsubscribed")
                 )
@@ -220,7 +221,7 @@ def _crash(engine: Engine, run_id: int, ids: list[int]) -> None:
     """Leave messages in `sending`, as a process killed mid-transaction would."""
     with engine.begin() as c:
         c.execute(
-            update(Message.__table__)
+            update(message_table)
             .where(Message.id.in_(ids))  # type: ignore[attr-defined,union-attr]
             .values(status="sending", attempts=1)
         )

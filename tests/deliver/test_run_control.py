@@ -13,8 +13,8 @@ from newsletter.config import Settings
 from newsletter.deliver import MemoryTransport
 from newsletter.deliver.dispatch import DeliveryError, DispatchPolicy, dispatch_run, resume
 from newsletter.deliver.transport import OutgoingMessage, SendResult
-from newsletter.models import Message, Run
 from newsletter.store import runs
+from newsletter.tables import message_table, run_table
 
 NOW = DISPATCH_NOW
 SETTINGS = Settings()
@@ -32,14 +32,14 @@ class Ticker:
 
 
 def statuses(engine: Engine, run_id: int) -> Counter[tuple[str, str | None]]:
-    m = Message.__table__.c  # type: ignore[attr-defined]
+    m = message_table.c
     with engine.connect() as c:
         rows = c.execute(select(m.status, m.reason).where(m.run_id == run_id)).all()
     return Counter((str(s), r if s == "skipped" and r == "cancelled" else None) for s, r in rows)
 
 
 def run_row(engine: Engine, run_id: int) -> tuple[str, object]:
-    r = Run.__table__.c  # type: ignore[attr-defined]
+    r = run_table.c
     with engine.connect() as c:
         return tuple(c.execute(select(r.status, r.finished_at).where(r.id == run_id)).one())  # type: ignore[return-value]
 

@@ -12,10 +12,11 @@ from smtp_server import SmtpTestServer
 from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
+from newsletter import tokens
 from newsletter.cli import app
 from newsletter.config import Settings
 from newsletter.models import Event, Message, Run, Subscriber
-from newsletter.track import record, tokens
+from newsletter.track import record
 
 pytestmark = pytest.mark.timeout(120)
 

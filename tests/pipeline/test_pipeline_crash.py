@@ -26,6 +26,7 @@ from sqlalchemy import Engine, select
 from newsletter.models import ArtifactKind, Message, Run, Subscriber
 from newsletter.plan.runs import load_plan, plan_complete
 from newsletter.store.artifacts import artifact_digest
+from newsletter.tables import subscriber_table, table_of
 from testsupport import STRONG_SECRET
 
 HERE = Path(__file__).parent
@@ -69,12 +70,12 @@ def _resume(run_id: int, server: SmtpTestServer, env: dict[str, str], cwd: Path)
 
 def _state(engine: Engine) -> tuple[int, str, dict[int, tuple[str, str]]]:
     """The run's id and status, and message id -> (status, recipient)."""
-    m, s, r = (t.__table__.c for t in (Message, Subscriber, Run))  # type: ignore[attr-defined]
+    m, s, r = (table_of(t).c for t in (Message, Subscriber, Run))
     with engine.connect() as c:
         run_id, status = c.execute(select(r.id, r.status)).one()
         rows = c.execute(
             select(m.id, m.status, s.email)
-            .join(Subscriber.__table__, s.id == m.subscriber_id)  # type: ignore[attr-defined]
+            .join(subscriber_table, s.id == m.subscriber_id)
             .where(m.run_id == run_id)
         ).all()
     return int(run_id), str(status), {int(i): (str(st), str(e)) for i, st, e in rows}

@@ -22,8 +22,9 @@ from newsletter.config import Settings
 from newsletter.deliver.policy import DeliveryPolicy
 from newsletter.deliver.shards import start_pass
 from newsletter.models import Message, Slot, Subscriber
+from newsletter.tables import message_table, subscriber_table, table_of
 from newsletter.tasks import DeliverShard, PlanShard, Task, run_task
-from newsletter.track.tokens import verify_token
+from newsletter.tokens import verify_token
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 SECRET = "spawn-test-secret-key-0123456789abcdef"
@@ -46,12 +47,12 @@ def _spawned(pool: Any, tasks: list[Task]) -> list[Any]:
 
 
 def _messages(engine: Engine, run_id: int) -> dict[str, tuple[Any, ...]]:
-    m, s = Message.__table__.c, Subscriber.__table__.c  # type: ignore[attr-defined]
+    m, s = message_table.c, subscriber_table.c
     with engine.connect() as c:
         rows = c.execute(
             select(s.email, m.arm, m.status, m.reason, m.shard, m.planned_for, m.attempts)
             .add_columns(m.subject, m.sent_at)
-            .join(Subscriber.__table__, s.id == m.subscriber_id)  # type: ignore[attr-defined]
+            .join(subscriber_table, s.id == m.subscriber_id)
             .where(m.run_id == run_id)
         ).all()
     by_email = {str(r[0]): tuple(r[1:]) for r in rows}
@@ -60,13 +61,13 @@ def _messages(engine: Engine, run_id: int) -> dict[str, tuple[Any, ...]]:
 
 
 def _slots(engine: Engine, run_id: int) -> dict[str, list[tuple[Any, ...]]]:
-    m, s, sl = (t.__table__.c for t in (Message, Subscriber, Slot))  # type: ignore[attr-defined]
+    m, s, sl = (table_of(t).c for t in (Message, Subscriber, Slot))
     with engine.connect() as c:
         rows = c.execute(
             select(s.email, sl.position, sl.section, sl.item_id, sl.source, sl.score)
             .add_columns(sl.propensity, sl.reason_kind, sl.reason_anchor, sl.reason_text)
-            .join(Message.__table__, m.id == sl.message_id)  # type: ignore[attr-defined]
-            .join(Subscriber.__table__, s.id == m.subscriber_id)  # type: ignore[attr-defined]
+            .join(message_table, m.id == sl.message_id)
+            .join(subscriber_table, s.id == m.subscriber_id)
             .where(m.run_id == run_id)
             .order_by(s.email, sl.position)
         ).all()
@@ -79,13 +80,13 @@ def _slots(engine: Engine, run_id: int) -> dict[str, list[tuple[Any, ...]]]:
 def _emails(engine: Engine, run_id: int, server: SmtpTestServer) -> dict[str, Any]:
     """Each recipient's email with database ids replaced by what they stand for: every
     signed token by its verified payload (purpose, recipient, slot, URL)."""
-    m, s = Message.__table__.c, Subscriber.__table__.c  # type: ignore[attr-defined]
+    m, s = message_table.c, subscriber_table.c
     with engine.connect() as c:
         owner = {
             int(i): str(e)
             for i, e in c.execute(
                 select(m.id, s.email)
-                .join(Subscriber.__table__, s.id == m.subscriber_id)  # type: ignore[attr-defined]
+                .join(subscriber_table, s.id == m.subscriber_id)
                 .where(m.run_id == run_id)
             )
         }

@@ -8,6 +8,7 @@ from test_plan_planner import NO_HOLDOUT, plan, seed
 
 from newsletter.models import Campaign, Message, Slot
 from newsletter.plan.campaigns import CampaignConfigError, parse_campaign_config
+from newsletter.tables import campaign_table
 
 
 def _explore_slots(engine: Engine) -> list[tuple[int, int, float, int]]:
@@ -27,8 +28,8 @@ def test_popular_policy_fills_the_exploration_slot_with_the_top_item(engine: Eng
     seed(engine)
     with engine.begin() as c:
         c.execute(
-            update(Campaign.__table__)  # type: ignore[attr-defined]
-            .where(Campaign.__table__.c.name == "weekly")  # type: ignore[attr-defined]
+            update(campaign_table)
+            .where(campaign_table.c.name == "weekly")
             .values(config={**NO_HOLDOUT, "exploration_policy": "popular"})
         )
     plan(engine)

@@ -8,12 +8,12 @@ from email import policy
 from email.message import EmailMessage
 from html.parser import HTMLParser
 
+from newsletter import tokens
 from newsletter.plan.experiments import feedback_code, feedback_codes
 from newsletter.render.context import build_context
 from newsletter.render.fixtures import FIXTURE_NOW as NOW
 from newsletter.render.fixtures import fixture_input, render_fixture
 from newsletter.render.render import render_message
-from newsletter.track import tokens
 
 
 class _Links(HTMLParser):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
+from newsletter import tokens
 from newsletter.render.fixtures import render_fixture
-from newsletter.track import tokens
 
 
 def test_the_honeypot_is_in_the_html_part_only_hidden_and_signed(digest, settings) -> None:

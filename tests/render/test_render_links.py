@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from newsletter import tokens
 from newsletter.render.links import (
     LinkRewriter,
     MessageLinks,
@@ -10,7 +11,6 @@ from newsletter.render.links import (
     rewrite_text_links,
     rewrite_url,
 )
-from newsletter.track import tokens
 
 LINKS = MessageLinks(base_url="https://n.example/", secret_key="k" * 20, message_id=77)
 SLOTS = {"https://shop.example/a?x=1&y=2": 4}

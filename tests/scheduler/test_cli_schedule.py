@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from newsletter import pipeline
 from newsletter.cli import app
 from newsletter.db import make_engine, session_scope, upgrade
-from newsletter.models import Campaign, Interaction, Item, Subscriber
+from newsletter.models import Campaign, Item, Subscriber
+from newsletter.tables import interaction_table
 
 CART = {"trigger": {"kind": "abandoned_cart", "delay_hours": 1}}
 
@@ -65,7 +66,7 @@ def _cart_world(engine: Engine) -> tuple[int, int]:
         item = c.execute(select(Item.id).where(Item.external_key == "jazz-1")).scalar_one()  # type: ignore[call-overload,arg-type]
     with engine.begin() as c:
         c.execute(
-            insert(Interaction.__table__).values(  # type: ignore[attr-defined]
+            insert(interaction_table).values(
                 subscriber_id=sid, item_id=item, kind="cart", occurred_at=NOW - timedelta(hours=2)
             )
         )
@@ -106,7 +107,7 @@ def test_trigger_test_a_purchase_within_the_hour_cancels(database: Engine) -> No
     sid, item = _cart_world(database)
     with database.begin() as c:
         c.execute(
-            insert(Interaction.__table__).values(  # type: ignore[attr-defined]
+            insert(interaction_table).values(
                 subscriber_id=sid,
                 item_id=item,
                 kind="purchase",

@@ -11,7 +11,8 @@ from trigger_world import SETTINGS, seed_shop
 
 from newsletter import scheduler
 from newsletter.db import session_scope
-from newsletter.models import Campaign, Message, Run, Subscriber
+from newsletter.models import Campaign, Run, Subscriber
+from newsletter.tables import message_table, subscriber_table
 
 ZONES = {"s1": "Europe/Paris", "s2": "America/New_York", "s3": "Asia/Tokyo"}
 EXPECTED = {  # UTC instants of 08:00 local on Monday 23 and Monday 30 March 2026
@@ -68,13 +69,13 @@ def test_monday_0800_local_in_three_zones_across_dst(engine: Engine) -> None:
             for job in scheduler.FUNCTIONS.values():
                 job()
             clock["now"] += timedelta(minutes=30)
-    m = Message.__table__.c  # type: ignore[attr-defined]
-    s = Subscriber.__table__.c  # type: ignore[attr-defined]
+    m = message_table.c
+    s = subscriber_table.c
     with engine.connect() as c:
         runs = c.execute(select(Run.scheduled_for).order_by(Run.scheduled_for)).scalars().all()  # type: ignore[call-overload]
         rows = c.execute(
             select(s.external_key, m.sent_at, m.status)
-            .join(Subscriber.__table__, s.id == m.subscriber_id)  # type: ignore[attr-defined]
+            .join(subscriber_table, s.id == m.subscriber_id)
             .order_by(m.sent_at)
         ).all()
     assert runs == [datetime(2026, 3, 23, 8, tzinfo=UTC), datetime(2026, 3, 30, 8, tzinfo=UTC)]

@@ -16,7 +16,14 @@ from test_scheduler import _world
 from trigger_world import LOOSE, NOW
 
 from newsletter.db import session_scope
-from newsletter.models import Campaign, Interaction, Item, Message, Run, Subscriber
+from newsletter.models import Campaign, Item, Subscriber
+from newsletter.tables import (
+    campaign_table,
+    interaction_table,
+    message_table,
+    run_table,
+    subscriber_table,
+)
 from testsupport import POSTGRES_URL, REPO_ROOT, STRONG_SECRET
 
 pytestmark = pytest.mark.postgres
@@ -52,11 +59,11 @@ def _finish(*processes: subprocess.Popen[bytes]) -> None:
 
 
 def _runs(engine: Engine) -> list[tuple[str, datetime]]:
-    r, c_ = Run.__table__.c, Campaign.__table__.c  # type: ignore[attr-defined]
+    r, c_ = run_table.c, campaign_table.c
     with engine.connect() as c:
         rows = c.execute(
             select(c_.name, r.scheduled_for)
-            .join(Campaign.__table__, c_.id == r.campaign_id)  # type: ignore[attr-defined]
+            .join(campaign_table, c_.id == r.campaign_id)
             .order_by(c_.name, r.scheduled_for)
         ).all()
     return [(str(n), when) for n, when in rows]
@@ -64,11 +71,11 @@ def _runs(engine: Engine) -> list[tuple[str, datetime]]:
 
 def _sent(engine: Engine) -> dict[str, list[datetime | str]]:
     """Per subscriber key: when each message was sent, or its status when it was not."""
-    m, s = Message.__table__.c, Subscriber.__table__.c  # type: ignore[attr-defined]
+    m, s = message_table.c, subscriber_table.c
     with engine.connect() as c:
         rows = c.execute(
             select(s.external_key, m.sent_at, m.status)
-            .join(Subscriber.__table__, s.id == m.subscriber_id)  # type: ignore[attr-defined]
+            .join(subscriber_table, s.id == m.subscriber_id)
             .order_by(s.external_key, m.id)
         ).all()
     out: dict[str, list[datetime | str]] = {}
@@ -95,8 +102,8 @@ def _add_cart(engine: Engine, at: datetime) -> None:
         sid = c.execute(select(Subscriber.id).where(Subscriber.external_key == "s4")).scalar_one()  # type: ignore[call-overload,arg-type]
         item = c.execute(select(Item.id).where(Item.external_key == "jazz-1")).scalar_one()  # type: ignore[call-overload,arg-type]
         values = {"kind": "cart", "occurred_at": at - timedelta(minutes=90), "source": "events"}
-        c.execute(insert(Interaction.__table__).values(subscriber_id=sid, item_id=item, **values))  # type: ignore[attr-defined]
-        c.execute(update(Subscriber.__table__).where(Subscriber.id == sid).values(timezone="UTC"))  # type: ignore[attr-defined,arg-type]
+        c.execute(insert(interaction_table).values(subscriber_id=sid, item_id=item, **values))
+        c.execute(update(subscriber_table).where(Subscriber.id == sid).values(timezone="UTC"))  # type: ignore[attr-defined,arg-type]
 
 
 def test_two_scheduler_processes_create_one_run_and_send_once(pg_engine: Engine, tmp_path) -> None:

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, text
 from sqlmodel import Session
 
+from newsletter import tokens
 from newsletter.api.app import create_app
 from newsletter.config import Settings, SourceQueries
 from newsletter.db import make_engine, session_scope
@@ -25,7 +26,6 @@ from newsletter.plan.planner import plan_run
 from newsletter.store.campaigns import upsert_campaign
 from newsletter.store.csv_import import import_csv
 from newsletter.store.sync import sync_source
-from newsletter.track import tokens
 from testsupport import with_csrf
 
 SECRET = "ownership-test-secret-0123456789"

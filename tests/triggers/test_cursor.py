@@ -11,9 +11,10 @@ from trigger_world import LOOSE, NOW, SETTINGS, seed_shop
 
 from newsletter import pipeline
 from newsletter.db import session_scope
-from newsletter.models import Campaign, Interaction, Item, Message, Run, Slot, Subscriber
+from newsletter.models import Campaign, Item, Message, Run, Slot, Subscriber
 from newsletter.store import trigger_cursor
 from newsletter.store.triggers import states
+from newsletter.tables import interaction_table, slot_table
 from newsletter.track.record import record_click
 from newsletter.triggers import cursor
 from newsletter.triggers.engine import evaluate
@@ -57,7 +58,7 @@ def _late_world(engine: Engine) -> dict[str, int]:
     from the sequence before 100, but its transaction commits only after the evaluation."""
     seed_shop(engine, campaigns={"cart": {"trigger": {"kind": "abandoned_cart"}}})
     ids = _ids(engine)
-    table = Interaction.__table__  # type: ignore[attr-defined]
+    table = interaction_table
     with engine.begin() as c:
         c.execute(insert(table).values(_cart(100, ids["s1"], ids["jazz-1"], 10)))
     evaluate(engine, now=NOW)
@@ -92,7 +93,7 @@ def test_concurrent_transactions_committing_out_of_order(pg_engine: Engine) -> N
     """Two real transactions: the one with the lower id commits after an evaluation."""
     seed_shop(pg_engine, campaigns={"cart": {"trigger": {"kind": "abandoned_cart"}}})
     ids = _ids(pg_engine)
-    table = Interaction.__table__  # type: ignore[attr-defined]
+    table = interaction_table
     slow = pg_engine.connect()
     try:
         transaction = slow.begin()
@@ -176,7 +177,7 @@ def test_clicks_recorded_by_tracking_fire_more_on_topic(engine: Engine) -> None:
     (state,) = states(engine)
     assert (state.subscriber_id, state.context["topic"]) == (ids["s1"], "rock")
     assert state.context["label"] == "More on rock"
-    sl = Slot.__table__.c  # type: ignore[attr-defined]
+    sl = slot_table.c
     with engine.connect() as c:
         reasons = c.execute(select(sl.reason_text).where(sl.message_id != message)).scalars()
         assert set(reasons) == {"Because you read Rock 1, Rock 2 and Rock 3"}
@@ -186,7 +187,7 @@ def test_one_evaluation_catches_up_a_backlog_in_bounded_passes(sqlite_engine: En
     seed_shop(sqlite_engine, campaigns={"cart": {"trigger": {"kind": "abandoned_cart"}}})
     ids = _ids(sqlite_engine)
     evaluate(sqlite_engine, now=NOW)  # the shop's own history: nothing recent
-    table = Interaction.__table__  # type: ignore[attr-defined]
+    table = interaction_table
     with sqlite_engine.begin() as c:
         for k in range(1, 6):
             c.execute(insert(table).values(_cart(None, ids[f"s{k}"], ids["jazz-1"], k)))

@@ -10,10 +10,11 @@ from sqlalchemy import Engine, select, update
 from trigger_world import LOOSE, NOW, SETTINGS, event, seed_shop
 
 from newsletter import pipeline
-from newsletter.models import Message, Slot, Subscriber, TriggerState
+from newsletter.models import Subscriber, TriggerState
 from newsletter.plan.campaigns import CampaignConfigError, parse_campaign_config
 from newsletter.plan.why import why
 from newsletter.store.triggers import states
+from newsletter.tables import item_table, message_table, slot_table
 
 CART = {"trigger": {"kind": "abandoned_cart", "delay_hours": 1}, "cadence": LOOSE}
 TOPIC = {"trigger": {"kind": "topic_reads", "min_reads": 3}, "cadence": LOOSE}
@@ -21,21 +22,20 @@ WELCOME = {"trigger": {"kind": "welcome", "steps_days": [0, 3]}, "cadence": LOOS
 
 
 def _messages(engine: Engine) -> list[tuple[int, str, str | None, int]]:
-    m = Message.__table__.c  # type: ignore[attr-defined]
+    m = message_table.c
     with engine.connect() as c:
         rows = c.execute(select(m.subscriber_id, m.status, m.reason, m.id).order_by(m.id))
         return [(int(a), str(b), c_, int(d)) for a, b, c_, d in rows]
 
 
 def _slots(engine: Engine, message_id: int) -> list[tuple[str, str]]:
-    from newsletter.models import Item
 
-    s = Slot.__table__.c  # type: ignore[attr-defined]
-    i = Item.__table__.c  # type: ignore[attr-defined]
+    s = slot_table.c
+    i = item_table.c
     with engine.connect() as c:
         rows = c.execute(
             select(i.external_key, s.reason_text)
-            .join(Item.__table__, i.id == s.item_id)  # type: ignore[attr-defined]
+            .join(item_table, i.id == s.item_id)
             .where(s.message_id == message_id)
             .order_by(s.position)
         )

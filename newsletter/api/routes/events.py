@@ -87,7 +87,7 @@ def batch_response(outcomes: list[RowOutcome]) -> JSONResponse:
         stored=counts["stored"],
         duplicates=counts["duplicate"],
         rejected=rejected,
-        results=[RowResult(index=o.index, status=o.status, reason=o.reason) for o in outcomes],  # type: ignore[arg-type]
+        results=[RowResult(index=o.index, status=o.status, reason=o.reason) for o in outcomes],
     )
     return JSONResponse(body.model_dump(), status_code=207 if rejected else 200)
 

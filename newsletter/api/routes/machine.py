@@ -10,11 +10,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, Response
 
+from newsletter import tokens
 from newsletter.api import pages
 from newsletter.api.deps import Client, Tracking, client, tracking
 from newsletter.api.routes.tracking import answer_click, answer_pixel
-from newsletter.track import machine, record, tokens
-from newsletter.track.tokens import TokenError
+from newsletter.tokens import TokenError
+from newsletter.track import machine, record
 
 router = APIRouter(include_in_schema=False)
 

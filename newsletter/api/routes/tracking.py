@@ -12,13 +12,14 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
+from newsletter import tokens
 from newsletter.api import pages
 from newsletter.api.deps import Client, Tracking, client, form_fields, same_origin, tracking
 from newsletter.models import Frequency
 from newsletter.render.limits import RENDER_SECONDS
 from newsletter.render.links import url_scheme
-from newsletter.track import record, tokens
-from newsletter.track.tokens import TokenError
+from newsletter.tokens import TokenError
+from newsletter.track import record
 
 log = logging.getLogger(__name__)
 router = APIRouter()

@@ -13,10 +13,10 @@ from datetime import datetime
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import Engine
 from starlette.exceptions import HTTPException
 
 from newsletter.config import Settings
+from newsletter.db import Engine
 
 
 def mount(

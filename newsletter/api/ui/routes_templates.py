@@ -22,7 +22,9 @@ from newsletter.api.ui.web import (
     ui,
     viewer,
 )
-from newsletter.api.ui.web import editor as editor_role
+from newsletter.api.ui.web import (
+    editor as editor_role,
+)
 from newsletter.render.context import CONTEXT_FIELDS
 
 router = APIRouter()

@@ -25,11 +25,11 @@ from urllib.parse import parse_qs, quote, urlsplit
 from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import Engine
 
 from newsletter.admin.accounts import SignedIn, allowed, session_for
 from newsletter.admin.preview import PreviewInputs
 from newsletter.config import Settings
+from newsletter.db import Engine
 from newsletter.models import Role
 
 HERE = Path(__file__).resolve().parent

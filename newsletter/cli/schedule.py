@@ -9,7 +9,14 @@ from pathlib import Path
 
 import typer
 
-from newsletter.cli import ConfigOption, _when, console, fail, migrated_engine, settings_or_exit
+from newsletter.cli.common import (
+    ConfigOption,
+    _when,
+    console,
+    fail,
+    migrated_engine,
+    settings_or_exit,
+)
 
 schedule_app = typer.Typer(no_args_is_help=True, help="Digest schedules: when runs fire.")
 trigger_app = typer.Typer(no_args_is_help=True, help="Behavioural triggers: test and inspect.")

@@ -1,7 +1,7 @@
 """Plain-language summaries the commands print (``--json`` prints the data itself).
 
 Pure functions from results to lines, so the wording is tested without a terminal and the
-commands in ``newsletter/cli.py`` stay thin.
+commands in ``newsletter/cli/`` stay thin.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from newsletter.track import tokens
-from newsletter.track.tokens import Purpose, TokenError
+from newsletter import tokens
+from newsletter.tokens import Purpose, TokenError
 
 KEY = "test-secret-key-0123456789"
 URL = "https://example.com/articles/é?utm_source=newsletter&x=1#frag"

@@ -25,7 +25,7 @@ def apikey_create(
     config: Path | None = ConfigOption,
 ) -> None:
     """Create an API key NAME and print it once (only its hash is stored)."""
-    from newsletter.cli import console, fail, migrated_engine, settings_or_exit
+    from newsletter.cli.common import console, fail, migrated_engine, settings_or_exit
     from newsletter.db import now_utc
     from newsletter.store.apikeys import ApiKeyError, create_key
 
@@ -41,7 +41,7 @@ def apikey_create(
 @apikey_app.command("revoke")
 def apikey_revoke(name: str, config: Path | None = ConfigOption) -> None:
     """Revoke the API key NAME: requests with it are refused from now on."""
-    from newsletter.cli import console, fail, migrated_engine, settings_or_exit
+    from newsletter.cli.common import console, fail, migrated_engine, settings_or_exit
     from newsletter.db import now_utc
     from newsletter.store.apikeys import revoke_key
 
@@ -57,7 +57,7 @@ def apikey_list(
     config: Path | None = ConfigOption,
 ) -> None:
     """List API keys: name, prefix, scope, limit, created, last used, revoked."""
-    from newsletter.cli import console, migrated_engine, print_json, settings_or_exit
+    from newsletter.cli.common import console, migrated_engine, print_json, settings_or_exit
     from newsletter.store.apikeys import list_keys
 
     keys = list_keys(migrated_engine(settings_or_exit(config)))
@@ -84,7 +84,7 @@ def bounces_import(
     config: Path | None = ConfigOption,
 ) -> None:
     """Record bounce (RFC 3464) and complaint (RFC 5965) reports from a file, mbox or Maildir."""
-    from newsletter.cli import console, fail, migrated_engine, print_json, settings_or_exit
+    from newsletter.cli.common import console, fail, migrated_engine, print_json, settings_or_exit
     from newsletter.db import now_utc
     from newsletter.track.dsn import read_messages
     from newsletter.track.feedback import import_reports

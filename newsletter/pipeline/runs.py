@@ -1,49 +1,18 @@
-"""The life of a run, in one place: the story of a weekly digest.
-
-Every entry point -- the CLI, a scheduler, the web app's "send" button, queue workers -- calls
-these functions and nothing deeper. Each takes its arguments by keyword and ``now`` (time is a
-parameter: nothing below reads the clock unless a policy asks for the live one).
-
-1. :func:`create_run` finds or creates the run of a campaign for one scheduled time and
-   prepares it: the segment's members, the campaign's config and the fitted model are stored
-   with the run (``newsletter.plan.runs``). From here on, every shard of the run is a function
-   of (database, run id, shard number).
-2. :func:`plan_run` plans every shard -- :class:`~newsletter.tasks.PlanShard` tasks on an
-   executor, in this process or a process pool -- then counts the plan; the run is
-   ``planned`` once every member has a message (planned, or skipped with its reason).
-3. :func:`deliver_run` starts a delivery pass (its time and
-   :class:`~newsletter.deliver.policy.DeliveryPolicy`, stored with the run), delivers every
-   shard (:class:`~newsletter.tasks.DeliverShard` tasks), then calls :func:`finalize_run`.
-4. :func:`finalize_run` reads the run's status from its messages: ``delivered``, ``waiting``
-   (local send times still to come), or back to ``planning`` while its plan is incomplete --
-   a run is never ``delivered`` with a member left unplanned.
-5. :func:`release_due`, later, sends what has become due in every run that waits.
-6. :func:`tick` is what a scheduler calls every few minutes: create and plan the digest runs
-   whose schedule has come (or finish planning them), then :func:`release_due`.
-
-:func:`record_events` (the events API's entry), :func:`sweep_triggers` and
-:func:`fire_trigger` are behavioural triggers (``newsletter.triggers``).
-:func:`run_campaign`, :func:`resume_run` and :func:`retry_failed_run` are the three forms of
-``newsletter run``, composed from the steps above.
-"""
+"""Steps 1-4 of a run's life and the three forms of `newsletter run` (see the package doc)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
-
 from newsletter.config import Settings
-from newsletter.db import as_utc
+from newsletter.db import Engine, as_utc
 from newsletter.deliver.dispatch import (
     UNKNOWN_REASONS,
-    DeliveryError,
     DeliveryPaused,
     DispatchResult,
     compile_for_run,
@@ -61,35 +30,25 @@ from newsletter.deliver.shards import (
 from newsletter.deliver.status import settle_run
 from newsletter.deliver.transport import transport_from_url
 from newsletter.models import MessageStatus, RunStatus
-from newsletter.plan.campaigns import CampaignConfigError
 from newsletter.plan.planner import PlanResult, SettledCounter, finish_plan
 from newsletter.plan.runs import (
     PlanError,
     RunPlan,
     SlotSourceFactory,
-    find_campaign,
     load_members,
     load_plan,
     plan_complete,
     prepare_run,
 )
-from newsletter.plan.schedule import ScheduleError, latest_due
-from newsletter.plan.segments import SegmentError
 from newsletter.progress import Tick, silent
 from newsletter.store import delivery as store
 from newsletter.store import runs as run_control
-from newsletter.store.ingest import record_interactions
 from newsletter.store.planning import discard_unsent_run
 from newsletter.store.runs import (
-    run_id_for,
     run_row,
     run_status,
-    runs_with_due_messages,
-    scheduled_campaigns,
 )
-from newsletter.store.triggers import trigger_campaigns
 from newsletter.tasks import DeliverShard, Executor, InProcess, PlanShard, Worker, database_url
-from newsletter.triggers import engine as trigger_engine
 
 PLAN_AHEAD = timedelta(hours=15)  # UTC+14 reaches a local time first; plan an hour before
 RELEASABLE = (RunStatus.planned, RunStatus.waiting, RunStatus.paused)
@@ -384,173 +343,3 @@ def cancel_run(engine: Engine, *, run_id: int, now: datetime) -> int | None:
     """A person cancels a run: every message not yet handed to the mail server is skipped
     (reason ``cancelled``), for good; how many, or None when it cannot be cancelled."""
     return run_control.cancel_run(engine, run_id=run_id, now=now)
-
-
-def release_due(
-    engine: Engine,
-    *,
-    now: datetime,
-    settings: Settings,
-    policy: DeliveryPolicy | None = None,
-    transport_url: str | None = None,
-    executor: Executor | None = None,
-) -> list[RunSummary]:
-    """Send the messages whose local send time has come, in every run that holds some
-    (``planned``, ``waiting`` or ``paused``). Raises DeliveryPaused when the server is down."""
-    base = policy or DeliveryPolicy.from_settings(settings)
-    chosen = replace(base, honour_send_time=True)
-    return [
-        deliver_run(
-            engine,
-            run_id=run_id,
-            now=now,
-            settings=settings,
-            policy=chosen,
-            transport_url=transport_url,
-            executor=executor,
-        )
-        for run_id in runs_with_due_messages(engine, due_by=now, statuses=RELEASABLE)
-    ]
-
-
-def fire_trigger(
-    engine: Engine,
-    *,
-    campaign: str,
-    subscriber_id: int,
-    now: datetime,
-    settings: Settings,
-    event: dict[str, Any] | None = None,
-) -> RunSummary | None:
-    """Answer one subscriber's behaviour with their message in a trigger campaign's run.
-
-    Records ``event`` (an interaction: ``subscriber_key``, ``item_key``, ``kind``,
-    ``occurred_at``) if given, evaluates the triggers, then fires the campaign's states of
-    this subscriber that are due at ``now`` and delivers what is due. None when nothing is due
-    (a cart waits for its hour; a purchase cancelled it).
-    """
-    if event is not None:
-        record_events(engine, events=[event], now=now, settings=settings)
-    else:
-        trigger_engine.evaluate(engine, now=now)
-    found = find_campaign(engine, campaign)
-    if found.kind != "trigger":
-        raise PlanError(f"campaign {campaign!r} is a {found.kind}, not a trigger campaign")
-    firing = trigger_engine.fire_due(
-        engine, campaign=found, now=now, settings=settings, subscriber_id=subscriber_id
-    )
-    if firing is None:
-        return None
-    chosen = replace(DeliveryPolicy.from_settings(settings), honour_send_time=True)
-    return deliver_run(engine, run_id=firing.run_id, now=now, settings=settings, policy=chosen)
-
-
-def record_events(
-    engine: Engine, *, events: list[dict[str, Any]], now: datetime, settings: Settings
-) -> trigger_engine.Evaluation:
-    """The events API's entry: store interactions (keyed by ``subscriber_key`` and
-    ``item_key``), then evaluate the triggers on them at once. A bad row raises ValueError
-    naming it."""
-    record_interactions(engine, events=events, default_timezone=settings.default_timezone)
-    return trigger_engine.evaluate(engine, now=now)
-
-
-def sweep_triggers(
-    engine: Engine, *, now: datetime, settings: Settings
-) -> tuple[list[trigger_engine.Firing], list[str]]:
-    """Evaluate behaviour that arrived by other paths (import, sync), then fire every trigger
-    campaign's due states (delayed conditions: a cart after its hour, a welcome on day 3)."""
-    evaluation = trigger_engine.evaluate(engine, now=now)
-    fired, errors = [], list(evaluation.errors)
-    for campaign in trigger_campaigns(engine):
-        try:
-            firing = trigger_engine.fire_due(engine, campaign=campaign, now=now, settings=settings)
-        except (trigger_engine.TriggerError, PlanError, CampaignConfigError) as exc:
-            if str(exc) not in errors:
-                errors.append(str(exc))
-            continue
-        if firing is not None:
-            fired.append(firing)
-    return fired, errors
-
-
-@dataclass
-class TickResult:
-    """What one scheduler tick did: runs created or completed, deliveries, and errors."""
-
-    planned: list[PlanResult] = field(default_factory=list)
-    fired: list[trigger_engine.Firing] = field(default_factory=list)
-    released: list[RunSummary] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-
-def plan_due_digests(
-    engine: Engine,
-    *,
-    now: datetime,
-    settings: Settings,
-    catch_up: timedelta = timedelta(days=1),
-    executor: Executor | None = None,
-) -> tuple[list[PlanResult], list[str]]:
-    """Create and plan each active digest's run whose local cron time is reached anywhere
-    within PLAN_AHEAD (the earliest timezone, UTC+14, plus an hour), once per fire time.
-
-    The cron expression is read in the subscribers' local time: the run's ``scheduled_for``
-    is that wall time written in UTC, and each subscriber is due at it in their own zone.
-    """
-    planned, errors = [], []
-    for name, schedule in scheduled_campaigns(engine, kind="digest"):
-        try:
-            due = latest_due(schedule, now=now + PLAN_AHEAD, window=catch_up + PLAN_AHEAD)
-            if due is None:
-                continue
-            found = run_id_for(engine, campaign=name, scheduled_for=due)
-            if found is not None and plan_complete(engine, run_id=found):
-                continue
-            plan = create_run(
-                engine,
-                campaign=name,
-                now=now,
-                settings=settings,
-                scheduled_for=due,
-                local_schedule=True,
-            )
-            planned.append(
-                plan_run(engine, run_id=plan.run_id, now=now, executor=executor, settings=settings)
-            )
-        except (ScheduleError, PlanError, SegmentError, CampaignConfigError) as exc:
-            errors.append(f"campaign {name!r}: {exc}")
-    return planned, errors
-
-
-def tick(
-    engine: Engine,
-    *,
-    now: datetime,
-    settings: Settings,
-    catch_up: timedelta = timedelta(days=1),
-    policy: DeliveryPolicy | None = None,
-    transport_url: str | None = None,
-    executor: Executor | None = None,
-) -> TickResult:
-    """One scheduler step at ``now``: :func:`plan_due_digests`, :func:`sweep_triggers`, then
-    :func:`release_due`. A bad schedule or campaign is reported in ``errors``; the rest goes on.
-    """
-    out = TickResult()
-    out.planned, out.errors = plan_due_digests(
-        engine, now=now, settings=settings, catch_up=catch_up, executor=executor
-    )
-    out.fired, errors = sweep_triggers(engine, now=now, settings=settings)
-    out.errors += errors
-    try:
-        out.released = release_due(
-            engine,
-            now=now,
-            settings=settings,
-            policy=policy,
-            transport_url=transport_url,
-            executor=executor,
-        )
-    except DeliveryError as exc:
-        out.errors.append(str(exc))
-    return out

@@ -12,8 +12,17 @@ from pathlib import Path
 
 import typer
 
-from newsletter.cli import ConfigOption, app, console, fail, migrated_engine, print_json
-from newsletter.cli import settings_or_exit as _settings
+from newsletter.cli.common import (
+    ConfigOption,
+    app,
+    console,
+    fail,
+    migrated_engine,
+    print_json,
+)
+from newsletter.cli.common import (
+    settings_or_exit as _settings,
+)
 
 POOLS = ("prefork", "solo", "threads")
 

@@ -23,7 +23,7 @@ def user_add(
 ) -> None:
     """Add user EMAIL (or reset its password and role); the password is asked for."""
     from newsletter.admin.accounts import AccountError, add_user
-    from newsletter.cli import console, fail, migrated_engine, settings_or_exit
+    from newsletter.cli.common import console, fail, migrated_engine, settings_or_exit
     from newsletter.db import now_utc
 
     if password_stdin:
@@ -44,7 +44,7 @@ def user_list(
     config: Path | None = typer.Option(None, "--config", help="newsletter.toml to use."),
 ) -> None:
     """List the web UI users with their role and last sign-in."""
-    from newsletter.cli import console, migrated_engine, settings_or_exit
+    from newsletter.cli.common import console, migrated_engine, settings_or_exit
     from newsletter.store.users import list_users
 
     for user in list_users(migrated_engine(settings_or_exit(config))):
