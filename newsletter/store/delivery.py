@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from newsletter.models import Message, Run, Subscriber, SubscriberStatus, Suppression
+from newsletter.models import Message, Run, RunStatus, Subscriber, SubscriberStatus, Suppression
 from newsletter.store.run_delivery import RunCounts as RunCounts
 from newsletter.store.run_delivery import run_campaign_config as run_campaign_config
 from newsletter.store.run_delivery import run_campaign_id as run_campaign_id
@@ -209,16 +209,35 @@ def record_sent(
 
 
 def release_claims(engine: Engine, *, message_ids: Sequence[int], now: datetime) -> int:
-    """Give claimed messages that were never handed to the transport back to ``planned``
-    (attempt returned): a batch cut short by a pause, a hold or a cancel."""
-    if not message_ids:
+    """Give claimed messages that were never handed to the transport back (attempt returned):
+    a batch cut short by a pause or a hold goes back to ``planned``; in a cancelled run they
+    become ``skipped``/``cancelled``, as the cancel did to every other unsent message."""
+    ids = [int(i) for i in message_ids]
+    if not ids:
         return 0
-    query = update(Message.__table__).where(  # type: ignore[attr-defined]
-        M.id.in_([int(i) for i in message_ids]), M.status == "sending"
-    )
+    mine = update(Message.__table__).where(M.id.in_(ids), M.status == "sending")  # type: ignore[attr-defined]
+    back = M.attempts - 1
     with engine.begin() as c:
-        done = c.execute(query.values(status="planned", attempts=M.attempts - 1, updated_at=now))
-        return int(done.rowcount)
+        cancelled = {
+            int(r[0])
+            for r in c.execute(
+                select(M.id)
+                .join(Run.__table__, R.id == M.run_id)  # type: ignore[attr-defined]
+                .where(M.id.in_(ids), R.status == RunStatus.cancelled)
+            )
+        }
+        done = c.execute(
+            mine.where(M.id.not_in(cancelled)).values(
+                status="planned", attempts=back, updated_at=now
+            )
+        ).rowcount
+        if cancelled:
+            done += c.execute(
+                mine.where(M.id.in_(cancelled)).values(
+                    status="skipped", reason="cancelled", attempts=back, updated_at=now
+                )
+            ).rowcount
+    return int(done)
 
 
 def defer_message(
