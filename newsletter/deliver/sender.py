@@ -202,7 +202,7 @@ class ShardSender:
         """Record the 250s received so far, in one transaction."""
         if self.pending:
             sent, self.pending = self.pending, []
-            for mid in store.record_sent(self.engine, sent=sent, now=self.time()):
+            for mid in store.record_sent(self.engine, sent=sent):
                 self.report(mid, "sent")
 
     def release(self) -> None:

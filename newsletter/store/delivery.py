@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, case, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from newsletter.models import Message, Run, RunStatus, Subscriber, SubscriberStatus, Suppression
@@ -189,23 +189,28 @@ def claim_many(engine: Engine, *, message_ids: Sequence[int], now: datetime) -> 
     return BatchClaim([i for i in ids if i in got], skipped)
 
 
-def record_sent(
-    engine: Engine, *, sent: Sequence[tuple[int, str | None, datetime]], now: datetime
-) -> list[int]:
+def record_sent(engine: Engine, *, sent: Sequence[tuple[int, str | None, datetime]]) -> list[int]:
     """Record the server's 250 for a batch of ``sending`` messages in ONE transaction.
 
     ``sent`` holds (message id, subject, time of the 250); returns the ids recorded (a
-    message no longer ``sending`` -- a stale worker's -- is left alone).
+    message no longer ``sending`` -- a stale worker's -- is left alone). One prepared UPDATE
+    run for every row (executemany), so the statement is compiled once, not per batch.
     """
     if not sent:
         return []
     ids = [int(mid) for mid, _, _ in sent]
-    subject = case({int(mid): s for mid, s, _ in sent}, value=M.id)
-    at = case({int(mid): t for mid, _, t in sent}, value=M.id)
-    query = update(Message.__table__).where(M.id.in_(ids), M.status == "sending")  # type: ignore[attr-defined]
-    query = query.values(status="sent", sent_at=at, updated_at=now, subject=subject, error=None)
     with engine.begin() as c:
-        return [int(r[0]) for r in c.execute(query.returning(M.id))]
+        live = {
+            int(r[0]) for r in c.execute(select(M.id).where(M.id.in_(ids), M.status == "sending"))
+        }
+        rows = [
+            {"mid": int(mid), "subject": subject, "now": at}
+            for mid, subject, at in sent
+            if int(mid) in live
+        ]
+        if rows:
+            c.execute(_SENT, rows)
+    return [mid for mid in ids if mid in live]
 
 
 def release_claims(engine: Engine, *, message_ids: Sequence[int], now: datetime) -> int:

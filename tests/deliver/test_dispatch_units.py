@@ -369,8 +369,8 @@ def test_a_batch_claim_skips_departed_recipients_and_is_recorded_once(
     assert again.claimed == [] and again.skipped == {}
     later = NOW + timedelta(seconds=5)
     sent = [(ids[0], "S0", later), (ids[2], "S2", NOW)]
-    assert sorted(store.record_sent(engine, sent=sent, now=NOW)) == [ids[0], ids[2]]
-    assert store.record_sent(engine, sent=sent, now=NOW) == []  # a stale record: no-op
+    assert sorted(store.record_sent(engine, sent=sent)) == [ids[0], ids[2]]
+    assert store.record_sent(engine, sent=sent) == []  # a stale record: no-op
     assert store.release_claims(engine, message_ids=[ids[3], ids[5], ids[0]], now=NOW) == 2
     rows = messages(engine, run_id)
     assert [rows[i][1:] for i in ids] == [
