@@ -13,6 +13,7 @@ Printed per stage: wall time, rate, peak memory (this process; the workers' peak
 they exit), and the total. Not a test; results go to benchmarks/README.md::
 
     python benchmarks/bench_digest.py --subscribers 20000 --modes in-process celery \
+        --claim-batch 100 \
         --database-url postgresql+psycopg://postgres@127.0.0.1:5432/benchdigest
     # the issue's size (only on a quiet machine):
     python benchmarks/bench_digest.py --subscribers 1000000 --items 50000 \
@@ -114,7 +115,7 @@ def one_mode(mode: str, args: argparse.Namespace, url: str) -> dict[str, float]:
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     settings = Settings(
         secret_key=SECRET,
-        smtp_url=f"smtp://127.0.0.1:{port}",
+        smtp_url=f"smtp://127.0.0.1:{port}?batch={args.claim_batch}",
         broker_url=args.broker,
         celery_queue=queue,
     )
@@ -184,6 +185,12 @@ def main() -> None:
     parser.add_argument("--interactions", type=int, default=20_000_000)
     parser.add_argument("--shards", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--claim-batch",
+        type=int,
+        default=100,
+        help="messages claimed and recorded per transaction (smtp://...?batch=N; 1 = per message)",
+    )
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--modes", nargs="+", default=["in-process", "celery"])
     parser.add_argument(
