@@ -141,7 +141,7 @@ def one_mode(mode: str, args: argparse.Namespace, url: str) -> dict[str, float]:
             engine, run_id=plan.run_id, now=now, executor=executor, settings=settings
         )  # type: ignore[arg-type]
         times["plan"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         summary = deliver_run(
             engine,
             run_id=plan.run_id,
@@ -151,6 +151,7 @@ def one_mode(mode: str, args: argparse.Namespace, url: str) -> dict[str, float]:
             executor=executor,  # type: ignore[arg-type]
         )
         times["render+deliver"] = time.perf_counter() - t0
+        times["deliver_cpu"] = time.process_time() - c0  # this process only (in-process mode)
     finally:
         for w in workers:
             w.terminate()
@@ -173,6 +174,12 @@ def report(mode: str, times: dict[str, float], workers: int) -> None:
         f"  render + deliver (one interleaved pass): {times['render+deliver']:.1f} s, "
         f"{sent / times['render+deliver']:,.0f} messages/s ({sent:,.0f} sent)"
     )
+    if mode == "in-process":
+        cpu = times["deliver_cpu"]
+        print(
+            f"  render + deliver CPU of this process: {cpu:.1f} s, "
+            f"{sent / max(cpu, 1e-9):,.0f} messages per CPU-second"
+        )
     print(f"  total: {times['total']:.1f} s")
     print(f"  peak memory: this process {peak_mb():.0f} MiB, children {peak_mb(-1):.0f} MiB")
     print(f"  load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
