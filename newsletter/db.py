@@ -138,3 +138,13 @@ def create_table_once(engine: Engine, table: Any) -> None:
     except DBAPIError:
         if not inspect(engine).has_table(table.name, schema=table.schema):
             raise
+
+
+def has_tables(engine: Engine | None) -> bool:
+    """Whether the database exists and has been migrated (an unreachable one: False)."""
+    if engine is None:
+        return False
+    try:
+        return bool(inspect(engine).has_table("message"))
+    except Exception:  # an unreachable database previews on fixture data
+        return False

@@ -14,11 +14,12 @@ import ssl
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
-from dataclasses import dataclass
 
 from newsletter.deliver import smtp_wire as wire
 from newsletter.deliver.ratelimit import Bucket, chain
 from newsletter.deliver.retry import TokenBucket
+from newsletter.deliver.smtp_feed import Feed as _Feed
+from newsletter.deliver.smtp_feed import Job as _Job
 from newsletter.deliver.transport import (
     BaseTransport,
     OnResult,
@@ -266,7 +267,8 @@ class SmtpTransport(BaseTransport):
     token bucket shared by all connections; ``connection_rate`` paces each connection on its
     own (a provider's per-connection limit); ``bucket`` adds another one shared by all
     connections, e.g. the global :class:`~newsletter.deliver.ratelimit.RedisTokenBucket`
-    every worker shares (or a test's).
+    every worker shares (or a test's). ``claim_batch``: messages the dispatcher claims and
+    records per transaction (1: at most two in the crash window per connection).
     """
 
     def __init__(
@@ -277,9 +279,13 @@ class SmtpTransport(BaseTransport):
         rate: float | None = None,
         bucket: Bucket | None = None,
         connection_rate: float | None = None,
+        claim_batch: int = 1,
     ) -> None:
         if connections < 1:
             raise TransportConfigError(f"connections must be >= 1, got {connections}")
+        if claim_batch < 1:
+            raise TransportConfigError(f"batch must be >= 1, got {claim_batch}")
+        self.claim_batch = claim_batch
         self.settings = settings
         self.connections = connections
         self.bucket = chain(TokenBucket(rate) if rate else None, bucket)
@@ -377,46 +383,3 @@ class SmtpTransport(BaseTransport):
             thread.join(timeout=self.settings.timeout + 5)
         for conn in self._pool:
             conn.close()
-
-
-@dataclass(frozen=True, slots=True)
-class _Job:
-    message: OutgoingMessage
-    done: queue.SimpleQueue[SendResult]
-
-
-class _Feed:
-    """What one worker's stream takes: its first job, then whatever is queued (no waiting)."""
-
-    def __init__(
-        self,
-        work: queue.SimpleQueue[_Job | None],
-        first: _Job,
-        paced: Callable[[OutgoingMessage | None], OutgoingMessage | None],
-    ) -> None:
-        self.work, self.paced = work, paced
-        self.first: _Job | None = first
-        self.jobs: dict[int, deque[_Job]] = {}
-
-    def take(self) -> OutgoingMessage | None:
-        job, self.first = self.first, None
-        if job is None:
-            try:
-                job = self.work.get_nowait()
-            except queue.Empty:
-                return None
-            if job is None:  # the stop signal belongs to the outer loop: put it back
-                self.work.put(None)
-                return None
-        self.jobs.setdefault(id(job.message), deque()).append(job)
-        return self.paced(job.message)
-
-    def job_for(self, message: OutgoingMessage) -> _Job:
-        queued = self.jobs[id(message)]
-        job = queued.popleft()
-        if not queued:
-            del self.jobs[id(message)]
-        return job
-
-    def unfinished(self) -> list[_Job]:
-        return [job for queued in self.jobs.values() for job in queued]

@@ -5,7 +5,10 @@ Public API (modules import lazily; nothing here is re-exported):
     compile.load_template_source(name_or_folder) -> TemplateSource     # shipped or a folder
     compile.TemplateCache(directory=None).get(source) -> CompiledTemplate  # once per version
     context.build_context(render_input, *, settings) -> frozen context     # plain data in
-    context.build_context_from_db(session, *, message_id, settings)       # planned message in
+    stored.render_stored(engine, *, message_ids, compiled, settings, now)  # stored messages
+        -> {id: RenderedMessage | RenderFailure}: the one recipe (delivery, view, preview)
+    stored.stored_inputs(engine, *, message_ids) -> {id: plain render input}
+    templates.find_template(name, *, engine) -> TemplateSource  # database, shipped or folder
     render.render_message(compiled, context, *, settings, now) -> RenderedMessage
         .bytes (CRLF RFC 5322, ready for SMTP), .subject, .html, .text, .headers,
         .message_id_header, .recipient, .warnings

@@ -1,9 +1,8 @@
 """The render context: a documented, frozen plain-data mapping that templates see (never ORM rows).
 
-``build_context_from_db(session, message_id=..., settings=...)`` does the same for a planned
-message in the database (via ``render_input_from_db``, which returns the plain input).
-``build_context(data, *, settings)`` turns plain render input (a dict, e.g. from the planner or
-``build_context_from_db``) into the frozen context. Every documented name is always present
+``build_context(data, *, settings)`` turns plain render input (a dict: a fixture, or a stored
+message's input from ``render.stored.stored_inputs``) into the frozen context; this module
+never reads the database. Every documented name is always present
 (``None`` or empty when unknown), so templates never trip over a missing key. Dicts become
 read-only ``MappingProxyType`` views and lists become tuples.
 
@@ -28,13 +27,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from newsletter.config import Settings
 from newsletter.render.links import MessageLinks
-
-if TYPE_CHECKING:
-    from sqlmodel import Session
 
 CONTEXT_FIELDS: dict[str, str] = {
     "message.id": "message id (stable across retries)",
@@ -291,85 +287,3 @@ def item_input(row: Any) -> dict[str, Any]:
         "summary": row.summary,
         "topics": list(row.topics or ()),
     }
-
-
-def _db_sections(
-    slots: Sequence[Any], items: Mapping[Any, Any], titles: Mapping[str, str]
-) -> list[dict[str, Any]]:
-    """Group slot rows by their section key, in position order, as plain section input."""
-    grouped: dict[str, list[dict[str, Any]]] = {}
-    for slot in slots:
-        grouped.setdefault(slot.section, []).append(
-            {
-                "position": slot.position,
-                "source": slot.source,
-                "item": item_input(items[slot.item_id]),
-                "reason": {
-                    "kind": slot.reason_kind,
-                    "text": slot.reason_text,
-                    "anchor": slot.reason_anchor,
-                },
-            }
-        )
-    return [
-        {"title": titles.get(key, key.replace("_", " ").capitalize()), "slots": value}
-        for key, value in grouped.items()
-    ]
-
-
-def render_input_from_db(session: Session, *, message_id: int) -> dict[str, Any]:
-    """Plain render input for a planned message, read through the ORM (no rows leak out)."""
-    from sqlmodel import select
-
-    from newsletter.models import Campaign, Item, Message, Run, Slot, Subscriber
-
-    message = session.get(Message, message_id)
-    if message is None:
-        raise ContextError(f"message {message_id} does not exist")
-    subscriber = session.get(Subscriber, message.subscriber_id)
-    run = session.get(Run, message.run_id)
-    campaign = session.get(Campaign, run.campaign_id) if run else None
-    if subscriber is None or run is None or campaign is None:
-        raise ContextError(f"message {message_id} has no subscriber, run or campaign")
-    slots = session.exec(
-        select(Slot).where(Slot.message_id == message_id).order_by(Slot.position)  # type: ignore[arg-type]
-    ).all()
-    ids = sorted({slot.item_id for slot in slots})
-    items = {i.id: i for i in session.exec(select(Item).where(Item.id.in_(ids)))}  # type: ignore[union-attr]
-    titles = dict(campaign.config.get("section_titles") or {})
-    sections = _db_sections(slots, items, titles)
-    return {
-        "message_id": message_id,
-        "arm": message.arm,
-        "subscriber": subscriber_input(subscriber),
-        "campaign": {
-            "id": campaign.id,
-            "name": campaign.name,
-            "display_name": campaign.config.get("display_name"),
-            "kind": campaign.kind,
-        },
-        "run": {"id": run.id, "scheduled_for": run.scheduled_for},
-        "trigger": _trigger_input(session, campaign, message)
-        if campaign.kind == "trigger"
-        else None,
-        "sections": sections,
-    }
-
-
-def _trigger_input(session: Session, campaign: Any, message: Any) -> dict[str, Any]:
-    """The firing a triggered message answers: rule kind, topic and headline."""
-    from newsletter.store.triggers import message_trigger
-
-    fired = message_trigger(
-        session.connection(), run_id=message.run_id, subscriber_id=message.subscriber_id
-    )
-    rule = dict(campaign.config.get("trigger") or {})
-    kind = fired.get("kind") or rule.get("kind")
-    return {"kind": kind, "topic": fired.get("topic"), "label": fired.get("label")}
-
-
-def build_context_from_db(
-    session: Session, *, message_id: int, settings: Settings
-) -> Mapping[str, Any]:
-    """The frozen render context of a planned message, from the database."""
-    return build_context(render_input_from_db(session, message_id=message_id), settings=settings)

@@ -16,23 +16,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, inspect
-
 from newsletter.config import Settings
-from newsletter.render.compile import TemplateSource, compile_template, load_template_source
-from newsletter.render.context import (
-    build_context,
-    item_input,
-    render_input_from_db,
-    subscriber_input,
-)
+from newsletter.db import Engine
+from newsletter.render.compile import compile_template
+from newsletter.render.context import build_context, item_input, subscriber_input
 from newsletter.render.fixtures import fixture_input
 from newsletter.render.lint import lint_template
 from newsletter.render.render import RenderedMessage, render_message
-
-
-class PreviewError(ValueError):
-    """The template cannot be previewed (lint errors, unknown template or subscriber)."""
+from newsletter.render.stored import stored_inputs
+from newsletter.render.templates import PreviewError as PreviewError
+from newsletter.render.templates import find_template as find_template
+from newsletter.render.templates import has_tables
+from newsletter.store import rendering
 
 
 @dataclass(frozen=True)
@@ -56,44 +51,6 @@ def preview_engine(settings: Settings) -> Engine | None:
     return make_engine(url)
 
 
-def _has_tables(engine: Engine | None) -> bool:
-    if engine is None:
-        return False
-    try:
-        return bool(inspect(engine).has_table("message"))
-    except Exception:  # an unreachable database previews on fixture data
-        return False
-
-
-def _db_template(engine: Engine, name: str) -> TemplateSource | None:
-    """The published database version of template `name` (drafts are never used)."""
-    from newsletter.store.templates import published_version
-
-    version = published_version(engine, name=name)
-    if version is None:
-        return None
-    shipped = load_template_source("digest")
-    return TemplateSource(
-        name=f"{name}@v{version.version}",
-        mjml=version.mjml,
-        subject=version.subject,
-        preheader=version.preheader,
-        text=version.text,
-        partials=shipped.partials,
-    )
-
-
-def find_template(name: str, *, engine: Engine | None) -> TemplateSource:
-    """A template by database name, shipped name or folder path."""
-    found = _db_template(engine, name) if _has_tables(engine) and engine else None
-    if found is not None:
-        return found
-    try:
-        return load_template_source(Path(name) if Path(name).is_dir() else name)
-    except FileNotFoundError as exc:
-        raise PreviewError(str(exc)) from exc
-
-
 SAMPLE_PARTS = "the sections, reasons, campaign name and date are sample data"
 
 
@@ -102,37 +59,35 @@ Origin = tuple[str, str]  # (data source code, a sentence saying which parts are
 
 def _real_input(engine: Engine, subscriber: int | None) -> tuple[dict[str, Any], Origin] | None:
     """Render input from the latest message (of the subscriber), or fixture + real rows."""
-    from sqlmodel import Session, col, select
-
-    from newsletter.models import Item, Message, Subscriber
-
-    with Session(engine) as session:
-        query = select(Message.id).order_by(col(Message.id).desc())
-        if subscriber is not None:
-            query = query.where(Message.subscriber_id == subscriber)
-        message_id = session.exec(query).first()
-        if message_id is not None:
-            note = f"message {message_id} as planned, from the database"
-            return render_input_from_db(session, message_id=message_id), ("database", note)
-        person = session.get(Subscriber, subscriber) if subscriber is not None else None
-        if subscriber is not None and person is None:
-            raise PreviewError(f"subscriber {subscriber} does not exist")
-        items = session.exec(select(Item).where(Item.active).limit(8)).all()
-        if person is None and not items:
-            return None
-        data = fixture_input(message_id="preview")
-        real = []
-        if person is not None:
-            data["subscriber"] = subscriber_input(person)
-            real.append(f"subscriber {person.id}")
-        slots = [slot for section in data["sections"] for slot in section["slots"]]
-        for slot, item in zip(slots, items, strict=False):
-            slot["item"] = item_input(item)
-        if items:
-            real.append(f"{min(len(items), len(slots))} items")
-        nothing = "no message planned for them yet" if person else "no message planned yet"
-        note = f"{' and '.join(real)} from the database; {SAMPLE_PARTS} ({nothing})"
-        return data, ("database rows + fixture", note)
+    message_id = rendering.latest_message_id(engine, subscriber_id=subscriber)
+    if message_id is not None:
+        note = f"message {message_id} as planned, from the database"
+        found = stored_inputs(engine, message_ids=[message_id])
+        if message_id in found:
+            return found[message_id], ("database", note)
+    person = (
+        rendering.subscriber_row(engine, subscriber_id=subscriber)
+        if subscriber is not None
+        else None
+    )
+    if subscriber is not None and person is None:
+        raise PreviewError(f"subscriber {subscriber} does not exist")
+    items = rendering.active_items(engine, limit=8)
+    if person is None and not items:
+        return None
+    data = fixture_input(message_id="preview")
+    real = []
+    if person is not None:
+        data["subscriber"] = subscriber_input(person)
+        real.append(f"subscriber {person.id}")
+    slots = [slot for section in data["sections"] for slot in section["slots"]]
+    for slot, item in zip(slots, items, strict=False):
+        slot["item"] = item_input(item)
+    if items:
+        real.append(f"{min(len(items), len(slots))} items")
+    nothing = "no message planned for them yet" if person else "no message planned yet"
+    note = f"{' and '.join(real)} from the database; {SAMPLE_PARTS} ({nothing})"
+    return data, ("database rows + fixture", note)
 
 
 def preview_input(
@@ -141,7 +96,7 @@ def preview_input(
     """Render input for a preview or test send, and a sentence saying where it came from:
     the subscriber's (or the latest) planned message; else real rows filled into the sample
     digest; else the sample digest alone."""
-    real = _real_input(engine, subscriber) if engine is not None and _has_tables(engine) else None
+    real = _real_input(engine, subscriber) if engine is not None and has_tables(engine) else None
     if real is None and subscriber is not None:
         raise PreviewError(f"subscriber {subscriber}: the database has no data to preview")
     return real or (
@@ -154,7 +109,7 @@ def resolve_subscriber(engine: Engine | None, key: str | None) -> int | None:
     """A subscriber id from an id, email or external key; PreviewError when unknown."""
     if key is None:
         return None
-    if engine is None or not _has_tables(engine):
+    if engine is None or not has_tables(engine):
         raise PreviewError(f"subscriber {key!r}: the database is empty")
     from newsletter.store.planning import subscriber_id
 

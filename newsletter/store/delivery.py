@@ -9,24 +9,23 @@ transaction, so an unsubscribe that lands during a run stops the not-yet-sent me
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, bindparam, or_, select, update
 
-from newsletter.models import SubscriberStatus
-from newsletter.tables import (
-    campaign_table,
-    message_table,
-    run_table,
-    subscriber_table,
-    suppression_table,
-    table_of,
-)
+from newsletter.models import RunStatus, SubscriberStatus
+from newsletter.store.dialect import dialect_insert
+from newsletter.store.run_delivery import RunCounts as RunCounts
+from newsletter.store.run_delivery import run_campaign_config as run_campaign_config
+from newsletter.store.run_delivery import run_campaign_id as run_campaign_id
+from newsletter.store.run_delivery import run_counts as run_counts
+from newsletter.store.run_delivery import run_template_name as run_template_name
+from newsletter.store.run_delivery import set_run_status as set_run_status
+from newsletter.store.run_delivery import waiting as waiting
+from newsletter.tables import message_table, run_table, subscriber_table, suppression_table
 
 M = message_table.c
 S = subscriber_table.c
@@ -44,19 +43,6 @@ class Claim:
 
     status: str  # sending | skipped | taken
     reason: str | None = None
-
-
-@dataclass
-class RunCounts:
-    """Messages of a run by status, skipped ones by reason, failed ones by reason."""
-
-    by_status: dict[str, int] = field(default_factory=dict)
-    skipped: dict[str, int] = field(default_factory=dict)
-    failed: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def total(self) -> int:
-        return sum(self.by_status.values())
 
 
 def planned_ids(
@@ -88,25 +74,7 @@ def run_shards(engine: Engine, *, run_id: int) -> list[int]:
         return [int(r[0]) for r in rows]
 
 
-def _stop_reason(c: Connection, message_id: int) -> str | None:
-    """Why the message's recipient may no longer be emailed (status first), else None."""
-    row = c.execute(
-        select(S.status, SUP.reason)
-        .select_from(message_table.join(subscriber_table, S.id == M.subscriber_id))
-        .outerjoin(suppression_table, SUP.email == S.email)
-        .where(M.id == message_id)
-    ).first()
-    if row is None:
-        return None
-    status, suppressed = row
-    if status != "active":
-        return str(status)
-    if suppressed:
-        return str(suppressed) if suppressed in STATUS_REASONS else "suppressed"
-    return None
-
-
-def _claim_statements() -> tuple[Any, Any]:
+def _claim_statements() -> tuple[Any, Any, Any]:
     """The hot-path UPDATEs, built once (bound parameters; no IN lists to expand)."""
     table = message_table
     mid: Any = bindparam("mid")
@@ -130,10 +98,16 @@ def _claim_statements() -> tuple[Any, Any]:
             status="sent", sent_at=now, updated_at=now, subject=bindparam("subject"), error=None
         )
     )
-    return claim, sent
+    many = (
+        update(table)
+        .where(M.id.in_(bindparam("ids", expanding=True)), M.status.in_(CLAIMABLE), eligible)
+        .values(status="sending", attempts=M.attempts + 1, updated_at=now)
+        .returning(M.id)
+    )
+    return claim, sent, many
 
 
-_CLAIM, _SENT = _claim_statements()
+_CLAIM, _SENT, _CLAIM_MANY = _claim_statements()
 
 
 def mark_sending(engine: Engine, *, message_id: int, now: datetime) -> Claim:
@@ -148,7 +122,7 @@ def mark_sending(engine: Engine, *, message_id: int, now: datetime) -> Claim:
         if c.execute(_CLAIM, {"mid": message_id, "now": now}).rowcount:
             return Claim("sending")
     with engine.begin() as c:
-        reason = _stop_reason(c, message_id)
+        reason = _stop_reasons(c, [message_id]).get(message_id)
         if reason is None:
             return Claim("taken")
         done = c.execute(
@@ -157,6 +131,119 @@ def mark_sending(engine: Engine, *, message_id: int, now: datetime) -> Claim:
             .values(status="skipped", reason=reason, updated_at=now)
         ).rowcount
     return Claim("skipped", reason) if done else Claim("taken")
+
+
+def _stop_reasons(c: Connection, message_ids: Sequence[int]) -> dict[int, str]:
+    """Why each message's recipient may no longer be emailed (status first); absent: no reason."""
+    rows = c.execute(
+        select(M.id, S.status, SUP.reason)
+        .select_from(message_table.join(subscriber_table, S.id == M.subscriber_id))
+        .outerjoin(suppression_table, SUP.email == S.email)
+        .where(M.id.in_(list(message_ids)))
+    ).all()
+    out: dict[int, str] = {}
+    for mid, status, suppressed in rows:
+        if status != "active":
+            out[int(mid)] = str(status)
+        elif suppressed:
+            out[int(mid)] = str(suppressed) if suppressed in STATUS_REASONS else "suppressed"
+    return out
+
+
+def _skip(c: Connection, reasons: dict[int, str], now: datetime) -> dict[int, str]:
+    """Mark claimable messages ``skipped`` with their reason; those actually skipped."""
+    done: dict[int, str] = {}
+    for reason in sorted(set(reasons.values())):
+        ids = [mid for mid, r in reasons.items() if r == reason]
+        query = update(message_table).where(M.id.in_(ids), M.status.in_(CLAIMABLE))
+        for row in c.execute(
+            query.values(status="skipped", reason=reason, updated_at=now).returning(M.id)
+        ):
+            done[int(row[0])] = reason
+    return done
+
+
+@dataclass(frozen=True)
+class BatchClaim:
+    """A batch claim: the ids now ``sending`` (in the order asked), and those skipped (why);
+    the rest were taken by another worker."""
+
+    claimed: list[int]
+    skipped: dict[int, str]
+
+
+def claim_many(engine: Engine, *, message_ids: Sequence[int], now: datetime) -> BatchClaim:
+    """Claim a batch of planned messages for sending in ONE committed transaction.
+
+    The same conditional UPDATE as :func:`mark_sending` for a whole batch (still planned,
+    subscriber still active, address not suppressed; ``attempts + 1``); in the same
+    transaction the unclaimed ones whose recipient left become ``skipped`` with the reason.
+    Every claimed message is in the crash window until its outcome is recorded.
+    """
+    ids = [int(i) for i in message_ids]
+    if not ids:
+        return BatchClaim([], {})
+    with engine.begin() as c:
+        got = {int(r[0]) for r in c.execute(_CLAIM_MANY, {"ids": ids, "now": now})}
+        rest = [i for i in ids if i not in got]
+        skipped = _skip(c, _stop_reasons(c, rest), now) if rest else {}
+    return BatchClaim([i for i in ids if i in got], skipped)
+
+
+def record_sent(engine: Engine, *, sent: Sequence[tuple[int, str | None, datetime]]) -> list[int]:
+    """Record the server's 250 for a batch of ``sending`` messages in ONE transaction.
+
+    ``sent`` holds (message id, subject, time of the 250); returns the ids recorded (a
+    message no longer ``sending`` -- a stale worker's -- is left alone). One prepared UPDATE
+    run for every row (executemany), so the statement is compiled once, not per batch.
+    """
+    if not sent:
+        return []
+    ids = [int(mid) for mid, _, _ in sent]
+    with engine.begin() as c:
+        live = {
+            int(r[0]) for r in c.execute(select(M.id).where(M.id.in_(ids), M.status == "sending"))
+        }
+        rows = [
+            {"mid": int(mid), "subject": subject, "now": at}
+            for mid, subject, at in sent
+            if int(mid) in live
+        ]
+        if rows:
+            c.execute(_SENT, rows)
+    return [mid for mid in ids if mid in live]
+
+
+def release_claims(engine: Engine, *, message_ids: Sequence[int], now: datetime) -> int:
+    """Give claimed messages that were never handed to the transport back (attempt returned):
+    a batch cut short by a pause or a hold goes back to ``planned``; in a cancelled run they
+    become ``skipped``/``cancelled``, as the cancel did to every other unsent message."""
+    ids = [int(i) for i in message_ids]
+    if not ids:
+        return 0
+    mine = update(message_table).where(M.id.in_(ids), M.status == "sending")
+    back = M.attempts - 1
+    with engine.begin() as c:
+        cancelled = {
+            int(r[0])
+            for r in c.execute(
+                select(M.id)
+                .join(run_table, R.id == M.run_id)
+                .where(M.id.in_(ids), R.status == RunStatus.cancelled)
+            )
+        }
+        done = c.execute(
+            mine.where(M.id.not_in(cancelled)).values(
+                status="planned", attempts=back, updated_at=now
+            )
+        ).rowcount
+        if cancelled:
+            done += c.execute(
+                mine.where(M.id.in_(cancelled)).values(
+                    status="skipped", reason="cancelled", attempts=back, updated_at=now
+                )
+            ).rowcount
+    return int(done)
 
 
 def defer_message(
@@ -212,11 +299,6 @@ def mark_failed(
     return bool(done)
 
 
-def _insert(c: Connection, table: object) -> object:
-    dialect = postgresql if c.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
-
-
 def record_bounce(engine: Engine, *, message_id: int, error: str, now: datetime) -> bool:
     """A 5xx for the recipient: message failed 'bounced', subscriber bounced, address suppressed.
 
@@ -235,9 +317,9 @@ def record_bounce(engine: Engine, *, message_id: int, error: str, now: datetime)
             .values(status=SubscriberStatus.bounced, status_changed_at=now, updated_at=now)
         )
         email = c.execute(select(S.email).where(S.id == sid)).scalar_one()
-        insert = _insert(c, suppression_table)
+        insert = dialect_insert(c, suppression_table)
         c.execute(
-            insert.values(email=email, reason="bounced", created_at=now).on_conflict_do_nothing()  # type: ignore[attr-defined]
+            insert.values(email=email, reason="bounced", created_at=now).on_conflict_do_nothing()
         )
     return True
 
@@ -290,146 +372,3 @@ def requeue_failed(
 def message_attempts(engine: Engine, *, message_id: int) -> int:
     with engine.connect() as c:
         return int(c.execute(select(M.attempts).where(M.id == message_id)).scalar_one())
-
-
-def run_counts(engine: Engine, *, run_id: int) -> RunCounts:
-    """Count a run's messages by status, and skipped/failed ones by reason."""
-    with engine.connect() as c:
-        rows = c.execute(
-            select(M.status, M.reason, func.count())
-            .where(M.run_id == run_id)
-            .group_by(M.status, M.reason)
-        ).all()
-    status: Counter[str] = Counter()
-    skipped: Counter[str] = Counter()
-    failed: Counter[str] = Counter()
-    for st, reason, n in rows:
-        status[str(st)] += int(n)
-        if st == "skipped":
-            skipped[reason or "unknown"] += int(n)
-        elif st == "failed":
-            failed[reason or "unknown"] += int(n)
-    return RunCounts(
-        dict(sorted(status.items())), dict(sorted(skipped.items())), dict(sorted(failed.items()))
-    )
-
-
-def waiting(engine: Engine, *, run_id: int, due_by: datetime) -> tuple[int, datetime | None]:
-    """Planned messages whose send time is after `due_by`: how many, and the earliest time."""
-    with engine.connect() as c:
-        count, earliest = c.execute(
-            select(func.count(), func.min(M.planned_for)).where(
-                M.run_id == run_id, M.status.in_(CLAIMABLE), M.planned_for > due_by
-            )
-        ).one()
-    return int(count), earliest
-
-
-def run_campaign_id(engine: Engine, *, run_id: int) -> int | None:
-    """The campaign of a run, or None when the run does not exist."""
-    with engine.connect() as c:
-        found = c.execute(select(R.campaign_id).where(R.id == run_id)).scalar()
-    return None if found is None else int(found)
-
-
-def set_run_status(
-    engine: Engine, *, run_id: int, status: str, now: datetime, finished: bool = False
-) -> bool:
-    """Set a run's status (delivering, delivered, paused); stamp finished_at when finished.
-
-    A person's ``held`` or ``cancelled`` stands: such a run is left alone (False)."""
-    values: dict[str, object] = {"status": status}
-    if finished:
-        values["finished_at"] = now
-    query = update(run_table).where(R.id == run_id, R.status.not_in(("held", "cancelled")))
-    with engine.begin() as c:
-        return bool(c.execute(query.values(**values)).rowcount)
-
-
-def run_campaign_config(engine: Engine, *, run_id: int) -> tuple[str, dict[str, Any]] | None:
-    """The name and config of the campaign a run belongs to, or None for an unknown run."""
-
-    c_ = campaign_table.c
-    with engine.connect() as c:
-        found = c.execute(
-            select(c_.name, c_.config).join(run_table, R.campaign_id == c_.id).where(R.id == run_id)
-        ).first()
-    return None if found is None else (str(found.name), dict(found.config or {}))
-
-
-def run_template_name(engine: Engine, *, run_id: int) -> str | None:
-    """The template name of the campaign a run belongs to, or None for an unknown run."""
-
-    c_ = campaign_table.c
-    with engine.connect() as c:
-        found = c.execute(
-            select(c_.template_name).join(run_table, R.campaign_id == c_.id).where(R.id == run_id)
-        ).scalar()
-    return None if found is None else str(found)
-
-
-@dataclass
-class RenderRows:
-    """The rows one batch of messages needs for rendering, fetched in three queries."""
-
-    messages: dict[int, Any]  # message id -> row (arm, subscriber_*, run_*, campaign_*)
-    slots: dict[int, list[Any]]  # message id -> slot rows by position
-    items: dict[int, Any]  # item id -> row (id, title, url, image_url, summary, topics)
-
-
-def render_rows(engine: Engine, *, message_ids: Sequence[int]) -> RenderRows:
-    """Message, subscriber, run, campaign, slot and item rows of a batch of messages."""
-    from newsletter.models import Campaign, Item, Slot
-
-    ca, it, sl = (table_of(t).c for t in (Campaign, Item, Slot))
-    ids = [int(i) for i in message_ids]
-    with engine.connect() as c:
-        heads = c.execute(
-            select(
-                M.id,
-                M.arm,
-                S.id.label("subscriber_id"),
-                S.email,
-                S.name,
-                S.timezone,
-                S.attributes,
-                R.id.label("run_id"),
-                R.scheduled_for,
-                ca.id.label("campaign_id"),
-                ca.name.label("campaign_name"),
-                ca.kind.label("campaign_kind"),
-                ca.config.label("campaign_config"),
-            )
-            .join(subscriber_table, S.id == M.subscriber_id)
-            .join(run_table, R.id == M.run_id)
-            .join(campaign_table, ca.id == R.campaign_id)
-            .where(M.id.in_(ids))
-        ).all()
-        slot_rows = c.execute(
-            select(
-                sl.message_id,
-                sl.position,
-                sl.section,
-                sl.item_id,
-                sl.source,
-                sl.reason_kind,
-                sl.reason_text,
-                sl.reason_anchor,
-            )
-            .where(sl.message_id.in_(ids))
-            .order_by(sl.message_id, sl.position)
-        ).all()
-        wanted = sorted({int(r.item_id) for r in slot_rows})
-        items = (
-            c.execute(
-                select(it.id, it.title, it.url, it.image_url, it.summary, it.topics).where(
-                    it.id.in_(wanted)
-                )
-            ).all()
-            if wanted
-            else []
-        )
-    slots: dict[int, list[Any]] = {i: [] for i in ids}
-    for row in slot_rows:
-        slots[int(row.message_id)].append(row)
-    return RenderRows({int(r.id): r for r in heads}, slots, {int(r.id): r for r in items})

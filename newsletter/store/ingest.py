@@ -16,8 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from newsletter.store.dialect import dialect_insert
 from newsletter.store.records import (
     RejectedRow,
     parse_interaction,
@@ -33,11 +33,6 @@ Numbered = tuple[int, dict[str, Any]]  # (line number in its source, record)
 SUBSCRIBER = subscriber_table
 ITEM = item_table
 INTERACTION = interaction_table
-
-
-def _dialect_insert(connection: Connection, table: Any) -> Any:
-    module = postgresql if connection.dialect.name == "postgresql" else sqlite
-    return module.insert(table)
 
 
 def _key_map(connection: Connection, table: Any, keys: set[str]) -> dict[str, int]:
@@ -82,7 +77,7 @@ def insert_interactions(
                 }
             )
     if accepted:
-        statement = _dialect_insert(connection, INTERACTION).on_conflict_do_nothing()
+        statement = dialect_insert(connection, INTERACTION).on_conflict_do_nothing()
         connection.execute(statement, accepted)
     return len(accepted), rejected
 

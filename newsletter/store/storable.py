@@ -9,6 +9,7 @@ field, on both databases alike (a row is accepted or refused the same everywhere
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import String
@@ -25,6 +26,9 @@ TABLES = {
 }
 # record field -> the column name the user knows it by (in messages)
 SHOWN = {"external_key": "key", "subscriber_key": "subscriber_key", "item_key": "item_key"}
+
+
+_PLAIN = (int, float, bool, datetime)
 
 
 def _nul_in(value: Any) -> bool:
@@ -45,14 +49,25 @@ def _limit(table: Any, field: str) -> int | None:
     return int(length) if length else None
 
 
+_LIMITS: dict[tuple[str, str], int | None] = {}  # (entity, field) -> limit, read once
+
+
+def _cached_limit(entity: str, field: str) -> int | None:
+    key = (entity, field)
+    if key not in _LIMITS:
+        _LIMITS[key] = _limit(TABLES[entity], field)
+    return _LIMITS[key]
+
+
 def check_storable(entity: str, record: Mapping[str, Any]) -> None:
     """Raise RowError naming the first value the database would refuse (NUL, too long)."""
-    table = TABLES[entity]
     for field, value in record.items():
+        if value is None or type(value) in _PLAIN:
+            continue  # numbers, times and booleans hold neither NULs nor long text
         name = SHOWN.get(field, field)
         if _nul_in(value):
             raise RowError(f"{name} contains a NUL character (remove it)")
-        limit = _limit(table, field)
+        limit = _cached_limit(entity, field)
         if isinstance(value, str) and limit is not None and len(value) > limit:
             raise RowError(f"{name} is {len(value):,} characters long; the limit is {limit}")
     for topic in record.get("topics") or ():

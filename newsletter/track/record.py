@@ -15,16 +15,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session
-
 from newsletter.config import Settings
 from newsletter.db import Engine
 from newsletter.models import Frequency
 from newsletter.render.compile import TemplateCache
-from newsletter.render.context import ContextError, build_context_from_db
-from newsletter.render.preview import PreviewError, find_template
-from newsletter.render.render import render_message
 from newsletter.render.sandbox import RenderError
+from newsletter.render.stored import RenderFailure, render_stored
+from newsletter.render.templates import PreviewError, find_template
 from newsletter.store import events as store
 from newsletter.track.bots import classify_click, classify_open
 from newsletter.track.machine import reflag_message
@@ -226,11 +223,14 @@ def message_html(
     if key is None or name is None:
         return None
     try:
-        with Session(engine) as session:
-            context = build_context_from_db(session, message_id=key, settings=settings)
         compiled = cache.get(find_template(name, engine=engine))
-        return render_message(compiled, context, settings=settings, now=now).html
-    except ContextError:
-        return None
     except (PreviewError, RenderError, ValueError) as exc:
         raise ViewError(f"message {key}: template {name!r} cannot be rendered: {exc}") from exc
+    done = render_stored(engine, message_ids=[key], compiled=compiled, settings=settings, now=now)[
+        key
+    ]
+    if isinstance(done, RenderFailure):
+        if not done.template:
+            return None  # the message's data is gone or unusable
+        raise ViewError(f"message {key}: template {name!r} cannot be rendered: {done.error}")
+    return done.html

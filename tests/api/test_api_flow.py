@@ -7,12 +7,11 @@ import re
 from api_world import ARTICLE_1, World, events, subscriber, suppressions
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from sqlmodel import Session
 
 from newsletter.config import Settings
 from newsletter.render.compile import TemplateCache, load_template_source
-from newsletter.render.context import build_context_from_db
-from newsletter.render.render import render_message
+from newsletter.render.render import RenderedMessage
+from newsletter.render.stored import render_stored
 
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0"
 
@@ -20,10 +19,11 @@ CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)
 def test_every_link_of_a_rendered_message_is_answered(
     client: TestClient, engine: Engine, world: World, settings: Settings, clock
 ) -> None:
-    with Session(engine) as session:
-        context = build_context_from_db(session, message_id=world.message_id, settings=settings)
     compiled = TemplateCache().get(load_template_source("digest"))
-    rendered = render_message(compiled, context, settings=settings, now=clock.now)
+    rendered = render_stored(
+        engine, message_ids=[world.message_id], compiled=compiled, settings=settings, now=clock.now
+    )[world.message_id]
+    assert isinstance(rendered, RenderedMessage)
     base = settings.base_url
     local = [
         u.removeprefix(base) for u in re.findall(rf'{re.escape(base)}/[^"\s<>]+', rendered.html)

@@ -25,7 +25,13 @@ from newsletter.deliver.dispatch import (
 from newsletter.deliver.transport import BaseTransport, OutgoingMessage
 from newsletter.models import Message, Run, Subscriber, Suppression
 from newsletter.store import delivery as store
-from newsletter.tables import message_table, subscriber_table, suppression_table
+from newsletter.tables import (
+    item_table,
+    message_table,
+    slot_table,
+    subscriber_table,
+    suppression_table,
+)
 
 NOW = DISPATCH_NOW
 SETTINGS = Settings()
@@ -66,7 +72,7 @@ def messages(engine: Engine, run_id: int) -> dict[int, tuple[str, str, str | Non
         rows = c.execute(
             select(m.id, s.email, m.status, m.reason, m.attempts)
             .join(subscriber_table, s.id == m.subscriber_id)
-            .where(m.run_id == run_id)  # type: ignore[attr-defined]
+            .where(m.run_id == run_id)
         ).all()
     return {int(r[0]): (str(r[1]), str(r[2]), r[3], int(r[4])) for r in rows}
 
@@ -206,7 +212,7 @@ def test_unsubscribes_during_a_run_stop_the_unsent_messages(engine: Engine, run_
         transport=transport,
         settings=SETTINGS,
         now=NOW,
-        policy=policy(progress=unsubscribe_last, batch=5),
+        policy=policy(progress=unsubscribe_last, batch=5, claim_batch=1),
     )
     rows = messages(engine, run_id)
     for mid in (before, suppressed, during):
@@ -346,15 +352,109 @@ def test_connect_failures_pause_the_run_without_burning_attempts(
     assert done.sent == len(todo)
 
 
-def test_batched_render_input_equals_the_render_stage_s_own(engine: Engine, run_id: int) -> None:
-    from sqlmodel import Session
+def test_a_batch_claim_skips_departed_recipients_and_is_recorded_once(
+    engine: Engine, run_id: int
+) -> None:
+    todo = planned(engine, run_id)
+    ids = sorted(todo)[:6]
+    with engine.begin() as c:
+        c.execute(
+            update(subscriber_table)
+            .where(Subscriber.email == todo[ids[1]])  # type: ignore[attr-defined,arg-type]
+            .values(status="bounced")
+        )
+        c.execute(
+            suppression_table.insert().values(
+                email=todo[ids[4]], reason="complained", created_at=NOW
+            )
+        )
+    claim = store.claim_many(engine, message_ids=ids, now=NOW)
+    keep = [ids[0], ids[2], ids[3], ids[5]]
+    assert claim.claimed == keep
+    assert claim.skipped == {ids[1]: "bounced", ids[4]: "complained"}
+    again = store.claim_many(engine, message_ids=ids, now=NOW)  # another worker: nothing left
+    assert again.claimed == [] and again.skipped == {}
+    later = NOW + timedelta(seconds=5)
+    sent = [(ids[0], "S0", later), (ids[2], "S2", NOW)]
+    assert sorted(store.record_sent(engine, sent=sent)) == [ids[0], ids[2]]
+    assert store.record_sent(engine, sent=sent) == []  # a stale record: no-op
+    assert store.release_claims(engine, message_ids=[ids[3], ids[5], ids[0]], now=NOW) == 2
+    rows = messages(engine, run_id)
+    assert [rows[i][1:] for i in ids] == [
+        ("sent", None, 1),
+        ("skipped", "bounced", 0),
+        ("sent", None, 1),
+        ("planned", None, 0),  # released: the attempt was given back
+        ("skipped", "complained", 0),
+        ("planned", None, 0),
+    ]
+    m = message_table.c
+    with engine.connect() as c:
+        got = dict(c.execute(select(m.id, m.subject).where(m.id.in_(ids[:3]))).all())
+        at = c.execute(select(m.sent_at).where(m.id == ids[0])).scalar_one()
+    assert got == {ids[0]: "S0", ids[1]: None, ids[2]: "S2"}
+    assert at.replace(tzinfo=None) == later.replace(tzinfo=None)
 
-    from newsletter.deliver.dispatch import render_inputs
-    from newsletter.render.context import render_input_from_db
+
+@pytest.mark.parametrize("claim_batch", [1, 7, 200])
+def test_batched_claims_send_every_message_once_and_count_transactions(
+    engine: Engine, run_id: int, claim_batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    todo = planned(engine, run_id)
+    calls: Counter[str] = Counter()
+    for name in ("claim_many", "record_sent"):
+        real = getattr(store, name)
+
+        def counted(*a: object, _real: Callable[..., object] = real, _n: str = name, **k: object):
+            calls[_n] += 1
+            return _real(*a, **k)
+
+        monkeypatch.setattr(store, name, counted)
+    transport = MemoryTransport()
+    done = dispatch_run(
+        engine,
+        run_id=run_id,
+        transport=transport,
+        settings=SETTINGS,
+        now=NOW,
+        policy=policy(claim_batch=claim_batch),
+    )
+    assert done.sent == len(todo)
+    assert sorted(int(m.key) for m in transport.sent) == sorted(todo)
+    assert {row[1] for row in messages(engine, run_id).values()} == {"sent"}
+    shards = Counter(store.run_shards(engine, run_id=run_id))
+    per_shard = [n for n in _shard_sizes(engine, run_id).values()]
+    expected = sum(-(-n // claim_batch) for n in per_shard)  # ceil per shard
+    assert len(shards) == 3 and calls["claim_many"] == expected
+    assert calls["record_sent"] == expected
+
+
+def _shard_sizes(engine: Engine, run_id: int) -> Counter[int]:
+    m = message_table.c
+    with engine.connect() as c:
+        return Counter(int(r[0]) for r in c.execute(select(m.shard).where(m.run_id == run_id)))
+
+
+def test_stored_input_is_the_planned_message(engine: Engine, run_id: int) -> None:
+    from newsletter.render.stored import stored_inputs
 
     ids = sorted(planned(engine, run_id))
-    batch = render_inputs(engine, message_ids=ids)
-    assert sorted(batch) == ids
-    with Session(engine) as session:
-        for mid in ids:
-            assert batch[mid] == render_input_from_db(session, message_id=mid)
+    inputs = stored_inputs(engine, message_ids=[*ids, 10**9])
+    assert sorted(inputs) == ids  # a message that does not exist is absent
+    sl, it = slot_table.c, item_table.c
+    with engine.connect() as c:
+        rows = c.execute(
+            select(sl.position, it.title, it.url)
+            .join(item_table, it.id == sl.item_id)
+            .where(sl.message_id == ids[0])
+            .order_by(sl.position)
+        ).all()
+    data = inputs[ids[0]]
+    got = [
+        (s["position"], s["item"]["title"], s["item"]["url"])
+        for sec in data["sections"]
+        for s in sec["slots"]
+    ]
+    assert sorted(got) == [tuple(r) for r in rows] and rows
+    assert data["subscriber"]["email"] == planned(engine, run_id)[ids[0]]
+    assert data["campaign"]["name"] == "weekly" and data["run"]["id"] == run_id

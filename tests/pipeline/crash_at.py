@@ -43,7 +43,7 @@ def stop_at(module: Any, name: str, *, call: int, before: bool, stage: str) -> N
 
 def main() -> None:
     from newsletter.cli import app
-    from newsletter.deliver import dispatch
+    from newsletter.render import stored
     from newsletter.store import delivery, planning
 
     stage, args = sys.argv[1], sys.argv[2:]
@@ -52,9 +52,9 @@ def main() -> None:
     elif stage == "shard":
         stop_at(planning, "write_shard", call=2, before=True, stage=stage)
     elif stage == "render":
-        stop_at(dispatch, "render_message", call=4, before=True, stage=stage)
+        stop_at(stored, "render_message", call=4, before=True, stage=stage)
     elif stage == "sent":
-        stop_at(delivery, "mark_sent", call=3, before=False, stage=stage)
+        stop_at(delivery, "record_sent", call=3, before=False, stage=stage)
     else:
         raise SystemExit(f"unknown stage {stage!r}")
     app(args)

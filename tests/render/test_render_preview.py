@@ -13,10 +13,11 @@ from typer.testing import CliRunner
 from newsletter.cli import app
 from newsletter.models import Campaign, Item, Message, Run, Slot, Subscriber
 from newsletter.render.compile import load_template_source
-from newsletter.render.context import build_context_from_db
+from newsletter.render.context import build_context
 from newsletter.render.fixtures import FIXTURE_NOW as NOW
 from newsletter.render.preview import PreviewError, preview
-from newsletter.render.render import render_message
+from newsletter.render.render import RenderedMessage
+from newsletter.render.stored import render_stored, stored_inputs
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -88,8 +89,8 @@ def _seed(engine) -> tuple[int, int]:
 
 def test_context_from_db_has_hero_sections_and_reasons(engine, settings) -> None:
     message_id, _ = _seed(engine)
-    with Session(engine) as session:
-        context = build_context_from_db(session, message_id=message_id, settings=settings)
+    data = stored_inputs(engine, message_ids=[message_id])[message_id]
+    context = build_context(data, settings=settings)
     assert context["subscriber"]["first_name"] == "Grace"
     assert context["campaign"]["name"] == "Friday Picks"
     assert context["hero"]["item"]["title"] == "Compilers, part 0"
@@ -150,9 +151,10 @@ def test_preview_of_a_subscriber_without_a_message_says_what_is_sample_data(
 
 def test_db_rendered_message_matches_the_stored_rows(sqlite_engine, settings, digest) -> None:
     message_id, _ = _seed(sqlite_engine)
-    with Session(sqlite_engine) as session:
-        context = build_context_from_db(session, message_id=message_id, settings=settings)
-    rendered = render_message(digest, context, settings=settings, now=NOW)
+    rendered = render_stored(
+        sqlite_engine, message_ids=[message_id], compiled=digest, settings=settings, now=NOW
+    )[message_id]
+    assert isinstance(rendered, RenderedMessage)
     parsed = email.message_from_bytes(rendered.bytes, policy=policy.default)
     assert parsed["To"] == "Grace Hopper <grace@example.org>"
     assert parsed["List-Id"] == '"Friday Picks" <friday-picks.news.example.com>'
