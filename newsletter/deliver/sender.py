@@ -1,7 +1,8 @@
 """One shard's delivery loop, a batch at a time: claim, render, send, record, retry.
 
-A batch of ``claim_batch`` due ids is read with its render input (four queries), rendered,
-and claimed in one committed transaction (``planned -> sending``, recipients re-checked);
+Up to ``RENDER_AHEAD`` due ids are read with their render input (four queries) and rendered;
+a batch of ``claim_batch`` of them is claimed in one committed transaction (``planned ->
+sending``, recipients re-checked);
 the claimed messages are handed to the transport one by one, and their 250s are recorded
 ``sent`` in one transaction per batch (when the batch's results are in, and always before
 the next batch is claimed). Failures are rare and recorded one by one, as they arrive.
@@ -32,9 +33,16 @@ from newsletter.deliver.outcomes import (
 from newsletter.deliver.transport import OutgoingMessage, SendResult, Transport
 from newsletter.plan.cadence import QUIET_DEFERRED, quiet_until, zone
 from newsletter.render.compile import CompiledTemplate
+from newsletter.render.render import RenderedMessage
 from newsletter.render.stored import RenderFailure, render_stored, stored_inputs
 from newsletter.store import delivery as store
 from newsletter.store import runs
+
+# Messages read and rendered per round trip to the database, whatever the claim batch: the
+# render input costs four queries per batch, so claiming one message at a time (SMTP's
+# default) must not also mean reading one at a time. Rendered messages hold no database
+# state until they are claimed, so this does not widen the crash window.
+RENDER_AHEAD = 100
 
 
 class ShardSender:
@@ -62,6 +70,8 @@ class ShardSender:
         self.retries: list[tuple[float, int]] = []
         self.fresh: deque[int] = deque()
         self.ready: deque[OutgoingMessage] = deque()  # claimed, not yet handed over
+        self.rendered: deque[tuple[int, RenderedMessage]] = deque()  # rendered, not claimed
+        self.ahead = max(self.batch, RENDER_AHEAD)
         self.pending: list[tuple[int, str | None, datetime]] = []  # 250s not yet recorded
         self.cursor = 0
         self.subjects: dict[int, str] = {}
@@ -95,12 +105,12 @@ class ShardSender:
             if wait > 0:
                 self.policy.sleep(wait)
 
-    def next_ids(self) -> list[int]:
-        """Up to a batch of ids: the retries that are due, then fresh planned messages."""
+    def next_ids(self, limit: int) -> list[int]:
+        """Up to `limit` ids: the retries that are due, then fresh planned messages."""
         now, out = self.policy.monotonic(), list[int]()
-        while len(out) < self.batch and self.retries and self.retries[0][0] <= now:
+        while len(out) < limit and self.retries and self.retries[0][0] <= now:
             out.append(heapq.heappop(self.retries)[1])
-        while len(out) < self.batch and now >= self.hold_until:
+        while len(out) < limit and now >= self.hold_until:
             if not self.fresh:
                 self.fresh.extend(
                     store.planned_ids(
@@ -108,7 +118,7 @@ class ShardSender:
                         run_id=self.run_id,
                         shard=self.shard,
                         after_id=self.cursor,
-                        limit=max(self.policy.batch, self.batch),
+                        limit=max(self.policy.batch, limit),
                         due_by=self.now if self.policy.honour_send_time else None,
                     )
                 )
@@ -140,8 +150,24 @@ class ShardSender:
             yield self.ready.popleft()
 
     def fill(self) -> bool:
-        """Read, render and claim the next batch (False: nothing is due)."""
-        ids = self.next_ids()
+        """Claim the next batch of rendered messages, rendering ahead when none are left
+        (False: nothing is due)."""
+        if not self.rendered and not self.render_next():
+            return False
+        good = dict(self.rendered.popleft() for _ in range(min(self.batch, len(self.rendered))))
+        claim = store.claim_many(self.engine, message_ids=list(good), now=self.time())
+        for mid, reason in claim.skipped.items():
+            self.report(mid, "skipped", reason)
+        for mid in claim.claimed:
+            self.subjects[mid] = good[mid].subject
+            self.ready.append(
+                OutgoingMessage(mid, self.sender, [good[mid].recipient], good[mid].bytes)
+            )
+        return True
+
+    def render_next(self) -> bool:
+        """Read and render up to RENDER_AHEAD due messages (False: nothing is due)."""
+        ids = self.next_ids(self.ahead)
         if not ids:
             return False
         inputs = stored_inputs(self.engine, message_ids=ids)
@@ -155,20 +181,11 @@ class ShardSender:
             now=self.time(),
             inputs=inputs,
         )
-        good = {}
         for mid, done in rendered.items():
             if isinstance(done, RenderFailure):
                 self.render_failed(mid, done.error)
             else:
-                good[mid] = done
-        claim = store.claim_many(self.engine, message_ids=list(good), now=self.time())
-        for mid, reason in claim.skipped.items():
-            self.report(mid, "skipped", reason)
-        for mid in claim.claimed:
-            self.subjects[mid] = good[mid].subject
-            self.ready.append(
-                OutgoingMessage(mid, self.sender, [good[mid].recipient], good[mid].bytes)
-            )
+                self.rendered.append((mid, done))
         return True
 
     def render_failed(self, message_id: int, error: str) -> None:
@@ -205,7 +222,11 @@ class ShardSender:
                 self.report(mid, "sent")
 
     def release(self) -> None:
-        """Give back the claims never handed to the transport; they are sent in a later pass."""
+        """Give back the claims never handed to the transport, and forget what was rendered
+        ahead; both are sent in a later pass (claimed ones first, in their order)."""
+        if self.rendered:
+            self.fresh.extendleft(reversed([mid for mid, _ in self.rendered]))
+            self.rendered.clear()
         if self.ready:
             ids = [int(m.key) for m in self.ready]
             self.ready.clear()
