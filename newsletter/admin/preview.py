@@ -90,7 +90,7 @@ def resolve_subscriber(engine: Engine, text: str | None) -> int | None:
     text = (text or "").strip()
     if not text or text == "sample":
         return None
-    found = subscriber_id(engine, text)
+    found = subscriber_id(engine, key=text)
     if found is None:
         raise EditorError(f"no subscriber with id, email or key {text!r}")
     return found

@@ -115,13 +115,13 @@ class PlanResult:
 def shard_verdicts(engine: Any, plan: RunPlan, ids: list[int]) -> list[Verdict]:
     """Arms (sticky: recorded ones win) and cadence verdicts for one shard's subscribers."""
     config = plan.campaign_config
-    profiles = store.profiles(engine, ids)
+    profiles = store.profiles(engine, ids=ids)
     known = [p.id for p in profiles]
-    recorded = store.assignments(engine, plan.experiment, known)
+    recorded = store.assignments(engine, experiment=plan.experiment, ids=known)
     hashed = assign_arms(known, shares=config.arms, default_salt=plan.default_salt)
     history = store.send_times(
         engine,
-        known,
+        ids=known,
         start=plan.scheduled_for - timedelta(days=31),
         end=plan.scheduled_for + timedelta(days=8),
         exclude_run=plan.run_id,

@@ -73,8 +73,8 @@ def ingest(
         for start in range(0, len(parsed), BATCH):
             loaded, refused = store_ingest.write_batch(
                 connection,
-                entity,
-                parsed[start : start + BATCH],
+                entity=entity,
+                rows=parsed[start : start + BATCH],
                 source=f"{SOURCE} {entity}",
                 now=now,
                 origin=SOURCE,

@@ -317,7 +317,7 @@ def record_bounce(engine: Engine, *, message_id: int, error: str, now: datetime)
             .values(status=SubscriberStatus.bounced, status_changed_at=now, updated_at=now)
         )
         email = c.execute(select(S.email).where(S.id == sid)).scalar_one()
-        insert = dialect_insert(c, suppression_table)
+        insert = dialect_insert(c, table=suppression_table)
         c.execute(
             insert.values(email=email, reason="bounced", created_at=now).on_conflict_do_nothing()
         )

@@ -71,7 +71,7 @@ def trigger_campaigns(engine: Engine) -> list[Campaign]:
         return [Campaign.model_validate(r._mapping) for r in rows]
 
 
-def item_topics(engine: Engine, ids: Sequence[int]) -> dict[int, list[str]]:
+def item_topics(engine: Engine, *, ids: Sequence[int]) -> dict[int, list[str]]:
     """Topics per item id."""
     out: dict[int, list[str]] = defaultdict(list)
     unique = sorted(set(ids))
@@ -117,7 +117,7 @@ def add_states(engine: Engine, *, rows: Sequence[dict[str, Any]]) -> int:
         return 0
     table = trigger_state_table
     with engine.begin() as c:
-        statement = dialect_insert(c, table).on_conflict_do_nothing(
+        statement = dialect_insert(c, table=table).on_conflict_do_nothing(
             index_elements=["campaign_id", "subscriber_id", "dedupe"]
         )
         c.execute(statement, list(rows))

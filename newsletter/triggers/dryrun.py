@@ -54,7 +54,7 @@ def _candidate_states(engine: Any, rule: Any, sid: int, at: datetime) -> list[ru
             )
         ]
     reads = {sid: [(b[1], b[3]) for b in behaviour if b[2] == "read"]}
-    topics = store.item_topics(engine, sorted({b[1] for b in behaviour}))
+    topics = store.item_topics(engine, ids=sorted({b[1] for b in behaviour}))
     return rules.topic_states(rule, behaviour, reads=reads, topics=topics)
 
 
@@ -67,7 +67,7 @@ def _picks(
     model = fit_model(engine, plan, FACTORIES[config.ranker])
     picker = Picker(model, now=plan.prepared_at, fresh_days=config.fresh_days)
     sid = verdict.subscriber_id
-    tz = zone(plan_store.profiles(engine, [sid])[0].timezone, settings.default_timezone)
+    tz = zone(plan_store.profiles(engine, ids=[sid])[0].timezone, settings.default_timezone)
     user = int(model.user_index([sid])[0])
     slots = choose(
         picker,

@@ -101,7 +101,7 @@ def _states_for(
         end=max(b[3] for b in reads),
     )
     items = {i for rows in recent.values() for i, _ in rows} | {b[1] for b in reads}
-    topics = store.item_topics(engine, sorted(items))
+    topics = store.item_topics(engine, ids=sorted(items))
     return rules.topic_states(rule, reads, reads=recent, topics=topics)
 
 
@@ -232,14 +232,14 @@ def verdicts(
     cooling: dict[int, datetime],
 ) -> list[Verdict]:
     """Per subscriber: the cooldown, then cadence and preferences, and their sticky arm."""
-    profiles = plan_store.profiles(engine, ids)
+    profiles = plan_store.profiles(engine, ids=ids)
     known = [p.id for p in profiles]
-    recorded = plan_store.assignments(engine, plan.experiment, known)
+    recorded = plan_store.assignments(engine, experiment=plan.experiment, ids=known)
     hashed = assign_arms(known, shares=config.arms, default_salt=plan.default_salt)
     now = plan.prepared_at
     history = plan_store.send_times(
         engine,
-        known,
+        ids=known,
         start=now - timedelta(days=31),
         end=now + timedelta(days=8),
         exclude_run=plan.run_id,
@@ -305,7 +305,7 @@ def _slots(
     model = trigger_model(engine, plan, campaign)
     picker = Picker(model, now=plan.prepared_at, fresh_days=config.fresh_days)
     ids = [v.subscriber_id for v in planned]
-    timezones = {p.id: p.timezone for p in plan_store.profiles(engine, ids)}
+    timezones = {p.id: p.timezone for p in plan_store.profiles(engine, ids=ids)}
     users = model.user_index(ids)
     slots = {}
     for v, user in zip(planned, users, strict=True):
