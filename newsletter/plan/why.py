@@ -18,6 +18,7 @@ from typing import Any
 
 from newsletter.config import Settings
 from newsletter.db import as_utc
+from newsletter.enums import MessageStatus
 from newsletter.models import Campaign, Message, Slot
 from newsletter.plan.cadence import QUIET_DEFERRED, zone
 from newsletter.plan.campaigns import CampaignConfig, parse_campaign_config
@@ -176,7 +177,7 @@ def _with_message(
     if settings is not None:
         base.feedback_code = feedback_code(message.arm, secret_key=settings.secret_key)
     sentence = explain_reason(message.reason, config)
-    if message.status == "skipped":
+    if message.status == MessageStatus.skipped:
         base.outcome = "skipped"
         left = store.departure(engine, subscriber_id=sid) if message.reason in LEFT else None
         if left is not None and left[0] == message.reason:
@@ -186,10 +187,12 @@ def _with_message(
             base.other_messages = _others(engine, sid, message.planned_for, run_id)
         return base
     deferred = message.reason == QUIET_DEFERRED
-    base.outcome = "sent" if message.status == "sent" else "deferred" if deferred else "planned"
+    base.outcome = (
+        "sent" if message.status == MessageStatus.sent else "deferred" if deferred else "planned"
+    )
     assert base.scheduled_for is not None
     base.timing = _timing(message, kind=campaign.kind, config=config, scheduled=base.scheduled_for)
-    if message.status == "sent" and message.sent_at is not None:
+    if message.status == MessageStatus.sent and message.sent_at is not None:
         base.summary = f"Sent in run {run_id} ({message.arm} arm) at {base._when(message.sent_at)}."
     else:
         extra = f"; {sentence}" if deferred else ""

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, Engine, case, delete, func, select, update
 
+from newsletter.enums import MessageStatus, RunStatus, SubscriberStatus
 from newsletter.models import (
     Campaign,
     Message,
@@ -41,7 +42,7 @@ from newsletter.tables import (
 )
 
 CHUNK = 5000
-LIVE = ("planned", "rendered", "sending", "sent")
+LIVE = (MessageStatus.planned, MessageStatus.rendered, MessageStatus.sending, MessageStatus.sent)
 M = message_table.c
 SL = slot_table.c
 
@@ -93,7 +94,7 @@ def ensure_run(engine: Engine, *, campaign_id: int, scheduled_for: datetime, now
             .values(
                 campaign_id=campaign_id,
                 scheduled_for=scheduled_for,
-                status="planning",
+                status=RunStatus.planning,
                 stats={},
                 created_at=now,
             )
@@ -180,7 +181,7 @@ def item_feedback(engine: Engine) -> tuple[dict[int, int], dict[int, int]]:
         shown = c.execute(
             select(SL.item_id, func.count())
             .join(message_table, M.id == SL.message_id)
-            .where(M.status == "sent")
+            .where(M.status == MessageStatus.sent)
             .group_by(SL.item_id)
         ).all()
         clicked = c.execute(
@@ -345,7 +346,7 @@ def discard_unsent_run(engine: Engine, *, run_id: int) -> bool:
         started = c.execute(
             select(func.count()).where(M.run_id == run_id, M.status.not_in(["planned", "skipped"]))
         ).scalar_one()
-        if status != "planning" or started:
+        if status != RunStatus.planning or started:
             return False
         messages = select(M.id).where(M.run_id == run_id).scalar_subquery()
         c.execute(delete(slot_table).where(SL.message_id.in_(messages)))
@@ -375,7 +376,7 @@ def departure(engine: Engine, *, subscriber_id: int) -> tuple[str, datetime | No
         if row is None:
             return None
         status, updated, suppressed, suppressed_at = row
-        if status == "active":
+        if status == SubscriberStatus.active:
             return None if suppressed is None else (f"suppressed:{suppressed}", suppressed_at)
         kind = DEPARTURE_EVENTS.get(str(status))
         event_at = c.execute(

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from newsletter.config import Settings
+from newsletter.enums import MessageStatus
 from newsletter.models import TriggerKind
 from newsletter.plan.cadence import zone
 from newsletter.plan.decide import Verdict, explain_reason
@@ -111,7 +112,7 @@ def dry_run(
     out.lines.append(
         f"Condition met: {rules.label(rule, context)} (due {due[0].due_at.isoformat()})."
     )
-    if verdict.status != "planned":
+    if verdict.status != MessageStatus.planned:
         reason = verdict.reason
         out.lines.append(f"Suppressed: {explain_reason(reason, config)} ({reason}).")
         return out

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from newsletter.config import Settings
+from newsletter.enums import MessageStatus
 from newsletter.models import Campaign, TriggerKind
 from newsletter.plan.cadence import zone
 from newsletter.plan.campaigns import CampaignConfig, TriggerRule, parse_campaign_config
@@ -299,7 +300,7 @@ def _slots(
     """The items of every planned message (and the model's item ids)."""
     config = plan.campaign_config
     assert config.trigger is not None
-    planned = [v for v in chosen if v.status == "planned"]
+    planned = [v for v in chosen if v.status == MessageStatus.planned]
     if not planned:
         return {}, np.zeros(0, dtype=np.int64)
     model = trigger_model(engine, plan, campaign)
@@ -348,7 +349,8 @@ def fire_due(
     status = dict(zip(messages["subscriber_id"], messages["status"], strict=True))
     why = dict(zip(messages["subscriber_id"], messages["reason"], strict=True))
     reasons = {
-        s.id: (None if status[s.subscriber_id] == "planned" else why[s.subscriber_id]) for s in due
+        s.id: (None if status[s.subscriber_id] == MessageStatus.planned else why[s.subscriber_id])
+        for s in due
     }
     store.fire_states(
         engine,
@@ -367,7 +369,7 @@ def _settle(engine: Any, name: str, run_id: int, now: datetime) -> Firing:
     firing = Firing(name, run_id)
     arms: dict[str, int] = defaultdict(int)
     for arm, status, reason, n in plan_store.plan_counts(engine, run_id=run_id):
-        if status == "skipped":
+        if status == MessageStatus.skipped:
             firing.skipped[reason or "unknown"] = firing.skipped.get(reason or "unknown", 0) + n
         else:
             firing.planned += n
