@@ -62,7 +62,7 @@ def build(url: str, n: int, items: int, interactions: int) -> None:
     upgrade(engine)
     now = world_now()
     world = generate_world(subscribers=n, items=items, interactions=interactions, now=now)
-    load_frames(engine, world.frames, now=now, origin="bench")
+    load_frames(engine, frames=world.frames, now=now, origin="bench")
     with session_scope(engine) as s:
         s.add(Campaign(name="weekly", template_name="digest", created_at=now))
     engine.dispose()

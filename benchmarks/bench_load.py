@@ -54,7 +54,7 @@ def measure(database: str, args: argparse.Namespace) -> None:
             upgrade(engine)
             rows = len(world.frames.interactions)
             with timer.step(f"load into {database}", count=rows, unit="interactions"):
-                load_frames(engine, world.frames, now=now, origin="benchmark")
+                load_frames(engine, frames=world.frames, now=now, origin="benchmark")
             print(count_rows(engine), flush=True)
         finally:
             engine.dispose()

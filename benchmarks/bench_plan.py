@@ -50,7 +50,7 @@ def build(url: str, n: int, items: int, interactions: int) -> object:
     upgrade(engine)
     now = world_now()
     world = generate_world(subscribers=n, items=items, interactions=interactions, now=now)
-    load_frames(engine, world.frames, now=now, origin="bench")
+    load_frames(engine, frames=world.frames, now=now, origin="bench")
     rng = np.random.default_rng(5)
     with session_scope(engine) as s:
         s.add(Campaign(name="weekly", template_name="digest", created_at=now))
@@ -67,8 +67,8 @@ def build(url: str, n: int, items: int, interactions: int) -> object:
         sup = rng.choice(len(emails), size=n // 100, replace=False)
         bulk_insert(
             c,
-            "suppression",
-            pd.DataFrame(
+            table="suppression",
+            frame=pd.DataFrame(
                 {
                     "email": [emails[i] for i in sup],
                     "reason": "bounced",
@@ -80,8 +80,8 @@ def build(url: str, n: int, items: int, interactions: int) -> object:
         when = pd.Timestamp(now) - pd.to_timedelta(rng.integers(4, 30, size=len(sent)), unit="h")
         bulk_insert(
             c,
-            "message",
-            pd.DataFrame(
+            table="message",
+            frame=pd.DataFrame(
                 {
                     "run_id": run_id,
                     "subscriber_id": sent,

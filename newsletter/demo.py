@@ -76,7 +76,7 @@ def run_demo(
         world = generate_world(
             subscribers=subscribers, items=items, interactions=interactions, now=now, seed=seed
         )
-        load_frames(engine, world.frames, now=now, origin="synthetic")
+        load_frames(engine, frames=world.frames, now=now, origin="synthetic")
         result.steps["data"] = count_rows(engine) | {"topics": len(world.topics)}
         data = result.steps["data"]
         progress(

@@ -25,6 +25,7 @@ from newsletter.admin.editor import Draft, EditorError, Issue, lint_draft, sourc
 from newsletter.config import Settings
 from newsletter.db import Engine
 from newsletter.deliver.transport import OutgoingMessage, TransportConfigError, transport_from_url
+from newsletter.enums import MessageStatus
 from newsletter.render.compile import CompileError, compile_template
 from newsletter.render.context import ContextError, build_context
 from newsletter.render.fixtures import fixture_input
@@ -90,7 +91,7 @@ def resolve_subscriber(engine: Engine, text: str | None) -> int | None:
     text = (text or "").strip()
     if not text or text == "sample":
         return None
-    found = subscriber_id(engine, text)
+    found = subscriber_id(engine, key=text)
     if found is None:
         raise EditorError(f"no subscriber with id, email or key {text!r}")
     return found
@@ -207,7 +208,7 @@ def send_test(
             result = transport.send(message)
     except TransportConfigError as exc:
         raise EditorError(f"smtp_url is not usable: {exc}") from exc
-    if result.status != "sent":
+    if result.status != MessageStatus.sent:
         raise EditorError(
             f"the mail server did not take the test email ({result.code or ''} "
             f"{result.detail}); check smtp_url".replace("( ", "(")

@@ -59,7 +59,7 @@ def overview(engine: Engine) -> list[SegmentSummary]:
 
 def open_segment(engine: Engine, *, name: str) -> str:
     """The YAML of segment NAME (saved first, then the shipped file); '' for a new one."""
-    stored = segment_source(engine, name)
+    stored = segment_source(engine, name=name)
     if stored is not None:
         return stored
     files = segment_files(shipped_path("segments"))
@@ -82,12 +82,12 @@ def check(
 ) -> SegmentCheck:
     """Count the subscribers the rule selects at `now`, with a sample (errors, not raises)."""
     try:
-        ids = segment_ids(engine, _parse(name, text, admin=admin), now=now)
+        ids = segment_ids(engine, definition=_parse(name, text, admin=admin), now=now)
     except SegmentError as exc:
         return SegmentCheck(error=str(exc))
     shown = [
         {"id": p.id, "email": p.email, "status": p.status, "timezone": p.timezone}
-        for p in profiles(engine, ids[:sample])
+        for p in profiles(engine, ids=ids[:sample])
     ]
     return SegmentCheck(count=len(ids), sample=shown)
 

@@ -160,7 +160,7 @@ def segment_preview(
     try:
         ids = segment_ids(
             engine,
-            resolve_segment(engine, name),
+            definition=resolve_segment(engine, name),
             now=_when(at, "--at"),
             limits=SqlLimits.from_settings(settings),
         )
@@ -168,7 +168,7 @@ def segment_preview(
         raise fail(str(exc), 2) from exc
     shown = [
         {"id": p.id, "email": p.email, "status": p.status, "timezone": p.timezone}
-        for p in profiles(engine, ids[:sample])
+        for p in profiles(engine, ids=ids[:sample])
     ]
     if as_json:
         print_json({"segment": name, "count": len(ids), "sample": shown})

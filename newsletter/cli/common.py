@@ -139,7 +139,7 @@ def _pending_schedule(engine: Engine, campaign: str, *, verb: str) -> datetime |
     from newsletter.store.planning import find_campaign
     from newsletter.store.run_list import pending_run
 
-    found = find_campaign(engine, campaign)
+    found = find_campaign(engine, name=campaign)
     if found is None or found.id is None:
         return None  # plan_run names the unknown campaign
     pending = pending_run(engine, campaign_id=found.id)

@@ -62,7 +62,7 @@ def import_movielens_command(
     before = count_rows(engine)
     with progress_bars() as bars:
         try:
-            offered = import_movielens(engine, directory, now=when, progress=bars)
+            offered = import_movielens(engine, directory=directory, now=when, progress=bars)
         except MovieLensError as exc:
             raise fail(str(exc), 2) from exc
     after = count_rows(engine)

@@ -246,7 +246,7 @@ def _run_list(campaign: str | None, *, as_json: bool, config: Path | None) -> No
     engine = migrated_engine(settings_or_exit(config))
     campaign_id = None
     if campaign is not None:
-        found = find_campaign(engine, campaign)
+        found = find_campaign(engine, name=campaign)
         if found is None:
             known = ", ".join(campaign_names(engine)) or "none yet"
             raise fail(f"unknown campaign {campaign!r}; known campaigns: {known}", 2)

@@ -75,7 +75,7 @@ def trigger_test(
 
     settings = settings_or_exit(config)
     engine = migrated_engine(settings)
-    sid = subscriber_id(engine, subscriber)
+    sid = subscriber_id(engine, key=subscriber)
     if sid is None:
         raise fail(f"--subscriber {subscriber!r}: no subscriber with that id, email or key", 2)
     try:

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from newsletter.enums import RunStatus
+
 CAP_REASONS = ("frequency_cap_day", "frequency_cap_7d", "min_gap", "frequency_monthly")
 
 
@@ -82,7 +84,13 @@ def _holder_lines(campaign: str, holders: Mapping[int, str]) -> list[str]:
         + f": see `newsletter run list` and `newsletter why SUBSCRIBER --campaign {campaign}`"
     ]
     for run_id, status in holders.items():
-        if status in ("planning", "planned", "waiting", "paused", "delivering"):
+        if status in (
+            RunStatus.planning,
+            RunStatus.planned,
+            RunStatus.waiting,
+            RunStatus.paused,
+            RunStatus.delivering,
+        ):
             lines.append(
                 f"  run {run_id} is not sent yet: send it with `newsletter run resume {run_id}`"
             )

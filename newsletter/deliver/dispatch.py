@@ -66,6 +66,7 @@ from newsletter.deliver.outcomes import Outcome as Outcome
 from newsletter.deliver.sender import ShardSender
 from newsletter.deliver.status import settle_run
 from newsletter.deliver.transport import Transport
+from newsletter.enums import RunStatus
 from newsletter.plan.campaigns import CampaignConfigError, parse_campaign_config
 from newsletter.render.compile import CompiledTemplate, TemplateCache
 from newsletter.render.lint import lint_template
@@ -108,11 +109,11 @@ def compile_for_run(engine: Engine, *, run_id: int) -> CompiledTemplate:
 def refuse_halted(engine: Engine, *, run_id: int) -> None:
     """A held or cancelled run is a person's decision: refuse to resume it from here."""
     status = runs.run_status(engine, run_id=run_id)
-    if status == "held":
+    if status == RunStatus.held:
         raise DeliveryError(
             f"run {run_id} was paused from the web UI: press Resume on its campaign page"
         )
-    if status == "cancelled":
+    if status == RunStatus.cancelled:
         raise DeliveryError(f"run {run_id} was cancelled; its unsent messages were skipped")
 
 
@@ -162,7 +163,7 @@ def dispatch_run(
     meanwhile stops at its next status check, keeping that status."""
     compiled = compile_for_run(engine, run_id=run_id)
     total = DispatchResult(run_id)
-    if not store.set_run_status(engine, run_id=run_id, status="delivering", now=now):
+    if not store.set_run_status(engine, run_id=run_id, status=RunStatus.delivering, now=now):
         total.halted = runs.run_status(engine, run_id=run_id)
         return total
     try:
@@ -182,7 +183,7 @@ def dispatch_run(
                 total.halted = done.halted
                 return total
     except DeliveryPaused:
-        store.set_run_status(engine, run_id=run_id, status="paused", now=now)
+        store.set_run_status(engine, run_id=run_id, status=RunStatus.paused, now=now)
         raise
     if policy is not None and policy.honour_send_time:
         total.waiting, total.next_send = store.waiting(engine, run_id=run_id, due_by=now)

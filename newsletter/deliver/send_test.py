@@ -20,6 +20,7 @@ from email.utils import parseaddr
 from newsletter.config import Settings
 from newsletter.db import Engine
 from newsletter.deliver.transport import OutgoingMessage, transport_from_url
+from newsletter.enums import MessageStatus
 from newsletter.render.compile import compile_template
 from newsletter.render.context import build_context
 from newsletter.render.lint import lint_template
@@ -102,7 +103,7 @@ def send_test(
     sender = parseaddr(settings.sender)[1]
     with transport_from_url(transport_url or settings.smtp_url) as transport:
         result = transport.send(OutgoingMessage(data["message_id"], sender, [address], payload))
-    if result.status != "sent":
+    if result.status != MessageStatus.sent:
         detail = f"{result.code or ''} {result.detail or ''}".strip()
         raise SendTestError(f"the mail server did not accept the test email to {address}: {detail}")
     return TestSend(address, subject, note, result.status, str(result.detail or ""))

@@ -31,6 +31,7 @@ from newsletter.deliver.outcomes import (
     Outcome,
 )
 from newsletter.deliver.transport import OutgoingMessage, SendResult, Transport
+from newsletter.enums import MessageStatus
 from newsletter.plan.cadence import QUIET_DEFERRED, quiet_until, zone
 from newsletter.render.compile import CompiledTemplate
 from newsletter.render.render import RenderedMessage
@@ -84,7 +85,7 @@ class ShardSender:
         return self.policy.clock() if self.policy.clock else self.now
 
     def report(self, message_id: int, status: str, reason: str | None = None) -> None:
-        if status in ("sent", "failed", "skipped"):
+        if status in (MessageStatus.sent, MessageStatus.failed, MessageStatus.skipped):
             setattr(self.result, status, getattr(self.result, status) + 1)
         if self.policy.progress is not None:
             self.policy.progress(Outcome(message_id, status, reason))
@@ -240,7 +241,7 @@ class ShardSender:
         message_id, now = int(result.key), self.time()
         subject = self.subjects.pop(message_id, None)
         error = f"{result.code or ''} {result.stage or ''}: {result.detail}".strip()
-        if result.status == "sent":
+        if result.status == MessageStatus.sent:
             self.connect_failures = 0
             self.pending.append((message_id, subject, now))
             if len(self.pending) >= self.batch:

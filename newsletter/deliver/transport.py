@@ -23,6 +23,7 @@ from typing import Literal, Protocol, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from newsletter.deliver.ratelimit import Bucket
+from newsletter.enums import MessageStatus
 
 SendStatus = Literal["sent", "transient", "permanent"]
 Stage = Literal["connect", "mail", "rcpt", "data", "write", "memory"]
@@ -175,7 +176,7 @@ class MemoryTransport(BaseTransport):
         """Record the message as sent unless a programmed failure applies to a recipient."""
         with self._lock:
             result = self._scripted(message) or SendResult(message.key, "sent", 250, "OK")
-            if result.status == "sent":
+            if result.status == MessageStatus.sent:
                 self.sent.append(message)
             self.attempts.append(result)
         return result

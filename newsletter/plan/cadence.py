@@ -29,6 +29,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from newsletter.enums import Frequency
 from newsletter.plan.campaigns import CadenceRules
 
 SKIP_STATUSES = ("unsubscribed", "bounced", "complained", "placeholder", "erased")
@@ -190,7 +191,7 @@ def check_cadence(
     messages; `suppressed` is the reason of a Suppression row for their address, if any.
     """
     reason = suppression_reason(status=status, suppressed=suppressed)
-    if reason is None and frequency == "paused":
+    if reason is None and frequency == Frequency.paused:
         reason = "paused"
     if reason is not None:
         return CadenceDecision(ok=False, send_at=due, reason=reason)
@@ -198,7 +199,9 @@ def check_cadence(
     deferred = quiet_until(due, tz, rules.quiet_hours)
     if deferred is not None:
         send_at, note = deferred, QUIET_DEFERRED
-    if frequency == "monthly" and any(send_at - timedelta(days=30) < t <= send_at for t in others):
+    if frequency == Frequency.monthly and any(
+        send_at - timedelta(days=30) < t <= send_at for t in others
+    ):
         return CadenceDecision(ok=False, send_at=send_at, reason="frequency_monthly")
     cap = cap_reason(send_at=send_at, others=others, tz=tz, rules=rules)
     if cap is not None:

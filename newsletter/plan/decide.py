@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from newsletter.enums import Arm
 from newsletter.plan.cadence import check_cadence, digest_send_time, local_wall_time, zone
 from newsletter.plan.campaigns import CampaignConfig
 from newsletter.store.planning import Profile
@@ -92,6 +93,6 @@ def decide(
     )
     if not decision.ok:
         return Verdict(profile.id, arm, "skipped", decision.reason, decision.send_at)
-    if arm == "control":
+    if arm == Arm.control:
         return Verdict(profile.id, arm, "skipped", "control_arm", decision.send_at)
     return Verdict(profile.id, arm, "planned", decision.reason, decision.send_at)

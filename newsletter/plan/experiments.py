@@ -19,10 +19,11 @@ from functools import lru_cache
 
 import numpy as np
 
+from newsletter.enums import Arm
 from newsletter.plan.campaigns import ArmShares
 
 DEFAULT_SALT = "newsletter-arms-v1"
-ARMS = ("personalized", "popular", "control")
+ARMS = (Arm.personalized, Arm.popular, Arm.control)
 _SCALE = float(2**64)
 
 

@@ -25,6 +25,7 @@ import pandas as pd
 
 from newsletter.config import Settings
 from newsletter.db import as_utc
+from newsletter.enums import Arm, MessageStatus
 from newsletter.models import Campaign
 from newsletter.plan.decide import Verdict, decide
 from newsletter.plan.experiments import assign_arms
@@ -115,13 +116,13 @@ class PlanResult:
 def shard_verdicts(engine: Any, plan: RunPlan, ids: list[int]) -> list[Verdict]:
     """Arms (sticky: recorded ones win) and cadence verdicts for one shard's subscribers."""
     config = plan.campaign_config
-    profiles = store.profiles(engine, ids)
+    profiles = store.profiles(engine, ids=ids)
     known = [p.id for p in profiles]
-    recorded = store.assignments(engine, plan.experiment, known)
+    recorded = store.assignments(engine, experiment=plan.experiment, ids=known)
     hashed = assign_arms(known, shares=config.arms, default_salt=plan.default_salt)
     history = store.send_times(
         engine,
-        known,
+        ids=known,
         start=plan.scheduled_for - timedelta(days=31),
         end=plan.scheduled_for + timedelta(days=8),
         exclude_run=plan.run_id,
@@ -151,7 +152,7 @@ def shard_slots(
     """Slots per planned subscriber id: personalized or popularity-ranked by arm (``done`` is
     told how many subscribers each batch filled)."""
     out: dict[int, list[PlannedSlot]] = {}
-    planned = [v for v in verdicts if v.status == "planned"]
+    planned = [v for v in verdicts if v.status == MessageStatus.planned]
     config = plan.campaign_config
     for arm in ("personalized", "popular"):
         ids = np.array([v.subscriber_id for v in planned if v.arm == arm], dtype=np.int64)
@@ -159,7 +160,7 @@ def shard_slots(
         ids, users = ids[users >= 0], users[users >= 0]
         for start in range(0, len(users), BATCH):
             batch = users[start : start + BATCH]
-            if arm == "popular":
+            if arm == Arm.popular:
                 slots = fill_popular(model.parts.source, batch, config=config)
             else:
                 slots = fill_personalized(
@@ -188,10 +189,12 @@ def shard_frames(
     now = plan.prepared_at
     for v in verdicts:
         status, reason = v.status, v.reason
-        if status == "planned" and not slots.get(v.subscriber_id):
-            status, reason = "skipped", "no_items"
+        if status == MessageStatus.planned and not slots.get(v.subscriber_id):
+            status, reason = MessageStatus.skipped, "no_items"
         rows.append((v.subscriber_id, v.arm, status, reason, shard, v.planned_for, 0, now))
-        for pos, s in enumerate(slots.get(v.subscriber_id, []) if status == "planned" else []):
+        for pos, s in enumerate(
+            slots.get(v.subscriber_id, []) if status == MessageStatus.planned else []
+        ):
             slot_rows.append(
                 (
                     v.subscriber_id,
@@ -246,7 +249,7 @@ def plan_shard(
     rng = np.random.default_rng([run_id, shard, plan.seed])
     slots: dict[int, list[PlannedSlot]] = {}
     item_ids = np.zeros(0, dtype=np.int64)
-    if any(v.status == "planned" for v in verdicts):
+    if any(v.status == MessageStatus.planned for v in verdicts):
         model = load_model(engine, run_id=run_id)
         slots = shard_slots(plan, model, verdicts, rng, progress)
         item_ids = model.item_ids
@@ -264,7 +267,7 @@ def run_stats(engine: Any, plan: RunPlan) -> dict[str, Any]:
     skipped: Counter[str] = Counter()
     deferred = 0
     for arm, status, reason, n in store.plan_counts(engine, run_id=plan.run_id):
-        if status == "skipped":
+        if status == MessageStatus.skipped:
             skipped[reason or "unknown"] += n
         else:
             arms[arm] += n

@@ -120,7 +120,7 @@ def resolve_segment(engine: Any, name: str, *, folder: Path | None = None) -> Se
     from newsletter.db import shipped_path
     from newsletter.plan.segments import load_segment_file, parse_segment, segment_files
 
-    stored = store.segment_source(engine, name)
+    stored = store.segment_source(engine, name=name)
     if stored is not None:
         return parse_segment(stored, source=f"segment {name!r} (database)", name=name)
     own = folder or Path.cwd() / "segments"
@@ -137,7 +137,7 @@ def find_campaign(engine: Any, campaign: str | Campaign) -> Campaign:
     """The campaign row by name (a row is returned as is); a clear error names the known ones."""
     if isinstance(campaign, Campaign):
         return campaign
-    found = store.find_campaign(engine, campaign)
+    found = store.find_campaign(engine, name=campaign)
     if found is None:
         known = ", ".join(store.campaign_names(engine)) or "none yet"
         raise PlanError(f"unknown campaign {campaign!r}; known campaigns: {known}")
@@ -217,7 +217,9 @@ def _first_plan(
 ) -> RunPlan:
     """Evaluate the segment once and persist the run's plan and member list."""
     assert run.id is not None
-    members = segment_ids(engine, definition, now=now, limits=SqlLimits.from_settings(settings))
+    members = segment_ids(
+        engine, definition=definition, now=now, limits=SqlLimits.from_settings(settings)
+    )
     salt = settings.experiment_salt or DEFAULT_SALT
     draft = RunPlan(
         run_id=run.id,

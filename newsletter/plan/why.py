@@ -18,6 +18,7 @@ from typing import Any
 
 from newsletter.config import Settings
 from newsletter.db import as_utc
+from newsletter.enums import MessageStatus
 from newsletter.models import Campaign, Message, Slot
 from newsletter.plan.cadence import QUIET_DEFERRED, zone
 from newsletter.plan.campaigns import CampaignConfig, parse_campaign_config
@@ -135,11 +136,11 @@ def why(
     With `settings`, times are also shown in the subscriber's timezone (their own, else the
     default one) and the arm's Feedback-ID code is given.
     """
-    found = store.find_campaign(engine, campaign)
+    found = store.find_campaign(engine, name=campaign)
     if found is None or found.id is None:
         known = ", ".join(store.campaign_names(engine)) or "none yet"
         raise PlanError(f"unknown campaign {campaign!r}; known campaigns: {known}")
-    sid = store.subscriber_id(engine, subscriber)
+    sid = store.subscriber_id(engine, key=subscriber)
     if sid is None:
         raise PlanError(f"no subscriber with id, email or external key {subscriber!r}")
     base = Explanation(subscriber, campaign, "no_run", "", subscriber_id=sid)
@@ -170,15 +171,15 @@ def _with_message(
     run_id, sid = int(base.run_id or 0), int(base.subscriber_id or 0)
     base.arm, base.reason, base.planned_for = message.arm, message.reason, message.planned_for
     base.sent_at = message.sent_at
-    profile = store.profiles(engine, [sid])
+    profile = store.profiles(engine, ids=[sid])
     default_tz = settings.default_timezone if settings else "UTC"
     base.timezone = zone(profile[0].timezone if profile else None, default_tz).key
     if settings is not None:
         base.feedback_code = feedback_code(message.arm, secret_key=settings.secret_key)
     sentence = explain_reason(message.reason, config)
-    if message.status == "skipped":
+    if message.status == MessageStatus.skipped:
         base.outcome = "skipped"
-        left = store.departure(engine, sid) if message.reason in LEFT else None
+        left = store.departure(engine, subscriber_id=sid) if message.reason in LEFT else None
         if left is not None and left[0] == message.reason:
             sentence = departure_sentence(*left)
         base.summary = f"Not sent in run {run_id}: {sentence} ({message.reason})."
@@ -186,15 +187,17 @@ def _with_message(
             base.other_messages = _others(engine, sid, message.planned_for, run_id)
         return base
     deferred = message.reason == QUIET_DEFERRED
-    base.outcome = "sent" if message.status == "sent" else "deferred" if deferred else "planned"
+    base.outcome = (
+        "sent" if message.status == MessageStatus.sent else "deferred" if deferred else "planned"
+    )
     assert base.scheduled_for is not None
     base.timing = _timing(message, kind=campaign.kind, config=config, scheduled=base.scheduled_for)
-    if message.status == "sent" and message.sent_at is not None:
+    if message.status == MessageStatus.sent and message.sent_at is not None:
         base.summary = f"Sent in run {run_id} ({message.arm} arm) at {base._when(message.sent_at)}."
     else:
         extra = f"; {sentence}" if deferred else ""
         base.summary = f"Planned in run {run_id} ({message.arm} arm){extra}."
-    titles = store.item_titles(engine, [s.item_id for s in slots])
+    titles = store.item_titles(engine, ids=[s.item_id for s in slots])
     base.slots = [
         SlotWhy(
             s.position,
@@ -230,7 +233,7 @@ def departure_sentence(reason: str, since: datetime | None) -> str:
 def _others(engine: Any, sid: int, when: datetime, run_id: int) -> list[datetime]:
     found = store.send_times(
         engine,
-        [sid],
+        ids=[sid],
         start=when - timedelta(days=31),
         end=when + timedelta(days=8),
         exclude_run=run_id,
@@ -244,7 +247,7 @@ def _without_message(
     """No message in the run: they left (unsubscribed, bounced...), are outside the segment,
     or joined after planning."""
     assert base.subscriber_id is not None
-    left = store.departure(engine, base.subscriber_id)
+    left = store.departure(engine, subscriber_id=base.subscriber_id)
     if left is not None:
         reason, since = left
         base.outcome = "skipped"
@@ -252,7 +255,7 @@ def _without_message(
         base.summary = f"Not sent in run {base.run_id}: {departure_sentence(reason, since)}."
         return base
     definition = resolve_segment(engine, segment, folder=folder)
-    inside = base.subscriber_id in set(segment_ids(engine, definition, now=when))
+    inside = base.subscriber_id in set(segment_ids(engine, definition=definition, now=when))
     if inside:
         base.outcome = "not_planned"
         base.summary = (

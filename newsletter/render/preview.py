@@ -113,7 +113,7 @@ def resolve_subscriber(engine: Engine | None, key: str | None) -> int | None:
         raise PreviewError(f"subscriber {key!r}: the database is empty")
     from newsletter.store.planning import subscriber_id
 
-    found = subscriber_id(engine, key)
+    found = subscriber_id(engine, key=key)
     if found is None:
         raise PreviewError(f"no subscriber with id, email or external key {key!r}")
     return found

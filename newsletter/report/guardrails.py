@@ -25,6 +25,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
+from newsletter.enums import MessageStatus
 from newsletter.models import Arm
 from newsletter.report.lift import wilson
 
@@ -54,7 +55,7 @@ class Guardrails:
 
 def _sample_ids(messages: pd.DataFrame, run_id: int) -> dict[str, set[int]]:
     """Equal-sized random samples of each arm's sent messages in a run (seeded by run id)."""
-    rows = messages[(messages["run_id"] == run_id) & (messages["status"] == "sent")]
+    rows = messages[(messages["run_id"] == run_id) & (messages["status"] == MessageStatus.sent)]
     rows = rows.sort_values("subscriber_id")  # not by message id: ids depend on write order
     by_arm = {a: rows.loc[rows["arm"] == a, "message_id"].to_numpy() for a in ARMS}
     size = min((len(v) for v in by_arm.values() if len(v)), default=0)
@@ -129,7 +130,7 @@ def _slot_ctrs(guard: Guardrails, slots: pd.DataFrame) -> None:
 
 
 def _unsubscribes(guard: Guardrails, messages: pd.DataFrame) -> None:
-    sent = messages[messages["status"] == "sent"]
+    sent = messages[messages["status"] == MessageStatus.sent]
     rates = {}
     for arm in ARMS:
         rows = sent[sent["arm"] == arm]

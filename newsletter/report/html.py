@@ -14,6 +14,7 @@ from pathlib import Path
 
 from jinja2 import Environment
 
+from newsletter.enums import Arm
 from newsletter.plan.experiments import feedback_codes
 from newsletter.report.lift import Lift, Rate, lift, wilson
 from newsletter.store.reporting import ArmCounts
@@ -43,7 +44,7 @@ def build_report(
     }
     by_arm = {a.arm: a for a in arms}
     lifts = []
-    if "personalized" in by_arm and "popular" in by_arm:
+    if Arm.personalized in by_arm and Arm.popular in by_arm:
         p, h = by_arm["personalized"], by_arm["popular"]
         lifts = [
             lift(name, (getattr(p, f), p.sent), (getattr(h, f), h.sent)) for name, f in METRICS

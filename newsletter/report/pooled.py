@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from newsletter.enums import MessageStatus
 from newsletter.models import Arm
 from newsletter.report.lift import Rate, wilson
 
@@ -79,7 +80,7 @@ def arm_summaries(messages: pd.DataFrame) -> dict[str, ArmSummary]:
     """Counts per arm over the given message rows (control rows count members only)."""
     out: dict[str, ArmSummary] = {}
     for arm, rows in messages.groupby("arm", sort=True):
-        sent = rows[rows["status"] == "sent"]
+        sent = rows[rows["status"] == MessageStatus.sent]
         delivered = len(sent)
         opens, clicks = int(sent["human_open"].sum()), int(sent["human_click"].sum())
         out[str(arm)] = ArmSummary(
@@ -134,7 +135,10 @@ def lift_estimate(
     a_rows = messages[messages["arm"] == Arm.personalized]
     b_rows = messages[messages["arm"] == versus]
     if versus != Arm.control:
-        a_rows, b_rows = a_rows[a_rows["status"] == "sent"], b_rows[b_rows["status"] == "sent"]
+        a_rows, b_rows = (
+            a_rows[a_rows["status"] == MessageStatus.sent],
+            b_rows[b_rows["status"] == MessageStatus.sent],
+        )
     if a_rows.empty or b_rows.empty:
         return None
     na, ca = _totals(a_rows, metric)

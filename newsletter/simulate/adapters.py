@@ -22,6 +22,7 @@ from typing import Any
 from newsletter.config import Settings
 from newsletter.db import Engine
 from newsletter.deliver.transport import MemoryTransport, OutgoingMessage, SendStatus
+from newsletter.enums import RunStatus
 from newsletter.store import delivery as store
 from newsletter.store import ingest as store_ingest
 from newsletter.store.records import RejectedRow, RowError
@@ -73,8 +74,8 @@ def ingest(
         for start in range(0, len(parsed), BATCH):
             loaded, refused = store_ingest.write_batch(
                 connection,
-                entity,
-                parsed[start : start + BATCH],
+                entity=entity,
+                rows=parsed[start : start + BATCH],
                 source=f"{SOURCE} {entity}",
                 now=now,
                 origin=SOURCE,
@@ -114,11 +115,13 @@ def send_run(
         if workers <= 1 or "fork" not in mp.get_all_start_methods():
             inboxes = _deliver_shard(None)
         else:
-            store.set_run_status(engine, run_id=planned.run_id, status="delivering", now=now)
+            store.set_run_status(
+                engine, run_id=planned.run_id, status=RunStatus.delivering, now=now
+            )
             with mp.get_context("fork").Pool(workers) as pool:
                 parts = pool.map(_child_shard, range(workers), chunksize=1)
             store.set_run_status(
-                engine, run_id=planned.run_id, status="delivered", now=now, finished=True
+                engine, run_id=planned.run_id, status=RunStatus.delivered, now=now, finished=True
             )
             inboxes = {k: v for part in parts for k, v in part.items()}
     finally:

@@ -105,7 +105,7 @@ def simulate_feedback(
         ignore_index=True,
     )
     with engine.begin() as connection:
-        bulk_insert(connection, "event", events, ignore_conflicts=False)
+        bulk_insert(connection, table="event", frame=events, ignore_conflicts=False)
     return {
         "human_opens": len(opened),
         "human_clicks": len(clicked),

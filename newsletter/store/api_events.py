@@ -49,7 +49,7 @@ def placeholder_email(key: str) -> str:
 
 
 def _insert_ignore(c: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-    c.execute(dialect_insert(c, table).on_conflict_do_nothing(), rows)
+    c.execute(dialect_insert(c, table=table).on_conflict_do_nothing(), rows)
 
 
 def _missing(c: Connection, table: Any, keys: set[str]) -> list[str]:
@@ -62,7 +62,7 @@ def _missing(c: Connection, table: Any, keys: set[str]) -> list[str]:
     return [k for k in ordered if k not in found]
 
 
-def add_placeholders(c: Connection, rows: Sequence[Numbered], *, now: datetime) -> int:
+def add_placeholders(c: Connection, *, rows: Sequence[Numbered], now: datetime) -> int:
     """Create placeholder subscribers and items for the keys ``rows`` name that do not exist."""
     people = _missing(c, SUBSCRIBER, {r["subscriber_key"] for _, r in rows})
     things = _missing(c, ITEM, {r["item_key"] for _, r in rows})
@@ -130,14 +130,16 @@ def _split_duplicates(
 
 
 def store_events(
-    engine: Engine, rows: Sequence[Numbered], *, unknown: str, now: datetime
+    engine: Engine, *, rows: Sequence[Numbered], unknown: str, now: datetime
 ) -> tuple[list[RowOutcome], list[Numbered]]:
     """Store validated interaction rows in one transaction; (outcomes, rows stored)."""
     with engine.begin() as c:
         if unknown == "placeholder" and rows:
-            add_placeholders(c, rows, now=now)
+            add_placeholders(c, rows=rows, now=now)
         fresh, outcomes = _split_duplicates(c, rows)
-        _, rejected = write_batch(c, "interactions", fresh, source="api", now=now, origin="api")
+        _, rejected = write_batch(
+            c, entity="interactions", rows=fresh, source="api", now=now, origin="api"
+        )
     refused = {r.line: r.reason for r in rejected}
     outcomes += [RowOutcome(i, "rejected", refused[i]) for i, _ in fresh if i in refused]
     stored = [(i, r) for i, r in fresh if i not in refused]

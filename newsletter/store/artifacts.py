@@ -53,7 +53,7 @@ def save_artifact(
         "created_at": now,
     }
     with engine.begin() as c:
-        insert = dialect_insert(c, run_artifact_table).values(**values)
+        insert = dialect_insert(c, table=run_artifact_table).values(**values)
         keys = ["run_id", "kind"]
         if replace:
             changed = {k: v for k, v in values.items() if k not in keys}

@@ -58,9 +58,9 @@ def _prepare(
 
 def bulk_insert(
     connection: Connection,
+    *,
     table: str,
     frame: pd.DataFrame,
-    *,
     json_columns: Sequence[str] = (),
     ignore_conflicts: bool = True,
 ) -> None:

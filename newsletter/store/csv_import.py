@@ -124,7 +124,12 @@ def _write_batch(
     try:
         with engine.begin() as connection:
             loaded, rejected = write_batch(
-                connection, report.entity, batch, source=report.source, now=now, origin="import"
+                connection,
+                entity=report.entity,
+                rows=batch,
+                source=report.source,
+                now=now,
+                origin="import",
             )
     except SQLAlchemyError as exc:
         if len(batch) > 1:  # the database refused something unforeseen: find it row by row

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, or_, select, update
 
+from newsletter.enums import MessageStatus
 from newsletter.models import RunStatus, SubscriberStatus
 from newsletter.store.dialect import dialect_insert
 from newsletter.store.run_delivery import RunCounts as RunCounts
@@ -31,7 +32,7 @@ M = message_table.c
 S = subscriber_table.c
 SUP = suppression_table.c
 R = run_table.c
-CLAIMABLE = ("planned", "rendered")
+CLAIMABLE = (MessageStatus.planned, MessageStatus.rendered)
 STATUS_REASONS = ("unsubscribed", "bounced", "complained")
 UNKNOWN_AFTER_CRASH = "unknown_after_crash"
 RETRYABLE = ("transient",)
@@ -82,26 +83,30 @@ def _claim_statements() -> tuple[Any, Any, Any]:
     claimable = (M.id == mid) & or_(*(M.status == s for s in CLAIMABLE))
     eligible = (
         select(S.id)
-        .where(S.id == M.subscriber_id, S.status == "active")
+        .where(S.id == M.subscriber_id, S.status == SubscriberStatus.active)
         .where(~select(SUP.id).where(SUP.email == S.email).exists())
         .exists()
     )
     claim = (
         update(table)
         .where(claimable, eligible)
-        .values(status="sending", attempts=M.attempts + 1, updated_at=now)
+        .values(status=MessageStatus.sending, attempts=M.attempts + 1, updated_at=now)
     )
     sent = (  # the reason stays: `why` tells that a sent message was deferred by quiet hours
         update(table)
-        .where(M.id == mid, M.status == "sending")
+        .where(M.id == mid, M.status == MessageStatus.sending)
         .values(
-            status="sent", sent_at=now, updated_at=now, subject=bindparam("subject"), error=None
+            status=MessageStatus.sent,
+            sent_at=now,
+            updated_at=now,
+            subject=bindparam("subject"),
+            error=None,
         )
     )
     many = (
         update(table)
         .where(M.id.in_(bindparam("ids", expanding=True)), M.status.in_(CLAIMABLE), eligible)
-        .values(status="sending", attempts=M.attempts + 1, updated_at=now)
+        .values(status=MessageStatus.sending, attempts=M.attempts + 1, updated_at=now)
         .returning(M.id)
     )
     return claim, sent, many
@@ -128,7 +133,7 @@ def mark_sending(engine: Engine, *, message_id: int, now: datetime) -> Claim:
         done = c.execute(
             update(message_table)
             .where(M.id == message_id, M.status.in_(CLAIMABLE))
-            .values(status="skipped", reason=reason, updated_at=now)
+            .values(status=MessageStatus.skipped, reason=reason, updated_at=now)
         ).rowcount
     return Claim("skipped", reason) if done else Claim("taken")
 
@@ -143,7 +148,7 @@ def _stop_reasons(c: Connection, message_ids: Sequence[int]) -> dict[int, str]:
     ).all()
     out: dict[int, str] = {}
     for mid, status, suppressed in rows:
-        if status != "active":
+        if status != SubscriberStatus.active:
             out[int(mid)] = str(status)
         elif suppressed:
             out[int(mid)] = str(suppressed) if suppressed in STATUS_REASONS else "suppressed"
@@ -157,7 +162,9 @@ def _skip(c: Connection, reasons: dict[int, str], now: datetime) -> dict[int, st
         ids = [mid for mid, r in reasons.items() if r == reason]
         query = update(message_table).where(M.id.in_(ids), M.status.in_(CLAIMABLE))
         for row in c.execute(
-            query.values(status="skipped", reason=reason, updated_at=now).returning(M.id)
+            query.values(status=MessageStatus.skipped, reason=reason, updated_at=now).returning(
+                M.id
+            )
         ):
             done[int(row[0])] = reason
     return done
@@ -202,7 +209,8 @@ def record_sent(engine: Engine, *, sent: Sequence[tuple[int, str | None, datetim
     ids = [int(mid) for mid, _, _ in sent]
     with engine.begin() as c:
         live = {
-            int(r[0]) for r in c.execute(select(M.id).where(M.id.in_(ids), M.status == "sending"))
+            int(r[0])
+            for r in c.execute(select(M.id).where(M.id.in_(ids), M.status == MessageStatus.sending))
         }
         rows = [
             {"mid": int(mid), "subject": subject, "now": at}
@@ -221,7 +229,7 @@ def release_claims(engine: Engine, *, message_ids: Sequence[int], now: datetime)
     ids = [int(i) for i in message_ids]
     if not ids:
         return 0
-    mine = update(message_table).where(M.id.in_(ids), M.status == "sending")
+    mine = update(message_table).where(M.id.in_(ids), M.status == MessageStatus.sending)
     back = M.attempts - 1
     with engine.begin() as c:
         cancelled = {
@@ -234,13 +242,13 @@ def release_claims(engine: Engine, *, message_ids: Sequence[int], now: datetime)
         }
         done = c.execute(
             mine.where(M.id.not_in(cancelled)).values(
-                status="planned", attempts=back, updated_at=now
+                status=MessageStatus.planned, attempts=back, updated_at=now
             )
         ).rowcount
         if cancelled:
             done += c.execute(
                 mine.where(M.id.in_(cancelled)).values(
-                    status="skipped", reason="cancelled", attempts=back, updated_at=now
+                    status=MessageStatus.skipped, reason="cancelled", attempts=back, updated_at=now
                 )
             ).rowcount
     return int(done)
@@ -257,7 +265,7 @@ def defer_message(
 
 
 def _set_from_sending(c: Connection, message_id: int, **values: object) -> bool:
-    query = update(message_table).where(M.id == message_id, M.status == "sending")
+    query = update(message_table).where(M.id == message_id, M.status == MessageStatus.sending)
     return bool(c.execute(query.values(**values)).rowcount)
 
 
@@ -277,7 +285,12 @@ def mark_retry(
     attempts = M.attempts if count else M.attempts - 1
     with engine.begin() as c:
         return _set_from_sending(
-            c, message_id, status="planned", error=error[:2000], attempts=attempts, updated_at=now
+            c,
+            message_id,
+            status=MessageStatus.planned,
+            error=error[:2000],
+            attempts=attempts,
+            updated_at=now,
         )
 
 
@@ -294,7 +307,9 @@ def mark_failed(
     with engine.begin() as c:
         query = update(message_table).where(M.id == message_id, M.status.in_(from_status))
         done = c.execute(
-            query.values(status="failed", reason=reason, error=error[:2000], updated_at=now)
+            query.values(
+                status=MessageStatus.failed, reason=reason, error=error[:2000], updated_at=now
+            )
         ).rowcount
     return bool(done)
 
@@ -307,7 +322,12 @@ def record_bounce(engine: Engine, *, message_id: int, error: str, now: datetime)
     """
     with engine.begin() as c:
         if not _set_from_sending(
-            c, message_id, status="failed", reason="bounced", error=error[:2000], updated_at=now
+            c,
+            message_id,
+            status=MessageStatus.failed,
+            reason="bounced",
+            error=error[:2000],
+            updated_at=now,
         ):
             return False
         sid = c.execute(select(M.subscriber_id).where(M.id == message_id)).scalar_one()
@@ -317,7 +337,7 @@ def record_bounce(engine: Engine, *, message_id: int, error: str, now: datetime)
             .values(status=SubscriberStatus.bounced, status_changed_at=now, updated_at=now)
         )
         email = c.execute(select(S.email).where(S.id == sid)).scalar_one()
-        insert = dialect_insert(c, suppression_table)
+        insert = dialect_insert(c, table=suppression_table)
         c.execute(
             insert.values(email=email, reason="bounced", created_at=now).on_conflict_do_nothing()
         )
@@ -326,7 +346,7 @@ def record_bounce(engine: Engine, *, message_id: int, error: str, now: datetime)
 
 def sending_ids(engine: Engine, *, run_id: int, shard: int | None = None) -> list[int]:
     """Messages left in ``sending`` (their outcome is unknown after a crash)."""
-    query = select(M.id).where(M.run_id == run_id, M.status == "sending")
+    query = select(M.id).where(M.run_id == run_id, M.status == MessageStatus.sending)
     if shard is not None:
         query = query.where(M.shard == shard)
     with engine.connect() as c:
@@ -338,14 +358,14 @@ def reconcile_sending(
 ) -> int:
     """Settle every ``sending`` message of a run (or of one shard): back to planned (resend)
     or failed (unknown)."""
-    query = update(message_table).where(M.run_id == run_id, M.status == "sending")
+    query = update(message_table).where(M.run_id == run_id, M.status == MessageStatus.sending)
     if shard is not None:
         query = query.where(M.shard == shard)
     if resend:
-        query = query.values(status="planned", updated_at=now)
+        query = query.values(status=MessageStatus.planned, updated_at=now)
     else:
         query = query.values(
-            status="failed",
+            status=MessageStatus.failed,
             reason=UNKNOWN_AFTER_CRASH,
             updated_at=now,
             error="the process stopped during the SMTP transaction",
@@ -359,12 +379,12 @@ def requeue_failed(
 ) -> int:
     """Move failed messages with one of ``reasons`` back to planned, attempts reset."""
     query = update(message_table).where(
-        M.run_id == run_id, M.status == "failed", M.reason.in_(list(reasons))
+        M.run_id == run_id, M.status == MessageStatus.failed, M.reason.in_(list(reasons))
     )
     with engine.begin() as c:
         return int(
             c.execute(
-                query.values(status="planned", attempts=0, reason=None, updated_at=now)
+                query.values(status=MessageStatus.planned, attempts=0, reason=None, updated_at=now)
             ).rowcount
         )
 

@@ -8,7 +8,7 @@ from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 
-def dialect_insert(connection: Connection, table: Table) -> Any:
+def dialect_insert(connection: Connection, *, table: Table) -> Any:
     """`insert(table)` of the connection's dialect, which has ``on_conflict_do_*``.
 
     Typed `Any`: PostgreSQL's and SQLite's `Insert` are distinct classes with the same upsert

@@ -36,10 +36,10 @@ def address_digest(email: str) -> str:
 
 
 def _insert_ignore(c: Connection, rows: list[dict[str, Any]]) -> None:
-    c.execute(dialect_insert(c, SUP_TABLE).on_conflict_do_nothing(), rows)
+    c.execute(dialect_insert(c, table=SUP_TABLE).on_conflict_do_nothing(), rows)
 
 
-def resuppress_erased(c: Connection, emails: Sequence[str], *, now: datetime) -> int:
+def resuppress_erased(c: Connection, *, emails: Sequence[str], now: datetime) -> int:
     """Suppress again every address in ``emails`` that was erased before; returns how many."""
     digests = {address_digest(e): e for e in emails}
     if not digests:

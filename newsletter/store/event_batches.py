@@ -69,7 +69,7 @@ def message_facts_many(engine: Engine, *, message_ids: Iterable[int]) -> dict[in
     return facts
 
 
-def insert_events(engine: Engine, rows: Sequence[dict[str, Any]]) -> int:
+def insert_events(engine: Engine, *, rows: Sequence[dict[str, Any]]) -> int:
     """Insert many event rows (``COLUMNS`` as keys) in one transaction: ``COPY`` on PostgreSQL
     (a third of the CPU of a multi-row INSERT), a multi-row INSERT elsewhere."""
     if not rows:

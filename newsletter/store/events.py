@@ -115,7 +115,7 @@ def unsubscribe(
         )
         email = c.execute(select(S.email).where(S.id == facts.subscriber_id)).scalar_one()
         c.execute(
-            dialect_insert(c, suppression_table)
+            dialect_insert(c, table=suppression_table)
             .values(email=email, reason="unsubscribed", created_at=now)
             .on_conflict_do_nothing()
         )
@@ -128,7 +128,7 @@ def unsubscribe(
             "user_agent": user_agent,
             "ip": ip,
         }
-        statement = dialect_insert(c, event_table).values(**_clipped(values))
+        statement = dialect_insert(c, table=event_table).values(**_clipped(values))
         # the unique key uq_event_unsubscribe decides, not a check-then-insert
         inserted = c.execute(statement.on_conflict_do_nothing()).rowcount
     return bool(inserted)

@@ -42,7 +42,9 @@ RESETS = ("delivered", "open", "click")  # a soft-bounce streak ends with any of
 
 
 def _suppress(c: Connection, email: str, reason: str, now: datetime) -> None:
-    statement = dialect_insert(c, SUP_TABLE).values(email=email, reason=reason, created_at=now)
+    statement = dialect_insert(c, table=SUP_TABLE).values(
+        email=email, reason=reason, created_at=now
+    )
     if reason == "complained":  # the strongest reason wins
         statement = statement.on_conflict_do_update(
             index_elements=["email"], set_={"reason": reason}
@@ -136,7 +138,7 @@ def record_feedback(
             "is_machine": False,
             "external_id": external_id[:200],
         }
-        statement = dialect_insert(c, event_table).values(**values)
+        statement = dialect_insert(c, table=event_table).values(**values)
         statement = statement.on_conflict_do_nothing(index_elements=["external_id"])
         if c.execute(statement.returning(E.id)).first() is None:
             return "duplicate"

@@ -40,7 +40,7 @@ def _id_map(connection: Connection, model: type, keys: pd.Series) -> pd.Series:
 
 
 def load_frames(
-    engine: Engine, frames: Frames, *, now: datetime, origin: str, progress: Tick = silent
+    engine: Engine, *, frames: Frames, now: datetime, origin: str, progress: Tick = silent
 ) -> dict[str, int]:
     """Insert the frames in one transaction; returns the number of rows offered per entity.
 
@@ -54,14 +54,16 @@ def load_frames(
     items = frames.items.copy()
     items["updated_at"] = now
     with engine.begin() as connection:
-        bulk_insert(connection, "subscriber", subscribers, json_columns=("topics", "attributes"))
+        bulk_insert(
+            connection, table="subscriber", frame=subscribers, json_columns=("topics", "attributes")
+        )
         progress("loading", len(subscribers), total)
-        bulk_insert(connection, "item", items, json_columns=("topics", "attributes"))
+        bulk_insert(connection, table="item", frame=items, json_columns=("topics", "attributes"))
         progress("loading", len(subscribers) + len(items), total)
         item_ids = _id_map(connection, Item, items["external_key"])
         topics = pd.DataFrame({"item_id": item_ids.to_numpy(), "topic": items["topics"]})
         topics = topics.explode("topic").dropna().drop_duplicates()
-        bulk_insert(connection, "item_topic", topics)
+        bulk_insert(connection, table="item_topic", frame=topics)
         interactions = frames.interactions  # duplicates are dropped by bulk_insert
         mapped = pd.DataFrame(
             {
@@ -77,7 +79,7 @@ def load_frames(
         if missing.any():
             raise ValueError(f"{int(missing.sum())} interactions name unknown subscribers/items")
         mapped = mapped.astype({"subscriber_id": "int64", "item_id": "int64"})
-        bulk_insert(connection, "interaction", mapped)
+        bulk_insert(connection, table="interaction", frame=mapped)
     progress("loading", total, total)
     return {
         "subscribers": len(subscribers),

@@ -49,7 +49,7 @@ def _key_map(connection: Connection, table: Any, keys: set[str]) -> dict[str, in
 
 
 def insert_interactions(
-    connection: Connection, rows: Sequence[Numbered], *, source: str, origin: str = "import"
+    connection: Connection, *, rows: Sequence[Numbered], source: str, origin: str = "import"
 ) -> tuple[int, list[RejectedRow]]:
     """Add interactions (an identical row already stored is skipped, never doubled)."""
     subscribers = _key_map(connection, SUBSCRIBER, {r["subscriber_key"] for _, r in rows})
@@ -77,7 +77,7 @@ def insert_interactions(
                 }
             )
     if accepted:
-        statement = dialect_insert(connection, INTERACTION).on_conflict_do_nothing()
+        statement = dialect_insert(connection, table=INTERACTION).on_conflict_do_nothing()
         connection.execute(statement, accepted)
     return len(accepted), rejected
 
@@ -97,19 +97,19 @@ def parse_row(entity: str, raw: Mapping[str, Any], *, default_timezone: str) -> 
 
 def write_batch(
     connection: Connection,
+    *,
     entity: str,
     rows: Sequence[Numbered],
-    *,
     source: str,
     now: datetime,
     origin: str,
 ) -> tuple[int, list[RejectedRow]]:
     """Write one validated batch of `entity` rows; returns (rows written, rejections)."""
     if entity == "subscribers":
-        return upsert_subscribers(connection, rows, source=source, now=now)
+        return upsert_subscribers(connection, rows=rows, source=source, now=now)
     if entity == "items":
-        return upsert_items(connection, rows, now=now)
-    return insert_interactions(connection, rows, source=source, origin=origin)
+        return upsert_items(connection, rows=rows, now=now)
+    return insert_interactions(connection, rows=rows, source=source, origin=origin)
 
 
 def record_interactions(
@@ -126,7 +126,7 @@ def record_interactions(
         except RowError as exc:
             raise ValueError(f"event {n}: {exc}") from exc
     with engine.begin() as c:  # a refused row rolls the whole batch back
-        written, rejected = insert_interactions(c, rows, source="events", origin="events")
+        written, rejected = insert_interactions(c, rows=rows, source="events", origin="events")
         if rejected:
             raise ValueError(f"event {rejected[0].line}: {rejected[0].reason}")
     return written

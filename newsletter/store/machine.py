@@ -42,7 +42,7 @@ def message_events(engine: Engine, *, message_id: int) -> list[MessageEvent]:
         return [MessageEvent(*row) for row in c.execute(query)]
 
 
-def mark_machine(engine: Engine, flags: Mapping[int, str]) -> int:
+def mark_machine(engine: Engine, *, flags: Mapping[int, str]) -> int:
     """Flag the given events machine with their reason (those already machine keep theirs)."""
     if not flags:
         return 0

@@ -58,7 +58,7 @@ def _index(sorted_ids: Array, ids: Any) -> Array:
     return np.where(sorted_ids[pos] == ids, pos, -1)
 
 
-def epoch_seconds(connection: Connection, column: Any) -> Any:
+def epoch_seconds(connection: Connection, *, column: Any) -> Any:
     """A SQL expression for a timestamp column as float seconds since 1970 (UTC)."""
     if connection.dialect.name == "postgresql":
         return cast(func.extract("epoch", column), Float)
@@ -73,9 +73,9 @@ def _catalog(connection: Connection) -> tuple[Array, ItemCatalog]:
             t.title,
             t.summary,
             t.topics,
-            epoch_seconds(connection, t.published_at),
+            epoch_seconds(connection, column=t.published_at),
             t.active,
-            epoch_seconds(connection, t.expires_at),
+            epoch_seconds(connection, column=t.expires_at),
             t.attributes,
         ).order_by(t.id)
     ).all()
@@ -98,13 +98,13 @@ def _events(connection: Connection, since: datetime | None) -> list[Any]:
     i = interaction_table.c
     e = event_table.c
     query = select(
-        i.subscriber_id, i.item_id, i.kind, epoch_seconds(connection, i.occurred_at), i.value
+        i.subscriber_id, i.item_id, i.kind, epoch_seconds(connection, column=i.occurred_at), i.value
     )
     clicks = select(
         e.subscriber_id,
         e.item_id,
         literal("email_click", String),
-        epoch_seconds(connection, e.occurred_at),
+        epoch_seconds(connection, column=e.occurred_at),
         cast(None, Float),
     ).where(e.kind == "click", human_event, e.item_id.is_not(None))
     if since is not None:

@@ -110,9 +110,9 @@ def _year_attribute(title: str) -> dict[str, int]:
 
 
 def import_movielens(
-    engine: Engine, directory: Path, *, now: datetime, progress: Tick = silent
+    engine: Engine, *, directory: Path, now: datetime, progress: Tick = silent
 ) -> dict[str, int]:
     """Read and load a MovieLens folder; returns the rows offered per entity."""
     progress("reading MovieLens", 0, None)
     frames = read_movielens(directory)
-    return load_frames(engine, frames, now=now, origin="movielens", progress=progress)
+    return load_frames(engine, frames=frames, now=now, origin="movielens", progress=progress)

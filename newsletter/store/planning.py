@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, Engine, case, delete, func, select, update
 
+from newsletter.enums import MessageStatus, RunStatus, SubscriberStatus
 from newsletter.models import (
     Campaign,
     Message,
@@ -41,7 +42,7 @@ from newsletter.tables import (
 )
 
 CHUNK = 5000
-LIVE = ("planned", "rendered", "sending", "sent")
+LIVE = (MessageStatus.planned, MessageStatus.rendered, MessageStatus.sending, MessageStatus.sent)
 M = message_table.c
 SL = slot_table.c
 
@@ -63,7 +64,7 @@ def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
         yield [int(i) for i in ids[start : start + CHUNK]]
 
 
-def find_campaign(engine: Engine, name: str) -> Campaign | None:
+def find_campaign(engine: Engine, *, name: str) -> Campaign | None:
     """The campaign called `name`, or None."""
     with engine.connect() as c:
         row = c.execute(select(Campaign).where(Campaign.name == name)).first()  # type: ignore[arg-type]
@@ -76,7 +77,7 @@ def campaign_names(engine: Engine) -> list[str]:
         return [str(r[0]) for r in c.execute(select(t.name).order_by(t.name))]
 
 
-def segment_source(engine: Engine, name: str) -> str | None:
+def segment_source(engine: Engine, *, name: str) -> str | None:
     """The YAML of a segment stored in the database (edited in the UI), or None."""
     with engine.connect() as c:
         t = segment_table.c
@@ -89,11 +90,11 @@ def ensure_run(engine: Engine, *, campaign_id: int, scheduled_for: datetime, now
     table = run_table
     with engine.begin() as c:
         c.execute(
-            dialect_insert(c, table)
+            dialect_insert(c, table=table)
             .values(
                 campaign_id=campaign_id,
                 scheduled_for=scheduled_for,
-                status="planning",
+                status=RunStatus.planning,
                 stats={},
                 created_at=now,
             )
@@ -122,7 +123,7 @@ def latest_run(engine: Engine, *, campaign_id: int, at: datetime | None) -> Run 
     return Run.model_validate(row._mapping) if row else None
 
 
-def profiles(engine: Engine, ids: Sequence[int]) -> list[Profile]:
+def profiles(engine: Engine, *, ids: Sequence[int]) -> list[Profile]:
     """Status, timezone, preferences and suppression of the given subscribers, by id."""
     s = subscriber_table.c
     sup = suppression_table.c
@@ -139,7 +140,7 @@ def profiles(engine: Engine, ids: Sequence[int]) -> list[Profile]:
     return out
 
 
-def subscriber_id(engine: Engine, key: str) -> int | None:
+def subscriber_id(engine: Engine, *, key: str) -> int | None:
     """Find a subscriber by id, email or external key."""
     s = subscriber_table.c
     conditions = [s.email == key, s.external_key == key]
@@ -154,7 +155,7 @@ def subscriber_id(engine: Engine, key: str) -> int | None:
 
 
 def send_times(
-    engine: Engine, ids: Sequence[int], *, start: datetime, end: datetime, exclude_run: int
+    engine: Engine, *, ids: Sequence[int], start: datetime, end: datetime, exclude_run: int
 ) -> dict[int, list[datetime]]:
     """Times (sent_at, else planned_for) of live messages in [start, end], other runs only."""
     when = func.coalesce(M.sent_at, M.planned_for)
@@ -180,7 +181,7 @@ def item_feedback(engine: Engine) -> tuple[dict[int, int], dict[int, int]]:
         shown = c.execute(
             select(SL.item_id, func.count())
             .join(message_table, M.id == SL.message_id)
-            .where(M.status == "sent")
+            .where(M.status == MessageStatus.sent)
             .group_by(SL.item_id)
         ).all()
         clicked = c.execute(
@@ -191,7 +192,7 @@ def item_feedback(engine: Engine) -> tuple[dict[int, int], dict[int, int]]:
     return {int(i): int(n) for i, n in shown}, {int(i): int(n) for i, n in clicked}
 
 
-def assignments(engine: Engine, experiment: str, ids: Sequence[int]) -> dict[int, str]:
+def assignments(engine: Engine, *, experiment: str, ids: Sequence[int]) -> dict[int, str]:
     """Arms already recorded for these subscribers in an experiment (sticky)."""
     a = assignment_table.c
     out: dict[int, str] = {}
@@ -243,12 +244,12 @@ def write_frames(
     c.execute(update(table).where(table.c.id == run_id).values(status=table.c.status))
     existing = _planned(c, run_id, ids)
     fresh = messages[~messages["subscriber_id"].isin(existing)].assign(run_id=run_id)
-    bulk_insert(c, "message", fresh)
-    bulk_insert(c, "assignment", assignments)
+    bulk_insert(c, table="message", frame=fresh)
+    bulk_insert(c, table="assignment", frame=assignments)
     new_ids = _message_ids(c, run_id, [i for i in ids if i not in existing])
     rows = slots[slots["subscriber_id"].isin(new_ids.keys())]
     rows = rows.assign(message_id=rows["subscriber_id"].map(new_ids))
-    bulk_insert(c, "slot", rows.drop(columns=["subscriber_id"]), ignore_conflicts=False)
+    bulk_insert(c, table="slot", frame=rows.drop(columns=["subscriber_id"]), ignore_conflicts=False)
     return len(fresh)
 
 
@@ -320,7 +321,7 @@ def message_and_slots(
     return message, [Slot.model_validate(s._mapping) for s in slots]
 
 
-def item_titles(engine: Engine, ids: Iterable[int]) -> dict[int, str]:
+def item_titles(engine: Engine, *, ids: Iterable[int]) -> dict[int, str]:
 
     t = item_table.c
     wanted = sorted({int(i) for i in ids})
@@ -345,7 +346,7 @@ def discard_unsent_run(engine: Engine, *, run_id: int) -> bool:
         started = c.execute(
             select(func.count()).where(M.run_id == run_id, M.status.not_in(["planned", "skipped"]))
         ).scalar_one()
-        if status != "planning" or started:
+        if status != RunStatus.planning or started:
             return False
         messages = select(M.id).where(M.run_id == run_id).scalar_subquery()
         c.execute(delete(slot_table).where(SL.message_id.in_(messages)))
@@ -359,7 +360,7 @@ def discard_unsent_run(engine: Engine, *, run_id: int) -> bool:
 DEPARTURE_EVENTS = {"unsubscribed": "unsubscribe", "bounced": "bounce", "complained": "complaint"}
 
 
-def departure(engine: Engine, subscriber_id: int) -> tuple[str, datetime | None] | None:
+def departure(engine: Engine, *, subscriber_id: int) -> tuple[str, datetime | None] | None:
     """Why a subscriber may not be emailed and since when: their status when it is not active
     (dated by the matching event, else the suppression, else the last update), or the
     suppression reason of an active address; None when they can be emailed."""
@@ -375,7 +376,7 @@ def departure(engine: Engine, subscriber_id: int) -> tuple[str, datetime | None]
         if row is None:
             return None
         status, updated, suppressed, suppressed_at = row
-        if status == "active":
+        if status == SubscriberStatus.active:
             return None if suppressed is None else (f"suppressed:{suppressed}", suppressed_at)
         kind = DEPARTURE_EVENTS.get(str(status))
         event_at = c.execute(

@@ -11,11 +11,12 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 
+from newsletter.enums import MessageStatus
 from newsletter.tables import campaign_table, message_table, run_table
 
 M = message_table.c
 R = run_table.c
-CLAIMABLE = ("planned", "rendered")
+CLAIMABLE = (MessageStatus.planned, MessageStatus.rendered)
 
 
 @dataclass
@@ -44,9 +45,9 @@ def run_counts(engine: Engine, *, run_id: int) -> RunCounts:
     failed: Counter[str] = Counter()
     for st, reason, n in rows:
         status[str(st)] += int(n)
-        if st == "skipped":
+        if st == MessageStatus.skipped:
             skipped[reason or "unknown"] += int(n)
-        elif st == "failed":
+        elif st == MessageStatus.failed:
             failed[reason or "unknown"] += int(n)
     return RunCounts(
         dict(sorted(status.items())), dict(sorted(skipped.items())), dict(sorted(failed.items()))

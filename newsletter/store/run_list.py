@@ -9,12 +9,19 @@ from datetime import datetime
 
 from sqlalchemy import Engine, func, select
 
+from newsletter.enums import MessageStatus, RunStatus
 from newsletter.models import Run
 from newsletter.store.planning import LIVE, M
 from newsletter.tables import campaign_table, message_table, run_table
 
 # A run that is not delivered yet: its plan (or its delivery) still has work to do.
-PENDING = ("planning", "planned", "delivering", "waiting", "paused")
+PENDING = (
+    RunStatus.planning,
+    RunStatus.planned,
+    RunStatus.delivering,
+    RunStatus.waiting,
+    RunStatus.paused,
+)
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,7 @@ def capping_runs(engine: Engine, *, run_id: int, reasons: Sequence[str]) -> dict
         )
         .where(
             M.run_id == run_id,
-            M.status == "skipped",
+            M.status == MessageStatus.skipped,
             M.reason.in_(list(reasons)),
             other.c.run_id != run_id,
             other.c.status.in_(LIVE),

@@ -172,8 +172,8 @@ def has_raw_sql(rule: Rule) -> bool:
 
 def segment_ids(
     engine: Engine,
-    definition: SegmentDefinition,
     *,
+    definition: SegmentDefinition,
     now: datetime,
     limits: SqlLimits | None = None,
 ) -> list[int]:

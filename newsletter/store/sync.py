@@ -103,8 +103,8 @@ def _to_watermark(value: Any) -> str:
 
 def sync_entity(
     engine: Engine,
-    source: Engine,
     *,
+    source: Engine,
     name: str,
     entity: str,
     query: str,
@@ -149,7 +149,7 @@ def sync_entity(
         for start in range(0, len(parsed), BATCH_ROWS):
             batch = parsed[start : start + BATCH_ROWS]
             loaded, rejected = ingest.write_batch(
-                connection, entity, batch, source=where, now=now, origin="sync"
+                connection, entity=entity, rows=batch, source=where, now=now, origin="sync"
             )
             report.loaded += loaded
             report.rejected.extend(rejected)
@@ -194,7 +194,7 @@ def sync_source(
                 reports.append(
                     sync_entity(
                         engine,
-                        source_engine,
+                        source=source_engine,
                         name=name,
                         entity=entity,
                         query=query,

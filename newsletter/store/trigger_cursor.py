@@ -60,7 +60,7 @@ def max_id(engine: Engine, *, entity: str) -> int:
 def move_cursor(engine: Engine, *, entity: str, to: int, rows: int, now: datetime) -> None:
     """Advance the cursor of `entity` (never backwards: a slower process cannot rewind it)."""
     with engine.begin() as c:
-        statement = dialect_insert(c, SYNC).values(
+        statement = dialect_insert(c, table=SYNC).values(
             source=CURSOR_SOURCE, entity=entity, watermark=str(to), rows_loaded=rows, updated_at=now
         )
         c.execute(statement.on_conflict_do_nothing(index_elements=["source", "entity"]))
@@ -133,7 +133,7 @@ def replace_gaps(
                 }
                 for (lo, hi), seen in opened
             ]
-            statement = dialect_insert(c, SYNC).on_conflict_do_nothing(
+            statement = dialect_insert(c, table=SYNC).on_conflict_do_nothing(
                 index_elements=["source", "entity"]
             )
             c.execute(statement, rows)

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, Engine, func, select, update
 
+from newsletter.enums import ArtifactKind, TriggerKind
 from newsletter.models import (
     Campaign,
     Run,
@@ -71,7 +72,7 @@ def trigger_campaigns(engine: Engine) -> list[Campaign]:
         return [Campaign.model_validate(r._mapping) for r in rows]
 
 
-def item_topics(engine: Engine, ids: Sequence[int]) -> dict[int, list[str]]:
+def item_topics(engine: Engine, *, ids: Sequence[int]) -> dict[int, list[str]]:
     """Topics per item id."""
     out: dict[int, list[str]] = defaultdict(list)
     unique = sorted(set(ids))
@@ -117,7 +118,7 @@ def add_states(engine: Engine, *, rows: Sequence[dict[str, Any]]) -> int:
         return 0
     table = trigger_state_table
     with engine.begin() as c:
-        statement = dialect_insert(c, table).on_conflict_do_nothing(
+        statement = dialect_insert(c, table=table).on_conflict_do_nothing(
             index_elements=["campaign_id", "subscriber_id", "dedupe"]
         )
         c.execute(statement, list(rows))
@@ -144,7 +145,7 @@ def cancel_carts(
                 .where(
                     T.subscriber_id == subscriber_id,
                     T.status == TriggerStatus.pending,
-                    T.kind == "abandoned_cart",
+                    T.kind == TriggerKind.abandoned_cart,
                     T.dedupe.like(f"cart:{item_id}:%"),
                     T.due_at >= at,
                     T.due_at <= at + timedelta(seconds=delay_seconds),
@@ -292,7 +293,9 @@ def recent_model_run(
         row = c.execute(
             select(A.run_id, A.created_at)
             .join(run_table, R.id == A.run_id)
-            .where(R.campaign_id == campaign_id, A.kind == "model", A.created_at >= since)
+            .where(
+                R.campaign_id == campaign_id, A.kind == ArtifactKind.model, A.created_at >= since
+            )
             .order_by(A.created_at.desc())
             .limit(1)
         ).first()

@@ -227,7 +227,7 @@ def _apply_status(
 
 
 def upsert_subscribers(
-    connection: Connection, rows: Sequence[Numbered], *, source: str, now: datetime
+    connection: Connection, *, rows: Sequence[Numbered], source: str, now: datetime
 ) -> tuple[int, list[RejectedRow]]:
     """Insert or update subscribers by `external_key` under the ownership rules above.
 
@@ -258,7 +258,7 @@ def upsert_subscribers(
     _update_many(connection, SUBSCRIBER, changes.source)
     _update_many(connection, SUBSCRIBER, changes.preferences, guard=S.preferences_set_at.is_(None))
     _apply_status(connection, changes.status, now)
-    resuppress_erased(connection, sorted(seen_emails), now=now)
+    resuppress_erased(connection, emails=sorted(seen_emails), now=now)
     return len(inserts) + len(changes.source), rejected
 
 
@@ -276,7 +276,7 @@ def _new_item(record: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 
 def upsert_items(
-    connection: Connection, rows: Sequence[Numbered], *, now: datetime
+    connection: Connection, *, rows: Sequence[Numbered], now: datetime
 ) -> tuple[int, list[RejectedRow]]:
     """Insert or update items by `external_key` (only the columns given) and their topics."""
     records = [r for _, r in _last_per_key(rows, "external_key")]

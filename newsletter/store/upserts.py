@@ -74,7 +74,9 @@ def _write_one(
     c: Connection, entity: str, raw: dict[str, Any], *, default_timezone: str, now: datetime
 ) -> None:
     record = parse_row(entity, raw, default_timezone=default_timezone)
-    _, rejected = write_batch(c, entity, [(0, record)], source="api", now=now, origin="api")
+    _, rejected = write_batch(
+        c, entity=entity, rows=[(0, record)], source="api", now=now, origin="api"
+    )
     if rejected:
         raise RowError(rejected[0].reason)
 

@@ -115,14 +115,14 @@ def write_pending(engine: Engine, items: Sequence[Pending], cache: FactsCache | 
         if known is not None:
             item = known.items.get(p.slot) if p.slot is not None else None
             rows.append(_row(p, known.subscriber_id, known.sent_at, item))
-    written = batches.insert_events(engine, rows)
+    written = batches.insert_events(engine, rows=rows)
     marked: dict[int, str] = {}
     for message_id, events in batches.events_of(engine, message_ids=facts).items():
         hits = [Hit(e.id, e.kind, e.occurred_at, _link(e), e.is_machine) for e in events]
         found = machine_hits(hits, sent_at=facts[message_id].sent_at)
         machine = {e.id for e in events if e.is_machine}
         marked.update({k: v for k, v in found.items() if k not in machine})
-    flags.mark_machine(engine, marked)
+    flags.mark_machine(engine, flags=marked)
     return written
 
 

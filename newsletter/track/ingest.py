@@ -83,7 +83,7 @@ def ingest_events(
             good.append((index, _parse(index, raw, now)))
         except RowError as exc:
             outcomes.append(RowOutcome(index, "rejected", str(exc)))
-    written, stored_rows = api_events.store_events(engine, good, unknown=unknown, now=now)
+    written, stored_rows = api_events.store_events(engine, rows=good, unknown=unknown, now=now)
     stored = [
         StoredEvent(r["subscriber_key"], r["item_key"], r["kind"], r["occurred_at"], r["value"])
         for _, r in stored_rows

@@ -29,7 +29,7 @@ def reflag_message(engine: Engine, *, message_id: int, sent_at: datetime | None)
     hits = [Hit(e.id, e.kind, e.occurred_at, _link(e), e.is_machine) for e in events]
     current = {e.id: e.is_machine for e in events}
     marked = machine_hits(hits, sent_at=sent_at)
-    return flags.mark_machine(engine, {k: v for k, v in marked.items() if not current[k]})
+    return flags.mark_machine(engine, flags={k: v for k, v in marked.items() if not current[k]})
 
 
 def record_honeypot(

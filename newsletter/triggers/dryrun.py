@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from newsletter.config import Settings
+from newsletter.enums import MessageStatus
 from newsletter.models import TriggerKind
 from newsletter.plan.cadence import zone
 from newsletter.plan.decide import Verdict, explain_reason
@@ -54,7 +55,7 @@ def _candidate_states(engine: Any, rule: Any, sid: int, at: datetime) -> list[ru
             )
         ]
     reads = {sid: [(b[1], b[3]) for b in behaviour if b[2] == "read"]}
-    topics = store.item_topics(engine, sorted({b[1] for b in behaviour}))
+    topics = store.item_topics(engine, ids=sorted({b[1] for b in behaviour}))
     return rules.topic_states(rule, behaviour, reads=reads, topics=topics)
 
 
@@ -67,7 +68,7 @@ def _picks(
     model = fit_model(engine, plan, FACTORIES[config.ranker])
     picker = Picker(model, now=plan.prepared_at, fresh_days=config.fresh_days)
     sid = verdict.subscriber_id
-    tz = zone(plan_store.profiles(engine, [sid])[0].timezone, settings.default_timezone)
+    tz = zone(plan_store.profiles(engine, ids=[sid])[0].timezone, settings.default_timezone)
     user = int(model.user_index([sid])[0])
     slots = choose(
         picker,
@@ -111,7 +112,7 @@ def dry_run(
     out.lines.append(
         f"Condition met: {rules.label(rule, context)} (due {due[0].due_at.isoformat()})."
     )
-    if verdict.status != "planned":
+    if verdict.status != MessageStatus.planned:
         reason = verdict.reason
         out.lines.append(f"Suppressed: {explain_reason(reason, config)} ({reason}).")
         return out

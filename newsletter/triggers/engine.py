@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from newsletter.config import Settings
+from newsletter.enums import MessageStatus
 from newsletter.models import Campaign, TriggerKind
 from newsletter.plan.cadence import zone
 from newsletter.plan.campaigns import CampaignConfig, TriggerRule, parse_campaign_config
@@ -101,7 +102,7 @@ def _states_for(
         end=max(b[3] for b in reads),
     )
     items = {i for rows in recent.values() for i, _ in rows} | {b[1] for b in reads}
-    topics = store.item_topics(engine, sorted(items))
+    topics = store.item_topics(engine, ids=sorted(items))
     return rules.topic_states(rule, reads, reads=recent, topics=topics)
 
 
@@ -232,14 +233,14 @@ def verdicts(
     cooling: dict[int, datetime],
 ) -> list[Verdict]:
     """Per subscriber: the cooldown, then cadence and preferences, and their sticky arm."""
-    profiles = plan_store.profiles(engine, ids)
+    profiles = plan_store.profiles(engine, ids=ids)
     known = [p.id for p in profiles]
-    recorded = plan_store.assignments(engine, plan.experiment, known)
+    recorded = plan_store.assignments(engine, experiment=plan.experiment, ids=known)
     hashed = assign_arms(known, shares=config.arms, default_salt=plan.default_salt)
     now = plan.prepared_at
     history = plan_store.send_times(
         engine,
-        known,
+        ids=known,
         start=now - timedelta(days=31),
         end=now + timedelta(days=8),
         exclude_run=plan.run_id,
@@ -299,13 +300,13 @@ def _slots(
     """The items of every planned message (and the model's item ids)."""
     config = plan.campaign_config
     assert config.trigger is not None
-    planned = [v for v in chosen if v.status == "planned"]
+    planned = [v for v in chosen if v.status == MessageStatus.planned]
     if not planned:
         return {}, np.zeros(0, dtype=np.int64)
     model = trigger_model(engine, plan, campaign)
     picker = Picker(model, now=plan.prepared_at, fresh_days=config.fresh_days)
     ids = [v.subscriber_id for v in planned]
-    timezones = {p.id: p.timezone for p in plan_store.profiles(engine, ids)}
+    timezones = {p.id: p.timezone for p in plan_store.profiles(engine, ids=ids)}
     users = model.user_index(ids)
     slots = {}
     for v, user in zip(planned, users, strict=True):
@@ -348,7 +349,8 @@ def fire_due(
     status = dict(zip(messages["subscriber_id"], messages["status"], strict=True))
     why = dict(zip(messages["subscriber_id"], messages["reason"], strict=True))
     reasons = {
-        s.id: (None if status[s.subscriber_id] == "planned" else why[s.subscriber_id]) for s in due
+        s.id: (None if status[s.subscriber_id] == MessageStatus.planned else why[s.subscriber_id])
+        for s in due
     }
     store.fire_states(
         engine,
@@ -367,7 +369,7 @@ def _settle(engine: Any, name: str, run_id: int, now: datetime) -> Firing:
     firing = Firing(name, run_id)
     arms: dict[str, int] = defaultdict(int)
     for arm, status, reason, n in plan_store.plan_counts(engine, run_id=run_id):
-        if status == "skipped":
+        if status == MessageStatus.skipped:
             firing.skipped[reason or "unknown"] = firing.skipped.get(reason or "unknown", 0) + n
         else:
             firing.planned += n

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from newsletter.enums import Arm, TriggerKind
 from newsletter.plan.fill import PlannedSlot
 from newsletter.plan.runs import RunModel
 from newsletter.recommend.base import DAY
@@ -168,10 +169,10 @@ def choose(
     tz: ZoneInfo,
 ) -> list[PlannedSlot]:
     """The slots of one triggered message."""
-    if arm == "popular":
+    if arm == Arm.popular:
         return popular_slots(picker, user, n)
-    if kind == "abandoned_cart":
+    if kind == TriggerKind.abandoned_cart:
         return cart_slots(picker, user, context, n, tz)
-    if kind == "topic_reads":
+    if kind == TriggerKind.topic_reads:
         return topic_slots(picker, user, context, n)
     return welcome_slots(picker, user, context, n)

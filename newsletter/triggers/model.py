@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from newsletter.enums import ArtifactKind
 from newsletter.models import Campaign
 from newsletter.plan.runs import RunModel, RunPlan, fit_model, load_model
 from newsletter.plan.sources import FACTORIES
@@ -34,7 +35,7 @@ def trigger_model(engine: Any, plan: RunPlan, campaign: Campaign) -> RunModel:
     artifacts.save_artifact(
         engine,
         run_id=plan.run_id,
-        kind="model",
+        kind=ArtifactKind.model,
         version=artifact.FORMAT,
         content=artifact.dumps(model),
         now=now,

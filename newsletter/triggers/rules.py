@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from newsletter.enums import SubscriberStatus, TriggerKind
 from newsletter.plan.campaigns import TriggerRule
 
 Behaviour = tuple[int, int, str, datetime]  # subscriber id, item id, kind, occurred_at
@@ -93,7 +94,7 @@ def welcome_states(
     """One state per welcome step for each new (active) subscriber."""
     out = []
     for sid, created_at, topics, status in subscribers:
-        if status != "active":
+        if status != SubscriberStatus.active:
             continue
         topic = topics[0] if topics else None
         for step, days in enumerate(rule.steps_days):
@@ -127,9 +128,9 @@ def label(rule: TriggerRule, context: Mapping[str, Any]) -> str:
     topic = context.get("topic") or "your topics"
     if rule.label:
         return rule.label.replace("{topic}", str(topic))
-    if rule.kind == "abandoned_cart":
+    if rule.kind == TriggerKind.abandoned_cart:
         return "You left these behind"
-    if rule.kind == "topic_reads":
+    if rule.kind == TriggerKind.topic_reads:
         return f"More on {topic}"
     if int(context.get("step") or 0) == 0:
         return "Welcome! Here is where to start"

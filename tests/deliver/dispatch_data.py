@@ -39,7 +39,7 @@ def seed_dispatch_world(engine: Engine, *, subscribers: int = 30, seed: int = 3)
         now=DISPATCH_NOW,
         seed=seed,
     )
-    load_frames(engine, world.frames, now=DISPATCH_NOW, origin="test")
+    load_frames(engine, frames=world.frames, now=DISPATCH_NOW, origin="test")
     with session_scope(engine) as s:
         s.add(
             Segment(

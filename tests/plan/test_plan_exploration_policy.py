@@ -58,7 +58,7 @@ def test_fewer_readers_than_items_plans_with_because_you_read_anchors(
 
     now = world_now()
     world = generate_world(subscribers=60, items=400, interactions=3000, now=now)
-    load_frames(sqlite_engine, world.frames, now=now, origin="test")
+    load_frames(sqlite_engine, frames=world.frames, now=now, origin="test")
     with session_scope(sqlite_engine) as s:
         s.add(Campaign(name="w", template_name="digest", config={}, created_at=now))
     result = plan_run(sqlite_engine, campaign="w", now=now, settings=Settings())

@@ -274,7 +274,7 @@ def test_exploration_share_propensities_and_no_repeats_with_the_hybrid(
 
     now = world_now()
     world = generate_world(subscribers=300, items=200, interactions=6000, now=now)
-    load_frames(sqlite_engine, world.frames, now=now, origin="test")
+    load_frames(sqlite_engine, frames=world.frames, now=now, origin="test")
     with session_scope(sqlite_engine) as s:
         s.add(
             Campaign(

@@ -102,14 +102,16 @@ CASES = [
 def test_rules_select_the_known_subscribers(engine: Engine, rule: str, expected: list[int]) -> None:
     seed(engine)
     definition = parse_segment(f"rule:\n  {rule}\n", source="t.yaml")
-    assert segment_ids(engine, definition, now=NOW) == expected
+    assert segment_ids(engine, definition=definition, now=NOW) == expected
 
 
 def test_shipped_defaults_parse_and_run(engine: Engine) -> None:
     seed(engine)
     files = segment_files(shipped_path("segments"))
     assert {"everyone", "active-readers", "new-subscribers", "lapsing-readers"} <= set(files)
-    found = {n: segment_ids(engine, load_segment_file(p), now=NOW) for n, p in files.items()}
+    found = {
+        n: segment_ids(engine, definition=load_segment_file(p), now=NOW) for n, p in files.items()
+    }
     assert found["everyone"] == [1, 2, 4, 5]
     assert found["active-readers"] == [1]
     assert found["new-subscribers"] == [4]
@@ -170,7 +172,7 @@ def test_raw_sql_must_return_one_column(engine: Engine) -> None:
     seed(engine)
     definition = parse_segment('rule: {sql: "SELECT id, email FROM subscriber"}\n', source="y.yaml")
     with pytest.raises(SegmentError, match="one column"):
-        segment_ids(engine, definition, now=NOW)
+        segment_ids(engine, definition=definition, now=NOW)
 
 
 def test_segment_queries_run_in_a_read_only_transaction(engine: Engine) -> None:

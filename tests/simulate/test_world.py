@@ -41,8 +41,8 @@ def test_behaviour_follows_preferences() -> None:
 
 def test_world_loads_into_both_databases(engine: Engine) -> None:
     world = generate_world(subscribers=50, items=20, interactions=400, now=NOW, seed=1)
-    load_frames(engine, world.frames, now=NOW, origin="synthetic")
-    load_frames(engine, world.frames, now=NOW, origin="synthetic")  # idempotent
+    load_frames(engine, frames=world.frames, now=NOW, origin="synthetic")
+    load_frames(engine, frames=world.frames, now=NOW, origin="synthetic")  # idempotent
     assert count_rows(engine) == {
         "subscribers": 50,
         "items": 20,

@@ -30,9 +30,12 @@ def test_loads_are_exact_and_idempotent(
     frames = world.frames
     doubled = pd.concat([frames.interactions, frames.interactions.iloc[:50]], ignore_index=True)
     load_frames(
-        engine, type(frames)(frames.subscribers, frames.items, doubled), now=NOW, origin="test"
+        engine,
+        frames=type(frames)(frames.subscribers, frames.items, doubled),
+        now=NOW,
+        origin="test",
     )
-    load_frames(engine, frames, now=NOW, origin="test")  # again: nothing new
+    load_frames(engine, frames=frames, now=NOW, origin="test")  # again: nothing new
     unique = frames.interactions.drop_duplicates(
         subset=["subscriber_key", "item_key", "kind", "occurred_at"]
     )

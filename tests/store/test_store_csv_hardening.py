@@ -153,10 +153,10 @@ def test_a_batch_the_database_refuses_is_retried_row_by_row(
 
     real = csv_import.write_batch
 
-    def picky(connection, entity, rows, **kwargs):  # type: ignore[no-untyped-def]
+    def picky(connection, *, entity, rows, **kwargs):  # type: ignore[no-untyped-def]
         if any(record["external_key"] == "s3" for _, record in rows):
             raise IntegrityError("INSERT", {}, Exception("refused: s3"))
-        return real(connection, entity, rows, **kwargs)
+        return real(connection, entity=entity, rows=rows, **kwargs)
 
     monkeypatch.setattr(csv_import, "write_batch", picky)
     path = tmp_path / "subscribers.csv"

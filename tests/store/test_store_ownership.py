@@ -405,7 +405,9 @@ def test_a_partial_record_as_an_api_would_send_changes_only_its_fields(engine: E
     def upsert(body: dict[str, object], when: datetime) -> None:
         record = parse_row("subscribers", body, default_timezone="Europe/Paris")
         with engine.begin() as c:
-            write_batch(c, "subscribers", [(1, record)], source="api", now=when, origin="api")
+            write_batch(
+                c, entity="subscribers", rows=[(1, record)], source="api", now=when, origin="api"
+            )
 
     upsert(
         {"subscriber_key": "a1", "email": "ann@example.com", "frequency": "monthly", "plan": "pro"},

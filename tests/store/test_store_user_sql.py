@@ -130,7 +130,7 @@ def test_segment_sql_payloads_write_nothing_and_run_nothing(engine: Engine, payl
     rule = "rule:\n  sql: |\n" + "".join(f"    {line}\n" for line in payload.splitlines())
     try:
         definition = parse_segment(rule, source="evil.yaml")
-        segment_ids(engine, definition, now=NOW, limits=LIMITS)
+        segment_ids(engine, definition=definition, now=NOW, limits=LIMITS)
     except SegmentError as exc:
         assert str(exc).startswith("evil.yaml")
         assert "Traceback" not in str(exc)
@@ -176,7 +176,9 @@ def test_payloads_do_nothing_even_as_a_superuser_that_is_allowed(pg_engine: Engi
     for payload in payloads():
         rule = "rule:\n  sql: |\n" + "".join(f"    {line}\n" for line in payload.splitlines())
         with contextlib.suppress(SegmentError):
-            segment_ids(pg_engine, parse_segment(rule, source="e.yaml"), now=NOW, limits=limits)
+            segment_ids(
+                pg_engine, definition=parse_segment(rule, source="e.yaml"), now=NOW, limits=limits
+            )
         _assert_harmless(pg_engine)
 
 
@@ -191,7 +193,7 @@ def test_a_runaway_query_ends_with_a_clear_timeout(engine: Engine) -> None:
     with pytest.raises(SegmentError, match=r"^r\.yaml: the sql rule ran longer than 0\.5 s"):
         segment_ids(
             engine,
-            parse_segment(rule, source="r.yaml"),
+            definition=parse_segment(rule, source="r.yaml"),
             now=NOW,
             limits=SqlLimits(timeout_seconds=0.5),
         )
@@ -218,14 +220,14 @@ def test_user_sql_refuses_a_postgres_superuser_unless_allowed(pg_engine: Engine)
     definition = parse_segment("rule: {sql: 'SELECT id FROM subscriber'}\n", source="s.yaml")
     alone = SqlLimits(reader_role=None)
     with pytest.raises(SegmentError, match=r"superuser 'postgres'.*allow_superuser_sql"):
-        segment_ids(pg_engine, definition, now=NOW, limits=alone)
+        segment_ids(pg_engine, definition=definition, now=NOW, limits=alone)
     allowed = SqlLimits(reader_role=None, allow_superuser=True)
-    assert segment_ids(pg_engine, definition, now=NOW, limits=allowed) == []
+    assert segment_ids(pg_engine, definition=definition, now=NOW, limits=allowed) == []
     # with the reader role (README) the superuser connection drops to it: allowed
-    assert segment_ids(pg_engine, definition, now=NOW) == []
+    assert segment_ids(pg_engine, definition=definition, now=NOW) == []
     # segments without user SQL are not user SQL: they run as configured
     plain = parse_segment("rule: {status: active}\n", source="p.yaml")
-    assert segment_ids(pg_engine, plain, now=NOW, limits=alone) == []
+    assert segment_ids(pg_engine, definition=plain, now=NOW, limits=alone) == []
 
 
 @pytest.mark.postgres
@@ -251,7 +253,7 @@ def test_quoted_column_names_named_like_keywords_work(engine: Engine) -> None:
     sql = "SELECT id FROM subscriber WHERE \"status\" = 'active' AND \"timezone\" <> 'delete'"
     assert check_select(sql) == sql
     definition = parse_segment(f"rule:\n  sql: |\n    {sql}\n", source="q.yaml")
-    assert segment_ids(engine, definition, now=NOW) == []
+    assert segment_ids(engine, definition=definition, now=NOW) == []
 
 
 # ---- fuzzing the checker: an accepted statement never writes, even with no other guard ----

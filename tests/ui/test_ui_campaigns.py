@@ -116,7 +116,7 @@ def test_segment_rules_count_and_sample_live_and_save_for_planning(
         "/admin/segments/europe/check", json={"definition": rule}, headers={"X-CSRF-Token": csrf}
     ).json()
     expected = segment_ids(
-        engine, resolve_segment(engine, "everyone"), now=NOW
+        engine, definition=resolve_segment(engine, "everyone"), now=NOW
     )  # a superset, to compare against
     assert checked["error"] is None and 0 < checked["count"] <= len(expected)
     assert len(checked["sample"]) == min(10, checked["count"])
@@ -132,7 +132,7 @@ def test_segment_rules_count_and_sample_live_and_save_for_planning(
     assert saved.status_code == 303
     assert f"{checked['count']} subscribers now" in client.get(saved.headers["location"]).text
     definition = resolve_segment(engine, "europe")
-    assert len(segment_ids(engine, definition, now=NOW)) == checked["count"]
+    assert len(segment_ids(engine, definition=definition, now=NOW)) == checked["count"]
     assert "europe" in client.get("/admin/segments").text
     sql = "rule:\n  sql: SELECT id FROM subscriber\n"
     refused = client.post("/admin/segments/raw", data={"definition": sql, "csrf_token": csrf})
