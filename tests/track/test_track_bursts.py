@@ -134,7 +134,8 @@ def test_a_message_with_a_thousand_clicks_on_one_link_is_one_burst_and_not_a_lin
     hammered = [Hit(n, "click", at(3600 + n * 0.5), "a") for n in range(1000)]
     assert len(bursts(hammered)) == 1
     assert machine_hits(hammered, sent_at=SENT) == {}
-    three = hammered + [
+    three = [
+        *hammered,
         Hit(1000, "click", at(3600 + 400.1), "b"),
         Hit(1001, "click", at(3600 + 401), "c"),
     ]
