@@ -4,7 +4,9 @@ With a buffer, a click or open request only appends a ``Pending`` row to memory 
 list append) and answers. A flusher thread writes the buffer every ``flush_ms`` milliseconds,
 or as soon as it holds ``flush_rows`` rows, in one transaction per flush (``write_pending``:
 the facts of every message named, read once per sent message and then cached
-(``FactsCache``), one multi-row insert, then the burst rules over those messages). On
+(``FactsCache``), one multi-row insert, then the burst rules over those messages, each with its
+whole click and open history: the history the buffer wrote is cached too, and re-read only when
+a count of the message's events in the database says someone else added or removed one). On
 shutdown (uvicorn turns SIGTERM into a graceful shutdown, which closes the app's lifespan)
 the buffer is flushed before the process exits.
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -76,17 +78,27 @@ def _row(
 
 
 class FactsCache:
-    """The facts of sent messages, kept between flushes (bounded: cleared when full).
+    """The facts and recent histories of sent messages, kept between flushes (bounded).
 
     Once a message is sent its subscriber, send time and slot items do not change, so each is
     read from the database once, not once per flush. A message that is not sent yet is read
     every time. A write that fails clears the cache (a message or item may have been deleted),
     so the retry reads everything again.
+
+    The click/open history of each message the buffer wrote to is kept as well, so the burst
+    rules after a flush need not re-read it: a count per message (one aggregate query) checks
+    that the database holds exactly the cached hits plus the new ones; any other writer (a
+    honeypot hit, another server process, an erasure) changes the count and the message's
+    history is read again. Flags another process set later are not seen until then; they only
+    matter to the weak early-unopened rule, and the store never overwrites a flag.
     """
+
+    MAX_HITS = 500  # a message with a longer history is re-read every time, not cached
 
     def __init__(self, max_messages: int = 100_000) -> None:
         self.max_messages = max_messages
         self._known: dict[int, batches.SentFacts] = {}
+        self._hits: dict[int, list[Hit]] = {}
 
     def get(self, engine: Engine, message_ids: Iterable[int]) -> dict[int, batches.SentFacts]:
         """{message id: facts} for the messages that exist."""
@@ -98,9 +110,35 @@ class FactsCache:
         self._known.update({k: v for k, v in found.items() if v.sent_at is not None})
         return {i: self._known.get(i) or found[i] for i in ids if i in self._known or i in found}
 
+    def histories(self, engine: Engine, new: dict[int, list[Hit]]) -> dict[int, list[Hit]]:
+        """{message id: every click, open and honeypot hit} for the messages with `new` hits
+        (just written), from the cache where the database's count confirms it."""
+        counts = batches.history_counts(engine, message_ids=new)
+        out: dict[int, list[Hit]] = {}
+        for message_id, hits in new.items():
+            known = self._hits.get(message_id)
+            if known is not None and len(known) + len(hits) == counts.get(message_id, 0):
+                out[message_id] = known + hits
+        stale = [m for m in new if m not in out]
+        for message_id, events in batches.events_of(engine, message_ids=stale).items():
+            out[message_id] = [
+                Hit(e.id, e.kind, e.occurred_at, _link(e), e.is_machine) for e in events
+            ]
+        return out
+
+    def remember(self, message_id: int, hits: list[Hit]) -> None:
+        """Keep a message's history (with its flags as now written) for the next flush."""
+        if len(hits) > self.MAX_HITS:
+            self._hits.pop(message_id, None)
+            return
+        if message_id not in self._hits and len(self._hits) >= self.max_messages:
+            self._hits.clear()
+        self._hits[message_id] = hits
+
     def clear(self) -> None:
         """Forget everything (after a failed write)."""
         self._known.clear()
+        self._hits.clear()
 
 
 def write_pending(engine: Engine, items: Sequence[Pending], cache: FactsCache | None = None) -> int:
@@ -108,22 +146,30 @@ def write_pending(engine: Engine, items: Sequence[Pending], cache: FactsCache | 
 
     Events of messages that no longer exist are skipped, as the unbuffered path does.
     """
-    facts = (cache or FactsCache()).get(engine, (p.message_id for p in items))
+    cache = cache or FactsCache()
+    facts = cache.get(engine, (p.message_id for p in items))
     rows = []
     for p in items:
         known = facts.get(p.message_id)
         if known is not None:
             item = known.items.get(p.slot) if p.slot is not None else None
             rows.append(_row(p, known.subscriber_id, known.sent_at, item))
-    written = batches.insert_events(engine, rows=rows)
+    ids = batches.insert_events(engine, rows=rows)
+    new: dict[int, list[Hit]] = {}
+    for event_id, row in zip(ids, rows, strict=True):
+        link = f"slot:{row['slot_position']}" if row["slot_position"] is not None else row["url"]
+        hit = Hit(event_id, row["kind"], row["occurred_at"], link, row["is_machine"])
+        new.setdefault(row["message_id"], []).append(hit)
     marked: dict[int, str] = {}
-    for message_id, events in batches.events_of(engine, message_ids=facts).items():
-        hits = [Hit(e.id, e.kind, e.occurred_at, _link(e), e.is_machine) for e in events]
+    for message_id, hits in cache.histories(engine, new).items():
         found = machine_hits(hits, sent_at=facts[message_id].sent_at)
-        machine = {e.id for e in events if e.is_machine}
-        marked.update({k: v for k, v in found.items() if k not in machine})
+        already = {h.id for h in hits if h.is_machine}
+        fresh = {k: v for k, v in found.items() if k not in already}
+        marked.update(fresh)
+        flagged = [replace(h, is_machine=True) if h.id in fresh else h for h in hits]
+        cache.remember(message_id, flagged)
     flags.mark_machine(engine, flags=marked)
-    return written
+    return len(ids)
 
 
 def _link(event: flags.MessageEvent) -> str | None:

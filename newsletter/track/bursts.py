@@ -25,9 +25,11 @@ same events gives the same answer, so the store can apply them after every new e
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 BURST_GAP_SECONDS = 10.0
 MANY_LINKS = 3
@@ -63,15 +65,25 @@ def bursts(hits: Sequence[Hit]) -> list[list[Hit]]:
 
 
 def _many_links(burst: Sequence[Hit]) -> bool:
+    """``MANY_LINKS`` distinct links among clicks within ``MANY_LINKS_SECONDS`` of a first one.
+
+    One pass with a sliding window (clicks are in time order): linear in the burst, because a
+    message a scanner or an eager reader hammers can collect hundreds of clicks.
+    """
     clicks = [h for h in burst if h.kind == "click"]
-    for start, first in enumerate(clicks):
-        links = {
-            h.link
-            for h in clicks[start:]
-            if (h.at - first.at).total_seconds() <= MANY_LINKS_SECONDS
-        }
-        if len(links) >= MANY_LINKS:
+    window: Counter[str | None] = Counter()
+    end = 0
+    for first in clicks:
+        while (
+            end < len(clicks) and (clicks[end].at - first.at).total_seconds() <= MANY_LINKS_SECONDS
+        ):
+            window[clicks[end].link] += 1
+            end += 1
+        if len(window) >= MANY_LINKS:
             return True
+        window[first.link] -= 1
+        if not window[first.link]:
+            del window[first.link]
     return False
 
 
@@ -112,7 +124,8 @@ def machine_hits(
     Opens are marked when they fall inside a marked burst (from ``BURST_GAP_SECONDS`` before
     its first hit to its last): the scanner fetched the images too.
     """
-    opens = [h for h in hits if h.kind == "open"]
+    opens = sorted((h for h in hits if h.kind == "open"), key=lambda h: h.at)
+    times = [o.at for o in opens]
     marked: dict[int, str] = {}
     for burst in bursts(hits):
         held = burst_rules(burst, opens, sent_at, rules)
@@ -121,8 +134,7 @@ def machine_hits(
         for hit in burst:
             if hit.kind == "click":
                 marked.setdefault(hit.id, held[0])
-        low, high = burst[0].at, burst[-1].at
-        for o in opens:
-            if 0 <= (low - o.at).total_seconds() <= BURST_GAP_SECONDS or low <= o.at <= high:
-                marked.setdefault(o.id, held[0])
+        low = burst[0].at - timedelta(seconds=BURST_GAP_SECONDS)
+        for o in opens[bisect_left(times, low) : bisect_right(times, burst[-1].at)]:
+            marked.setdefault(o.id, held[0])
     return marked

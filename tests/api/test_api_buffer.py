@@ -110,3 +110,84 @@ def test_a_database_outage_keeps_the_rows_bounded_and_retries(
     buffer.engine = engine  # the database is back
     assert buffer.close() == 0
     assert len(events(engine, "open")) == 3
+
+
+def _click(world: World, seconds: float, slot: int | None, url: str) -> Pending:
+    return Pending(
+        "click",
+        world.message_id,
+        SENT_AT + timedelta(hours=2, seconds=seconds),
+        CHROME,
+        "81.2.69.1",
+        slot,
+        url,
+    )
+
+
+def test_a_burst_split_over_flushes_is_found_from_the_cached_history(
+    engine: Engine, world: World
+) -> None:
+    buffer = EventBuffer(engine, flush_rows=1000, flush_ms=60_000)
+    buffer.add(_click(world, 0, 0, ARTICLE_0))
+    buffer.add(_click(world, 1, 1, ARTICLE_1))
+    assert buffer.flush() == 2
+    assert [e.is_machine for e in events(engine)] == [False, False]  # two links: not yet
+    buffer.add(_click(world, 2, None, "https://example.com/c"))
+    assert buffer.flush() == 1
+    assert [e.machine_reason for e in events(engine)] == ["link-burst"] * 3
+
+
+def test_a_hit_another_writer_stored_between_flushes_is_read_again(
+    engine: Engine, world: World
+) -> None:
+    """The cache holds the first click only; a click written by another process (here the
+    unbuffered store call) changes the message's count, so its history is re-read."""
+    from newsletter.store import events as store_events
+
+    buffer = EventBuffer(engine, flush_rows=1000, flush_ms=60_000)
+    buffer.add(_click(world, 0, 0, ARTICLE_0))
+    assert buffer.flush() == 1
+    store_events.insert_event(
+        engine,
+        message_id=world.message_id,
+        subscriber_id=events(engine)[0].subscriber_id,
+        slot_position=1,
+        kind="click",
+        occurred_at=SENT_AT + timedelta(hours=2, seconds=1),
+        is_machine=False,
+        url=ARTICLE_1,
+    )
+    buffer.add(_click(world, 2, None, "https://example.com/c"))
+    assert buffer.flush() == 1
+    assert [e.machine_reason for e in events(engine)] == ["link-burst"] * 3
+
+
+def test_the_bulk_insert_returns_the_ids_of_its_rows_in_order(engine: Engine, world: World) -> None:
+    from newsletter.store.event_batches import insert_events
+
+    base = {
+        "message_id": world.message_id,
+        "subscriber_id": 1,
+        "item_id": None,
+        "kind": "click",
+        "is_machine": False,
+        "machine_reason": None,
+        "user_agent": None,
+        "ip": None,
+        "external_id": None,
+    }
+    rows = [
+        {
+            **base,
+            "slot_position": n % 2,
+            "url": f"https://example.com/{n}",
+            "occurred_at": SENT_AT + timedelta(minutes=n),
+        }
+        for n in range(5)
+    ]
+    ids = insert_events(engine, rows=rows)
+    assert len(set(ids)) == 5
+    stored = {e.id: e.url for e in events(engine)}
+    assert [stored[i] for i in ids] == [r["url"] for r in rows]
+    more = insert_events(engine, rows=rows[:1])  # the sequence moved on: no id is reused
+    assert more[0] > max(ids)

@@ -96,3 +96,47 @@ def test_the_order_events_are_given_in_does_not_matter(raw: list, rng) -> None:
     shuffled = list(hits)
     rng.shuffle(shuffled)
     assert set(machine_hits(shuffled, sent_at=SENT)) == set(machine_hits(hits, sent_at=SENT))
+
+
+def _reference_marks(hits: list[Hit]) -> dict[int, str]:
+    """The rules written the obvious, quadratic way (the definition in the module docstring)."""
+    from newsletter.track.bursts import burst_rules
+
+    opens = [h for h in hits if h.kind == "open"]
+    marked: dict[int, str] = {}
+    for burst in bursts(hits):
+        clicks = [h for h in burst if h.kind == "click"]
+        many = any(
+            len({h.link for h in clicks[i:] if (h.at - c.at).total_seconds() <= 5.0}) >= 3
+            for i, c in enumerate(clicks)
+        )
+        held = [r for r in burst_rules(burst, opens, SENT) if r != "link-burst"]
+        if many:
+            held.insert(1 if "honeypot" in held else 0, "link-burst")
+        if not held:
+            continue
+        for h in clicks:
+            marked.setdefault(h.id, held[0])
+        for o in opens:
+            if burst[0].at - timedelta(seconds=10) <= o.at <= burst[-1].at:
+                marked.setdefault(o.id, held[0])
+    return marked
+
+
+@settings(max_examples=300, deadline=None)
+@given(events)
+def test_the_linear_rules_agree_with_the_quadratic_definition(raw: list) -> None:
+    hits = _hits(raw)
+    assert machine_hits(hits, sent_at=SENT) == _reference_marks(hits)
+
+
+def test_a_message_with_a_thousand_clicks_on_one_link_is_one_burst_and_not_a_link_burst() -> None:
+    hammered = [Hit(n, "click", at(3600 + n * 0.5), "a") for n in range(1000)]
+    assert len(bursts(hammered)) == 1
+    assert machine_hits(hammered, sent_at=SENT) == {}
+    three = [
+        *hammered,
+        Hit(1000, "click", at(3600 + 400.1), "b"),
+        Hit(1001, "click", at(3600 + 401), "c"),
+    ]
+    assert set(machine_hits(three, sent_at=SENT)) == {h.id for h in three}
