@@ -148,9 +148,14 @@ def test_run_list_filters_by_campaign_and_lists_counts_by_status(folder: Path) -
 
 def test_a_second_run_explains_the_caps_and_names_commands_that_exist(folder: Path) -> None:
     pilot(folder, subscribers=3, items=4, interactions=PILOT)
-    cli("run", "weekly", "--transport", "memory:", "--send-all")
-    code, out = cli("run", "weekly", "--transport", "memory:", "--send-all")
+    # Pinned times: both runs send on 1 June (08:00 UTC is the send hour), so the day cap is
+    # the first cap broken whatever the wall clock says (after 08:00 the second run's send
+    # hour would fall on the next day and the 20-hour min_gap would be reported instead).
+    first, second = "2026-06-01T05:00", "2026-06-01T07:00"
+    cli("run", "weekly", "--transport", "memory:", "--send-all", "--now", first)
+    code, out = cli("run", "weekly", "--transport", "memory:", "--send-all", "--now", second)
     assert code == 0, out
+    assert "run 2 of 'weekly'" in out
     assert "skipped: frequency_cap_day 3" in out
     assert "capped subscribers already have a message in run 1 (delivered)" in out
     assert "see `newsletter run list` and `newsletter why SUBSCRIBER --campaign weekly`" in out
