@@ -214,6 +214,39 @@ def test_an_own_segment_over_a_custom_csv_column(folder: Path) -> None:
     }
 
 
+PREMIUM_RULE = (
+    "rule:\n  all:\n    - status: active\n    - attribute: {key: plan, equals: premium}\n"
+)
+
+
+def test_own_segments_come_before_the_shipped_ones_and_from_a_configured_folder(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pilot(folder, subscribers=6, items=9, interactions=SIX)
+    code, out = cli("segment", "preview", "everyone", "--json")
+    assert code == 0 and json.loads(out)["count"] == 6  # the shipped 'everyone'
+    (folder / "segments").mkdir()
+    (folder / "segments" / "everyone.yaml").write_text(PREMIUM_RULE)
+    code, out = cli("segment", "preview", "everyone", "--json")
+    assert code == 0 and json.loads(out)["count"] == 3  # ./segments/everyone.yaml wins
+    elsewhere = folder / "marketing" / "rules"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "paying.yaml").write_text(PREMIUM_RULE)
+    code, out = cli("segment", "preview", "paying")
+    assert code == 2 and "unknown segment 'paying'" in out
+    monkeypatch.setenv("NEWSLETTER_SEGMENTS_DIR", str(elsewhere))
+    code, out = cli("segment", "preview", "paying", "--json")
+    assert code == 0 and json.loads(out)["count"] == 3
+    code, out = cli("segment", "preview", "everyone", "--json")
+    assert code == 0 and json.loads(out)["count"] == 6  # ./segments is no longer searched
+    code, out = cli("campaign", "add", "paying-weekly", "--segment", "paying")
+    assert code == 0, out
+    code, out = cli("plan", "paying-weekly")
+    assert code == 0 and "3 subscribers in the segment; 3 planned" in out, out
+    code, out = cli("why", "s2", "--campaign", "paying-weekly")  # s2 is on the free plan
+    assert code == 0 and "they are not in segment 'paying'" in out, out
+
+
 def test_the_words_say_what_happened(folder: Path) -> None:
     code, out = cli("--help")
     assert code == 0 and "Write a personal email newsletter for every subscriber" in out
