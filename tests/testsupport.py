@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import email
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from email import policy
 from pathlib import Path
 from typing import Any
 
@@ -184,3 +187,16 @@ def serving(args: list[str], *, cwd: Path, env: dict[str, str], port: int) -> It
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+def assert_valid_email(raw: bytes) -> None:
+    """multipart/alternative, no broken image, no 'None' a reader could see."""
+    parsed = email.message_from_bytes(raw, policy=policy.default)
+    assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
+    plain = parsed.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = parsed.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert 'src="None"' not in html and 'src=""' not in html
+    assert not re.search(r"\bNone\b", plain)
+    visible = re.sub(r"<[^>]+>", " ", re.sub(r"(?s)<(style|head)\b.*?</\1>", " ", html))
+    assert not re.search(r"\bNone\b", visible)
+    assert "None" not in str(parsed["Subject"])

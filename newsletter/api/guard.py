@@ -11,6 +11,7 @@ a logged path by ``~`` and its digest (``newsletter.tokens.token_digest``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -113,27 +114,31 @@ class BodyLimit:
             await pages.broken_link()(scope, receive, send)
             return
         received = 0
-        started = False
+        started = refused = False
 
         async def bounded_receive() -> Message:
-            nonlocal received
+            # The 413 goes out here, before the app sees the error: FastAPI turns any error
+            # raised while it reads a JSON or form body into its own 400, which is then dropped.
+            nonlocal received, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    if not started and not refused:
+                        refused = True
+                        await too_large(limit, scope.get("path", ""))(scope, receive, send)
                     raise _BodyTooLarge
             return message
 
         async def watched_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return  # the 413 has been answered: nothing the app says after it goes out
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        try:
+        with contextlib.suppress(_BodyTooLarge):
             await self.app(scope, bounded_receive, watched_send)
-        except _BodyTooLarge:
-            if not started:
-                await too_large(limit, scope.get("path", ""))(scope, receive, send)
 
 
 def redact_path(path: str) -> str:

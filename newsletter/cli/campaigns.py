@@ -160,7 +160,7 @@ def segment_preview(
     try:
         ids = segment_ids(
             engine,
-            definition=resolve_segment(engine, name),
+            definition=resolve_segment(engine, name, folder=settings.segment_folder),
             now=_when(at, "--at"),
             limits=SqlLimits.from_settings(settings),
         )

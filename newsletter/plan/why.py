@@ -153,7 +153,8 @@ def why(
     config = parse_campaign_config(found.config, campaign=found.name)
     pair = store.message_and_slots(engine, run_id=run.id, subscriber_id=sid)
     if pair is None:
-        return _without_message(engine, base, found.segment_name, run.scheduled_for, segment_folder)
+        folder = segment_folder or (settings.segment_folder if settings is not None else None)
+        return _without_message(engine, base, found.segment_name, run.scheduled_for, folder)
     return _with_message(engine, base, *pair, campaign=found, config=config, settings=settings)
 
 

@@ -109,6 +109,27 @@ def test_an_oversized_form_changes_nothing(
     assert subscriber(engine, world.subscriber_id).status == "active"
 
 
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("/api/events", "application/json"),
+        ("/api/subscribers/u1", "application/json"),
+        ("/admin/login", "application/x-www-form-urlencoded"),
+    ],
+)
+def test_a_streamed_body_over_the_limit_is_413_where_fastapi_reads_the_body(
+    client: TestClient, path: str, kind: str
+) -> None:
+    """No Content-Length (chunked): the limit is found while FastAPI itself reads a JSON or
+    form body, and FastAPI turns any error raised there into a 400; the answer must be 413."""
+    piece = b" " * (64 * 1024)
+    body = iter([piece] * (2 * MB // len(piece) + 1))  # one piece over the 2 MB on offer
+    method = "PUT" if path.startswith("/api/subscribers/") else "POST"
+    response = client.request(method, path, headers={"content-type": kind}, content=body)
+    assert response.status_code == 413, response.text
+    assert "at most 1024 KB" in response.text
+
+
 def _csrf(client: TestClient, path: str) -> str:
     page = client.get(path).text
     return re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
@@ -241,9 +262,12 @@ def test_100_mb_posts_get_413_and_server_memory_grows_under_10_mb(
     for path in (f"/p/{prefs}", f"/u/{unsub}", "/healthz"):  # warm up every code path
         httpx.post(f"http://127.0.0.1:{port}{path}", headers=FORM, content=b"a=1", timeout=10)
     before = _peak_rss(process.pid)
-    routes = [f"/p/{prefs}", f"/u/{unsub}", "/t/c/whatever", "/v/x", "/healthz"]
+    # every family of routes: token forms, tracking, the APIs, ESP webhooks, the admin UI
+    routes = [f"/p/{prefs}", f"/u/{unsub}", "/api/events", "/admin/login", "/t/c/whatever"]
+    routes += ["/v/x", "/healthz", "/api/subscribers/u1", "/api/segment/batch"]
+    routes += ["/api/webhooks/sendgrid", "/admin/templates/digest/save"]
     statuses = [_post(port, path, 100 * MB, chunked=False) for path in routes]
-    statuses += [_post(port, path, 100 * MB, chunked=True) for path in routes[:2]]
+    statuses += [_post(port, path, 100 * MB, chunked=True) for path in routes[:4]]
     grown = _peak_rss(process.pid) - before
     assert statuses == [413] * len(statuses)
     print(f"peak RSS growth over {len(statuses)} x 100 MB POSTs: {grown / MB:.2f} MB")

@@ -148,9 +148,14 @@ def test_run_list_filters_by_campaign_and_lists_counts_by_status(folder: Path) -
 
 def test_a_second_run_explains_the_caps_and_names_commands_that_exist(folder: Path) -> None:
     pilot(folder, subscribers=3, items=4, interactions=PILOT)
-    cli("run", "weekly", "--transport", "memory:", "--send-all")
-    code, out = cli("run", "weekly", "--transport", "memory:", "--send-all")
+    # Pinned times: both runs send on 1 June (08:00 UTC is the send hour), so the day cap is
+    # the first cap broken whatever the wall clock says (after 08:00 the second run's send
+    # hour would fall on the next day and the 20-hour min_gap would be reported instead).
+    first, second = "2026-06-01T05:00", "2026-06-01T07:00"
+    cli("run", "weekly", "--transport", "memory:", "--send-all", "--now", first)
+    code, out = cli("run", "weekly", "--transport", "memory:", "--send-all", "--now", second)
     assert code == 0, out
+    assert "run 2 of 'weekly'" in out
     assert "skipped: frequency_cap_day 3" in out
     assert "capped subscribers already have a message in run 1 (delivered)" in out
     assert "see `newsletter run list` and `newsletter why SUBSCRIBER --campaign weekly`" in out
@@ -207,6 +212,39 @@ def test_an_own_segment_over_a_custom_csv_column(folder: Path) -> None:
         "s3@example.com",
         "s5@example.com",
     }
+
+
+PREMIUM_RULE = (
+    "rule:\n  all:\n    - status: active\n    - attribute: {key: plan, equals: premium}\n"
+)
+
+
+def test_own_segments_come_before_the_shipped_ones_and_from_a_configured_folder(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pilot(folder, subscribers=6, items=9, interactions=SIX)
+    code, out = cli("segment", "preview", "everyone", "--json")
+    assert code == 0 and json.loads(out)["count"] == 6  # the shipped 'everyone'
+    (folder / "segments").mkdir()
+    (folder / "segments" / "everyone.yaml").write_text(PREMIUM_RULE)
+    code, out = cli("segment", "preview", "everyone", "--json")
+    assert code == 0 and json.loads(out)["count"] == 3  # ./segments/everyone.yaml wins
+    elsewhere = folder / "marketing" / "rules"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "paying.yaml").write_text(PREMIUM_RULE)
+    code, out = cli("segment", "preview", "paying")
+    assert code == 2 and "unknown segment 'paying'" in out
+    monkeypatch.setenv("NEWSLETTER_SEGMENTS_DIR", str(elsewhere))
+    code, out = cli("segment", "preview", "paying", "--json")
+    assert code == 0 and json.loads(out)["count"] == 3
+    code, out = cli("segment", "preview", "everyone", "--json")
+    assert code == 0 and json.loads(out)["count"] == 6  # ./segments is no longer searched
+    code, out = cli("campaign", "add", "paying-weekly", "--segment", "paying")
+    assert code == 0, out
+    code, out = cli("plan", "paying-weekly")
+    assert code == 0 and "3 subscribers in the segment; 3 planned" in out, out
+    code, out = cli("why", "s2", "--campaign", "paying-weekly")  # s2 is on the free plan
+    assert code == 0 and "they are not in segment 'paying'" in out, out
 
 
 def test_the_words_say_what_happened(folder: Path) -> None:

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from newsletter.cli import app
 from newsletter.db import make_engine
-from testsupport import free_port, serving
+from testsupport import assert_valid_email, free_port, serving
 
 
 def test_demo_runs_the_pipeline_end_to_end(tmp_path: Path) -> None:
@@ -95,9 +95,12 @@ def test_demo_prints_plain_sentences_and_the_serve_command(tmp_path: Path) -> No
     assert "60 subscribers, 40 articles in" in out
     assert f"export NEWSLETTER_DATABASE_URL=sqlite:///{tmp_path / 'demo'}" in out
     assert "newsletter serve --demo" in out
-    for path in (tmp_path / "demo" / "outbox").glob("*.eml"):
+    outbox = sorted((tmp_path / "demo" / "outbox").glob("*.eml"))
+    assert outbox
+    for path in outbox:
         raw = path.read_bytes().decode()
         assert 'src=3D"None"' not in raw and 'src="None"' not in raw
+        assert_valid_email(path.read_bytes())  # no empty src, no visible None either
         parsed = email.message_from_bytes(path.read_bytes(), policy=policy.default)
         assert parsed.get_body(("html",)).get_content().count("The Demo Daily") >= 2  # type: ignore[union-attr]
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import re
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -126,6 +128,17 @@ def test_progress_bars_show_stage_counts_on_a_terminal() -> None:
     shown = out.getvalue()
     assert "importing interactions" in shown and "200/200" in shown
     assert "rendering and delivering" in shown and "3/3" in shown
+
+
+def test_progress_bars_show_a_rate_once_the_work_has_moved_on() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=120)
+    with ProgressBars(console) as bars:
+        for done in (0, 100, 200, 300, 400):
+            bars("importing interactions", done, 400)
+            time.sleep(0.05)  # distinct sample times: Rich needs two to estimate a speed
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())  # colours and cursor moves
+    assert re.search(r"400/400 +[\d,]+/s", shown), shown[-300:]
 
 
 def test_progress_bars_stay_silent_off_a_terminal() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from newsletter.deliver import MemoryTransport
 from newsletter.deliver.dispatch import DeliveryError, DispatchPolicy, dispatch_run
 from newsletter.models import Message, Subscriber, Template, TemplateVersion
 from newsletter.render.compile import load_template_source
+from newsletter.render.lint import lint_template
 from testsupport import STRONG_SECRET
 
 pytestmark = pytest.mark.timeout(300)
@@ -185,6 +187,28 @@ def test_no_path_from_a_template_reaches_the_secret_key(engine: Engine) -> None:
         assert status in ("sent", "failed"), (armed[message_id], error)
         assert STRONG_SECRET not in (error or "")
     assert any(rows[m][0] == "sent" for m in armed) and any(rows[m][0] == "failed" for m in armed)
+
+
+# The paths that reach for the link-signing code or the template's own internals (the rest
+# of SECRET_PATHS are documented variables that render harmlessly).
+REACHING = [p for p in SECRET_PATHS if re.search(r"_nl_|self|tracked|__", p)]
+
+
+@pytest.mark.parametrize("path", REACHING)
+def test_lint_fails_every_path_that_reaches_for_the_secret(path: str) -> None:
+    shipped = load_template_source("digest")
+    for part, source in (
+        ("text.txt", replace(shipped, text=shipped.text + "\n" + path + "\n")),
+        (
+            "template.mjml",
+            replace(
+                shipped,
+                mjml=shipped.mjml.replace("</mj-body>", f"<mj-raw>{path}</mj-raw></mj-body>"),
+            ),
+        ),
+    ):
+        errors = [i for i in lint_template(source) if i.severity == "error"]
+        assert any(i.path == f"digest/{part}" and i.line > 1 for i in errors), (path, part, errors)
 
 
 def test_a_template_failing_lint_stops_the_run_before_anything_renders(engine: Engine) -> None:

@@ -10,11 +10,8 @@ items) with a reason; a subscriber gets no message only when no live item is lef
 from __future__ import annotations
 
 import csv
-import email
-import re
 import tempfile
 from datetime import UTC, datetime, timedelta
-from email import policy
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +27,7 @@ from newsletter.pipeline import run_campaign
 from newsletter.plan.planner import plan_run
 from newsletter.store.campaigns import upsert_campaign
 from newsletter.store.csv_import import import_csv
+from testsupport import assert_valid_email
 
 NOW = datetime(2026, 6, 1, 9, tzinfo=UTC)
 N_ITEMS = 8  # the default campaign's slots per message
@@ -133,19 +131,6 @@ def load(world: dict[str, Any], folder: Path) -> Engine:
         now=NOW,
     )
     return engine
-
-
-def assert_valid_email(raw: bytes) -> None:
-    """multipart/alternative, no broken image, no 'None' a reader could see."""
-    parsed = email.message_from_bytes(raw, policy=policy.default)
-    assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
-    text = parsed.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    html = parsed.get_body(("html",)).get_content()  # type: ignore[union-attr]
-    assert 'src="None"' not in html and 'src=""' not in html
-    assert not re.search(r"\bNone\b", text)
-    visible = re.sub(r"<[^>]+>", " ", re.sub(r"(?s)<(style|head)\b.*?</\1>", " ", html))
-    assert not re.search(r"\bNone\b", visible)
-    assert "None" not in str(parsed["Subject"])
 
 
 def unseen_live_items(world: dict[str, Any]) -> dict[int, int]:

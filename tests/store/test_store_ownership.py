@@ -23,6 +23,7 @@ from newsletter.db import make_engine, session_scope
 from newsletter.models import Item, Message, Segment, Slot, Subscriber, Suppression
 from newsletter.pipeline import run_campaign
 from newsletter.plan.planner import plan_run
+from newsletter.store.apikeys import create_key
 from newsletter.store.campaigns import upsert_campaign
 from newsletter.store.csv_import import import_csv
 from newsletter.store.sync import sync_source
@@ -206,6 +207,11 @@ def test_sync_and_import_that_omit_the_fields_never_undo_what_readers_chose(
         [suppressed] = s.execute(select(Suppression.email)).all()
     assert suppressed[0] == "ann@example.com"
 
+    # The publisher's web app sends the same profiles through the upsert API, again without
+    # those fields.
+    _api_edits_profiles(engine, T0 + timedelta(days=4))
+    assert _without_name(_state(engine)) == CHOSEN
+
     # The next week's plan skips or honours every choice.
     plan_run(engine, campaign="weekly", now=T0 + timedelta(days=7), settings=SETTINGS)
     outcome = _next_plan(engine)
@@ -219,6 +225,23 @@ def test_sync_and_import_that_omit_the_fields_never_undo_what_readers_chose(
     named = {r.removeprefix("New in ") for r in outcome["r4"][2] if r.startswith("New in ")}
     assert named == {"travel"}  # dan's chosen topic, never another one the item carries
     assert not any(r.startswith("New in ") for r in outcome["r5"][2])  # eve follows no topic
+
+
+def _api_edits_profiles(engine: Engine, when: datetime) -> None:
+    """PUT /api/subscribers/{key} with only email and name, as a publisher's app would."""
+    key = create_key(engine, name="web", scope="events", rate_limit=None, now=when)[1]
+    app = create_app(settings=SETTINGS, engine=engine, clock=lambda: when)
+    with TestClient(app) as client:
+        for rid, name in enumerate(READERS, start=1):
+            response = client.put(
+                f"/api/subscribers/r{rid}",
+                json={"email": f"{name}@example.com", "name": f"{name.title()} API"},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert response.status_code == 200, response.text
+    assert {k: v[3] for k, v in _state(engine).items()} == {
+        f"r{rid}": f"{name.title()} API" for rid, name in enumerate(READERS, start=1)
+    }
 
 
 def _next_plan(engine: Engine) -> dict[str, tuple[str, str | None, list[str]]]:
