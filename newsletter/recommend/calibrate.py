@@ -11,8 +11,9 @@ picks it per campaign by a temporal validation on the interaction log:
 2. for subscribers with history before the cut who consumed something new after it (up to
    ``max_users``, spread evenly over the index range), rank the items available at the cut
    with ``blend + w * popularity`` for every ``w`` of the grid;
-3. count hits@n (items first consumed after the cut) and keep the weight with the most hits
-   (ties: the smaller weight); too little data keeps the configured weight.
+3. count hits@n (items first consumed after the cut) and take the weight with the most hits
+   (ties: the smaller weight) if it beats the configured weight by more than the noise of a
+   count, ``sqrt(hits)`` (else, and with too little data, the configured weight stays).
 
 The cost is one extra fit of the hybrid and one blend per validation batch (the popularity
 feature does not depend on the subscriber, so every weight re-uses the same blend).
@@ -89,6 +90,7 @@ def choose_popularity_weight(
     published = np.asarray(catalog.published_at, dtype=np.float64)
     allowed = model.available & ~(published > cut)
     popularity = model.global_features["popularity"].astype(np.float64)
+    grid = tuple(sorted({*grid, configured}))
     hits = dict.fromkeys(grid, 0)
     for start in range(0, len(users), BATCH):
         batch = users[start : start + BATCH]
@@ -102,4 +104,6 @@ def choose_popularity_weight(
             found &= np.isfinite(np.take_along_axis(scores, top, axis=1))
             hits[w] += int(found.sum())
     best = max(grid, key=lambda w: (hits[w], -w))
+    if hits[best] <= hits[configured] + np.sqrt(hits[configured]):
+        best = configured
     return PopularityChoice(float(best), hits, len(users))
