@@ -54,14 +54,16 @@ def test_bestsellers_world_gets_a_large_popularity_weight() -> None:
     data, catalog = clustered_log(taste=1.0, quality_power=0.5)
     choice = choose_popularity_weight(HybridConfig(), data, catalog, now=NOW, n=8)
     assert choice.users >= 200
-    assert choice.weight >= 1.5
-    assert choice.hits[choice.weight] > choice.hits[0.0] + np.sqrt(choice.hits[0.0])
+    assert choice.weight >= 0.8
+    best = max(choice.hits.values())
+    assert choice.hits[choice.weight] >= best - np.sqrt(best)  # within one standard error
+    assert choice.hits[0.0] < best - np.sqrt(best)  # weight 0 is not
 
 
 def test_taste_world_keeps_a_small_popularity_weight() -> None:
     data, catalog = clustered_log(taste=200.0, quality_power=0.3)
     choice = choose_popularity_weight(HybridConfig(), data, catalog, now=NOW, n=8)
-    assert choice.weight == 0.0  # the configured weight: nothing beats it by more than noise
+    assert choice.weight == 0.0  # the configured weight: it is within noise of the best
     assert choice.hits[0.0] > choice.hits[6.0]
 
 
