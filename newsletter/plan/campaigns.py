@@ -121,6 +121,10 @@ class CampaignConfig(BaseModel):
     # How fast collaborative scores fade with item age: "auto" estimates the half-life of item
     # interest from the interactions (news: days; films: no decay), null turns it off.
     item_age_half_life_days: Annotated[float, Field(gt=0)] | Literal["auto"] | None = "auto"
+    # How much item popularity the hybrid's ranking adds to the personal scores: "auto" picks
+    # it per run on the campaign's last week of behaviour (newsletter.recommend.calibrate):
+    # a shop whose bestsellers explain most purchases gets a large weight, news a small one.
+    popularity_weight: Annotated[float, Field(ge=0)] | Literal["auto"] = "auto"
     explore_max_exposures: int = Field(default=200, ge=0)
     ranker: Literal["hybrid", "collaborative", "popularity"] = "hybrid"
     arms: ArmShares = Field(default_factory=ArmShares)

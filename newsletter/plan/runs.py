@@ -273,12 +273,17 @@ def fit_model(engine: Any, plan: RunPlan, factory: SlotSourceFactory) -> RunMode
     matrices = load_matrices(engine)
     parts = factory(matrices, config, now)
     exposures, clicks = store.item_feedback(engine)
-    pool, pool_clicks, pool_shown, means = exploration_inputs(
-        matrices, config, now=now, exposures=exposures, clicks=clicks
-    )
+    x = exploration_inputs(matrices, config, now=now, exposures=exposures, clicks=clicks)
     rng = np.random.default_rng([plan.run_id, plan.seed])
-    bank = thompson_bank(items=pool, clicks=pool_clicks, exposures=pool_shown, rng=rng)
-    return RunModel(matrices.subscriber_ids, matrices.item_ids, parts, bank, means)
+    bank = thompson_bank(
+        items=x.pool,
+        clicks=x.clicks,
+        exposures=x.exposures,
+        rng=rng,
+        prior_mean=x.prior_mean,
+        prior_strength=x.prior_strength,
+    )
+    return RunModel(matrices.subscriber_ids, matrices.item_ids, parts, bank, x.means)
 
 
 def _ensure_model(engine: Any, plan: RunPlan, factory: SlotSourceFactory) -> None:

@@ -10,22 +10,29 @@ fallback without a model; a campaign picks one with ``ranker`` in its config.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
 from newsletter.plan.campaigns import CampaignConfig
+from newsletter.plan.exploration import prior_means
 from newsletter.plan.slots import ModelSlotSource, SlotSource, history_matrix
 from newsletter.recommend.base import DAY
 from newsletter.recommend.popular import Popularity
 from newsletter.store.matrices import Matrices
 
+if TYPE_CHECKING:
+    from newsletter.recommend.hybrid import HybridConfig
+
 Array = np.ndarray
 # EASE inverts an items x items matrix (cubic): above this catalogue size the planner's
 # collaborative source uses sparse item kNN, which fits in seconds.
 EASE_MAX_ITEMS = 2000
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,18 @@ class SourceParts:
 
     source: SlotSource
     history: sp.csr_matrix
+
+
+@dataclass(frozen=True)
+class ExplorationInputs:
+    """What the Thompson bank is drawn from (pool arrays aligned) and every item's mean."""
+
+    pool: Array
+    clicks: Array
+    exposures: Array
+    prior_mean: Array
+    prior_strength: float
+    means: Array  # posterior mean CTR of every catalogue item
 
 
 def _history(m: Matrices) -> sp.csr_matrix:
@@ -64,14 +83,10 @@ def collaborative_slot_source(m: Matrices, config: CampaignConfig, now: datetime
 
 def default_slot_source(m: Matrices, config: CampaignConfig, now: datetime) -> SourceParts:
     """The hybrid recommender behind every section (see the module docstring)."""
-    from newsletter.recommend.hybrid import HybridConfig, HybridRecommender
+    from newsletter.recommend.hybrid import HybridRecommender
 
     seconds = now.timestamp()
-    model = HybridRecommender(
-        HybridConfig(
-            fresh_days=config.fresh_days, age_half_life_days=config.item_age_half_life_days
-        )
-    )
+    model = HybridRecommender(hybrid_config(m, config, seconds))
     model.fit(m.data, m.catalog, now=seconds)
     history = _history(m)
     gens = model.generators
@@ -89,6 +104,22 @@ def default_slot_source(m: Matrices, config: CampaignConfig, now: datetime) -> S
     return SourceParts(source, history)
 
 
+def hybrid_config(m: Matrices, config: CampaignConfig, seconds: float) -> HybridConfig:
+    """The hybrid's configuration for a campaign, its popularity weight chosen when "auto"."""
+    from newsletter.recommend.calibrate import choose_popularity_weight
+    from newsletter.recommend.hybrid import HybridConfig
+
+    base = HybridConfig(
+        fresh_days=config.fresh_days, age_half_life_days=config.item_age_half_life_days
+    )
+    weight = config.popularity_weight
+    if weight == "auto":
+        choice = choose_popularity_weight(base, m.data, m.catalog, now=seconds, n=config.n_items)
+        log.info("popularity weight %s (hits per weight %s)", choice.weight, choice.hits)
+        weight = choice.weight
+    return replace(base, blend={**base.blend, "popularity": float(weight)})
+
+
 def exploration_inputs(
     m: Matrices,
     config: CampaignConfig,
@@ -96,9 +127,10 @@ def exploration_inputs(
     now: datetime,
     exposures: dict[int, int],
     clicks: dict[int, int],
-) -> tuple[Array, Array, Array, Array]:
-    """The exploration pool (fresh or rarely shown live items), its clicks and exposures,
-    and the posterior mean CTR of every catalogue item."""
+) -> ExplorationInputs:
+    """The exploration pool (fresh or rarely shown live items), its clicks, exposures and
+    prior (the campaign's click-through scaled by site popularity), and the posterior mean
+    CTR of every catalogue item."""
     shown = np.array([exposures.get(int(i), 0) for i in m.item_ids], dtype=np.float64)
     clicked = np.minimum([clicks.get(int(i), 0) for i in m.item_ids], shown)
     seconds = now.timestamp()
@@ -109,8 +141,10 @@ def exploration_inputs(
     published = np.asarray(cat.published_at, dtype=np.float64)
     fresh = (published >= seconds - config.fresh_days * DAY) & (published <= seconds)
     pool = np.flatnonzero(live & (fresh | (shown < config.explore_max_exposures)))
-    means = (clicked + 1.0) / (shown + 2.0)
-    return pool, clicked[pool], shown[pool], means
+    popularity = Popularity().fit(m.data, cat, now=seconds).item_scores
+    prior, strength = prior_means(popularity, clicks=clicked.sum(), exposures=shown.sum())
+    means = (strength * prior + clicked) / (strength + shown)
+    return ExplorationInputs(pool, clicked[pool], shown[pool], prior[pool], strength, means)
 
 
 def popularity_slot_source(m: Matrices, config: CampaignConfig, now: datetime) -> SourceParts:

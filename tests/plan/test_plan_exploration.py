@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from newsletter.plan.exploration import explore, explore_counts, thompson_bank
+from newsletter.plan.exploration import explore, explore_counts, prior_means, thompson_bank
 
 
 def test_share_of_exploration_slots_is_exact_within_one_per_message() -> None:
@@ -46,3 +46,40 @@ def test_propensity_equals_the_share_of_bank_draws_won() -> None:
         observed = np.mean(picks == item)
         assert abs(observed - props[picks == item][0]) < 0.05
         assert abs(props[picks == item][0] - 1 / 3) < 0.1
+
+
+def test_prior_means_scale_the_campaign_ctr_by_relative_site_popularity() -> None:
+    means, strength = prior_means(np.array([0.0, 1.0, 3.0]), clicks=9, exposures=450)
+    # m0 = (9 + 1) / (450 + 50) = 0.02; appeal = (p + 4/3) / (8/3) = 0.5, 0.875, 1.625
+    np.testing.assert_allclose(means, [0.01, 0.0175, 0.0325])
+    assert strength == 100.0
+    clipped, _ = prior_means(np.array([0.0, 0.0, 100.0]), clicks=0, exposures=0, spread=1.5)
+    np.testing.assert_allclose(clipped / clipped[0], [1.0, 1.0, 1.5 / (2 / 3)])
+    flat, _ = prior_means(np.zeros(4), clicks=0, exposures=0)
+    np.testing.assert_allclose(flat, 0.02)  # nothing read yet: the 2% prior for every item
+
+
+def test_informative_prior_explores_plausible_items_first() -> None:
+    """Five items with a 5% prior among fifty at 1%: with the prior they win most picks, with
+    the uniform Beta(1, 1) about their share of the pool (5 / 55)."""
+    items = np.arange(55)
+    prior = np.r_[np.full(50, 0.01), np.full(5, 0.05)]
+    zeros = np.zeros(55)
+    informed = thompson_bank(
+        items=items,
+        clicks=zeros,
+        exposures=zeros,
+        rng=np.random.default_rng(3),
+        draws=500,
+        prior_mean=prior,
+        prior_strength=100.0,
+    )
+    uniform = thompson_bank(
+        items=items, clicks=zeros, exposures=zeros, rng=np.random.default_rng(3), draws=500
+    )
+    excluded = np.zeros((2000, 55), dtype=bool)
+    picked, p = explore(informed, excluded.copy(), rng=np.random.default_rng(4))
+    assert (picked >= 50).mean() > 0.6
+    assert ((p > 0) & (p <= 1)).all()
+    baseline, _ = explore(uniform, excluded.copy(), rng=np.random.default_rng(4))
+    assert (baseline >= 50).mean() < 0.25

@@ -1,4 +1,4 @@
-"""The campaign's item-age setting reaches the hybrid the planner fits."""
+"""The campaign's item-age and popularity settings reach the hybrid the planner fits."""
 
 from __future__ import annotations
 
@@ -45,3 +45,19 @@ def test_bad_item_age_half_life_names_the_key() -> None:
     for bad in (-1, "soon"):
         with pytest.raises(CampaignConfigError, match=r"weekly.*item_age_half_life_days"):
             parse_campaign_config({"item_age_half_life_days": bad}, campaign="weekly")
+
+
+@pytest.mark.parametrize(("raw", "expected"), [({}, 0.0), ({"popularity_weight": 0.7}, 0.7)])
+def test_popularity_weight_is_configured_per_campaign(raw: dict, expected: float) -> None:
+    """A number is used as is; "auto" (the default) keeps the blend's weight when the last
+    week holds too few subscribers to judge (the block world has no events in it)."""
+    config = parse_campaign_config(raw, campaign="weekly")
+    parts = default_slot_source(matrices(), config, datetime.fromtimestamp(NOW, UTC))
+    model = parts.source.ranker  # type: ignore[attr-defined]
+    assert model.config.blend["popularity"] == expected
+
+
+def test_bad_popularity_weight_names_the_key() -> None:
+    for bad in (-0.5, "lots"):
+        with pytest.raises(CampaignConfigError, match=r"weekly.*popularity_weight"):
+            parse_campaign_config({"popularity_weight": bad}, campaign="weekly")
