@@ -58,3 +58,24 @@ def empty_engine(request: pytest.FixtureRequest) -> Engine:
     """An empty database (no tables) on SQLite and on PostgreSQL."""
     name = "empty_sqlite_engine" if request.param == "sqlite" else "empty_pg_engine"
     return request.getfixturevalue(name)
+
+
+BROKEN_IMAGES = (b'src="None"', b'src=3D"None"', b'src=""', b'src=3D""')
+
+
+@pytest.fixture(autouse=True)
+def no_broken_image_in_any_email(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every message any test builds for a transport (delivery, send-test, the UI's test send)
+    is checked: no ``src="None"`` and no empty ``src`` (raw or quoted-printable), so an item
+    without an image can never ship a broken one unnoticed. Tests that spawn processes check
+    their outboxes with ``testsupport.assert_valid_email``."""
+    from newsletter.deliver.transport import OutgoingMessage
+
+    original = OutgoingMessage.__init__
+
+    def checked(self: OutgoingMessage, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        for bad in BROKEN_IMAGES:
+            assert bad not in self.data, f"message {self.key} has a broken image: {bad!r}"
+
+    monkeypatch.setattr(OutgoingMessage, "__init__", checked)

@@ -150,3 +150,13 @@ def test_token_bucket_allows_a_burst_then_paces():
 def test_token_bucket_rejects_nonsense(bad: dict[str, float]):
     with pytest.raises(ValueError):
         TokenBucket(**bad)
+
+
+def test_the_suite_wide_check_refuses_a_message_with_a_broken_image() -> None:
+    """conftest's autouse check runs on every OutgoingMessage any test builds."""
+    from newsletter.deliver.transport import OutgoingMessage
+
+    for body in (b'<img src="None">', b'<img src=3D"">'):
+        with pytest.raises(AssertionError, match="broken image"):
+            OutgoingMessage(1, "news@example.com", ["ann@example.com"], body)
+    assert OutgoingMessage(2, "news@example.com", ["a@example.com"], b'<img src="x.png">').key == 2
