@@ -139,8 +139,12 @@ def subscriber_page(
 ) -> Response:
     """Status, arm, preferences, recent messages with slots and reasons, and why."""
     try:
+        admin = ui(request)
         found = lookup.subscriber_page(
-            ui(request).engine, subscriber_id=subscriber_id, campaign=campaign or None
+            admin.engine,
+            subscriber_id=subscriber_id,
+            campaign=campaign or None,
+            settings=admin.settings,
         )
     except lookup.SubscriberNotFound as exc:
         return error_page(request, 404, str(exc))
