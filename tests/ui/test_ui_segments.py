@@ -144,3 +144,16 @@ def test_without_a_configured_folder_the_working_directorys_segments_are_used(
         signed_in(client, VIEWER)
         listing = client.get("/admin/segments").text
     assert f"your file <code>{work / 'segments' / 'premium.yaml'}</code>" in listing
+
+
+def test_a_file_that_is_not_utf8_is_reported_by_name(client: TestClient, own: Path) -> None:
+    (own / "latin.yaml").write_bytes(
+        "description: caf\xe9\nrule: {status: active}\n".encode("latin-1")
+    )
+    signed_in(client, VIEWER)
+    for url in ("/admin/segments", "/admin/segments/latin"):
+        answer = client.get(url)
+        assert answer.status_code == 200, url
+        assert f"segment &#39;latin&#39;: cannot read {own / 'latin.yaml'} as UTF-8 text" in (
+            answer.text
+        )
