@@ -4,21 +4,35 @@ enforced on the server, template payloads (<script>, SSTI) never run in the edit
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
+from starlette.routing import BaseRoute, Mount, Route
 from ui_world import ADMIN, EDITOR, VIEWER, UiWorld, signed_in
 
-from newsletter.api.ui import routes_auth, routes_campaigns, routes_people, routes_templates
 from newsletter.models import Message, Template, TemplateVersion
 from newsletter.render.compile import TEMPLATES_DIR
 from newsletter.store import runs
 
 SHIPPED_MJML = (TEMPLATES_DIR / "digest" / "template.mjml").read_text(encoding="utf-8")
 PUBLIC = {"/admin/login"}
-ROUTERS = (routes_auth, routes_campaigns, routes_people, routes_templates)
+
+
+def walk(routes: Sequence[BaseRoute], prefix: str = "") -> Iterator[tuple[str, set[str]]]:
+    """(path, methods) of every endpoint the app serves: its own routes, those of included
+    routers (FastAPI 0.165 keeps each as an ``_IncludedRouter`` with ``original_router`` and
+    ``include_context.prefix``, nested ones too) and those of mounted apps."""
+    for route in routes:
+        original = getattr(route, "original_router", None)
+        if original is not None:
+            yield from walk(original.routes, prefix + route.include_context.prefix)  # type: ignore[attr-defined]
+        elif isinstance(route, Mount):
+            yield from walk(route.routes, prefix + route.path)
+        elif isinstance(route, APIRoute | Route):
+            yield prefix + route.path, set(route.methods or ())
 
 
 def _admin_routes(client: TestClient, world: UiWorld) -> list[tuple[str, str]]:
@@ -29,14 +43,11 @@ def _admin_routes(client: TestClient, world: UiWorld) -> list[tuple[str, str]]:
         "action": "pause",
     }
     found = []
-    every = [r for m in ROUTERS for r in m.router.routes]
-    for route in every:
-        if not isinstance(route, APIRoute) or not route.path.startswith("/admin"):
+    for route_path, methods in walk(client.app.router.routes):  # type: ignore[attr-defined]
+        if not route_path.startswith("/admin") or route_path in PUBLIC:
             continue
-        if route.path in PUBLIC:
-            continue
-        path = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], route.path)
-        found += [(method, path) for method in sorted(route.methods)]
+        path = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], route_path)
+        found += [(method, path) for method in sorted(methods)]
     return found
 
 
@@ -44,16 +55,36 @@ def test_every_admin_page_and_api_refuses_a_request_without_a_session(
     client: TestClient, world_counts: dict[str, int], ui_world: UiWorld
 ) -> None:
     routes = _admin_routes(client, ui_world)
-    assert len(routes) >= 20  # every page, form and JSON endpoint
+    assert len(routes) >= 23  # every page, form and JSON endpoint, found in the app itself
     for method, path in routes:
         answer = client.request(method, path, data={"csrf_token": "x"})
-        if method == "GET" and not path.startswith("/admin/api/"):
+        if method in ("GET", "HEAD") and not path.startswith("/admin/api/"):
             assert answer.status_code == 303, (method, path)
             assert answer.headers["location"].startswith("/admin/login?next=")
         else:
             assert answer.status_code == 401, (method, path)
         assert "reader" not in answer.text and "digest" not in answer.text.replace(path, "")
     assert world_counts == _counts(client)  # nothing changed
+
+
+def test_the_route_walk_finds_routers_included_later_nested_and_mounted() -> None:
+    from fastapi import APIRouter, FastAPI
+
+    inner, outer, app = APIRouter(), APIRouter(), FastAPI()
+    inner.add_api_route("/deep/{name}", lambda name: name, methods=["GET", "POST"])
+    outer.add_api_route("/page", lambda: "", methods=["GET"])
+    outer.include_router(inner, prefix="/inner")
+    app.include_router(outer, prefix="/admin/extra")
+    sub = FastAPI()
+    sub.add_api_route("/there", lambda: "", methods=["DELETE"])
+    app.mount("/admin/mounted", sub)
+    found = {(path, method) for path, methods in walk(app.router.routes) for method in methods}
+    assert {
+        ("/admin/extra/page", "GET"),
+        ("/admin/extra/inner/deep/{name}", "GET"),
+        ("/admin/extra/inner/deep/{name}", "POST"),
+        ("/admin/mounted/there", "DELETE"),
+    } <= found
 
 
 @pytest.fixture

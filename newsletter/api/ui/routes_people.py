@@ -32,27 +32,32 @@ router = APIRouter()
 def segments_page(
     request: Request, name: str | None = None, user: SignedIn = Depends(viewer)
 ) -> Response:
-    """Every segment: saved ones and the shipped files (?name=NEW opens a new one)."""
+    """Every segment: saved ones, the user's own files and the shipped ones, each with where
+    it comes from (?name=NEW opens a new one)."""
     if name:
         return see_other(f"/admin/segments/{quote(name.strip())}")
+    admin = ui(request)
     return page(
         request,
         "segments.html",
         user=user,
-        segments=segment_service.overview(ui(request).engine),
+        segments=segment_service.overview(admin.engine, folder=admin.settings.segment_folder),
+        segment_folder=admin.settings.segment_folder,
         notice=request.query_params.get("notice"),
     )
 
 
 @router.get("/admin/segments/{name}")
 def segment_page(request: Request, name: str, user: SignedIn = Depends(viewer)) -> Response:
-    """The rule editor with its live count and sample."""
+    """The rule editor with its live count and sample (read-only for the user's own file)."""
     admin = ui(request)
-    text = segment_service.open_segment(admin.engine, name=name)
+    found = segment_service.open_segment(
+        admin.engine, name=name, folder=admin.settings.segment_folder
+    )
     result = segment_service.check(
         admin.engine,
         name=name,
-        text=text,
+        text=found.text,
         now=admin.now(),
         admin=allowed(user.role, Role.admin),
     )
@@ -61,7 +66,8 @@ def segment_page(request: Request, name: str, user: SignedIn = Depends(viewer)) 
         "segment.html",
         user=user,
         name=name,
-        text=text,
+        text=found.text,
+        found=found,
         result=result,
         notice=request.query_params.get("notice"),
     )
@@ -95,11 +101,22 @@ async def save(request: Request, name: str, user: SignedIn = Depends(editor)) ->
             text=text,
             now=admin.now(),
             admin=allowed(user.role, Role.admin),
+            folder=admin.settings.segment_folder,
         )
     except SegmentError as exc:
         failed = segment_service.SegmentCheck(error=str(exc))
+        found = segment_service.open_segment(
+            admin.engine, name=name, folder=admin.settings.segment_folder
+        )
         return page(
-            request, "segment.html", user=user, status=400, name=name, text=text, result=failed
+            request,
+            "segment.html",
+            user=user,
+            status=400,
+            name=name,
+            text=text,
+            found=found,
+            result=failed,
         )
     return see_other(
         f"/admin/segments/{name}", flash=f"Saved {name}: {result.count} subscribers now."
@@ -122,8 +139,12 @@ def subscriber_page(
 ) -> Response:
     """Status, arm, preferences, recent messages with slots and reasons, and why."""
     try:
+        admin = ui(request)
         found = lookup.subscriber_page(
-            ui(request).engine, subscriber_id=subscriber_id, campaign=campaign or None
+            admin.engine,
+            subscriber_id=subscriber_id,
+            campaign=campaign or None,
+            settings=admin.settings,
         )
     except lookup.SubscriberNotFound as exc:
         return error_page(request, 404, str(exc))
