@@ -234,7 +234,16 @@ def parse_segment(text: str, *, source: str, name: str | None = None) -> Segment
 
 def load_segment_file(path: Path) -> SegmentDefinition:
     """Parse one segment file (its name defaults to the file stem)."""
-    return parse_segment(path.read_text(encoding="utf-8"), source=str(path), name=path.stem)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise SegmentError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); save it as UTF-8"
+        ) from exc
+    except OSError as exc:
+        raise SegmentError(f"{path}: cannot read the segment file: {exc.strerror}") from exc
+    return parse_segment(text, source=str(path), name=path.stem)
 
 
 def segment_files(folder: Path) -> dict[str, Path]:

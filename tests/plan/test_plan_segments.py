@@ -128,6 +128,13 @@ def test_unknown_key_names_file_line_and_suggests(tmp_path: Path) -> None:
     assert "valid keys:" in message
 
 
+def test_a_file_that_is_not_utf8_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin.yaml"
+    path.write_bytes("description: x\nrule:\n  city: Z\xfcrich\n".encode("latin-1"))
+    with pytest.raises(SegmentError, match=r"latin\.yaml:3: not UTF-8 text \(byte 0xfc\)"):
+        load_segment_file(path)
+
+
 @pytest.mark.parametrize(
     ("text", "line", "needle"),
     [
