@@ -16,7 +16,7 @@ from fastapi import Request
 from newsletter.config import Settings
 from newsletter.db import Engine
 from newsletter.render.compile import TemplateCache
-from newsletter.track import record
+from newsletter.track import machine, record
 from newsletter.track.bots import is_prefetch
 from newsletter.track.buffer import EventBuffer, Pending
 
@@ -63,6 +63,15 @@ class Tracking:
             return record.record_open(self.engine, **facts)
         pending = Pending("open", key, facts["now"], facts["user_agent"], facts["ip"])
         return self.buffer.add(pending)
+
+    def record_honeypot(self, *, message_id: int, user_agent: str | None, ip: str | None) -> bool:
+        """Record a hit on the hidden link: queued when there is a buffer (its burst is flagged
+        when the flush runs the burst rules), else written and re-flagged now."""
+        if self.buffer is None:
+            return machine.record_honeypot(
+                self.engine, message_id=message_id, user_agent=user_agent, ip=ip, now=self.now()
+            )
+        return self.buffer.add(Pending("honeypot", message_id, self.now(), user_agent, ip))
 
 
 @dataclass(frozen=True)

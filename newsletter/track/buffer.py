@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 class Pending:
     """A click or open waiting to be written."""
 
-    kind: str  # click | open
+    kind: str  # click | open | honeypot
     message_id: int
     at: datetime
     user_agent: str | None
@@ -53,7 +53,11 @@ class Pending:
 def _row(
     p: Pending, subscriber_id: int, sent_at: datetime | None, item_id: int | None
 ) -> dict[str, Any]:
-    if p.kind == "click":
+    machine: bool
+    reason: str | None
+    if p.kind == "honeypot":  # the hidden link: only machines follow it
+        machine, reason = True, "honeypot"
+    elif p.kind == "click":
         machine, reason = classify_click(
             p.user_agent, p.ip, sent_at, p.at, method=p.method, prefetch=p.prefetch
         )

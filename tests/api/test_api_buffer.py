@@ -191,3 +191,21 @@ def test_the_bulk_insert_returns_the_ids_of_its_rows_in_order(engine: Engine, wo
     assert [stored[i] for i in ids] == [r["url"] for r in rows]
     more = insert_events(engine, rows=rows[:1])  # the sequence moved on: no id is reused
     assert more[0] > max(ids)
+
+
+def test_a_buffered_honeypot_hit_is_queued_and_flags_its_burst_at_the_flush(
+    engine: Engine, world: World, clock: Clock
+) -> None:
+    settings = Settings(secret_key=SECRET, track_flush_rows=10_000, track_flush_ms=60_000)
+    app = create_app(settings=settings, engine=engine, clock=clock, buffered=True)
+    honeypot = tokens.sign_honeypot(secret_key=SECRET, message_id=world.message_id)
+    with TestClient(app, follow_redirects=False) as client:
+        clock.after_send(3600)  # late: no early-unopened rule, only the honeypot can tell
+        client.get(click_path(world.message_id, 0, ARTICLE_0), headers={"user-agent": CHROME})
+        clock.after_send(3602)
+        assert client.get(f"/t/h/{honeypot}", headers={"user-agent": CHROME}).status_code == 200
+        assert events(engine) == [] and app.state.tracking.buffer.pending() == 2
+    assert [(e.kind, e.is_machine, e.machine_reason) for e in events(engine)] == [
+        ("click", True, "honeypot"),
+        ("honeypot", True, "honeypot"),
+    ]

@@ -15,7 +15,7 @@ from newsletter.api import pages
 from newsletter.api.deps import Client, Tracking, client, tracking
 from newsletter.api.routes.tracking import answer_click, answer_pixel
 from newsletter.tokens import TokenError
-from newsletter.track import machine, record
+from newsletter.track import record
 
 router = APIRouter(include_in_schema=False)
 
@@ -31,9 +31,7 @@ def honeypot(
         return pages.broken_link()
     key = record.message_key(payload.message_id)
     if key is not None:
-        machine.record_honeypot(
-            t.engine, message_id=key, user_agent=who.user_agent, ip=who.ip, now=t.now()
-        )
+        t.record_honeypot(message_id=key, user_agent=who.user_agent, ip=who.ip)
     return HTMLResponse("", headers=pages.PAGE_HEADERS)
 
 
