@@ -32,7 +32,9 @@ from newsletter.config import Settings
 from newsletter.db import Engine
 from newsletter.deliver.transport import OutgoingMessage
 from newsletter.simulate import agents
+from newsletter.simulate.adapters import SimulationError
 from newsletter.simulate.behaviour import Reactions
+from newsletter.track.buffer import EventBuffer
 
 LINK = re.compile(rb'href="([^"]+)"|src="([^"]+/t/o/[^"]+)"')
 ONE_CLICK = "List-Unsubscribe=One-Click"
@@ -203,8 +205,15 @@ async def _one(client: Any, q: Request, outcome: Outcome) -> None:
         outcome.unsubscribed.append(q.message)
 
 
-async def _send_all(app: Any, requests: list[Request], concurrency: int) -> Outcome:
-    """Make the requests in time order, `concurrency` at a time (a window that slides)."""
+async def _send_all(
+    app: Any, requests: list[Request], concurrency: int, buffer: EventBuffer | None
+) -> Outcome:
+    """Make the requests in time order, `concurrency` at a time (a window that slides).
+
+    The tracking app's event buffer is flushed whenever it holds its ``flush_rows`` (as its
+    flusher thread would when traffic is heavy), so what is written, and when in simulated
+    time the burst rules run, does not depend on how fast this machine is.
+    """
     import httpx
     from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -215,19 +224,37 @@ async def _send_all(app: Any, requests: list[Request], concurrency: int) -> Outc
         for start in range(0, len(requests), concurrency):
             batch = requests[start : start + concurrency]
             await asyncio.gather(*(_one(client, q, outcome) for q in batch))
+            if buffer is not None and buffer.pending() >= buffer.flush_rows:
+                buffer.flush()
     return outcome
 
 
 def _run(engine: Engine, settings: Settings, requests: list[Request], concurrency: int) -> Outcome:
+    """Make `requests` against a buffered tracking app, as ``newsletter serve`` runs it.
+
+    ASGITransport runs no lifespan, so the buffer is flushed here (no flusher thread) and
+    closed at the end; an event the buffer could not write is a failed simulation.
+    """
     from newsletter.api.app import create_app
 
-    app = create_app(settings=settings, engine=engine, clock=SimClock())
+    app = create_app(settings=settings, engine=engine, clock=SimClock(), buffered=True)
+    buffer: EventBuffer | None = app.state.tracking.buffer
     try:
         asyncio.get_running_loop()
     except RuntimeError:  # no loop in this thread: the usual case
-        return asyncio.run(_send_all(app, requests, concurrency))
-    with ThreadPoolExecutor(1) as pool:  # called from inside an event loop (a notebook...)
-        return pool.submit(asyncio.run, _send_all(app, requests, concurrency)).result()
+        outcome = asyncio.run(_send_all(app, requests, concurrency, buffer))
+    else:
+        with ThreadPoolExecutor(1) as pool:  # called from inside an event loop (a notebook...)
+            job = pool.submit(asyncio.run, _send_all(app, requests, concurrency, buffer))
+            outcome = job.result()
+    if buffer is not None:
+        left = buffer.close()
+        lost = left + buffer.stats["dropped"]
+        if lost:
+            raise SimulationError(
+                f"the tracking buffer lost {lost} events ({buffer.stats}); see the log"
+            )
+    return outcome
 
 
 _STATE: dict[str, Any] = {}
