@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +43,7 @@ class SentRun:
     run_id: int
     plan: dict[str, Any]
     inboxes: dict[int, Any]  # message id -> read(message)
+    plan_seconds: float = 0.0  # wall time of planning (the rest of the pipeline is delivery)
 
 
 Reader = Callable[[OutgoingMessage], Any]
@@ -107,7 +109,9 @@ def send_run(
     """
     from newsletter.plan.planner import plan_run
 
+    tick = time.perf_counter()
     planned = plan_run(engine, campaign=campaign, now=now, settings=settings, shard_count=workers)
+    plan_seconds = time.perf_counter() - tick
     failures: dict[str, SendStatus] = {address: "permanent" for address in bounce}
     _STATE.update(engine=engine, run_id=planned.run_id, now=now, settings=settings, read=read)
     _STATE.update(failures=failures, workers=workers)
@@ -126,7 +130,7 @@ def send_run(
             inboxes = {k: v for part in parts for k, v in part.items()}
     finally:
         _STATE.clear()
-    return SentRun(planned.run_id, planned.stats, inboxes)
+    return SentRun(planned.run_id, planned.stats, inboxes, plan_seconds)
 
 
 _STATE: dict[str, Any] = {}

@@ -217,6 +217,7 @@ class Loop:
             workers=self.config.workers,
         )
         clock["pipeline"] = time.perf_counter() - tick
+        clock["plan"] = sent.plan_seconds
         tick = time.perf_counter()
         reactions = self._react(sent.run_id, week)
         requests = recipients.plan_requests(reactions, sent.inboxes, people=self.world.people)

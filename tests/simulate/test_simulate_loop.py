@@ -13,6 +13,7 @@ from newsletter.cli import app
 from newsletter.simulate.loop import SimulationConfig, simulate
 from newsletter.simulate.params import load_world
 from newsletter.simulate.run import run_simulation
+from newsletter.track.bursts import RULES
 
 SMALL = {"count": 200}
 
@@ -167,3 +168,47 @@ def test_a_kept_database_can_be_reported_and_is_not_simulated_into_twice(
     assert report.exit_code == 0 and json.loads(report.stdout)["weeks"] == 1
     again = CliRunner().invoke(app, [*args, "--database", url])
     assert again.exit_code == 2 and "already holds runs" in again.output
+
+
+def _all_events(engine: Engine) -> list[tuple[object, ...]]:
+    query = (
+        "SELECT message_id, kind, slot_position, occurred_at, is_machine, machine_reason, "
+        "user_agent, ip FROM event ORDER BY message_id, occurred_at, kind, slot_position, id"
+    )
+    with engine.connect() as c:
+        return [tuple(r) for r in c.execute(text(query))]
+
+
+def test_buffered_tracking_writes_what_writing_each_event_at_once_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The simulator's tracking app buffers clicks and opens (as ``newsletter serve`` does);
+    the events and machine flags are those of the app that writes every event at once."""
+    from newsletter.db import make_engine, upgrade
+    from newsletter.simulate import loop
+
+    found, real = [], loop.simulation_settings
+    for flush_rows in (0, 50):  # 50: a dozen flushes a week, bursts split across them
+        monkeypatch.setattr(
+            loop,
+            "simulation_settings",
+            lambda c, u, n=flush_rows: real(c, u).model_copy(update={"track_flush_rows": n}),
+        )
+        engine = make_engine(f"sqlite:///{tmp_path / f'flush{flush_rows}.db'}")
+        upgrade(engine)
+        url = engine.url.render_as_string(hide_password=False)
+        simulate(engine=engine, config=_config(workers=1), database_url=url)
+        found.append(_all_events(engine))
+        engine.dispose()
+    unbuffered, buffered = found
+    assert len(unbuffered) > 500
+    assert any(row[4] for row in unbuffered) and not all(row[4] for row in unbuffered)
+
+    # Which rule is named first can differ (a burst split over two flushes is judged on its
+    # start, then whole; the per-event app judges every prefix), never whether it is machine.
+    def facts(rows: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+        return [r[:5] + r[6:] for r in rows]
+
+    assert facts(buffered) == facts(unbuffered)
+    differ = {(b[5], u[5]) for b, u in zip(buffered, unbuffered, strict=True) if b[5] != u[5]}
+    assert all(b in RULES and u in RULES for b, u in differ)
