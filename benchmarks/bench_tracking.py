@@ -55,13 +55,16 @@ SECRET = "bench-tracking-secret-0123456789"
 SENT = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 MESSAGES, SLOTS = 2000, 8
 SERVER = f"""
-import sys, uvicorn
+import os, sys, uvicorn
 from newsletter.api.app import create_app
+from newsletter.runtime import tune_gc
 from newsletter.config import Settings
 from newsletter.db import make_engine
 url, port = sys.argv[1], int(sys.argv[2])
 settings = Settings(secret_key={SECRET!r}, database_url=url)
 app = create_app(settings=settings, engine=make_engine(url), buffered=True)
+if os.environ.get("BENCH_DEFAULT_GC") != "1":
+    tune_gc(freeze=True)  # as newsletter serve does (run_server)
 uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning")
 """
 
@@ -196,6 +199,16 @@ def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
             time.sleep(0.1)
     process.kill()
     raise SystemExit("the server did not start")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM, Linux /proc), in MB; 0 once gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    kb = next((line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")), "0")
+    return int(kb) / 1024
 
 
 def cpu_seconds(pid: int) -> float:
@@ -356,6 +369,7 @@ def run(url: str, engine: Engine, args: argparse.Namespace) -> None:
             server.send_signal(signal.SIGTERM)
         output, _ = load.communicate()
         loaded_cpu = cpu_seconds(server.pid) - started_cpu if not args.sigterm_after else 0.0
+        peak_rss = peak_rss_mb(server.pid)
         server_cpu = stop_server(server, signal_first=not args.sigterm_after) - started_cpu
     print(output)
     result = parse_wrk(output)
@@ -369,6 +383,7 @@ def run(url: str, engine: Engine, args: argparse.Namespace) -> None:
     per_request, flush = server_cpu / max(answered, 1) * 1000, server_cpu - loaded_cpu
     print(f"server CPU {server_cpu:.1f} s ({flush:.1f} s of it after SIGTERM, the last flush)")
     print(f"server CPU per request answered: {per_request:.3f} ms")
+    print(f"server peak RSS {peak_rss:.0f} MB")
     if args.events_batches:
         print(f"events API: {events_api(url, engine, args.events_batches):.0f} rows/s")
 

@@ -29,6 +29,7 @@ from newsletter.api.routes import tracking
 from newsletter.api.service import add_api
 from newsletter.config import Settings
 from newsletter.db import Engine, now_utc
+from newsletter.runtime import tune_gc
 from newsletter.track.buffer import EventBuffer
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ def run_server(*, settings: Settings, engine: Engine, host: str, port: int) -> N
     import uvicorn
 
     app = create_app(settings=settings, engine=engine, buffered=True)
+    tune_gc(freeze=True)  # full collections were the tracking service's p99 (newsletter.runtime)
     config = uvicorn.Config(app, host=host, port=port)
     logging.getLogger("uvicorn.access").addFilter(AccessLogRedactor())  # after Config's logging
     uvicorn.Server(config).run()
