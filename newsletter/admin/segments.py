@@ -104,7 +104,7 @@ def locate(engine: Engine, *, name: str, folder: Path) -> SegmentSummary:
         broken = next((p for p in files if str(exc).startswith(str(p))), None)
         if broken is not None:
             origin = "shipped" if _is_shipped(broken) else "file"
-            text = broken.read_text(encoding="utf-8")
+            text = broken.read_text(encoding="utf-8", errors="replace")  # shown beside its error
             return SegmentSummary(name, "", origin, broken, text, str(exc))
         if stored is not None:
             return SegmentSummary(name, "", "database", None, stored, str(exc))

@@ -28,6 +28,14 @@ def ui_settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
+def own(tmp_path: Path) -> Path:
+    """An empty folder for the user's own segment files."""
+    folder = tmp_path / "my-segments"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
 def ui_world(engine: Engine) -> UiWorld:
     return build_ui_world(engine)
 

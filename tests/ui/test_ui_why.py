@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
-from ui_world import BASE, NOW, SECRET, VIEWER, UiWorld, signed_in
+from ui_world import NOW, SECRET, VIEWER, UiWorld, signed_in
 
 from newsletter.config import Settings
 from newsletter.db import as_utc, session_scope
@@ -24,22 +24,9 @@ EUROPE = "rule:\n  all:\n    - status: active\n    - timezone: Europe/\n"
 
 
 @pytest.fixture
-def own(tmp_path: Path) -> Path:
-    folder = tmp_path / "my-segments"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def ui_settings(tmp_path: Path, own: Path) -> Settings:
-    """The conftest settings with the user's own segment folder configured."""
-    return Settings(
-        secret_key=SECRET,
-        base_url=BASE,
-        smtp_url=f"outbox:{tmp_path / 'outbox'}",
-        sender="The Daily <news@example.com>",
-        segments_dir=str(own),
-    )
+def ui_settings(ui_settings: Settings, own: Path) -> Settings:
+    """The conftest settings with the user's own segment folder (conftest's `own`)."""
+    return ui_settings.model_copy(update={"segments_dir": str(own)})
 
 
 def _vip_campaign(engine: Engine, own: Path) -> int:
