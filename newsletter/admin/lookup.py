@@ -106,8 +106,7 @@ def subscriber_page(
                 engine,
                 subscriber=str(subscriber_id),
                 campaign=chosen,
-                settings=settings,
-                segment_folder=settings.segment_folder,
+                settings=settings,  # its segment folder too, as `newsletter why`
             )
             page.why_facts = why_facts(page.why)
         except (PlanError, SegmentError) as exc:

@@ -95,11 +95,7 @@ def locate(engine: Engine, *, name: str, folder: Path) -> SegmentSummary:
     files = _files(folder).get(name, [])
     try:
         definition = resolve_segment(engine, name, folder=folder)
-    except (OSError, UnicodeError) as exc:  # a file that cannot be read as UTF-8 text
-        where = ", ".join(str(p) for p in files) or str(folder)
-        problem = f"segment {name!r}: cannot read {where} as UTF-8 text ({exc})"
-        return SegmentSummary(name, "", "file", files[0] if files else None, "", problem)
-    except SegmentError as exc:
+    except SegmentError as exc:  # also a file that cannot be read, or not as UTF-8 text
         stored = segment_source(engine, name=name)
         broken = next((p for p in files if str(exc).startswith(str(p))), None)
         if broken is not None:

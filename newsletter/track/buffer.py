@@ -30,7 +30,8 @@ from newsletter.db import Engine
 from newsletter.store import event_batches as batches
 from newsletter.store import machine as flags
 from newsletter.track.bots import classify_click, classify_open
-from newsletter.track.bursts import Hit, machine_hits
+from newsletter.track.bursts import Hit, link_of, machine_hits
+from newsletter.track.machine import hit_of
 
 log = logging.getLogger(__name__)
 
@@ -125,9 +126,7 @@ class FactsCache:
                 out[message_id] = known + hits
         stale = [m for m in new if m not in out]
         for message_id, events in batches.events_of(engine, message_ids=stale).items():
-            out[message_id] = [
-                Hit(e.id, e.kind, e.occurred_at, _link(e), e.is_machine) for e in events
-            ]
+            out[message_id] = [hit_of(e) for e in events]
         return out
 
     def remember(self, message_id: int, hits: list[Hit]) -> None:
@@ -161,7 +160,7 @@ def write_pending(engine: Engine, items: Sequence[Pending], cache: FactsCache | 
     ids = batches.insert_events(engine, rows=rows)
     new: dict[int, list[Hit]] = {}
     for event_id, row in zip(ids, rows, strict=True):
-        link = f"slot:{row['slot_position']}" if row["slot_position"] is not None else row["url"]
+        link = link_of(row["slot_position"], row["url"])
         hit = Hit(event_id, row["kind"], row["occurred_at"], link, row["is_machine"])
         new.setdefault(row["message_id"], []).append(hit)
     marked: dict[int, str] = {}
@@ -174,10 +173,6 @@ def write_pending(engine: Engine, items: Sequence[Pending], cache: FactsCache | 
         cache.remember(message_id, flagged)
     flags.mark_machine(engine, flags=marked)
     return len(ids)
-
-
-def _link(event: flags.MessageEvent) -> str | None:
-    return f"slot:{event.slot_position}" if event.slot_position is not None else event.url
 
 
 class EventBuffer:

@@ -52,6 +52,11 @@ class Hit:
     is_machine: bool = False
 
 
+def link_of(slot: int | None, url: str | None) -> str | None:
+    """How the rules tell a message's links apart: the slot clicked, else the URL."""
+    return f"slot:{slot}" if slot is not None else url
+
+
 def bursts(hits: Sequence[Hit]) -> list[list[Hit]]:
     """The message's clicks and honeypot hits grouped into bursts (time order)."""
     chain = sorted((h for h in hits if h.kind in ("click", "honeypot")), key=lambda h: h.at)

@@ -14,19 +14,21 @@ from datetime import datetime
 from newsletter.db import Engine
 from newsletter.store import events as store
 from newsletter.store import machine as flags
-from newsletter.track.bursts import Hit, machine_hits
+from newsletter.track.bursts import Hit, link_of, machine_hits
 
 log = logging.getLogger(__name__)
 
 
-def _link(event: flags.MessageEvent) -> str | None:
-    return f"slot:{event.slot_position}" if event.slot_position is not None else event.url
+def hit_of(event: flags.MessageEvent) -> Hit:
+    """A stored click, open or honeypot hit as the burst rules see it."""
+    link = link_of(event.slot_position, event.url)
+    return Hit(event.id, event.kind, event.occurred_at, link, event.is_machine)
 
 
 def reflag_message(engine: Engine, *, message_id: int, sent_at: datetime | None) -> int:
     """Flag the message's events the burst rules mark machine; returns how many changed."""
     events = flags.message_events(engine, message_id=message_id)
-    hits = [Hit(e.id, e.kind, e.occurred_at, _link(e), e.is_machine) for e in events]
+    hits = [hit_of(e) for e in events]
     current = {e.id: e.is_machine for e in events}
     marked = machine_hits(hits, sent_at=sent_at)
     return flags.mark_machine(engine, flags={k: v for k, v in marked.items() if not current[k]})
