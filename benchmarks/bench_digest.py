@@ -19,7 +19,8 @@ they exit), and the total. Not a test; results go to benchmarks/README.md::
     python benchmarks/bench_digest.py --subscribers 1000000 --items 50000 \
         --interactions 20000000 --shards 16 --database-url ...
 
-The PostgreSQL database must be a scratch one: its public schema is dropped and recreated.
+The PostgreSQL database must be a scratch one: its public schema is dropped and recreated
+(it is created first when the server does not have it).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ import time
 import uuid
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import make_url, text
+from sqlalchemy.exc import OperationalError
 
 from newsletter.config import Settings
 from newsletter.db import make_engine, session_scope, upgrade
@@ -54,8 +56,27 @@ def peak_mb(who: int = resource.RUSAGE_SELF) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
 
 
+def ensure_database(url: str) -> None:
+    """Create the scratch database when the server does not have it yet (via ``postgres``)."""
+    target = make_url(url)
+    name = target.database
+    server = make_engine(target.set(database="postgres").render_as_string(hide_password=False))
+    try:
+        with server.connect() as c:
+            found = c.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+            if found.first() is None:
+                c.execution_options(isolation_level="AUTOCOMMIT").execute(
+                    text(f'CREATE DATABASE "{name}"')
+                )
+    except OperationalError as error:
+        raise SystemExit(f"error: cannot reach PostgreSQL for {url}: {error.orig}") from None
+    finally:
+        server.dispose()
+
+
 def build(url: str, n: int, items: int, interactions: int) -> None:
     """A scratch PostgreSQL database holding the world and a 'weekly' digest campaign."""
+    ensure_database(url)
     engine = make_engine(url)
     with engine.begin() as c:
         c.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))

@@ -14,7 +14,7 @@ through an executor instead).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -224,14 +224,28 @@ def shard_frames(
     return messages, slot_frame, assignments
 
 
-def plan_shard(
-    engine: Any, *, run_id: int, shard: int, progress: Callable[[int], None] = _none
-) -> int:
-    """Plan one shard of a prepared run in one transaction; returns its new messages.
+@dataclass(frozen=True)
+class ShardPlan:
+    """One shard's plan, computed but not yet written (see `compute_shard`)."""
 
-    A function of the database and (run id, shard) only: the run's plan, members and model
-    are its artifacts, and the shard's random draws are seeded by (run, shard, seed).
-    `progress` is told how many of the shard's members each step settled.
+    shard: int
+    messages: pd.DataFrame
+    slots: pd.DataFrame
+    assignments: pd.DataFrame
+    skipped: int  # members settled without slots (skips), reported after the write
+
+
+ShardMapper = Callable[[int, range], Iterable["ShardPlan | None"]]
+"""(run id, shard numbers) -> each shard's `compute_shard`, in shard order."""
+
+
+def compute_shard(
+    engine: Any, *, run_id: int, shard: int, progress: Callable[[int], None] = _none
+) -> ShardPlan | None:
+    """Plan one shard of a prepared run without writing it; None when it is already planned.
+
+    Reads only: a process may compute shards side by side and hand them to one writer
+    (`write_planned_shard`), which keeps the database's ids in shard order.
     """
     plan = load_plan(engine, run_id=run_id)
     if plan is None:
@@ -244,7 +258,7 @@ def plan_shard(
     ids = [i for i in mine if i not in done]
     progress(len(mine) - len(ids))
     if not ids:
-        return 0
+        return None
     verdicts = shard_verdicts(engine, plan, ids)
     rng = np.random.default_rng([run_id, shard, plan.seed])
     slots: dict[int, list[PlannedSlot]] = {}
@@ -254,11 +268,37 @@ def plan_shard(
         slots = shard_slots(plan, model, verdicts, rng, progress)
         item_ids = model.item_ids
     messages, slot_frame, assignments = shard_frames(plan, verdicts, slots, item_ids, shard)
+    return ShardPlan(shard, messages, slot_frame, assignments, len(ids) - len(slots))
+
+
+def write_planned_shard(
+    engine: Any, *, run_id: int, planned: ShardPlan, progress: Callable[[int], None] = _none
+) -> int:
+    """Write a computed shard in one transaction; returns its new messages."""
     new = store.write_shard(
-        engine, run_id=run_id, messages=messages, slots=slot_frame, assignments=assignments
+        engine,
+        run_id=run_id,
+        messages=planned.messages,
+        slots=planned.slots,
+        assignments=planned.assignments,
     )
-    progress(len(ids) - len(slots))  # the skipped ones
+    progress(planned.skipped)
     return new
+
+
+def plan_shard(
+    engine: Any, *, run_id: int, shard: int, progress: Callable[[int], None] = _none
+) -> int:
+    """Plan one shard of a prepared run in one transaction; returns its new messages.
+
+    A function of the database and (run id, shard) only: the run's plan, members and model
+    are its artifacts, and the shard's random draws are seeded by (run, shard, seed).
+    `progress` is told how many of the shard's members each step settled.
+    """
+    planned = compute_shard(engine, run_id=run_id, shard=shard, progress=progress)
+    if planned is None:
+        return 0
+    return write_planned_shard(engine, run_id=run_id, planned=planned, progress=progress)
 
 
 def run_stats(engine: Any, plan: RunPlan) -> dict[str, Any]:
@@ -306,11 +346,15 @@ def plan_run(
     segment_folder: Path | None = None,
     seed: int = 0,
     progress: Tick = silent,
+    compute_shards: ShardMapper | None = None,
 ) -> PlanResult:
     """Prepare (or find) one run of a campaign and plan all its shards in this process.
 
-    Idempotent: planning again inserts nothing. ``newsletter.pipeline`` does the same with
-    the shards on an executor (in-process or a process pool). `progress` hears
+    `compute_shards(run_id, shards)` may compute the shards elsewhere (the simulator forks
+    one process per shard); they are written here, in shard order, so ids do not depend on
+    which shard finished first. Idempotent: planning again inserts nothing.
+    ``newsletter.pipeline`` does the same with the shards on an executor (in-process or a
+    process pool). `progress` hears
     ("planning", subscribers settled, segment size). A plan that fails deletes its run when
     nothing of it was handed to delivery (no half-made run stays behind).
     """
@@ -330,11 +374,17 @@ def plan_run(
         new = 0
         if plan_complete(engine, run_id=plan.run_id):
             counter(plan.members)
-        else:
+        elif compute_shards is None:
             new = sum(
                 plan_shard(engine, run_id=plan.run_id, shard=s, progress=counter)
                 for s in range(plan.shard_count)
             )
+        else:
+            for planned in compute_shards(plan.run_id, range(plan.shard_count)):
+                if planned is not None:
+                    new += write_planned_shard(
+                        engine, run_id=plan.run_id, planned=planned, progress=counter
+                    )
         return finish_plan(engine, run_id=plan.run_id, now=now, new_messages=new)
     except BaseException:
         store.discard_unsent_run(engine, run_id=plan.run_id)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from newsletter.config import Settings
 from newsletter.db import Engine
@@ -27,6 +27,9 @@ from newsletter.enums import RunStatus
 from newsletter.store import delivery as store
 from newsletter.store import ingest as store_ingest
 from newsletter.store.records import RejectedRow, RowError
+
+if TYPE_CHECKING:
+    from newsletter.plan.planner import ShardMapper, ShardPlan
 
 SOURCE = "simulator"
 BATCH = 5000
@@ -110,13 +113,21 @@ def send_run(
     from newsletter.plan.planner import plan_run
 
     tick = time.perf_counter()
-    planned = plan_run(engine, campaign=campaign, now=now, settings=settings, shard_count=workers)
+    forked = workers > 1 and "fork" in mp.get_all_start_methods()
+    planned = plan_run(
+        engine,
+        campaign=campaign,
+        now=now,
+        settings=settings,
+        shard_count=workers,
+        compute_shards=_forked_shards(engine, workers) if forked else None,
+    )
     plan_seconds = time.perf_counter() - tick
     failures: dict[str, SendStatus] = {address: "permanent" for address in bounce}
     _STATE.update(engine=engine, run_id=planned.run_id, now=now, settings=settings, read=read)
     _STATE.update(failures=failures, workers=workers)
     try:
-        if workers <= 1 or "fork" not in mp.get_all_start_methods():
+        if not forked:
             inboxes = _deliver_shard(None)
         else:
             store.set_run_status(
@@ -134,6 +145,27 @@ def send_run(
 
 
 _STATE: dict[str, Any] = {}
+
+
+def _forked_shards(engine: Engine, workers: int) -> ShardMapper:
+    """Compute a run's shards in `workers` forked processes (each reads; the caller writes)."""
+
+    def compute(run_id: int, shards: range) -> list[ShardPlan | None]:
+        _STATE.update(engine=engine, run_id=run_id)
+        try:
+            with mp.get_context("fork").Pool(workers) as pool:
+                return pool.map(_child_plan, shards, chunksize=1)
+        finally:
+            _STATE.clear()
+
+    return compute
+
+
+def _child_plan(shard: int) -> ShardPlan | None:
+    from newsletter.plan.planner import compute_shard
+
+    _STATE["engine"].dispose(close=False)
+    return compute_shard(_STATE["engine"], run_id=_STATE["run_id"], shard=shard)
 
 
 def _deliver_shard(shard: int | None) -> dict[int, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -333,3 +334,46 @@ def test_worker_processes_plan_the_same_run(sqlite_engine: Engine) -> None:
     assert result.new_messages == 6 and result.stats["arms"] == {"personalized": 2}  # type: ignore[attr-defined]
     assert plan_in_processes().new_messages == 0  # type: ignore[attr-defined]
     assert _count(sqlite_engine, Slot) == 8
+
+
+def test_shards_computed_elsewhere_are_written_in_shard_order(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    """A plan whose shards are computed out of order (as forked processes finish) writes the
+    same messages, with the same ids, as planning them one after the other."""
+    from newsletter.db import make_engine, upgrade
+    from newsletter.plan.planner import ShardPlan, compute_shard
+
+    def rows(engine: Engine) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        with session_scope(engine) as s:
+            messages = s.execute(
+                select(Message.id, Message.subscriber_id, Message.status).order_by(Message.id)
+            ).all()
+            slots = s.execute(
+                select(Slot.message_id, Slot.position, Slot.item_id).order_by(
+                    Slot.message_id, Slot.position
+                )
+            ).all()
+        return [tuple(r) for r in messages], [tuple(r) for r in slots]
+
+    computed: list[int] = []
+
+    def backwards(run_id: int, shards: range) -> list[ShardPlan | None]:
+        plans = {}
+        for shard in reversed(shards):
+            computed.append(shard)
+            plans[shard] = compute_shard(other, run_id=run_id, shard=shard)
+        return [plans[shard] for shard in shards]
+
+    other = make_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    upgrade(other)
+    seed(sqlite_engine)
+    seed(other)
+    serial = plan(sqlite_engine, shard_count=3)
+    mapped = plan(other, shard_count=3, compute_shards=backwards)
+    assert computed == [2, 1, 0]
+    assert mapped.stats == serial.stats  # type: ignore[attr-defined]
+    assert mapped.new_messages == serial.new_messages > 0  # type: ignore[attr-defined]
+    assert rows(other) == rows(sqlite_engine)
+    assert plan(other, shard_count=3, compute_shards=backwards).new_messages == 0  # type: ignore[attr-defined]
+    other.dispose()
