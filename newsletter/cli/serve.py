@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -61,8 +62,13 @@ def serve_command(
     from newsletter.api.app import run_server
 
     engine = migrated_engine(settings)
+    running: Any = None
     if with_scheduler:
         from newsletter.cli.schedule import start_scheduler
 
-        start_scheduler(settings=settings, engine=engine, background=True)
-    run_server(settings=settings, engine=engine, host=host, port=port)
+        running = start_scheduler(settings=settings, engine=engine, background=True)
+    try:
+        run_server(settings=settings, engine=engine, host=host, port=port)
+    finally:  # the web app has stopped: stop the scheduler's thread with it
+        if running is not None:
+            running.shutdown(wait=False)

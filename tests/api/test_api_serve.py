@@ -94,3 +94,25 @@ def test_serve_demo_answers_healthz_in_a_real_process(workdir: Path) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+def test_the_scheduler_stops_when_the_web_app_stops(
+    workdir: Path, served: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """serve's background scheduler must not outlive the server (its thread would go on
+    submitting jobs while the process exits, and log tracebacks)."""
+    from newsletter.cli import schedule
+
+    started: list[Any] = []
+    real = schedule.start_scheduler
+
+    def recording(**kw: Any) -> Any:
+        started.append(real(**kw))
+        return started[-1]
+
+    monkeypatch.setattr(schedule, "start_scheduler", recording)
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", STRONG_SECRET)
+    result = CliRunner().invoke(cli.app, ["serve"])
+    assert result.exit_code == 0, result.output
+    assert len(served) == 1 and len(started) == 1
+    assert started[0].running is False
