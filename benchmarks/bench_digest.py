@@ -64,12 +64,10 @@ def ensure_database(url: str) -> None:
     name = target.database
     server = make_engine(target.set(database="postgres").render_as_string(hide_password=False))
     try:
-        with server.connect() as c:
+        with server.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
             found = c.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
             if found.first() is None:
-                c.execution_options(isolation_level="AUTOCOMMIT").execute(
-                    text(f'CREATE DATABASE "{name}"')
-                )
+                c.execute(text(f'CREATE DATABASE "{name}"'))
     except OperationalError as error:
         raise SystemExit(f"error: cannot reach PostgreSQL for {url}: {error.orig}") from None
     finally:
@@ -87,8 +85,7 @@ def clone(url: str) -> None:
     name, source = target.database, make_url(template_url(url)).database
     server = make_engine(target.set(database="postgres").render_as_string(hide_password=False))
     try:
-        with server.connect() as c:
-            c = c.execution_options(isolation_level="AUTOCOMMIT")
+        with server.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{source}"'))
     finally:
