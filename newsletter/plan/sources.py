@@ -11,7 +11,8 @@ fallback without a model; a campaign picks one with ``ranker`` in its config.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -82,12 +83,27 @@ def collaborative_slot_source(m: Matrices, config: CampaignConfig, now: datetime
 
 
 def default_slot_source(m: Matrices, config: CampaignConfig, now: datetime) -> SourceParts:
-    """The hybrid recommender behind every section (see the module docstring)."""
+    """The hybrid recommender behind every section (see the module docstring).
+
+    With ``popularity_weight = "auto"`` the weight is chosen (:func:`choose_weight`) in a
+    thread while the model is fitted: the fit does not depend on the weight, and both spend
+    most of their time in numpy and scipy, which let go of the interpreter lock, so the
+    choice costs little wall time. The model is the one a fit with the chosen weight makes.
+    """
     from newsletter.recommend.hybrid import HybridRecommender
 
     seconds = now.timestamp()
-    model = HybridRecommender(hybrid_config(m, config, seconds))
-    model.fit(m.data, m.catalog, now=seconds)
+    base = base_hybrid_config(config)
+    if config.popularity_weight == "auto":
+        with ThreadPoolExecutor(1, thread_name_prefix="calibrate") as pool:
+            chosen = pool.submit(choose_weight, base, m, config, seconds)
+            model = HybridRecommender(base).fit(m.data, m.catalog, now=seconds)
+            weight = chosen.result()
+    else:
+        model = HybridRecommender(base)
+        model.fit(m.data, m.catalog, now=seconds)
+        weight = float(config.popularity_weight)
+    model.reweight({**base.blend, "popularity": weight})
     history = _history(m)
     gens = model.generators
     source = ModelSlotSource(
@@ -104,20 +120,22 @@ def default_slot_source(m: Matrices, config: CampaignConfig, now: datetime) -> S
     return SourceParts(source, history)
 
 
-def hybrid_config(m: Matrices, config: CampaignConfig, seconds: float) -> HybridConfig:
-    """The hybrid's configuration for a campaign, its popularity weight chosen when "auto"."""
-    from newsletter.recommend.calibrate import choose_popularity_weight
+def base_hybrid_config(config: CampaignConfig) -> HybridConfig:
+    """The hybrid's configuration for a campaign, before its popularity weight is set."""
     from newsletter.recommend.hybrid import HybridConfig
 
-    base = HybridConfig(
+    return HybridConfig(
         fresh_days=config.fresh_days, age_half_life_days=config.item_age_half_life_days
     )
-    weight = config.popularity_weight
-    if weight == "auto":
-        choice = choose_popularity_weight(base, m.data, m.catalog, now=seconds, n=config.n_items)
-        log.info("popularity weight %s (hits per weight %s)", choice.weight, choice.hits)
-        weight = choice.weight
-    return replace(base, blend={**base.blend, "popularity": float(weight)})
+
+
+def choose_weight(base: HybridConfig, m: Matrices, config: CampaignConfig, seconds: float) -> float:
+    """The popularity weight chosen on the campaign's recent data (``recommend.calibrate``)."""
+    from newsletter.recommend.calibrate import choose_popularity_weight
+
+    choice = choose_popularity_weight(base, m.data, m.catalog, now=seconds, n=config.n_items)
+    log.info("popularity weight %s (hits per weight %s)", choice.weight, choice.hits)
+    return choice.weight
 
 
 def exploration_inputs(

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, Self
 
@@ -163,6 +163,12 @@ class HybridRecommender:
         self.global_features = feat.global_features(self)
         if feedback is not None and len(feedback.user_idx):
             self.fit_ranker(feedback)
+        return self
+
+    def reweight(self, blend: dict[str, float]) -> Self:
+        """Use `blend` from now on (the fit does not depend on it: no refit needed)."""
+        self.config = replace(self.config, blend=dict(blend))
+        self.ranker = LinearRanker.from_blend(self.effective_blend())
         return self
 
     def item_age_half_life(

@@ -7,6 +7,7 @@ output, ``lines()`` the terminal summary, and ``newsletter.report.weekly_html`` 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -254,33 +255,45 @@ def build_weekly_report(
     ope: bool = False,
     title: str | None = None,
 ) -> WeeklyReport:
-    """The report of `campaign`'s runs (every campaign's when None) since `since`."""
+    """The report of `campaign`'s runs (every campaign's when None) since `since`.
+
+    The bootstrap intervals (each seeded on its own, so the figures do not depend on the
+    order they are computed in) run in a second thread while this one reads the slots, the
+    items and the engagement windows from the database.
+    """
     runs = store.select_runs(engine, campaign=campaign, since=since)
     ids = runs["run_id"].tolist()
     messages = store.message_outcomes(engine, run_ids=ids)
     runs = runs[runs["run_id"].isin(messages["run_id"].unique())].reset_index(drop=True)
-    slots = store.slot_outcomes(engine, run_ids=ids)
-    items = store.item_facts(engine)
-    engaged = {
-        run_id: store.engaged_items(engine, start=when - timedelta(days=28), end=when)
-        for run_id, _, when in _run_list(runs)
-    }
-    lift = lift_estimate(messages, metric="human_click")
+    with ThreadPoolExecutor(1, thread_name_prefix="report-bootstrap") as pool:
+        pooled_lift = pool.submit(lift_estimate, messages, metric="human_click")
+        unfiltered = pool.submit(lift_estimate, messages, metric="any_click", label="any_click")
+        run_rows = pool.submit(_run_rows, messages, runs)
+        cumulative = pool.submit(_cumulative, messages, runs)
+        slots = store.slot_outcomes(engine, run_ids=ids)
+        items = store.item_facts(engine)
+        engaged = {
+            run_id: store.engaged_items(engine, start=when - timedelta(days=28), end=when)
+            for run_id, _, when in _run_list(runs)
+        }
+        control = _control_lift(engine, messages, runs)
+        off_policy = evaluate_popular(slots, consumed=_consumed(engine, runs)) if ope else None
+        lift = pooled_lift.result()
     more = subscriber_weeks_needed(lift) if lift is not None and lift.lift is not None else None
     weeks = int(runs["scheduled_for"].dt.normalize().nunique()) if len(runs) else 0
     return WeeklyReport(
         title=title or (f"Campaign {campaign}" if campaign else "All campaigns"),
         campaigns=sorted(runs["campaign"].unique().tolist()),
-        runs=_run_rows(messages, runs),
+        runs=run_rows.result(),
         pooled=arm_summaries(messages) if len(messages) else {},
         lift=lift,
-        lift_unfiltered=lift_estimate(messages, metric="any_click", label="any_click"),
-        lift_control=_control_lift(engine, messages, runs),
+        lift_unfiltered=unfiltered.result(),
+        lift_control=control,
         verdict=verdict(lift, weeks=weeks, more=more),
         more_needed=more,
         guardrails=guardrails(
             runs=runs, messages=messages, slots=slots, items=items, engaged=engaged
         ),
-        cumulative=_cumulative(messages, runs),
-        ope=evaluate_popular(slots, consumed=_consumed(engine, runs)) if ope else None,
+        cumulative=cumulative.result(),
+        ope=off_policy,
     )

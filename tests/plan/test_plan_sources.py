@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,16 +11,18 @@ import numpy as np
 import pytest
 
 from newsletter.plan.campaigns import CampaignConfigError, parse_campaign_config
-from newsletter.plan.sources import default_slot_source
+from newsletter.plan.sources import base_hybrid_config, default_slot_source
+from newsletter.recommend.calibrate import choose_popularity_weight
+from newsletter.recommend.hybrid import HybridRecommender
 from newsletter.store.matrices import Matrices
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recommend"))
-from recommend_world import NOW, block_world
+from recommend_world import NOW, block_world, clustered_log
 
 
-def matrices() -> Matrices:
-    """The recommender tests' block world as the store would hand it over."""
-    data, catalog = block_world()
+def matrices(world: tuple | None = None) -> Matrices:
+    """A recommender tests' world (the block world) as the store would hand it over."""
+    data, catalog = world or block_world()
     return Matrices(
         data=data,
         catalog=catalog,
@@ -55,6 +58,25 @@ def test_popularity_weight_is_configured_per_campaign(raw: dict, expected: float
     parts = default_slot_source(matrices(), config, datetime.fromtimestamp(NOW, UTC))
     model = parts.source.ranker  # type: ignore[attr-defined]
     assert model.config.blend["popularity"] == expected
+
+
+def test_an_auto_weight_chosen_beside_the_fit_gives_the_model_fitted_with_that_weight() -> None:
+    """ "auto" is chosen in a thread while the model is fitted without it, then applied: the
+    slot source's model scores every subscriber exactly as a model fitted with that weight."""
+    data, catalog = clustered_log(taste=1.0, quality_power=0.5)  # bestsellers drive clicks
+    config = parse_campaign_config({}, campaign="weekly")
+    parts = default_slot_source(matrices((data, catalog)), config, datetime.fromtimestamp(NOW, UTC))
+    model = parts.source.ranker  # type: ignore[attr-defined]
+    base = base_hybrid_config(config)
+    chosen = choose_popularity_weight(base, data, catalog, now=NOW, n=config.n_items).weight
+    assert chosen >= 0.8
+    assert model.config.blend["popularity"] == chosen
+    fitted = HybridRecommender(replace(base, blend={**base.blend, "popularity": chosen}))
+    fitted.fit(data, catalog, now=NOW)
+    users = np.arange(data.n_users)
+    np.testing.assert_array_equal(model.blend(users).total, fitted.blend(users).total)
+    for got, want in zip(model.recommend(users, 8), fitted.recommend(users, 8), strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_bad_popularity_weight_names_the_key() -> None:
