@@ -199,6 +199,19 @@ class RunArtifact(SQLModel, table=True):
     created_at: datetime
 
 
+class RunArtifactPart(SQLModel, table=True):
+    """One consecutive piece of a large artifact's content (its ``run_artifact`` row then holds
+    no content of its own): PostgreSQL refuses a single value over 1 GB, and a model for a
+    million subscribers is several, so a large artifact is stored, and read back, in parts."""
+
+    __tablename__ = "run_artifact_part"
+    __table_args__ = (UniqueConstraint("artifact_id", "part", name="uq_run_artifact_part"),)
+    id: int | None = Field(default=None, primary_key=True)
+    artifact_id: int = Field(foreign_key="run_artifact.id", ondelete="CASCADE")
+    part: int
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
 class Message(SQLModel, table=True):
     """One email to one subscriber within a run; exactly one per (run, subscriber)."""
 

@@ -24,6 +24,7 @@ from newsletter.models import (
     Message,
     Run,
     RunArtifact,
+    RunArtifactPart,
     Segment,
     Slot,
     Subscriber,
@@ -54,6 +55,7 @@ template_version_table = table_of(TemplateVersion)
 campaign_table = table_of(Campaign)
 run_table = table_of(Run)
 run_artifact_table = table_of(RunArtifact)
+run_artifact_part_table = table_of(RunArtifactPart)
 message_table = table_of(Message)
 slot_table = table_of(Slot)
 event_table = table_of(Event)

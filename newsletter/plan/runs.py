@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -291,13 +291,12 @@ def _ensure_model(engine: Any, plan: RunPlan, factory: SlotSourceFactory) -> Non
     if artifacts.artifact_digest(engine, run_id=plan.run_id, kind=ArtifactKind.model):
         return
     model = fit_model(engine, plan, factory)
-    content = artifact.dumps(model)
-    digest = artifacts.save_artifact(
+    digest = artifacts.save_streamed(
         engine,
         run_id=plan.run_id,
         kind=ArtifactKind.model,
         version=artifact.FORMAT,
-        content=content,
+        write=lambda file: artifact.dump(model, file),
         now=plan.prepared_at,
     )
     _remember(("model", digest), model)
@@ -314,18 +313,20 @@ def _remember(key: tuple[str, str], value: Any) -> Any:
     return value
 
 
-def _cached(engine: Any, *, run_id: int, kind: str, decode: Callable[[bytes], Any]) -> Any:
-    """A run's artifact decoded, from this process's cache when its digest was seen."""
+def _cached(engine: Any, *, run_id: int, kind: str, decode: Callable[[IO[bytes]], Any]) -> Any:
+    """A run's artifact decoded from its stored file (read part by part when large), from
+    this process's cache when its digest was seen."""
     digest = artifacts.artifact_digest(engine, run_id=run_id, kind=kind)
     if digest is None:
         return None
     if (kind, digest) in _CACHE:
         _CACHE.move_to_end((kind, digest))
         return _CACHE[(kind, digest)]
-    found = artifacts.load_artifact(engine, run_id=run_id, kind=kind)
+    found = artifacts.open_artifact(engine, run_id=run_id, kind=kind)
     if found is None:
         return None
-    return _remember((kind, found.digest), decode(found.content))
+    with found.file:
+        return _remember((kind, found.digest), decode(found.file))
 
 
 def load_plan(engine: Any, *, run_id: int) -> RunPlan | None:
@@ -340,7 +341,7 @@ def load_members(engine: Any, *, run_id: int) -> np.ndarray:
         engine,
         run_id=run_id,
         kind=ArtifactKind.members,
-        decode=lambda raw: np.load(io.BytesIO(raw), allow_pickle=False),
+        decode=lambda file: np.load(io.BytesIO(file.read()), allow_pickle=False),
     )
     if found is None:
         raise PlanError(f"run {run_id} has no member list: prepare it again (newsletter plan)")
@@ -350,7 +351,7 @@ def load_members(engine: Any, *, run_id: int) -> np.ndarray:
 def load_model(engine: Any, *, run_id: int) -> RunModel:
     """The run's fitted model, as every shard of the run uses it."""
     try:
-        found = _cached(engine, run_id=run_id, kind=ArtifactKind.model, decode=artifact.loads)
+        found = _cached(engine, run_id=run_id, kind=ArtifactKind.model, decode=artifact.load)
     except artifact.ArtifactError as exc:
         raise PlanError(f"run {run_id}: {exc}") from exc
     if found is None:

@@ -2,6 +2,7 @@
 
     data = dumps(model)            # b"NLMODEL" + format version + pickle (protocol 5)
     model = loads(data)            # same recommendations as before the round trip
+    dump(model, file); load(file)  # the same bytes, streamed (a large model is never whole)
 
 Pickle keeps every generator exactly (numpy arrays bit for bit, sparse matrices, configs), so a
 shard loading the artifact ranks exactly as the process that fitted it. Loading a pickle runs
@@ -13,7 +14,7 @@ same way; :func:`loads` refuses other versions instead of guessing.
 from __future__ import annotations
 
 import pickle
-from typing import Any
+from typing import IO, Any
 
 MAGIC = b"NLMODEL"
 FORMAT = 1
@@ -28,14 +29,31 @@ def dumps(model: Any) -> bytes:
     return MAGIC + bytes([FORMAT]) + pickle.dumps(model, protocol=5)
 
 
-def loads(data: bytes) -> Any:
-    """The model serialized by :func:`dumps`; refuses other formats with a clear message."""
-    if not data.startswith(MAGIC) or len(data) <= len(MAGIC):
+def dump(model: Any, file: IO[bytes]) -> None:
+    """Write exactly what :func:`dumps` returns to `file`, without building it in memory."""
+    file.write(MAGIC + bytes([FORMAT]))
+    pickle.dump(model, file, protocol=5)
+
+
+def load(file: IO[bytes]) -> Any:
+    """The model :func:`dump` wrote to `file` (read as it goes); refuses other formats."""
+    head = file.read(len(MAGIC) + 1)
+    _check(head)
+    return pickle.load(file)
+
+
+def _check(head: bytes) -> None:
+    if not head.startswith(MAGIC) or len(head) <= len(MAGIC):
         raise ArtifactError("not a newsletter model artifact (missing the NLMODEL header)")
-    version = data[len(MAGIC)]
+    version = head[len(MAGIC)]
     if version != FORMAT:
         raise ArtifactError(
             f"model artifact format {version}, this version reads format {FORMAT}: "
             "prepare the run again with this version"
         )
+
+
+def loads(data: bytes) -> Any:
+    """The model serialized by :func:`dumps`; refuses other formats with a clear message."""
+    _check(data[: len(MAGIC) + 1])
     return pickle.loads(data[len(MAGIC) + 1 :])

@@ -6,20 +6,31 @@ writer wins, so two processes preparing the same run end up using the same artif
 the delivery pass is replaced by each pass. The database is the artifact store because every
 worker already reaches it; the bytes are opaque here (their formats belong to the layers that
 write them).
+
+Content over ``PART_BYTES`` is kept in ``run_artifact_part`` rows of that size, in order, and
+the artifact's own row holds none: PostgreSQL refuses any single value over 1 GB, and the model
+of a run for a million subscribers is several. :func:`save_streamed` takes a writer (the model
+is pickled straight into parts, never held whole as bytes) and :func:`open_artifact` reads a
+stored artifact back as a file, one part at a time, so neither side needs its size in memory.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import IO, Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from newsletter.store.dialect import dialect_insert
-from newsletter.tables import run_artifact_table
+from newsletter.tables import run_artifact_part_table, run_artifact_table
 
 A = run_artifact_table.c
+P = run_artifact_part_table.c
+PART_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -42,7 +53,17 @@ def save_artifact(
     replace: bool = False,
 ) -> str:
     """Store an artifact; returns the digest of the one stored (an earlier one wins unless
-    ``replace``)."""
+    ``replace``). Content over ``PART_BYTES`` goes into parts (see the module)."""
+    if len(content) > PART_BYTES:
+        return save_streamed(
+            engine,
+            run_id=run_id,
+            kind=kind,
+            version=version,
+            write=lambda file: file.write(content),
+            now=now,
+            replace=replace,
+        )
     digest = hashlib.sha256(content).hexdigest()
     values = {
         "run_id": run_id,
@@ -64,6 +85,124 @@ def save_artifact(
     return str(stored)
 
 
+class _Parts(io.RawIOBase):
+    """A write-only file storing what is written as consecutive parts of one artifact."""
+
+    def __init__(self, connection: Connection, artifact_id: int) -> None:
+        super().__init__()
+        self.connection, self.artifact_id = connection, artifact_id
+        self.pending = bytearray()
+        self.parts = 0
+        self.hash = hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self.hash.update(view)
+        self.pending += view
+        while len(self.pending) >= PART_BYTES:
+            self._store(bytes(self.pending[:PART_BYTES]))
+            del self.pending[:PART_BYTES]
+        return len(view)
+
+    def finish(self) -> str:
+        if self.pending or not self.parts:
+            self._store(bytes(self.pending))
+            self.pending.clear()
+        return self.hash.hexdigest()
+
+    def _store(self, chunk: bytes) -> None:
+        row = {"artifact_id": self.artifact_id, "part": self.parts, "content": chunk}
+        self.connection.execute(insert(run_artifact_part_table).values(**row))
+        self.parts += 1
+
+
+def save_streamed(
+    engine: Engine,
+    *,
+    run_id: int,
+    kind: str,
+    version: int,
+    write: Callable[[IO[bytes]], object],
+    now: datetime,
+    replace: bool = False,
+) -> str:
+    """Store the artifact `write(file)` writes, in parts, and return the digest of the one
+    stored. An earlier artifact of the run and kind wins (`write` is then not called) unless
+    ``replace``. One transaction: no reader ever sees part of an artifact."""
+    keys = ["run_id", "kind"]
+    header = {"version": version, "digest": "", "content": b"", "created_at": now}
+    with engine.begin() as c:
+        where = (A.run_id == run_id) & (A.kind == kind)
+        if replace:
+            c.execute(delete(run_artifact_table).where(where))
+        insert_header = dialect_insert(c, table=run_artifact_table).values(
+            run_id=run_id, kind=kind, **header
+        )
+        c.execute(insert_header.on_conflict_do_nothing(index_elements=keys))
+        row = c.execute(select(A.id, A.digest).where(where)).one()
+        if row.digest:  # an earlier writer's, committed before this transaction could insert
+            return str(row.digest)
+        parts = _Parts(c, int(row.id))
+        write(parts)  # type: ignore[arg-type]
+        digest = parts.finish()
+        c.execute(update(run_artifact_table).where(A.id == row.id).values(digest=digest))
+    return digest
+
+
+class _PartReader(io.RawIOBase):
+    """A read-only file over an artifact's parts, fetching one part at a time."""
+
+    def __init__(self, engine: Engine, artifact_id: int) -> None:
+        super().__init__()
+        self.engine, self.artifact_id = engine, artifact_id
+        self.part, self.current, self.offset = 0, b"", 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        target = memoryview(buffer).cast("B")
+        while self.offset >= len(self.current):
+            with self.engine.connect() as c:
+                found = c.execute(
+                    select(P.content).where(P.artifact_id == self.artifact_id, P.part == self.part)
+                ).scalar()
+            if found is None:
+                return 0
+            self.current, self.offset, self.part = bytes(found), 0, self.part + 1
+        n = min(len(target), len(self.current) - self.offset)
+        target[:n] = self.current[self.offset : self.offset + n]
+        self.offset += n
+        return n
+
+
+@dataclass(frozen=True)
+class OpenArtifact:
+    """A stored artifact's version and digest, and its content as a file to read."""
+
+    version: int
+    digest: str
+    file: IO[bytes]
+
+
+def open_artifact(engine: Engine, *, run_id: int, kind: str) -> OpenArtifact | None:
+    """A run's artifact as a file (read part by part when stored in parts), or None."""
+    with engine.connect() as c:
+        row = c.execute(
+            select(A.id, A.version, A.digest, A.content).where(A.run_id == run_id, A.kind == kind)
+        ).first()
+    if row is None:
+        return None
+    content = bytes(row.content)
+    file: IO[bytes] = io.BytesIO(content)
+    if not content:  # stored in parts (or empty)
+        file = io.BufferedReader(_PartReader(engine, int(row.id)), buffer_size=1 << 20)
+    return OpenArtifact(int(row.version), str(row.digest), file)
+
+
 def artifact_digest(engine: Engine, *, run_id: int, kind: str) -> str | None:
     """The digest of a run's artifact (a cheap query: the cache key), or None."""
     with engine.connect() as c:
@@ -79,4 +218,8 @@ def load_artifact(engine: Engine, *, run_id: int, kind: str) -> Artifact | None:
         ).first()
     if row is None:
         return None
-    return Artifact(int(row.version), str(row.digest), bytes(row.content))
+    content = bytes(row.content)
+    if not content:
+        opened = open_artifact(engine, run_id=run_id, kind=kind)
+        content = b"" if opened is None else opened.file.read()
+    return Artifact(int(row.version), str(row.digest), content)

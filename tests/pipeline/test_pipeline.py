@@ -215,3 +215,32 @@ def test_a_persons_hold_and_cancel_stand_through_the_pipeline(engine: Engine) ->
     with pytest.raises(DeliveryError, match="cancelled"):
         pipeline.retry_failed_run(engine, run_id=run_id, now=NOW, settings=SETTINGS)
     assert {st for st, _ in _messages(engine, run_id).values()} == {"skipped"}
+
+
+def test_a_model_stored_in_parts_is_the_model_every_process_plans_with(
+    database_pair: Callable[[], tuple[Engine, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model over PART_BYTES is pickled straight into parts and read back part by part: the
+    same bytes, and spawned processes (which read it from the database) plan every member."""
+    from newsletter.plan import runs
+    from newsletter.recommend import artifact
+    from newsletter.store import artifacts
+    from newsletter.tables import run_artifact_part_table
+
+    monkeypatch.setattr(artifacts, "PART_BYTES", 4096)
+    engine, url = database_pair()
+    run_id = _prepare(engine)
+    with engine.connect() as c:
+        parts = c.execute(select(run_artifact_part_table.c.part)).scalars().all()
+    assert len(parts) > 3 and sorted(parts) == list(range(len(parts)))
+    fitted = runs.load_model(engine, run_id=run_id)  # the fitting process's cached model
+    stored = artifacts.load_artifact(engine, run_id=run_id, kind="model")
+    assert stored is not None and stored.content == artifact.dumps(fitted)  # pickled as before
+    runs._CACHE.clear()
+    loaded = runs.load_model(engine, run_id=run_id)  # read back part by part
+    assert loaded is not fitted
+    np.testing.assert_array_equal(loaded.subscriber_ids, fitted.subscriber_ids)
+    assert artifact.dumps(artifact.loads(stored.content)) == artifact.dumps(loaded)
+    tasks = [PlanShard(url, run_id, shard) for shard in range(3)]
+    planned = ProcessPool(2, start_method="spawn").run(tasks, worker=Worker(engine=engine))
+    assert sum(planned) == 24
