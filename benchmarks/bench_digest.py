@@ -90,6 +90,9 @@ def clone(url: str) -> None:
             c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{source}"'))
     finally:
         server.dispose()
+    engine = make_engine(url)
+    upgrade(engine)  # a world an older version built gets this version's tables
+    engine.dispose()
 
 
 def build(url: str, n: int, items: int, interactions: int) -> None:
