@@ -90,6 +90,7 @@ def default_slot_source(m: Matrices, config: CampaignConfig, now: datetime) -> S
     most of their time in numpy and scipy, which let go of the interpreter lock, so the
     choice costs little wall time. The model is the one a fit with the chosen weight makes.
     """
+    from newsletter.recommend.features import same_matrix
     from newsletter.recommend.hybrid import HybridRecommender
 
     seconds = now.timestamp()
@@ -105,6 +106,8 @@ def default_slot_source(m: Matrices, config: CampaignConfig, now: datetime) -> S
         weight = float(config.popularity_weight)
     model.reweight({**base.blend, "popularity": weight})
     history = _history(m)
+    if same_matrix(history, model.consumed):  # no machine events: one matrix, not two
+        history = model.consumed
     gens = model.generators
     source = ModelSlotSource(
         ranker=model,

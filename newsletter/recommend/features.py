@@ -85,6 +85,7 @@ def fit_generators(
         )
     for gen in gens.values():
         gen.fit(data, catalog, now=now)
+    share_equal_matrices(list(gens.values()))
     gens["fresh"] = FreshItems(
         days=config.fresh_days,
         recent=config.fresh_recent,
@@ -95,6 +96,34 @@ def fit_generators(
     fresh_mask[gens["fresh"].fresh] = True
     gens["fresh_mask"] = fresh_mask
     return gens
+
+
+def same_matrix(a: Any, b: Any) -> bool:
+    """Whether two CSR matrices hold exactly the same entries in the same layout."""
+    return (
+        a.shape == b.shape
+        and a.dtype == b.dtype
+        and a.nnz == b.nnz
+        and np.array_equal(a.indptr, b.indptr)
+        and np.array_equal(a.indices, b.indices)
+        and np.array_equal(a.data, b.data)
+    )
+
+
+def share_equal_matrices(gens: list[Any]) -> None:
+    """Point generators whose fitted ``matrix`` (the weighted interaction matrix) is equal at
+    one object: item kNN and the content model build the same one, and at a million
+    subscribers each copy is hundreds of MB in memory and in the run's model artifact."""
+    kept: list[Any] = []
+    for gen in gens:
+        matrix = getattr(gen, "matrix", None)
+        if not sp.issparse(matrix):
+            continue
+        same = next((k for k in kept if k is matrix or same_matrix(k, matrix)), None)
+        if same is None:
+            kept.append(matrix)
+        else:
+            gen.matrix = same
 
 
 def recency(catalog: ItemCatalog, *, now: float, half_life: float) -> Array:
