@@ -1,8 +1,7 @@
 """SQL tables for the vocabulary of DESIGN.md section 2, with the constraints idempotency needs.
 
-Times are timezone-aware datetimes (SQLModel's UTCDateTime: `timestamptz` on PostgreSQL, UTC
-text on SQLite) and come back in UTC; naive datetimes are refused, so convert with
-`newsletter.db.as_utc` at the boundary.
+Times are timezone-aware (SQLModel's UTCDateTime: `timestamptz` on PostgreSQL, UTC text on
+SQLite) and come back in UTC; naive ones are refused (`newsletter.db.as_utc` at the boundary).
 Free-form attributes are JSON. Every table has a surrogate integer primary key; the keys that
 users and source systems know (`external_key`, `email`, names) carry unique constraints.
 """
@@ -69,8 +68,7 @@ class Subscriber(SQLModel, table=True):
     attributes: JSONDict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime
     updated_at: datetime
-    # Field ownership (newsletter.store.upsert): when the status last changed, the latest
-    # opt-in a source reported, and when the subscriber last saved their preferences.
+    # Field ownership (store.upsert): status changed, latest opt-in reported, preferences saved
     status_changed_at: datetime | None = None
     opted_in_at: datetime | None = None
     preferences_set_at: datetime | None = None
@@ -185,8 +183,7 @@ class Run(SQLModel, table=True):
 
 
 class RunArtifact(SQLModel, table=True):
-    """One versioned artifact of a run (see ArtifactKind): written once when the run is
-    prepared (the delivery pass is replaced by each pass), read by every shard, anywhere."""
+    """A run's versioned artifact (ArtifactKind; newsletter.store.artifacts), for any shard."""
 
     __tablename__ = "run_artifact"
     __table_args__ = (UniqueConstraint("run_id", "kind", name="uq_run_artifact"),)
@@ -200,9 +197,7 @@ class RunArtifact(SQLModel, table=True):
 
 
 class RunArtifactPart(SQLModel, table=True):
-    """One consecutive piece of a large artifact's content (its ``run_artifact`` row then holds
-    no content of its own): PostgreSQL refuses a single value over 1 GB, and a model for a
-    million subscribers is several, so a large artifact is stored, and read back, in parts."""
+    """A piece, in order, of an artifact too large for one value (PostgreSQL's limit: 1 GB)."""
 
     __tablename__ = "run_artifact_part"
     __table_args__ = (UniqueConstraint("artifact_id", "part", name="uq_run_artifact_part"),)
@@ -284,11 +279,9 @@ class Event(SQLModel, table=True):
 
 
 class TriggerState(SQLModel, table=True):
-    """One pending (or settled) firing of a trigger campaign for one subscriber.
-
-    ``dedupe`` names what fired (a cart row, a topic on a day, a welcome step) so evaluating
-    the same behaviour twice -- two processes, a restart -- stores it once.
-    """
+    """One pending (or settled) firing of a trigger campaign for one subscriber. ``dedupe``
+    names what fired (a cart row, a topic on a day, a welcome step) so evaluating the same
+    behaviour twice -- two processes, a restart -- stores it once."""
 
     __tablename__ = "trigger_state"
     __table_args__ = (
