@@ -1,5 +1,5 @@
 """run artifact parts: a large artifact's content in consecutive pieces (PostgreSQL refuses a
-single value over 1 GB; a fitted model for a million subscribers is several)
+single value over 1 GB; a fitted model for a million subscribers was 2 GB)
 
 Revision ID: i18_artifact_part
 Revises: i14_trigger_state

@@ -9,7 +9,7 @@ write them).
 
 Content over ``PART_BYTES`` is kept in ``run_artifact_part`` rows of that size, in order, and
 the artifact's own row holds none: PostgreSQL refuses any single value over 1 GB, and the model
-of a run for a million subscribers is several. :func:`save_streamed` takes a writer (the model
+of a run for a million subscribers was 2 GB. :func:`save_streamed` takes a writer (the model
 is pickled straight into parts, never held whole as bytes) and :func:`open_artifact` reads a
 stored artifact back as a file, one part at a time, so neither side needs its size in memory.
 """
