@@ -17,7 +17,7 @@ import pickle
 from typing import IO, Any
 
 MAGIC = b"NLMODEL"
-FORMAT = 1
+FORMAT = 2  # 2: the fresh-item generator keeps declared topics as two factors
 
 
 class ArtifactError(ValueError):
