@@ -36,9 +36,11 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import make_url, text
+from sqlalchemy import Connection, make_url, text
 from sqlalchemy.exc import OperationalError
 
 from newsletter.config import Settings
@@ -58,20 +60,28 @@ def peak_mb(who: int = resource.RUSAGE_SELF) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
 
 
-def ensure_database(url: str) -> None:
-    """Create the scratch database when the server does not have it yet (via ``postgres``)."""
-    target = make_url(url)
-    name = target.database
-    server = make_engine(target.set(database="postgres").render_as_string(hide_password=False))
+@contextmanager
+def server_connection(url: str) -> Iterator[Connection]:
+    """An autocommit connection to the server's ``postgres`` database (CREATE/DROP DATABASE)."""
+    target = make_url(url).set(database="postgres").render_as_string(hide_password=False)
+    server = make_engine(target)
     try:
         with server.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            yield c
+    finally:
+        server.dispose()
+
+
+def ensure_database(url: str) -> None:
+    """Create the scratch database when the server does not have it yet (via ``postgres``)."""
+    name = make_url(url).database
+    try:
+        with server_connection(url) as c:
             found = c.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
             if found.first() is None:
                 c.execute(text(f'CREATE DATABASE "{name}"'))
     except OperationalError as error:
         raise SystemExit(f"error: cannot reach PostgreSQL for {url}: {error.orig}") from None
-    finally:
-        server.dispose()
 
 
 def template_url(url: str) -> str:
@@ -81,15 +91,10 @@ def template_url(url: str) -> str:
 
 def clone(url: str) -> None:
     """`url`'s database dropped and created again as a copy of its template (see build)."""
-    target = make_url(url)
-    name, source = target.database, make_url(template_url(url)).database
-    server = make_engine(target.set(database="postgres").render_as_string(hide_password=False))
-    try:
-        with server.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{source}"'))
-    finally:
-        server.dispose()
+    name, source = make_url(url).database, make_url(template_url(url)).database
+    with server_connection(url) as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{source}"'))
     engine = make_engine(url)
     upgrade(engine)  # a world an older version built gets this version's tables
     engine.dispose()

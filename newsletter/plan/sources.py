@@ -90,24 +90,19 @@ def default_slot_source(m: Matrices, config: CampaignConfig, now: datetime) -> S
     most of their time in numpy and scipy, which let go of the interpreter lock, so the
     choice costs little wall time. The model is the one a fit with the chosen weight makes.
     """
-    from newsletter.recommend.features import same_matrix
     from newsletter.recommend.hybrid import HybridRecommender
 
     seconds = now.timestamp()
     base = base_hybrid_config(config)
-    if config.popularity_weight == "auto":
-        with ThreadPoolExecutor(1, thread_name_prefix="calibrate") as pool:
-            chosen = pool.submit(choose_weight, base, m, config, seconds)
-            model = HybridRecommender(base).fit(m.data, m.catalog, now=seconds)
-            weight = chosen.result()
-    else:
-        model = HybridRecommender(base)
-        model.fit(m.data, m.catalog, now=seconds)
-        weight = float(config.popularity_weight)
+    auto = config.popularity_weight == "auto"
+    with ThreadPoolExecutor(1, thread_name_prefix="calibrate") as pool:
+        chosen = pool.submit(choose_weight, base, m, config, seconds) if auto else None
+        model = HybridRecommender(base).fit(m.data, m.catalog, now=seconds)
+    weight = chosen.result() if chosen is not None else float(config.popularity_weight)
     model.reweight({**base.blend, "popularity": weight})
-    history = _history(m)
-    if same_matrix(history, model.consumed):  # no machine events: one matrix, not two
-        history = model.consumed
+    machine = m.data.machine
+    # Without machine events every event is human: the model's consumed matrix is the history.
+    history = model.consumed if machine is None or not np.any(machine) else _history(m)
     gens = model.generators
     source = ModelSlotSource(
         ranker=model,

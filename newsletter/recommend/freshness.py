@@ -153,17 +153,12 @@ class FreshItems(ScoringModel):
         return out
 
 
-def declared_vectors(data: InteractionData, catalog: ItemCatalog, vectors: Any) -> Any:
-    """Return, per subscriber, the sum of the mean item vector of each topic they declared."""
-    parts = declared_parts(data, catalog, vectors)
-    return None if parts is None else parts[0] @ parts[1]
-
-
 def declared_parts(
     data: InteractionData, catalog: ItemCatalog, vectors: Any
 ) -> tuple[sp.csr_matrix, Any] | None:
-    """Return (subscribers x topics 0/1, topics x dims mean item vectors): their product is
-    :func:`declared_vectors` (None when nobody declared a topic the catalogue has)."""
+    """Return (subscribers x topics 0/1, topics x dims mean item vectors): their product is,
+    per subscriber, the sum of the mean item vector of each topic they declared (None when
+    nobody declared a topic the catalogue has)."""
     declared = data.user_topics or []
     if not any(declared):
         return None

@@ -79,6 +79,8 @@ def save_artifact(
         if replace:
             changed = {k: v for k, v in values.items() if k not in keys}
             c.execute(insert.on_conflict_do_update(index_elements=keys, set_=changed))
+            stored_id = select(A.id).where(A.run_id == run_id, A.kind == kind).scalar_subquery()
+            c.execute(delete(run_artifact_part_table).where(P.artifact_id == stored_id))
             return digest
         c.execute(insert.on_conflict_do_nothing(index_elements=keys))
         stored = c.execute(select(A.digest).where(A.run_id == run_id, A.kind == kind)).scalar()
@@ -101,11 +103,15 @@ class _Parts(io.RawIOBase):
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
         self.hash.update(view)
-        self.pending += view
-        while len(self.pending) >= PART_BYTES:
-            self._store(bytes(self.pending[:PART_BYTES]))
-            del self.pending[:PART_BYTES]
-        return len(view)
+        written = len(view)
+        while view:  # a large write (a whole array) is cut into parts, never buffered whole
+            room = PART_BYTES - len(self.pending)
+            self.pending += view[:room]
+            view = view[room:]
+            if len(self.pending) == PART_BYTES:
+                self._store(bytes(self.pending))
+                self.pending.clear()
+        return written
 
     def finish(self) -> str:
         if self.pending or not self.parts:
@@ -211,15 +217,10 @@ def artifact_digest(engine: Engine, *, run_id: int, kind: str) -> str | None:
 
 
 def load_artifact(engine: Engine, *, run_id: int, kind: str) -> Artifact | None:
-    """A run's artifact, or None when the run has none of that kind."""
-    with engine.connect() as c:
-        row = c.execute(
-            select(A.version, A.digest, A.content).where(A.run_id == run_id, A.kind == kind)
-        ).first()
-    if row is None:
+    """A run's artifact, its content whole (joined from its parts), or None when the run has
+    none of that kind."""
+    opened = open_artifact(engine, run_id=run_id, kind=kind)
+    if opened is None:
         return None
-    content = bytes(row.content)
-    if not content:
-        opened = open_artifact(engine, run_id=run_id, kind=kind)
-        content = b"" if opened is None else opened.file.read()
-    return Artifact(int(row.version), str(row.digest), content)
+    with opened.file as file:
+        return Artifact(opened.version, opened.digest, file.read())

@@ -159,3 +159,17 @@ def test_any_writes_read_back_as_the_same_bytes(
         k += 1
     assert b"".join(got) == b"".join(writes)
     assert opened.digest == hashlib.sha256(b"".join(writes)).hexdigest()
+
+
+def test_replacing_a_large_artifact_with_a_small_one_leaves_no_parts(
+    engine: Engine, small_parts: None
+) -> None:
+    run_id = _run(engine)
+    big = b"b" * 2500
+    artifacts.save_artifact(engine, run_id=run_id, kind="delivery", version=1, content=big, now=NOW)
+    artifacts.save_artifact(
+        engine, run_id=run_id, kind="delivery", version=1, content=b"small", now=NOW, replace=True
+    )
+    assert _parts(engine) == 0
+    found = artifacts.load_artifact(engine, run_id=run_id, kind="delivery")
+    assert found is not None and found.content == b"small"
