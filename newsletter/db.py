@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from weakref import WeakSet
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
@@ -140,11 +141,23 @@ def create_table_once(engine: Engine, table: Any) -> None:
             raise
 
 
+_MIGRATED: WeakSet[Engine] = WeakSet()
+
+
 def has_tables(engine: Engine | None) -> bool:
-    """Whether the database exists and has been migrated (an unreachable one: False)."""
+    """Whether the database exists and has been migrated (an unreachable one: False).
+
+    A yes is remembered for the engine (a migrated database keeps its tables), so the
+    view-in-browser route, which asks on every request, pays for the catalogue query once.
+    """
     if engine is None:
         return False
+    if engine in _MIGRATED:
+        return True
     try:
-        return bool(inspect(engine).has_table("message"))
+        found = bool(inspect(engine).has_table("message"))
     except Exception:  # an unreachable database previews on fixture data
         return False
+    if found:
+        _MIGRATED.add(engine)
+    return found

@@ -20,7 +20,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from importlib.metadata import version
 from pathlib import Path
 
@@ -129,7 +129,11 @@ class CompiledTemplate:
 
 
 def load_template_source(name: str | Path, *, directory: Path = TEMPLATES_DIR) -> TemplateSource:
-    """Read a template folder (a shipped name like 'digest', or a path) and the shared partials."""
+    """Read a template folder (a shipped name like 'digest', or a path) and the shared partials.
+
+    The files are read again only when one of them changed (size or modification time), so
+    a route that looks the template up on every request stats the files instead of reading.
+    """
     folder = Path(name) if Path(name).is_dir() else directory / str(name)
     if not (folder / "template.mjml").is_file():
         shipped = sorted(p.name for p in directory.iterdir() if (p / "template.mjml").is_file())
@@ -137,18 +141,34 @@ def load_template_source(name: str | Path, *, directory: Path = TEMPLATES_DIR) -
             f"no template {str(name)!r}: expected {folder}/template.mjml "
             f"(shipped templates: {', '.join(shipped) or 'none'})"
         )
-    texts = {part: (folder / part).read_text(encoding="utf-8") for part in PARTS}
-    partials: dict[str, str] = {}
+    partials: dict[str, Path] = {}
     for root in dict.fromkeys([folder.parent, directory]):  # the template's own partials win
         for path in sorted((root / "partials").glob("*.mjml")):
-            partials.setdefault(f"partials/{path.name}", path.read_text(encoding="utf-8"))
+            partials.setdefault(f"partials/{path.name}", path)
+    files = tuple((folder / part, part) for part in PARTS) + tuple(
+        (path, key) for key, path in partials.items()
+    )
+    return _read_template(folder.name, tuple((path, key, _stamp(path)) for path, key in files))
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    """(size, modification time): what says a template file changed since it was read."""
+    found = path.stat()
+    return found.st_size, found.st_mtime_ns
+
+
+@lru_cache(maxsize=64)
+def _read_template(
+    name: str, files: tuple[tuple[Path, str, tuple[int, int]], ...]
+) -> TemplateSource:
+    texts = {key: path.read_text(encoding="utf-8") for path, key, _ in files}
     return TemplateSource(
-        name=folder.name,
-        mjml=texts["template.mjml"],
-        subject=texts["subject.txt"],
-        preheader=texts["preheader.txt"],
-        text=texts["text.txt"],
-        partials=partials,
+        name=name,
+        mjml=texts.pop("template.mjml"),
+        subject=texts.pop("subject.txt"),
+        preheader=texts.pop("preheader.txt"),
+        text=texts.pop("text.txt"),
+        partials=texts,
     )
 
 

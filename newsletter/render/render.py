@@ -153,14 +153,24 @@ def _render_parts(
 ) -> tuple[str, str, str, str]:
     name = compiled.name
     subject = " ".join(_render(compiled.subject, context, name=f"{name}/subject.txt").split())
+    preheader, html_qp, rewriter = _render_html_qp(compiled, context, settings=settings)
+    text = _tidy_text(_render(compiled.text, context, name=f"{name}/text.txt"))
+    text = rewrite_text_links(text, rewriter=rewriter)
+    return subject, preheader, html_qp, text
+
+
+def _render_html_qp(
+    compiled: CompiledTemplate, context: Mapping[str, Any], *, settings: Settings
+) -> tuple[str, str, LinkRewriter]:
+    """The preheader, the QP-encoded HTML and the message's link signer (for the text part)."""
+    name = compiled.name
     preheader = " ".join(_render(compiled.preheader, context, name=f"{name}/preheader.txt").split())
     links = MessageLinks(
         base_url=settings.base_url,
         secret_key=settings.secret_key,
         message_id=context["message"]["id"],
     )
-    slots = slot_urls(context)
-    rewriter = LinkRewriter(links, slots)
+    rewriter = LinkRewriter(links, slot_urls(context))
     extra = {
         "preheader": preheader,
         qp.PIXEL_VAR: links.open_pixel(),
@@ -168,9 +178,17 @@ def _render_parts(
     }
     with qp.signing_links(rewriter):  # the signer stays outside the template's reach
         html_qp = _render(compiled.html_qp, {**context, **extra}, name=f"{name}/template.mjml")
-    text = _tidy_text(_render(compiled.text, context, name=f"{name}/text.txt"))
-    text = rewrite_text_links(text, rewriter=rewriter)
-    return subject, preheader, html_qp, text
+    return preheader, html_qp, rewriter
+
+
+def render_html(
+    compiled: CompiledTemplate, context: Mapping[str, Any], *, settings: Settings
+) -> str:
+    """Only the HTML part, exactly as :func:`render_message` sends it (``RenderedMessage.html``):
+    the view-in-browser page needs nothing else, so subject, text and headers are skipped."""
+    with limits.deadline():
+        html_qp = _render_html_qp(compiled, context, settings=settings)[1]
+    return qp.decode(html_qp).replace("\r\n", "\n")
 
 
 def _warnings(subject: str, html_qp: str) -> tuple[str, ...]:

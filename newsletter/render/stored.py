@@ -4,6 +4,7 @@ and preview.
     stored_inputs(engine, *, message_ids) -> {message id: plain render input}
     render_stored(engine, *, message_ids, compiled, settings, now, inputs=None)
         -> {message id: RenderedMessage | RenderFailure}
+    render_stored_html(engine, *, message_id, compiled, settings) -> str | RenderFailure
 
 The rows come from ``store.rendering.render_rows`` (four queries per batch, whatever its
 size); the input has the shape ``context.build_context`` documents. A message that is gone
@@ -13,18 +14,20 @@ size); the input has the shape ``context.build_context`` documents. A message th
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from newsletter.config import Settings
 from newsletter.db import Engine
 from newsletter.render.compile import CompiledTemplate
 from newsletter.render.context import ContextError, build_context, item_input
-from newsletter.render.render import RenderedMessage, render_message
+from newsletter.render.render import RenderedMessage, render_html, render_message
 from newsletter.render.sandbox import RenderError
 from newsletter.store.rendering import RenderRows, render_rows
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -111,17 +114,37 @@ def render_stored(
     """Render a batch of stored messages with one compiled template, exactly as delivery
     sends them; ``inputs`` (from :func:`stored_inputs`) saves reading them again."""
     found = inputs if inputs is not None else stored_inputs(engine, message_ids=message_ids)
-    out: dict[int, RenderedMessage | RenderFailure] = {}
-    for mid in message_ids:
-        data = found.get(mid)
-        if data is None:
-            out[mid] = RenderFailure(f"message {mid} has no subscriber, run or campaign")
-            continue
-        try:
-            context = build_context(data, settings=settings)
-            out[mid] = render_message(compiled, context, settings=settings, now=now)
-        except ContextError as exc:
-            out[mid] = RenderFailure(str(exc))
-        except RenderError as exc:
-            out[mid] = RenderFailure(str(exc), template=True)
-    return out
+
+    def message(context: Mapping[str, Any]) -> RenderedMessage:
+        return render_message(compiled, context, settings=settings, now=now)
+
+    return {mid: _attempt(mid, found.get(mid), message, settings) for mid in message_ids}
+
+
+def render_stored_html(
+    engine: Engine, *, message_id: int, compiled: CompiledTemplate, settings: Settings
+) -> str | RenderFailure:
+    """Only the HTML part of one stored message, exactly as it was sent (view in browser)."""
+    data = stored_inputs(engine, message_ids=[message_id]).get(message_id)
+
+    def html(context: Mapping[str, Any]) -> str:
+        return render_html(compiled, context, settings=settings)
+
+    return _attempt(message_id, data, html, settings)
+
+
+def _attempt(
+    mid: int,
+    data: Mapping[str, Any] | None,
+    render: Callable[[Mapping[str, Any]], T],
+    settings: Settings,
+) -> T | RenderFailure:
+    """`render` of the message's context, or why it failed (its data, or the template)."""
+    if data is None:
+        return RenderFailure(f"message {mid} has no subscriber, run or campaign")
+    try:
+        return render(build_context(data, settings=settings))
+    except ContextError as exc:
+        return RenderFailure(str(exc))
+    except RenderError as exc:
+        return RenderFailure(str(exc), template=True)

@@ -20,7 +20,7 @@ from newsletter.db import Engine
 from newsletter.models import Frequency
 from newsletter.render.compile import TemplateCache
 from newsletter.render.sandbox import RenderError
-from newsletter.render.stored import RenderFailure, render_stored
+from newsletter.render.stored import RenderFailure, render_stored_html
 from newsletter.render.templates import PreviewError, find_template
 from newsletter.store import events as store
 from newsletter.track.bots import classify_click, classify_open
@@ -214,7 +214,6 @@ def message_html(
     *,
     message_id: int | str,
     settings: Settings,
-    now: datetime,
     cache: TemplateCache,
 ) -> str | None:
     """The message's HTML, rendered again as it was sent (None when the message is gone)."""
@@ -226,11 +225,9 @@ def message_html(
         compiled = cache.get(find_template(name, engine=engine))
     except (PreviewError, RenderError, ValueError) as exc:
         raise ViewError(f"message {key}: template {name!r} cannot be rendered: {exc}") from exc
-    done = render_stored(engine, message_ids=[key], compiled=compiled, settings=settings, now=now)[
-        key
-    ]
+    done = render_stored_html(engine, message_id=key, compiled=compiled, settings=settings)
     if isinstance(done, RenderFailure):
         if not done.template:
             return None  # the message's data is gone or unusable
         raise ViewError(f"message {key}: template {name!r} cannot be rendered: {done.error}")
-    return done.html
+    return done

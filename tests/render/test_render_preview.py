@@ -17,7 +17,12 @@ from newsletter.render.context import build_context
 from newsletter.render.fixtures import FIXTURE_NOW as NOW
 from newsletter.render.preview import PreviewError, preview
 from newsletter.render.render import RenderedMessage
-from newsletter.render.stored import render_stored, stored_inputs
+from newsletter.render.stored import (
+    RenderFailure,
+    render_stored,
+    render_stored_html,
+    stored_inputs,
+)
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -158,6 +163,43 @@ def test_db_rendered_message_matches_the_stored_rows(sqlite_engine, settings, di
     parsed = email.message_from_bytes(rendered.bytes, policy=policy.default)
     assert parsed["To"] == "Grace Hopper <grace@example.org>"
     assert parsed["List-Id"] == '"Friday Picks" <friday-picks.news.example.com>'
+
+
+def test_the_html_only_render_is_the_html_part_delivery_sends(sqlite_engine, settings, digest):
+    message_id, _ = _seed(sqlite_engine)
+    sent = render_stored(
+        sqlite_engine, message_ids=[message_id], compiled=digest, settings=settings, now=NOW
+    )[message_id]
+    assert isinstance(sent, RenderedMessage)
+    parsed = email.message_from_bytes(sent.bytes, policy=policy.default)
+    part = parsed.get_body(preferencelist=("html",))
+    assert part is not None
+    html = render_stored_html(
+        sqlite_engine, message_id=message_id, compiled=digest, settings=settings
+    )
+    assert html == sent.html == part.get_content().replace("\r\n", "\n")
+    assert "Compilers, part 2" in html and "/t/o/" in html  # the pixel is in the page too
+    gone = render_stored_html(
+        sqlite_engine, message_id=message_id + 1, compiled=digest, settings=settings
+    )
+    assert isinstance(gone, RenderFailure) and not gone.template
+
+
+def test_a_template_folder_is_read_again_when_a_file_changes(tmp_path) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for part, text in [
+        ("template.mjml", "<mjml><mj-body></mj-body></mjml>"),
+        ("subject.txt", "Hello"),
+        ("preheader.txt", ""),
+        ("text.txt", "Hi"),
+    ]:
+        (folder / part).write_text(text, encoding="utf-8")
+    first = load_template_source(folder)
+    assert load_template_source(folder) is first  # unchanged files are not read again
+    (folder / "subject.txt").write_text("Hello again", encoding="utf-8")
+    assert load_template_source(folder).subject == "Hello again"
+    assert "partials/hero.mjml" in first.partials  # the shipped partials come along
 
 
 def test_cli_preview_writes_html_and_eml(tmp_path, monkeypatch) -> None:

@@ -212,7 +212,6 @@ async def view(token: str, request: Request, t: Tracking = Depends(tracking)) ->
             t.engine,
             message_id=payload.message_id,
             settings=t.settings,
-            now=t.now(),
             cache=t.templates,
         )
 
