@@ -9,8 +9,9 @@ built database (setup is not timed):
 - ``celery``: the same tasks on ``--workers`` `newsletter worker` processes (``--pool solo``)
   over ``--broker`` (Redis or RabbitMQ), each opening its own connection to the sink.
 
-Printed per stage: wall time, rate, peak memory (this process; the workers' peak is read when
-they exit), and the total. Not a test; results go to benchmarks/README.md::
+Printed per stage: wall time, rate, peak memory (this process, and each worker's own high-water
+mark, ``VmHWM`` in ``/proc/<pid>/status``, read before it is stopped), and the total. Not a
+test; results go to benchmarks/README.md::
 
     python benchmarks/bench_digest.py --subscribers 20000 --modes in-process celery \
         --claim-batch 100 \
@@ -54,6 +55,22 @@ from newsletter.tasks import InProcess
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "bench-digest-secret-key-0123456789abcdef"
+
+
+def worker_peak_mb(pid: int) -> float:
+    """A live process's peak resident memory since its exec (0 when it cannot be read).
+
+    Not ``RUSAGE_CHILDREN``: a child's ``ru_maxrss`` counts the parent's pages it held between
+    fork and exec, so every child of a 12 GB parent "peaked" at 12 GB.
+    """
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def peak_mb(who: int = resource.RUSAGE_SELF) -> float:
@@ -200,6 +217,8 @@ def one_mode(mode: str, args: argparse.Namespace, url: str) -> dict[str, float]:
         times["render+deliver"] = time.perf_counter() - t0
         times["deliver_cpu"] = time.process_time() - c0  # this process only (in-process mode)
     finally:
+        peaks = [worker_peak_mb(w.pid) for w in workers]
+        times["worker_peak"] = max(peaks, default=0.0)
         for w in workers:
             w.terminate()
         for w in workers:
@@ -228,7 +247,8 @@ def report(mode: str, times: dict[str, float], workers: int) -> None:
             f"{sent / max(cpu, 1e-9):,.0f} messages per CPU-second"
         )
     print(f"  total: {times['total']:.1f} s")
-    print(f"  peak memory: this process {peak_mb():.0f} MiB, children {peak_mb(-1):.0f} MiB")
+    workers_peak = f", largest worker {times['worker_peak']:.0f} MiB" if mode == "celery" else ""
+    print(f"  peak memory: this process {peak_mb():.0f} MiB{workers_peak}")
     print(f"  load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
