@@ -62,7 +62,7 @@ class RenderedMessage:
     @cached_property
     def html(self) -> str:
         """The plain HTML part (decoded from ``html_qp``)."""
-        return qp.decode(self.html_qp).replace("\r\n", "\n")
+        return _plain_html(self.html_qp)
 
 
 def _render(template: Template, context: Mapping[str, Any], *, name: str) -> str:
@@ -187,7 +187,11 @@ def render_html(
     """Only the HTML part, exactly as :func:`render_message` sends it (``RenderedMessage.html``):
     the view-in-browser page needs nothing else, so subject, text and headers are skipped."""
     with limits.deadline():
-        html_qp = _render_html_qp(compiled, context, settings=settings)[1]
+        return _plain_html(_render_html_qp(compiled, context, settings=settings)[1])
+
+
+def _plain_html(html_qp: str) -> str:
+    """The HTML a browser shows for the QP-encoded part (one decoding for both callers)."""
     return qp.decode(html_qp).replace("\r\n", "\n")
 
 
