@@ -272,10 +272,10 @@ def build_weekly_report(
         cumulative = pool.submit(_cumulative, messages, runs)
         slots = store.slot_outcomes(engine, run_ids=ids)
         items = store.item_facts(engine)
-        engaged = {
-            run_id: store.engaged_items(engine, start=when - timedelta(days=28), end=when)
-            for run_id, _, when in _run_list(runs)
-        }
+        engaged = store.engaged_items(
+            engine,
+            windows={r: (when - timedelta(days=28), when) for r, _, when in _run_list(runs)},
+        )
         control = _control_lift(engine, messages, runs)
         off_policy = evaluate_popular(slots, consumed=_consumed(engine, runs)) if ope else None
         lift = pooled_lift.result()
