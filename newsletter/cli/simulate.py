@@ -158,8 +158,18 @@ def demo_command(
 
 @app.command()
 def evaluate(
-    data: Path = typer.Option(..., "--data", help="MovieLens-format folder (ratings.csv, ...)."),
-    protocol: str = typer.Option("temporal-20", help="temporal-20 or cold-items."),
+    data: Path | None = typer.Option(
+        None, "--data", help="MovieLens-format folder (ratings.csv, ...)."
+    ),
+    world: str | None = typer.Option(
+        None,
+        "--world",
+        help="Evaluate on a simulated world's site behaviour instead (news, shop, longtail or "
+        "a world TOML FILE); its protocol is aging.",
+    ),
+    protocol: str | None = typer.Option(
+        None, help="temporal-20 or cold-items (--data, default temporal-20); aging (--world)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     no_tune: bool = typer.Option(False, "--no-tune", help="Use shipped defaults, skip tuning."),
     fold: int = typer.Option(
@@ -174,28 +184,74 @@ def evaluate(
         help="Add MiniLM sentence embeddings of title and genres to the content model "
         "(needs pip install 'newsletter[embeddings]'; minutes of CPU).",
     ),
+    subscribers: int = typer.Option(3000, min=50, help="--world: subscribers simulated."),
+    weeks: int = typer.Option(
+        4, min=1, max=52, help="--world: weeks after the history; the last one is the test."
+    ),
+    seed: int = typer.Option(7, help="--world: the world's random seed."),
 ) -> None:
-    """Offline evaluation of the recommenders on a MovieLens folder (no database needed)."""
-    from rich.table import Table
-
+    """Offline evaluation of the recommenders on a MovieLens folder or a simulated world."""
     from newsletter.recommend.embeddings import EmbeddingsUnavailable
     from newsletter.recommend.evaluate import DataError
     from newsletter.recommend.evaluate import evaluate as run_evaluation
 
+    if (data is None) == (world is None):
+        raise fail("give exactly one of --data (a MovieLens folder) and --world", 2)
     try:
-        result = run_evaluation(
-            data_dir=data, protocol=protocol, tuned=not no_tune, fold=fold, embeddings=embeddings
-        )
+        if world is not None:
+            result = _evaluate_world(world, protocol, subscribers, weeks, seed)
+        else:
+            assert data is not None
+            result = run_evaluation(
+                data_dir=data,
+                protocol=protocol or "temporal-20",
+                tuned=not no_tune,
+                fold=fold,
+                embeddings=embeddings,
+            )
     except (DataError, EmbeddingsUnavailable) as exc:
         raise fail(str(exc), 2) from exc
     if as_json:
         print_json(result)
         return
-    metrics = ("ndcg@10", "recall@10", "map@10", "coverage", "diversity")
-    table = Table(title=f"{result['protocol']} fold {result['fold']}: {result['users']} users")
+    _evaluation_table(result)
+
+
+def _evaluate_world(
+    world: str, protocol: str | None, subscribers: int, weeks: int, seed: int
+) -> dict[str, object]:
+    """The aging protocol on a simulated world's behaviour (see ``simulate/offline.py``)."""
+    from newsletter.recommend.evaluate import evaluate_aging
+    from newsletter.simulate.offline import world_log
+    from newsletter.simulate.params import WorldFileError, load_world
+
+    if protocol not in (None, "aging"):
+        raise fail(f"--world evaluates the aging protocol, not {protocol!r}", 2)
+    try:
+        params = load_world(world)
+    except WorldFileError as exc:
+        raise fail(str(exc), 2) from exc
+    tune_gc()
+    err_console.print(f"[dim]·[/dim] simulating {world}: {subscribers} subscribers, {weeks} weeks")
+    log = world_log(params, subscribers=subscribers, weeks=weeks, seed=seed)
+    result = evaluate_aging(log.data, log.catalog, cut=log.cut, horizon=log.horizon)
+    return {"world": params.world.name, "subscribers": subscribers, "weeks": weeks, **result}
+
+
+def _evaluation_table(result: dict[str, object]) -> None:
+    from rich.table import Table
+
+    models: dict[str, dict[str, float]] = result["models"]  # type: ignore[assignment]
+    metrics = ["ndcg@10", "recall@10", "map@10", "coverage", "diversity"]
+    if result["protocol"] == "aging":
+        metrics.append("fresh_share")
+        title = f"aging on {result['world']}: {result['users']} readers of new items"
+    else:
+        title = f"{result['protocol']} fold {result['fold']}: {result['users']} users"
+    table = Table(title=title)
     table.add_column("model")
     for metric in metrics:
         table.add_column(metric, justify="right")
-    for name, row in result["models"].items():
+    for name, row in models.items():
         table.add_row(name, *(f"{row[m]:.4f}" for m in metrics))
     console.print(table)

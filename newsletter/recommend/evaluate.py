@@ -5,6 +5,11 @@ and tags.csv (the only I/O in ``recommend/``, in :func:`load_movielens`), splits
 protocol from ``splits.py``, tunes the hybrid on a validation split carved from the training
 input only (``tune.py``), fits every model on the training input and reports NDCG@10,
 Recall@10, MAP@10, catalogue coverage and mean intra-list diversity per model.
+
+:func:`evaluate_aging` runs the ``aging`` protocol (``splits.aging_split``) on any behaviour
+log and catalogue, such as a simulated world's (``newsletter evaluate --world news``): it
+reports the same metrics plus ``fresh_share``, the share of recommended items published
+less than ``horizon`` before the ranking time.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from newsletter.recommend.base import Array, InteractionData, ItemCatalog, ScoringModel
+from newsletter.recommend.base import DAY, Array, InteractionData, ItemCatalog, ScoringModel
 from newsletter.recommend.collaborative import EASE
 from newsletter.recommend.content import ContentModel, Fresh, item_vectors
 from newsletter.recommend.hybrid import HybridConfig, HybridRecommender
@@ -28,6 +33,7 @@ from newsletter.recommend.sequential import SequentialKNN
 from newsletter.recommend.splits import (
     SideEvents,
     Split,
+    aging_split,
     cold_item_split,
     ranking_metrics,
     temporal_split,
@@ -35,7 +41,7 @@ from newsletter.recommend.splits import (
 from newsletter.recommend.tune import baseline, tune, tune_baselines
 from newsletter.recommend.weighting import WeightingConfig
 
-PROTOCOLS = ("temporal-20", "cold-items")
+PROTOCOLS = ("temporal-20", "cold-items", "aging")
 YEAR = re.compile(r"\((\d{4})\)\s*$")
 
 
@@ -155,6 +161,8 @@ def make_split(ml: MovieLens, protocol: str, *, fold: int = 0) -> Split:
             data, cut = earlier.train, np.minimum(cut, earlier.user_cut())
         split = temporal_split(data)
         return replace(split, cut=np.minimum(cut, split.user_cut()))
+    if protocol == "aging":
+        raise DataError("the aging protocol needs a catalogue that ages: use --world, not --data")
     if protocol == "cold-items":
         rated = np.zeros(ml.data.n_items, dtype=bool)
         rated[ml.data.item_idx] = True
@@ -163,14 +171,23 @@ def make_split(ml: MovieLens, protocol: str, *, fold: int = 0) -> Split:
 
 
 def score_model(
-    model: ScoringModel | HybridRecommender, split: Split, *, vectors: sp.csr_matrix, k: int = 10
+    model: ScoringModel | HybridRecommender,
+    split: Split,
+    *,
+    vectors: sp.csr_matrix,
+    k: int = 10,
+    young: Array | None = None,
 ) -> dict[str, float]:
-    """Rank for every evaluated user and compute the metrics, coverage and diversity."""
+    """Rank for every evaluated user and compute the metrics, coverage and diversity (and,
+    given the mask of ``young`` items, the share of recommended items that are young)."""
     recs, _ = model.recommend(split.users, k, exclude=split.exclude, candidates=split.candidates)
     metrics = ranking_metrics(recs, split.test, split.users, k=k)
     shown = np.unique(recs[recs >= 0])
     metrics["coverage"] = float(len(shown) / max(int(split.candidates.sum()), 1))
     metrics["diversity"] = intra_list_diversity(recs, vectors)
+    if young is not None:
+        sent = recs[recs >= 0]
+        metrics["fresh_share"] = float(young[sent].mean()) if len(sent) else 0.0
     return metrics
 
 
@@ -290,6 +307,39 @@ def evaluate(
         "users": len(split.users),
         "models": results,
         "tuning": tuning,
+    }
+
+
+def evaluate_aging(
+    data: InteractionData, catalog: ItemCatalog, *, cut: float, horizon: float = 7 * DAY
+) -> dict[str, Any]:
+    """The aging protocol (see the module doc): every model fitted on the events before
+    ``cut`` and ranking at ``cut + horizon``, with the shipped defaults (nothing is tuned, so
+    nothing is tuned on the test window); ``hybrid`` uses the popularity weight the planner
+    would choose on the same training events (``recommend.calibrate``)."""
+    from newsletter.recommend.calibrate import choose_popularity_weight
+
+    split = aging_split(data, catalog.published_at, cut=cut, horizon=horizon)
+    if len(split.users) == 0:
+        raise DataError("no reader read an item published in the last window: nothing to test")
+    vectors, _ = item_vectors(catalog)
+    now = cut + horizon
+    base = HybridConfig()
+    weight = choose_popularity_weight(base, split.train, catalog, now=cut, n=10).weight
+    config = replace(base, blend={**base.blend, "popularity": weight})
+    published = np.asarray(catalog.published_at, dtype=np.float64)
+    young = published >= cut
+    results: dict[str, dict[str, float]] = {}
+    for name, model in evaluation_models(config).items():
+        model.fit(split.train, catalog, now=now)
+        results[name] = score_model(model, split, vectors=vectors, young=young)
+    return {
+        "protocol": "aging",
+        "users": len(split.users),
+        "test_items": int(split.test.nnz),
+        "fresh_items": int(((published >= cut) & (published < now)).sum()),
+        "models": results,
+        "tuning": {"config": describe(config)},
     }
 
 

@@ -8,6 +8,10 @@ The same splits serve the test protocol (``evaluate.py``) and hyper-parameter va
   happened strictly before the first test timestamp; other users keep everything.
 * :func:`cold_item_split` -- every event on the cold items is held out; evaluated users have a
   positive on a cold item and ``min_train`` training events; only cold items are ranked.
+* :func:`aging_split` -- for catalogues that age (news): train on everything before ``cut``;
+  the test set is, per user, the items published in ``[cut, cut + horizon)`` that the user read
+  in that window; every item published before ``cut + horizon`` may be ranked, so a model
+  that keeps sending last month's articles scores low.
 
 Each split records the rule it applied (``Split.cut``: per user, the time from which nothing is
 known; ``Split.hidden``: items whose behaviour is held out) so that time-stamped side data --
@@ -153,6 +157,40 @@ def cold_item_split(
         candidates=cold.copy(),
         exclude=_seen(train),
         hidden=np.asarray(cold, dtype=bool).copy(),
+    )
+
+
+def aging_split(
+    data: InteractionData,
+    published_at: Array,
+    *,
+    cut: float,
+    horizon: float,
+    min_train: int = 1,
+) -> Split:
+    """Train on the events before ``cut``; test on next-window reads of next-window items.
+
+    Evaluated users have ``min_train`` training events and a human event in
+    ``[cut, cut + horizon)`` on an item published in that window (the ``machine`` flag, when
+    present, leaves machine events out of the test set).
+    """
+    times = np.asarray(data.timestamp, dtype=np.float64)
+    published = np.asarray(published_at, dtype=np.float64)
+    end = cut + horizon
+    new = (published >= cut) & (published < end)
+    human = np.ones(len(times), dtype=bool) if data.machine is None else ~np.asarray(data.machine)
+    train = data.subset(times < cut)
+    held = data.subset(human & (times >= cut) & (times < end) & new[data.item_idx])
+    test = _seen(held)
+    n_train = np.bincount(train.user_idx, minlength=data.n_users)
+    users = np.flatnonzero((np.diff(test.indptr) > 0) & (n_train >= min_train))
+    return Split(
+        train=train,
+        users=users,
+        test=test,
+        candidates=published < end,
+        exclude=_seen(train),
+        cut=np.full(data.n_users, float(cut)),
     )
 
 
