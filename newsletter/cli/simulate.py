@@ -41,12 +41,17 @@ def simulate_command(
     check_ope: bool = typer.Option(
         False, "--check-ope", help="Run a second simulation to check the off-policy estimate."
     ),
+    ranker: str = typer.Option(
+        "hybrid", help="The campaign's ranker: hybrid, or clicks (learned from the emails)."
+    ),
 ) -> None:
     """Simulate a world for some weeks through the real pipeline, then report it."""
     from newsletter.simulate.loop import SimulationConfig
     from newsletter.simulate.params import WorldFileError, load_world
     from newsletter.simulate.run import run_simulation
 
+    if ranker not in ("hybrid", "clicks"):
+        raise fail(f"--ranker {ranker!r}: choose hybrid or clicks", 2)
     try:
         params = load_world(world)
     except WorldFileError as exc:
@@ -60,6 +65,7 @@ def simulate_command(
         seed=seed,
         explore=explore,
         workers=workers,
+        ranker=ranker,
     )
     tune_gc()  # a fifth of the simulator's CPU was the garbage collector (newsletter.runtime)
     result = run_simulation(

@@ -126,7 +126,11 @@ class CampaignConfig(BaseModel):
     # a shop whose bestsellers explain most purchases gets a large weight, news a small one.
     popularity_weight: Annotated[float, Field(ge=0)] | Literal["auto"] = "auto"
     explore_max_exposures: int = Field(default=200, ge=0)
-    ranker: Literal["hybrid", "collaborative", "popularity"] = "hybrid"
+    # "clicks": the hybrid's candidates re-ranked by a click model learned from the campaign's
+    # own sent slots and human clicks of the last `click_log_days` (recommend/clickrank.py);
+    # with too little feedback it is the hybrid.
+    ranker: Literal["hybrid", "clicks", "collaborative", "popularity"] = "hybrid"
+    click_log_days: float = Field(default=28.0, gt=0)
     arms: ArmShares = Field(default_factory=ArmShares)
     cadence: CadenceRules = Field(default_factory=CadenceRules)
     trigger: TriggerRule | None = None

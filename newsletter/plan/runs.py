@@ -24,8 +24,8 @@ import io
 import json
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import IO, Any
@@ -43,6 +43,7 @@ from newsletter.plan.sources import FACTORIES, SourceParts, exploration_inputs
 from newsletter.recommend import artifact
 from newsletter.store import artifacts
 from newsletter.store import planning as store
+from newsletter.store.exposures import load_exposures
 from newsletter.store.matrices import Matrices, load_matrices
 from newsletter.store.readonly import SqlLimits
 from newsletter.store.runs import message_count, run_row
@@ -271,6 +272,9 @@ def fit_model(engine: Any, plan: RunPlan, factory: SlotSourceFactory) -> RunMode
     """Load the matrices, fit the slot source and draw the Thompson bank, as of preparation."""
     config, now = plan.campaign_config, plan.prepared_at
     matrices = load_matrices(engine)
+    if config.ranker == "clicks":
+        since = now - timedelta(days=config.click_log_days)
+        matrices = replace(matrices, exposures=load_exposures(engine, matrices, since=since))
     parts = factory(matrices, config, now)
     exposures, clicks = store.item_feedback(engine)
     x = exploration_inputs(matrices, config, now=now, exposures=exposures, clicks=clicks)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -118,6 +118,49 @@ def default_slot_source(m: Matrices, config: CampaignConfig, now: datetime) -> S
     return SourceParts(source, history)
 
 
+def clicks_slot_source(m: Matrices, config: CampaignConfig, now: datetime) -> SourceParts:
+    """The hybrid's candidates re-ranked by what the emails' readers clicked.
+
+    A click model (``recommend.clickrank.ClickRanker``) is learned from ``m.exposures``, the
+    campaign's sent slots and their human clicks, over the candidates of a hybrid with the
+    popularity weight the hybrid source would choose; with too little feedback (no log, too
+    few clicks or randomised slots) this is exactly :func:`default_slot_source`.
+    """
+    from newsletter.recommend.clickrank import ClickRanker
+
+    log_ = m.exposures
+    if log_ is None or int(np.sum(log_.clicked)) < ClickRanker().min_clicks:
+        return default_slot_source(m, config, now)
+    seconds = now.timestamp()
+    base = base_hybrid_config(config)
+    if config.popularity_weight == "auto":
+        weight = choose_weight(base, m, config, seconds)
+    else:
+        weight = float(config.popularity_weight)
+    hybrid = replace(base, blend={**base.blend, "popularity": weight})
+    ranker = ClickRanker(hybrid).fit(m.data, m.catalog, now=seconds, log=log_)
+    if not ranker.learned:
+        log.info("click model not learned (too little feedback): the hybrid ranks")
+    else:
+        assert ranker.model is not None
+        log.info("click model from %d clicks: %s", ranker.model.clicks, ranker.model.weights())
+    model = ranker.hybrid
+    history = _history(m)
+    gens = model.generators
+    source = ModelSlotSource(
+        ranker=ranker,
+        popularity=gens["popularity"],
+        catalog=m.catalog,
+        history=history,
+        user_topics=[list(t) for t in (m.data.user_topics or [])],
+        now=seconds,
+        fresh_days=config.fresh_days,
+        anchor_model=gens.get("ease") or gens.get("knn"),
+        age_decay=model.age_decay,
+    )
+    return SourceParts(source, history)
+
+
 def base_hybrid_config(config: CampaignConfig) -> HybridConfig:
     """The hybrid's configuration for a campaign, before its popularity weight is set."""
     from newsletter.recommend.hybrid import HybridConfig
@@ -182,6 +225,7 @@ def popularity_slot_source(m: Matrices, config: CampaignConfig, now: datetime) -
 
 FACTORIES = {
     "hybrid": default_slot_source,
+    "clicks": clicks_slot_source,
     "collaborative": collaborative_slot_source,
     "popularity": popularity_slot_source,
 }

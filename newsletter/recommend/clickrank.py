@@ -12,8 +12,10 @@ feature (each generator's score, popularity, recency), ``similarity_recent`` (th
 content cosine between the item and the subscriber's ``recent`` latest reads before ``t``),
 ``item_age`` (``log1p`` days since publication at ``t``), ``topic_overlap`` (share of those
 recent reads, and of the declared topics, that share a topic with the item), ``activity``
-(``log1p`` of the subscriber's events before ``t``) and one indicator per section. Position
-is not a feature: it enters only through the examination propensity (``clicks.py``).
+(``log1p`` of the subscriber's events before ``t``), ``shown_before`` (``log1p`` of the
+times the log shows the item to the subscriber before ``t``: readers who skipped an item
+once may skip it again, and how much is learned, not assumed) and one indicator per section.
+Position is not a feature: it enters only through the examination propensity (``clicks.py``).
 
 The hybrid that scores the *logged* slots is fitted on the interactions before the first
 logged send, so a clicked item never scores itself through the subscriber's own click; the
@@ -34,7 +36,7 @@ from newsletter.recommend.clicks import ClickModel, ExposureLog, fit_click_model
 from newsletter.recommend.hybrid import HybridConfig, HybridRecommender
 from newsletter.recommend.ranker import FEATURES
 
-CONTEXT_FEATURES = ("similarity_recent", "item_age", "topic_overlap", "activity")
+CONTEXT_FEATURES = ("similarity_recent", "item_age", "topic_overlap", "activity", "shown_before")
 CLICK_FEATURES = FEATURES + CONTEXT_FEATURES
 PAIR_BATCH = 256  # subscribers whose hybrid feature blocks are held at once
 
@@ -93,6 +95,35 @@ class ClickContext:
         return np.searchsorted(self.keys, users.astype(np.int64) * self.span + t, side="left")
 
 
+@dataclass(frozen=True)
+class ShownBefore:
+    """Counts earlier exposures of (subscriber, item) pairs in a log, by time."""
+
+    keys: Array  # sorted: pair * span + whole seconds since t0
+    n_items: int
+    span: int
+    t0: int
+
+    @classmethod
+    def build(cls, log: ExposureLog | None, n_items: int) -> ShownBefore:
+        """Index the log's exposures (an empty index without a log)."""
+        if log is None or len(log.user_idx) == 0:
+            return cls(np.zeros(0, dtype=np.int64), n_items, 2, 0)
+        times = np.floor(np.asarray(log.sent_at, dtype=np.float64)).astype(np.int64)
+        t0 = int(times.min())
+        span = int(times.max() - t0 + 2)
+        pair = np.asarray(log.user_idx, dtype=np.int64) * n_items + log.item_idx
+        return cls(np.sort(pair * span + (times - t0)), n_items, span, t0)
+
+    def count(self, users: Array, items: Array, times: Array) -> Array:
+        """Per aligned pair, the exposures strictly before ``t``."""
+        pair = np.asarray(users, dtype=np.int64) * self.n_items + np.asarray(items)
+        t = np.clip(np.ceil(np.asarray(times, dtype=np.float64)) - self.t0, 0, self.span - 1)
+        lo = np.searchsorted(self.keys, pair * self.span, side="left")
+        hi = np.searchsorted(self.keys, pair * self.span + t.astype(np.int64), side="left")
+        return (hi - lo).astype(np.float64)
+
+
 def _binary(pairs: list[tuple[int, int]], shape: tuple[int, int]) -> sp.csr_matrix:
     """Return a 0/1 CSR matrix with ones at the given (row, column) pairs."""
     rows = np.array([p[0] for p in pairs], dtype=np.int64)
@@ -116,6 +147,7 @@ def context_features(
     times: Array,
     *,
     recent: int = 5,
+    shown: ShownBefore | None = None,
 ) -> dict[str, Array]:
     """Return the context features of aligned (user, item, time) pairs (see module doc)."""
     end = context.before(users, times)
@@ -144,6 +176,9 @@ def context_features(
         "item_age": np.log1p(age),
         "topic_overlap": shared / np.maximum(counted, 1.0),
         "activity": np.log1p(end - start),
+        "shown_before": np.log1p(shown.count(users, items, times))
+        if shown is not None
+        else np.zeros(len(users)),
     }
 
 
@@ -155,6 +190,7 @@ def pair_design(
     times: Array,
     sections: Array,
     section_names: tuple[str, ...],
+    shown: ShownBefore | None = None,
 ) -> Array:
     """Return the design matrix of aligned pairs: CLICK_FEATURES, then section indicators."""
     users = np.asarray(users, dtype=np.int64)
@@ -172,7 +208,8 @@ def pair_design(
         block = hybrid.features(chunk)
         for f, name in enumerate(FEATURES):
             hybrid_part[sel, f] = np.asarray(block[name])[row, items[sel]]
-    ctx = context_features(hybrid, context, users, items, np.asarray(times, dtype=np.float64))
+    when = np.asarray(times, dtype=np.float64)
+    ctx = context_features(hybrid, context, users, items, when, shown=shown)
     ctx_part = np.column_stack([ctx[name] for name in CONTEXT_FEATURES])
     section_part = (np.asarray(sections)[:, None] == np.array(section_names)[None, :]).astype(
         np.float64
@@ -219,6 +256,7 @@ class ClickRanker:
         self.now = float(now)
         self.hybrid = HybridRecommender(self.config).fit(data, catalog, now=now)
         self.context = ClickContext.build(data, catalog)
+        self.shown = ShownBefore.build(log, catalog.n_items)
         self.model = None
         if log is not None and len(log.user_idx) and np.sum(log.clicked) >= self.min_clicks:
             self.model = self._learn(data, catalog, log)
@@ -240,6 +278,7 @@ class ClickRanker:
             log.sent_at,
             np.asarray(log.section).astype(str),
             self.section_names,
+            self.shown,
         )
         names = CLICK_FEATURES + tuple(f"section={s}" for s in self.section_names)
         return fit_click_model(
@@ -273,6 +312,7 @@ class ClickRanker:
                 np.full(len(flat_users), self.now),
                 np.full(len(flat_users), section),
                 self.section_names,
+                self.shown,
             )
             scores = self.model.relevance(design).reshape(items.shape)
         return np.where(items >= 0, scores, -np.inf)

@@ -15,6 +15,11 @@ features ``x`` once seen. Ranking should follow ``r`` alone; raw clicks overstat
   position, and the weights are found by (L2-regularised) Poisson regression (Newton steps),
   which stays convex with these targets. Returns ``None`` when the log is too thin to learn
   from (too few clicks, too few randomised slots); callers then keep the hybrid's ranking.
+* :func:`joint_position_bias` -- when the randomised slots never sit at the top (a digest puts
+  its exploration slots near the end), ``theta_k`` is fitted with the appeal instead:
+  ``log P(click) = b + w . x + gamma_k`` over every logged slot, ``theta_k = exp(gamma_k)``.
+  This holds when the features carry what made the ranker put an item at the top; the
+  randomised slots, wherever they sit, still break the link between position and appeal.
 
 Features are computed by ``clickrank.py``; this module only sees a design matrix.
 """
@@ -153,7 +158,7 @@ def fit_click_model(
     clicked = np.asarray(log.clicked, dtype=np.float64)
     if clicked.sum() < min_clicks or int(np.sum(log.randomised)) < min_randomised:
         return None
-    bias = bias or estimate_position_bias(log)
+    bias = bias or estimate_position_bias(log) or joint_position_bias(design, log, alpha=alpha)
     if bias is None:
         return None
     design = np.asarray(design, dtype=np.float64)
@@ -168,10 +173,42 @@ def fit_click_model(
     )
 
 
+def joint_position_bias(
+    design: Array, log: ExposureLog, *, alpha: float = 1e-4, min_slots: int = 200
+) -> PositionBias | None:
+    """``theta_k`` fitted jointly with the appeal (see the module doc); positions with fewer
+    than ``min_slots`` slots take the power law fitted to the others. None when position 0
+    has fewer than ``min_slots`` slots."""
+    position = np.asarray(log.position, dtype=np.int64)
+    shown = np.bincount(position)
+    if len(shown) == 0 or shown[0] < min_slots:
+        return None
+    known = np.flatnonzero(shown >= min_slots)
+    known = known[known > 0]
+    onehot = (position[:, None] == known[None, :]).astype(np.float64)
+    x = np.asarray(design, dtype=np.float64)
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    std = np.where(std > 1e-12, std, 1.0)
+    penalty = np.r_[np.full(x.shape[1], alpha), np.zeros(len(known))]  # positions unshrunk
+    weights, _ = poisson_regression(
+        np.hstack([(x - mean) / std, onehot]),
+        np.asarray(log.clicked, dtype=np.float64),
+        alpha=penalty,
+    )
+    relative = np.ones(len(shown))
+    relative[known] = np.exp(weights[x.shape[1] :])
+    eta = _power_law(relative, np.where(np.isin(np.arange(len(shown)), known), shown, 0))
+    theta = np.where(shown >= min_slots, relative, (np.arange(len(shown)) + 1.0) ** -eta)
+    theta = np.clip(theta, MIN_THETA, 1.0)
+    theta[0] = 1.0
+    return PositionBias(theta=theta, exponent=eta, randomised_slots=int(np.sum(log.randomised)))
+
+
 def poisson_regression(
-    x: Array, y: Array, *, alpha: float, iterations: int = 50
+    x: Array, y: Array, *, alpha: float | Array, iterations: int = 50
 ) -> tuple[Array, float]:
-    """Minimise ``mean(exp(b + x w) - y (b + x w)) + alpha / 2 |w|^2`` by damped Newton steps.
+    """Minimise ``mean(exp(b + x w) - y (b + x w)) + sum(alpha / 2 w^2)`` by damped Newton
+    steps (``alpha`` one value, or one per feature).
 
     Convex for any ``y >= 0`` (here clicks over propensities); returns ``(w, b)``. A few
     features and many rows: each step is one ``p x p`` solve, so this is exact and fast.
@@ -180,7 +217,7 @@ def poisson_regression(
     design = np.hstack([x, np.ones((n, 1))])
     beta = np.zeros(p + 1)
     beta[-1] = np.log(max(float(np.mean(y)), 1e-12))
-    penalty = np.r_[np.full(p, alpha), 0.0]
+    penalty = np.r_[np.broadcast_to(np.asarray(alpha, dtype=np.float64), (p,)), 0.0]
 
     def objective(b: Array) -> float:
         eta = np.clip(design @ b, -50.0, 50.0)

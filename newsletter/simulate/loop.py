@@ -46,6 +46,7 @@ class SimulationConfig:
     explore: float = 0.15
     exploration_policy: str = "thompson"
     workers: int = 2
+    ranker: str = "hybrid"  # the campaign's ranker (plan/campaigns.py): hybrid or clicks
 
 
 @dataclass
@@ -183,6 +184,7 @@ class Loop:
                 "n_items": e.n_items,
                 "exploration_share": self.config.explore,
                 "exploration_policy": self.config.exploration_policy,
+                "ranker": self.config.ranker,
                 "arms": {"popular": e.popular_share, "control": e.control_share},
             },
             now=FIRST_SEND,

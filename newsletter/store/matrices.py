@@ -20,6 +20,7 @@ import numpy as np
 from sqlalchemy import Connection, Engine, Float, String, cast, func, literal, select
 
 from newsletter.recommend.base import InteractionData, ItemCatalog
+from newsletter.recommend.clicks import ExposureLog
 from newsletter.recommend.weighting import WeightingConfig
 from newsletter.tables import (
     event_table,
@@ -40,6 +41,7 @@ class Matrices:
     catalog: ItemCatalog
     subscriber_ids: Array  # sorted; index u -> subscriber id
     item_ids: Array  # sorted; index i -> item id
+    exposures: ExposureLog | None = None  # the emails' logged slots, when a ranker needs them
 
     def user_index(self, ids: Any) -> Array:
         """Indices of subscriber ids (-1 for ids not loaded)."""

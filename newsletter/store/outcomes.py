@@ -52,21 +52,10 @@ def plain_rows(c: Connection, query: Any) -> list[tuple[Any, ...]]:
     """The rows of a query over plain columns (numbers, text), as the driver's own tuples.
 
     SQLAlchemy builds a ``Row`` per result row; on a report's million slot rows that cost
-    twice the query. Only for columns and parameters that need no conversion (numbers and
-    text: no times, no JSON); any other parameter raises TypeError.
+    twice the query. No result processing happens, so only for columns the driver returns
+    as they should be read (not times, not JSON); parameters are bound as usual.
     """
-    compiled = query.compile(dialect=c.dialect, compile_kwargs={"render_postcompile": True})
-    values = compiled.params
-    for name, value in values.items():
-        if value is not None and not isinstance(value, (int, float, str)):
-            raise TypeError(f"plain_rows cannot pass {name} = {value!r} unconverted")
-    params: Any = [values[k] for k in compiled.positiontup or ()] if compiled.positional else values
-    cursor = c.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(str(compiled), params)
-        return list(cursor.fetchall())
-    finally:
-        cursor.close()
+    return list(c.execute(query).cursor.fetchall())
 
 
 def _frame(rows: Sequence[Any], columns: Sequence[str]) -> pd.DataFrame:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from recommend_world import NOW, block_world
@@ -13,6 +15,7 @@ from newsletter.recommend.clicks import (
     PositionBias,
     estimate_position_bias,
     fit_click_model,
+    joint_position_bias,
 )
 from newsletter.recommend.hybrid import HybridConfig
 from newsletter.recommend.weighting import consumed_matrix
@@ -82,6 +85,22 @@ def test_feature_effects_are_recovered_by_inverse_propensity_weighting() -> None
     assert naive.intercept < INTERCEPT - 0.2  # average examination folded into appeal
     p = model.click_probability(design[:8], log.position[:8])
     assert np.all((p > 0) & (p < 1))
+
+
+def test_without_randomised_tops_the_position_bias_is_fitted_with_the_appeal() -> None:
+    """Exploration slots only at the end (no randomised position 0): the bias and the planted
+    weights are still recovered, because the features explain the ranking."""
+    design, log = planted_log(randomised_share=0.0)
+    last = log.position == len(THETA) - 1
+    log = replace(log, randomised=last)  # the last slot of every message counts as explored
+    assert estimate_position_bias(log) is None
+    bias = joint_position_bias(design, log)
+    assert bias is not None and bias.theta[0] == 1.0
+    np.testing.assert_allclose(bias.theta, THETA, atol=0.06)
+    model = fit_click_model(design, ("x1", "x2"), log)
+    assert model is not None
+    np.testing.assert_allclose(model.coef, BETA, rtol=0.12)
+    np.testing.assert_allclose(model.bias.theta, bias.theta)
 
 
 def test_thin_feedback_falls_back() -> None:

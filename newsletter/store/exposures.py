@@ -1,0 +1,65 @@
+"""The emails' own feedback for the click model: every sent slot since a time, and its click.
+
+:func:`load_exposures` reads the slots of sent messages (who, which item, position, section,
+whether an exploration policy chose it, when it was sent) and the human clicks on them, and
+returns a :class:`~newsletter.recommend.clicks.ExposureLog` in the matrices' indices. Slots
+whose subscriber or item is not in the matrices are left out. A click counts once per slot;
+machine clicks (scanners, proxies) never count.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, and_, select
+
+from newsletter.enums import MessageStatus
+from newsletter.recommend.clicks import ExposureLog
+from newsletter.store.matrices import Matrices, epoch_seconds
+from newsletter.tables import event_table, human_event, message_table, slot_table
+
+M = message_table.c
+S = slot_table.c
+E = event_table.c
+EXPLORE_SOURCE = "explore"  # the source name of exploration slots (plan/fill.py)
+
+
+def load_exposures(engine: Engine, m: Matrices, *, since: datetime) -> ExposureLog:
+    """Sent slots of messages sent at or after ``since``, with human clicks (see module doc)."""
+    sent = and_(M.status == MessageStatus.sent, M.sent_at >= since)
+    with engine.connect() as c:
+        slots = c.execute(
+            select(
+                S.message_id,
+                S.position,
+                M.subscriber_id,
+                S.item_id,
+                S.section,
+                S.source,
+                epoch_seconds(c, column=M.sent_at),
+            )
+            .select_from(slot_table.join(message_table, M.id == S.message_id))
+            .where(sent)
+        ).cursor.fetchall()
+        clicks = c.execute(
+            select(E.message_id, E.slot_position)
+            .select_from(event_table.join(message_table, M.id == E.message_id))
+            .where(sent, E.kind == "click", human_event, E.slot_position.is_not(None))
+        ).cursor.fetchall()
+    clicked = {(int(mid), int(pos)) for mid, pos in clicks}
+    cols: list[Any] = list(zip(*slots, strict=True)) if slots else [[] for _ in range(7)]
+    users = m.user_index(np.array(cols[2], dtype=np.int64))
+    items = m.item_index(np.array(cols[3], dtype=np.int64))
+    keep = (users >= 0) & (items >= 0)
+    hit = np.array([(int(a), int(b)) in clicked for a, b in zip(cols[0], cols[1], strict=True)])
+    return ExposureLog(
+        user_idx=users[keep],
+        item_idx=items[keep],
+        position=np.array(cols[1], dtype=np.int64)[keep],
+        section=np.array(cols[4], dtype=object)[keep],
+        clicked=hit.astype(bool)[keep] if len(hit) else np.zeros(0, dtype=bool),
+        randomised=(np.array(cols[5], dtype=object) == EXPLORE_SOURCE)[keep],
+        sent_at=np.array(cols[6], dtype=np.float64)[keep],
+    )
