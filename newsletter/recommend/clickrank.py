@@ -116,9 +116,9 @@ class ShownBefore:
         return cls(np.sort(pair * span + (times - t0)), n_items, span, t0)
 
     def count(self, users: Array, items: Array, times: Array) -> Array:
-        """Per aligned pair, the exposures strictly before ``t``."""
+        """Per aligned pair, the exposures in whole seconds before ``t``'s (never itself)."""
         pair = np.asarray(users, dtype=np.int64) * self.n_items + np.asarray(items)
-        t = np.clip(np.ceil(np.asarray(times, dtype=np.float64)) - self.t0, 0, self.span - 1)
+        t = np.clip(np.floor(np.asarray(times, dtype=np.float64)) - self.t0, 0, self.span - 1)
         lo = np.searchsorted(self.keys, pair * self.span, side="left")
         hi = np.searchsorted(self.keys, pair * self.span + t.astype(np.int64), side="left")
         return (hi - lo).astype(np.float64)

@@ -9,7 +9,7 @@ import pytest
 from recommend_world import NOW, block_world
 
 from newsletter.recommend.base import DAY, ItemCatalog
-from newsletter.recommend.clickrank import CLICK_FEATURES, ClickRanker
+from newsletter.recommend.clickrank import CLICK_FEATURES, ClickRanker, ShownBefore
 from newsletter.recommend.clicks import (
     ExposureLog,
     PositionBias,
@@ -101,6 +101,25 @@ def test_without_randomised_tops_the_position_bias_is_fitted_with_the_appeal() -
     assert model is not None
     np.testing.assert_allclose(model.coef, BETA, rtol=0.12)
     np.testing.assert_allclose(model.bias.theta, bias.theta)
+
+
+def test_shown_before_counts_earlier_exposures_of_the_pair_only() -> None:
+    """Known answer: a slot never counts itself; other subscribers and items do not count."""
+    log = ExposureLog(
+        user_idx=np.array([0, 0, 0, 1, 0]),
+        item_idx=np.array([3, 3, 3, 3, 4]),
+        position=np.zeros(5, dtype=np.int64),
+        section=np.full(5, "top"),
+        clicked=np.zeros(5, dtype=bool),
+        randomised=np.zeros(5, dtype=bool),
+        sent_at=np.array([100.5, 700.25, 1300.75, 100.5, 100.5]),
+    )
+    shown = ShownBefore.build(log, n_items=5)
+    at_own_times = shown.count(log.user_idx, log.item_idx, log.sent_at)
+    assert at_own_times.tolist() == [0, 1, 2, 0, 0]
+    later = shown.count(np.array([0, 1, 2]), np.array([3, 3, 3]), np.full(3, 5000.0))
+    assert later.tolist() == [3, 1, 0]
+    assert ShownBefore.build(None, 5).count(np.array([0]), np.array([3]), np.array([9e9])) == 0
 
 
 def test_thin_feedback_falls_back() -> None:
