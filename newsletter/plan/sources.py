@@ -133,12 +133,14 @@ def clicks_slot_source(m: Matrices, config: CampaignConfig, now: datetime) -> So
         return default_slot_source(m, config, now)
     seconds = now.timestamp()
     base = base_hybrid_config(config)
-    if config.popularity_weight == "auto":
-        weight = choose_weight(base, m, config, seconds)
-    else:
-        weight = float(config.popularity_weight)
-    hybrid = replace(base, blend={**base.blend, "popularity": weight})
-    ranker = ClickRanker(hybrid).fit(m.data, m.catalog, now=seconds, log=log_)
+    auto = config.popularity_weight == "auto"
+    with ThreadPoolExecutor(1, thread_name_prefix="calibrate") as pool:  # as the hybrid source
+        chosen = pool.submit(choose_weight, base, m, config, seconds) if auto else None
+        ranker = ClickRanker(base).fit(m.data, m.catalog, now=seconds, log=log_)
+    weight = chosen.result() if chosen is not None else float(config.popularity_weight)
+    blend = {**base.blend, "popularity": weight}
+    ranker.hybrid.reweight(blend)  # the candidates' order; the click features do not use it
+    ranker.config = replace(base, blend=blend)
     if not ranker.learned:
         log.info("click model not learned (too little feedback): the hybrid ranks")
     else:
