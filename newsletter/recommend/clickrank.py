@@ -17,16 +17,21 @@ times the log shows the item to the subscriber before ``t``: readers who skipped
 once may skip it again, and how much is learned, not assumed) and one indicator per section.
 Position is not a feature: it enters only through the examination propensity (``clicks.py``).
 
-The hybrid that scores the *logged* slots is fitted on the interactions before the first
-logged send, so a clicked item never scores itself through the subscriber's own click; the
-hybrid that serves is fitted on everything. With a log too thin to learn from, ``learned`` is
-False and every call returns the hybrid's own ranking and scores.
+The logged slots are scored as they looked when they were sent: the log is cut into sends
+(its ``send`` ids, else slots sent within ``SEND_GAP`` of each other), and the slots of each
+of the last ``max_sends`` sends are scored by a hybrid fitted on the interactions before
+that send. So a clicked item never scores itself through the subscriber's own click, and a
+news item that was new at the send is scored as new (one hybrid fitted before the first
+send would see no behaviour on anything published since, and would teach the model that
+items the serving hybrid knows well are clicked without any collaborative score). The
+hybrid that serves is fitted on everything. With a log too thin to learn from, ``learned``
+is False and every call returns the hybrid's own ranking and scores.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -39,6 +44,7 @@ from newsletter.recommend.ranker import FEATURES
 CONTEXT_FEATURES = ("similarity_recent", "item_age", "topic_overlap", "activity", "shown_before")
 CLICK_FEATURES = FEATURES + CONTEXT_FEATURES
 PAIR_BATCH = 256  # subscribers whose hybrid feature blocks are held at once
+SEND_GAP = DAY  # logged slots further apart than this belong to different sends
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,28 @@ class ShownBefore:
         lo = np.searchsorted(self.keys, pair * self.span, side="left")
         hi = np.searchsorted(self.keys, pair * self.span + t.astype(np.int64), side="left")
         return (hi - lo).astype(np.float64)
+
+
+def _sends(log: ExposureLog) -> list[Array]:
+    """Indices of the log's slots per send, oldest first: by ``send`` id when the log has
+    them, else a gap over SEND_GAP between sorted send times starts a new send."""
+    sent_at = np.asarray(log.sent_at, dtype=np.float64)
+    order = np.argsort(sent_at, kind="stable")
+    if log.send is not None:
+        ids = np.asarray(log.send)[order]
+        keys, first = np.unique(ids, return_index=True)
+        return [order[ids == key] for key in keys[np.argsort(first, kind="stable")]]
+    starts = np.flatnonzero(np.r_[True, np.diff(sent_at[order]) > SEND_GAP])
+    return np.split(order, starts[1:])
+
+
+def _take(log: ExposureLog, idx: Array) -> ExposureLog:
+    """The log's slots at ``idx``, in that order."""
+    parts: dict[str, Any] = {}
+    for name in ExposureLog.__dataclass_fields__:
+        value = getattr(log, name)
+        parts[name] = None if value is None else np.asarray(value)[idx]
+    return ExposureLog(**parts)
 
 
 def _binary(pairs: list[tuple[int, int]], shape: tuple[int, int]) -> sp.csr_matrix:
@@ -229,10 +257,13 @@ class ClickRanker:
         pool: int = 50,
         min_clicks: int = 100,
         min_randomised: int = 500,
+        max_sends: int = 4,
     ) -> None:
-        """``pool`` hybrid candidates per subscriber are re-scored; thresholds as in clicks.py."""
+        """``pool`` hybrid candidates per subscriber are re-scored; thresholds as in clicks.py;
+        the slots of the last ``max_sends`` sends are learned from (one hybrid fit each)."""
         self.config = config or HybridConfig()
         self.pool = pool
+        self.max_sends = max_sends
         self.min_clicks = min_clicks
         self.min_randomised = min_randomised
         self.model: ClickModel | None = None
@@ -265,26 +296,35 @@ class ClickRanker:
     def _learn(
         self, data: InteractionData, catalog: ItemCatalog, log: ExposureLog
     ) -> ClickModel | None:
-        """Score the logged slots with a hybrid fitted before the log, then fit the model."""
-        first = float(np.min(log.sent_at))
-        earlier = data.subset(np.asarray(data.timestamp) < first)
-        past = HybridRecommender(self.config).fit(earlier, catalog, now=first)
+        """Score each send's slots with a hybrid fitted before it, then fit the model."""
         self.section_names = tuple(sorted({str(s) for s in log.section}))
-        design = pair_design(
-            past,
-            self.context,
-            log.user_idx,
-            log.item_idx,
-            log.sent_at,
-            np.asarray(log.section).astype(str),
-            self.section_names,
-            self.shown,
-        )
+        sends = _sends(log)[-self.max_sends :]
+        times = np.asarray(data.timestamp)
+        rows, designs = [], []
+        for idx in sends:
+            first = float(np.min(log.sent_at[idx]))
+            past = HybridRecommender(self.config).fit(
+                data.subset(times < first), catalog, now=first
+            )
+            designs.append(
+                pair_design(
+                    past,
+                    self.context,
+                    log.user_idx[idx],
+                    log.item_idx[idx],
+                    log.sent_at[idx],
+                    np.asarray(log.section)[idx].astype(str),
+                    self.section_names,
+                    self.shown,
+                )
+            )
+            rows.append(idx)
+        kept = np.concatenate(rows)
         names = CLICK_FEATURES + tuple(f"section={s}" for s in self.section_names)
         return fit_click_model(
-            design,
+            np.vstack(designs),
             names,
-            log,
+            _take(log, kept),
             min_clicks=self.min_clicks,
             min_randomised=self.min_randomised,
         )

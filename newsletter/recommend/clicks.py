@@ -51,6 +51,7 @@ class ExposureLog:
     clicked: Array
     randomised: Array
     sent_at: Array
+    send: Array | None = None  # which send (run) a slot belongs to; None: told apart by time
 
     def __post_init__(self) -> None:
         """Check that every field has one entry per slot."""
@@ -58,6 +59,8 @@ class ExposureLog:
         for name in ("item_idx", "position", "section", "clicked", "randomised", "sent_at"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"ExposureLog.{name} has length != len(user_idx) ({n})")
+        if self.send is not None and len(self.send) != n:
+            raise ValueError(f"ExposureLog.send has length != len(user_idx) ({n})")
         if n and int(np.min(self.position)) < 0:
             raise ValueError("ExposureLog.position must be 0-based (found a negative position)")
 

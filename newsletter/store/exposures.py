@@ -2,7 +2,8 @@
 
 :func:`load_exposures` reads the slots of sent messages (who, which item, position, section,
 whether an exploration policy chose it, when it was sent) and the human clicks on them, and
-returns a :class:`~newsletter.recommend.clicks.ExposureLog` in the matrices' indices. Slots
+returns a :class:`~newsletter.recommend.clicks.ExposureLog` in the matrices' indices (a
+slot's send is its run). Slots
 whose subscriber or item is not in the matrices are left out. A click counts once per slot;
 machine clicks (scanners, proxies) never count.
 """
@@ -39,6 +40,7 @@ def load_exposures(engine: Engine, m: Matrices, *, since: datetime) -> ExposureL
                 S.section,
                 S.source,
                 epoch_seconds(c, column=M.sent_at),
+                M.run_id,
             )
             .select_from(slot_table.join(message_table, M.id == S.message_id))
             .where(sent)
@@ -49,7 +51,7 @@ def load_exposures(engine: Engine, m: Matrices, *, since: datetime) -> ExposureL
             .where(sent, E.kind == "click", human_event, E.slot_position.is_not(None))
         ).cursor.fetchall()
     clicked = {(int(mid), int(pos)) for mid, pos in clicks}
-    cols: list[Any] = list(zip(*slots, strict=True)) if slots else [[] for _ in range(7)]
+    cols: list[Any] = list(zip(*slots, strict=True)) if slots else [[] for _ in range(8)]
     users = m.user_index(np.array(cols[2], dtype=np.int64))
     items = m.item_index(np.array(cols[3], dtype=np.int64))
     keep = (users >= 0) & (items >= 0)
@@ -62,4 +64,5 @@ def load_exposures(engine: Engine, m: Matrices, *, since: datetime) -> ExposureL
         clicked=hit.astype(bool)[keep] if len(hit) else np.zeros(0, dtype=bool),
         randomised=(np.array(cols[5], dtype=object) == EXPLORE_SOURCE)[keep],
         sent_at=np.array(cols[6], dtype=np.float64)[keep],
+        send=np.array(cols[7], dtype=np.int64)[keep],
     )

@@ -9,7 +9,7 @@ import pytest
 from recommend_world import NOW, block_world
 
 from newsletter.recommend.base import DAY, ItemCatalog
-from newsletter.recommend.clickrank import CLICK_FEATURES, ClickRanker, ShownBefore
+from newsletter.recommend.clickrank import CLICK_FEATURES, ClickRanker, ShownBefore, _sends
 from newsletter.recommend.clicks import (
     ExposureLog,
     PositionBias,
@@ -120,6 +120,24 @@ def test_shown_before_counts_earlier_exposures_of_the_pair_only() -> None:
     later = shown.count(np.array([0, 1, 2]), np.array([3, 3, 3]), np.full(3, 5000.0))
     assert later.tolist() == [3, 1, 0]
     assert ShownBefore.build(None, 5).count(np.array([0]), np.array([3]), np.array([9e9])) == 0
+
+
+def test_a_log_is_cut_into_sends_by_run_or_by_a_gap_in_time() -> None:
+    """Each send's slots are scored by their own hybrid: sends by id, else by a day's gap."""
+    times = np.array([5.0, 1.0, 2 * DAY, 1.5, 2 * DAY + 60, 9 * DAY])
+    n = len(times)
+    log = ExposureLog(
+        user_idx=np.zeros(n, dtype=np.int64),
+        item_idx=np.zeros(n, dtype=np.int64),
+        position=np.zeros(n, dtype=np.int64),
+        section=np.full(n, "top"),
+        clicked=np.zeros(n, dtype=bool),
+        randomised=np.zeros(n, dtype=bool),
+        sent_at=times,
+    )
+    assert [g.tolist() for g in _sends(log)] == [[1, 3, 0], [2, 4], [5]]
+    by_run = replace(log, send=np.array([7, 7, 8, 7, 9, 9]))
+    assert [sorted(g.tolist()) for g in _sends(by_run)] == [[0, 1, 3], [2], [4, 5]]
 
 
 def test_thin_feedback_falls_back() -> None:
