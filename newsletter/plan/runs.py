@@ -274,7 +274,8 @@ def fit_model(engine: Any, plan: RunPlan, factory: SlotSourceFactory) -> RunMode
     matrices = load_matrices(engine)
     if config.ranker == "clicks":
         since = now - timedelta(days=config.click_log_days)
-        matrices = replace(matrices, exposures=load_exposures(engine, matrices, since=since))
+        log = load_exposures(engine, matrices, campaign=plan.campaign, since=since)
+        matrices = replace(matrices, exposures=log)
     parts = factory(matrices, config, now)
     exposures, clicks = store.item_feedback(engine)
     x = exploration_inputs(matrices, config, now=now, exposures=exposures, clicks=clicks)

@@ -1,11 +1,11 @@
-"""The emails' own feedback for the click model: every sent slot since a time, and its click.
+"""The emails' own feedback for the click model: a campaign's sent slots and their clicks.
 
-:func:`load_exposures` reads the slots of sent messages (who, which item, position, section,
-whether an exploration policy chose it, when it was sent) and the human clicks on them, and
-returns a :class:`~newsletter.recommend.clicks.ExposureLog` in the matrices' indices (a
-slot's send is its run). Slots
-whose subscriber or item is not in the matrices are left out. A click counts once per slot;
-machine clicks (scanners, proxies) never count.
+:func:`load_exposures` reads the slots of a campaign's messages sent since a time (who, which
+item, position, section, whether an exploration policy chose it, when it was sent, in which
+run) and the human clicks on them, and returns a
+:class:`~newsletter.recommend.clicks.ExposureLog` in the matrices' indices (a slot's send is
+its run). Slots whose subscriber or item is not in the matrices are left out. A click counts
+once per slot; machine clicks (scanners, proxies) never count.
 """
 
 from __future__ import annotations
@@ -19,17 +19,27 @@ from sqlalchemy import Engine, and_, select
 from newsletter.enums import MessageStatus
 from newsletter.recommend.clicks import ExposureLog
 from newsletter.store.matrices import Matrices, epoch_seconds
-from newsletter.tables import event_table, human_event, message_table, slot_table
+from newsletter.tables import (
+    campaign_table,
+    event_table,
+    human_event,
+    message_table,
+    run_table,
+    slot_table,
+)
 
 M = message_table.c
 S = slot_table.c
 E = event_table.c
+R = run_table.c
+C = campaign_table.c
 EXPLORE_SOURCE = "explore"  # the source name of exploration slots (plan/fill.py)
 
 
-def load_exposures(engine: Engine, m: Matrices, *, since: datetime) -> ExposureLog:
-    """Sent slots of messages sent at or after ``since``, with human clicks (see module doc)."""
-    sent = and_(M.status == MessageStatus.sent, M.sent_at >= since)
+def load_exposures(engine: Engine, m: Matrices, *, campaign: str, since: datetime) -> ExposureLog:
+    """The campaign's slots sent at or after ``since``, with human clicks (see module doc)."""
+    runs = select(R.id).join(campaign_table, C.id == R.campaign_id).where(C.name == campaign)
+    sent = and_(M.status == MessageStatus.sent, M.sent_at >= since, M.run_id.in_(runs))
     with engine.connect() as c:
         slots = c.execute(
             select(

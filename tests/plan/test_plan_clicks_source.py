@@ -71,7 +71,9 @@ def test_exposures_are_the_sent_slots_and_their_human_clicks(sqlite_engine: Engi
     url = sqlite_engine.url.render_as_string(hide_password=False)
     simulate(engine=sqlite_engine, config=config, database_url=url)
     m = load_matrices(sqlite_engine)
-    log = load_exposures(sqlite_engine, m, since=FIRST_SEND - timedelta(days=1))
+    since = FIRST_SEND - timedelta(days=1)
+    log = load_exposures(sqlite_engine, m, campaign="weekly-digest", since=since)
+    other = load_exposures(sqlite_engine, m, campaign="another", since=since)
     with sqlite_engine.connect() as c:
         slots = c.execute(
             text(
@@ -94,6 +96,7 @@ def test_exposures_are_the_sent_slots_and_their_human_clicks(sqlite_engine: Engi
         ).scalar()
         sources = {r[0] for r in c.execute(text("SELECT DISTINCT source FROM slot"))}
     assert len(log.user_idx) == slots and int(log.clicked.sum()) == clicked > 100
+    assert len(other.user_idx) == 0  # another campaign's log is its own
     assert int(log.randomised.sum()) == explored > 0
     first = FIRST_SEND.timestamp()
     assert log.position.min() == 0 and log.sent_at.min() > first - 86400
