@@ -11,10 +11,11 @@ fallback without a model; a campaign picks one with ``ranker`` in its config.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,9 +28,10 @@ from newsletter.recommend.popular import Popularity
 from newsletter.store.matrices import Matrices
 
 if TYPE_CHECKING:
-    from newsletter.recommend.hybrid import HybridConfig
+    from newsletter.recommend.hybrid import HybridConfig, HybridRecommender
 
 Array = np.ndarray
+T = TypeVar("T")
 # EASE inverts an items x items matrix (cubic): above this catalogue size the planner's
 # collaborative source uses sparse item kNN, which fits in seconds.
 EASE_MAX_ITEMS = 2000
@@ -94,28 +96,15 @@ def default_slot_source(m: Matrices, config: CampaignConfig, now: datetime) -> S
 
     seconds = now.timestamp()
     base = base_hybrid_config(config)
-    auto = config.popularity_weight == "auto"
-    with ThreadPoolExecutor(1, thread_name_prefix="calibrate") as pool:
-        chosen = pool.submit(choose_weight, base, m, config, seconds) if auto else None
-        model = HybridRecommender(base).fit(m.data, m.catalog, now=seconds)
-    weight = chosen.result() if chosen is not None else float(config.popularity_weight)
-    model.reweight({**base.blend, "popularity": weight})
-    machine = m.data.machine
-    # Without machine events every event is human: the model's consumed matrix is the history.
-    history = model.consumed if machine is None or not np.any(machine) else _history(m)
-    gens = model.generators
-    source = ModelSlotSource(
-        ranker=model,
-        popularity=gens["popularity"],
-        catalog=m.catalog,
-        history=history,
-        user_topics=[list(t) for t in (m.data.user_topics or [])],
-        now=seconds,
-        fresh_days=config.fresh_days,
-        anchor_model=gens.get("ease") or gens.get("knn"),
-        age_decay=model.age_decay,
+    model, weight = _fit_beside_weight(
+        lambda: HybridRecommender(base).fit(m.data, m.catalog, now=seconds),
+        base,
+        m,
+        config,
+        seconds,
     )
-    return SourceParts(source, history)
+    model.reweight({**base.blend, "popularity": weight})
+    return _hybrid_parts(model, model, m, config, seconds)
 
 
 def clicks_slot_source(m: Matrices, config: CampaignConfig, now: datetime) -> SourceParts:
@@ -123,8 +112,9 @@ def clicks_slot_source(m: Matrices, config: CampaignConfig, now: datetime) -> So
 
     A click model (``recommend.clickrank.ClickRanker``) is learned from ``m.exposures``, the
     campaign's sent slots and their human clicks, over the candidates of a hybrid with the
-    popularity weight the hybrid source would choose; with too little feedback (no log, too
-    few clicks or randomised slots) this is exactly :func:`default_slot_source`.
+    popularity weight the hybrid source would choose (chosen the same way, beside the fit);
+    with too little feedback (no log, too few clicks or randomised slots) this is exactly
+    :func:`default_slot_source`.
     """
     from newsletter.recommend.clickrank import ClickRanker
 
@@ -133,21 +123,41 @@ def clicks_slot_source(m: Matrices, config: CampaignConfig, now: datetime) -> So
         return default_slot_source(m, config, now)
     seconds = now.timestamp()
     base = base_hybrid_config(config)
-    auto = config.popularity_weight == "auto"
-    with ThreadPoolExecutor(1, thread_name_prefix="calibrate") as pool:  # as the hybrid source
-        chosen = pool.submit(choose_weight, base, m, config, seconds) if auto else None
-        ranker = ClickRanker(base).fit(m.data, m.catalog, now=seconds, log=log_)
-    weight = chosen.result() if chosen is not None else float(config.popularity_weight)
+    ranker, weight = _fit_beside_weight(
+        lambda: ClickRanker(base).fit(m.data, m.catalog, now=seconds, log=log_),
+        base,
+        m,
+        config,
+        seconds,
+    )
     blend = {**base.blend, "popularity": weight}
     ranker.hybrid.reweight(blend)  # the candidates' order; the click features do not use it
     ranker.config = replace(base, blend=blend)
-    if not ranker.learned:
+    if ranker.model is None:
         log.info("click model not learned (too little feedback): the hybrid ranks")
     else:
-        assert ranker.model is not None
         log.info("click model from %d clicks: %s", ranker.model.clicks, ranker.model.weights())
-    model = ranker.hybrid
-    history = _history(m)
+    return _hybrid_parts(ranker, ranker.hybrid, m, config, seconds)
+
+
+def _fit_beside_weight(
+    fit: Callable[[], T], base: HybridConfig, m: Matrices, config: CampaignConfig, seconds: float
+) -> tuple[T, float]:
+    """``fit()``, with the popularity weight chosen in a thread meanwhile when it is "auto"."""
+    auto = config.popularity_weight == "auto"
+    with ThreadPoolExecutor(1, thread_name_prefix="calibrate") as pool:
+        chosen = pool.submit(choose_weight, base, m, config, seconds) if auto else None
+        fitted = fit()
+    return fitted, chosen.result() if chosen is not None else float(config.popularity_weight)
+
+
+def _hybrid_parts(
+    ranker: Any, model: HybridRecommender, m: Matrices, config: CampaignConfig, seconds: float
+) -> SourceParts:
+    """The slot source over ``ranker``, with the fitted hybrid's generators behind it."""
+    machine = m.data.machine
+    # Without machine events every event is human: the model's consumed matrix is the history.
+    history = model.consumed if machine is None or not np.any(machine) else _history(m)
     gens = model.generators
     source = ModelSlotSource(
         ranker=ranker,
