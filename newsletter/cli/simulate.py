@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -21,6 +22,9 @@ from newsletter.cli.text import (
 from newsletter.db import OperationalError
 from newsletter.demo import DEMO_SIMULATED_SUBSCRIBERS, DEMO_WEEKS
 from newsletter.runtime import tune_gc
+
+if TYPE_CHECKING:
+    from newsletter.simulate.params import WorldParams
 
 
 @app.command("simulate")
@@ -47,15 +51,11 @@ def simulate_command(
 ) -> None:
     """Simulate a world for some weeks through the real pipeline, then report it."""
     from newsletter.simulate.loop import SimulationConfig
-    from newsletter.simulate.params import WorldFileError, load_world
     from newsletter.simulate.run import run_simulation
 
     if ranker not in ("hybrid", "clicks"):
         raise fail(f"--ranker {ranker!r}: choose hybrid or clicks", 2)
-    try:
-        params = load_world(world)
-    except WorldFileError as exc:
-        raise fail(str(exc), 2) from exc
+    params = _world_or_exit(world)
     if database is not None:
         _empty_database_or_exit(database)
     config = SimulationConfig(
@@ -229,19 +229,25 @@ def _evaluate_world(
     """The aging protocol on a simulated world's behaviour (see ``simulate/offline.py``)."""
     from newsletter.recommend.evaluate import evaluate_aging
     from newsletter.simulate.offline import world_log
-    from newsletter.simulate.params import WorldFileError, load_world
 
     if protocol not in (None, "aging"):
         raise fail(f"--world evaluates the aging protocol, not {protocol!r}", 2)
-    try:
-        params = load_world(world)
-    except WorldFileError as exc:
-        raise fail(str(exc), 2) from exc
+    params = _world_or_exit(world)
     tune_gc()
     err_console.print(f"[dim]·[/dim] simulating {world}: {subscribers} subscribers, {weeks} weeks")
     log = world_log(params, subscribers=subscribers, weeks=weeks, seed=seed)
     result = evaluate_aging(log.data, log.catalog, cut=log.cut, horizon=log.horizon)
     return {"world": params.world.name, "subscribers": subscribers, "weeks": weeks, **result}
+
+
+def _world_or_exit(world: str) -> WorldParams:
+    """A shipped world by name or a world file; a bad one exits 2 with the file's problem."""
+    from newsletter.simulate.params import WorldFileError, load_world
+
+    try:
+        return load_world(world)
+    except WorldFileError as exc:
+        raise fail(str(exc), 2) from exc
 
 
 def _evaluation_table(result: dict[str, object]) -> None:

@@ -48,14 +48,38 @@ SEND_GAP = DAY  # logged slots further apart than this belong to different sends
 
 
 @dataclass(frozen=True)
+class TimeIndex:
+    """Events sorted by (group, whole second): how many of a group's come before a time."""
+
+    keys: Array  # sorted: group * span + whole seconds since t0
+    span: int
+    t0: int
+
+    @classmethod
+    def build(cls, groups: Array, times: Array) -> tuple[TimeIndex, Array]:
+        """The index of (group, time) events, and the order that sorts them."""
+        seconds = np.floor(np.asarray(times, dtype=np.float64)).astype(np.int64)
+        t0 = int(seconds.min()) if len(seconds) else 0
+        span = int(seconds.max() - t0 + 2) if len(seconds) else 2
+        keys = np.asarray(groups, dtype=np.int64) * span + (seconds - t0)
+        order = np.argsort(keys, kind="stable")
+        return cls(keys[order], span, t0), order
+
+    def search(self, groups: Array, times: Array) -> Array:
+        """Per query, the position just past the group's events in whole seconds before ``t``'s
+        (a time before the first event counts none, one after the last counts all)."""
+        seconds = np.floor(np.asarray(times, dtype=np.float64)) - self.t0
+        t = np.clip(seconds, 0, self.span - 1).astype(np.int64)
+        return np.searchsorted(self.keys, np.asarray(groups, dtype=np.int64) * self.span + t)
+
+
+@dataclass(frozen=True)
 class ClickContext:
     """Histories in time order (CSR-like), item and declared topics, publication times."""
 
     starts: Array
     items: Array
-    keys: Array
-    span: int
-    t0: int
+    index: TimeIndex
     item_topics: sp.csr_matrix
     declared: sp.csr_matrix
     published: Array
@@ -67,10 +91,7 @@ class ClickContext:
         if data.machine is not None:
             human = ~np.asarray(data.machine, dtype=bool)
         users, items = data.user_idx[human], data.item_idx[human]
-        times = np.floor(np.asarray(data.timestamp, dtype=np.float64)[human]).astype(np.int64)
-        t0 = int(times.min()) if len(times) else 0
-        span = int(times.max() - t0 + 2) if len(times) else 2
-        order = np.lexsort((times, users))
+        index, order = TimeIndex.build(users, np.asarray(data.timestamp)[human])
         starts = np.r_[0, np.cumsum(np.bincount(users, minlength=data.n_users))]
         names: dict[str, int] = {}
         rows = [
@@ -87,9 +108,7 @@ class ClickContext:
         return cls(
             starts=starts,
             items=items[order],
-            keys=users[order].astype(np.int64) * span + (times[order] - t0),
-            span=span,
-            t0=t0,
+            index=index,
             item_topics=_binary(rows, (catalog.n_items, len(names))),
             declared=_binary(declared, (data.n_users, len(names))),
             published=np.asarray(catalog.published_at, dtype=np.float64),
@@ -97,37 +116,29 @@ class ClickContext:
 
     def before(self, users: Array, times: Array) -> Array:
         """Return, per pair, the index just past the subscriber's last event before ``t``."""
-        t = np.clip(np.floor(times).astype(np.int64) - self.t0, 0, self.span - 1)
-        return np.searchsorted(self.keys, users.astype(np.int64) * self.span + t, side="left")
+        return self.index.search(users, times)
 
 
 @dataclass(frozen=True)
 class ShownBefore:
     """Counts earlier exposures of (subscriber, item) pairs in a log, by time."""
 
-    keys: Array  # sorted: pair * span + whole seconds since t0
+    index: TimeIndex
     n_items: int
-    span: int
-    t0: int
 
     @classmethod
     def build(cls, log: ExposureLog | None, n_items: int) -> ShownBefore:
         """Index the log's exposures (an empty index without a log)."""
-        if log is None or len(log.user_idx) == 0:
-            return cls(np.zeros(0, dtype=np.int64), n_items, 2, 0)
-        times = np.floor(np.asarray(log.sent_at, dtype=np.float64)).astype(np.int64)
-        t0 = int(times.min())
-        span = int(times.max() - t0 + 2)
+        if log is None:
+            return cls(TimeIndex.build(np.zeros(0), np.zeros(0))[0], n_items)
         pair = np.asarray(log.user_idx, dtype=np.int64) * n_items + log.item_idx
-        return cls(np.sort(pair * span + (times - t0)), n_items, span, t0)
+        return cls(TimeIndex.build(pair, log.sent_at)[0], n_items)
 
     def count(self, users: Array, items: Array, times: Array) -> Array:
         """Per aligned pair, the exposures in whole seconds before ``t``'s (never itself)."""
         pair = np.asarray(users, dtype=np.int64) * self.n_items + np.asarray(items)
-        t = np.clip(np.floor(np.asarray(times, dtype=np.float64)) - self.t0, 0, self.span - 1)
-        lo = np.searchsorted(self.keys, pair * self.span, side="left")
-        hi = np.searchsorted(self.keys, pair * self.span + t.astype(np.int64), side="left")
-        return (hi - lo).astype(np.float64)
+        first = self.index.search(pair, np.full(len(pair), -np.inf))
+        return (self.index.search(pair, times) - first).astype(np.float64)
 
 
 def _sends(log: ExposureLog) -> list[Array]:

@@ -56,11 +56,10 @@ class ExposureLog:
     def __post_init__(self) -> None:
         """Check that every field has one entry per slot."""
         n = len(self.user_idx)
-        for name in ("item_idx", "position", "section", "clicked", "randomised", "sent_at"):
-            if len(getattr(self, name)) != n:
+        for name in ("item_idx", "position", "section", "clicked", "randomised", "sent_at", "send"):
+            value = getattr(self, name)
+            if value is not None and len(value) != n:
                 raise ValueError(f"ExposureLog.{name} has length != len(user_idx) ({n})")
-        if self.send is not None and len(self.send) != n:
-            raise ValueError(f"ExposureLog.send has length != len(user_idx) ({n})")
         if n and int(np.min(self.position)) < 0:
             raise ValueError("ExposureLog.position must be 0-based (found a negative position)")
 

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, and_, case, func, select
 from newsletter.models import (
     MessageStatus,
 )
+from newsletter.store.exposures import human_clicked_slots, is_clicked
 from newsletter.tables import (
     campaign_table,
     event_table,
@@ -165,11 +166,7 @@ def _site_active(c: Connection, when: datetime) -> set[int]:
 
 
 def slot_outcomes(engine: Engine, *, run_ids: Sequence[int]) -> pd.DataFrame:
-    """One row per slot of the runs' sent messages, with the person's click on it (0/1).
-
-    The slots and the human clicks are read apart and matched here: a correlated lookup of
-    the clicks per slot row cost more than both reads together.
-    """
+    """One row per slot of the runs' sent messages, with the person's click on it (0/1)."""
     columns = [
         "message_id",
         "run_id",
@@ -181,7 +178,8 @@ def slot_outcomes(engine: Engine, *, run_ids: Sequence[int]) -> pd.DataFrame:
         "propensity",
         "score",
     ]
-    frames, clicks = [], []
+    frames: list[pd.DataFrame] = []
+    clicked: set[tuple[int, int]] = set()
     with engine.connect() as c:
         for start in range(0, len(run_ids), 50):
             chunk = [int(r) for r in run_ids[start : start + 50]]
@@ -198,26 +196,13 @@ def slot_outcomes(engine: Engine, *, run_ids: Sequence[int]) -> pd.DataFrame:
                 S.score,
             ).select_from(slot_table.join(message_table, M.id == S.message_id))
             frames.append(_frame(plain_rows(c, query.where(sent)), columns))
-            clicked = (
-                select(E.message_id, E.slot_position)
-                .select_from(event_table.join(message_table, M.id == E.message_id))
-                .where(sent, E.kind == "click", human_event, E.slot_position.is_not(None))
-            )
-            clicks.extend(plain_rows(c, clicked))
+            clicked |= human_clicked_slots(c, sent)
     if not frames:
         return pd.DataFrame(columns=[*columns, "clicked"])
     out = pd.concat(frames, ignore_index=True)
-    out["clicked"] = (
-        _slot_keys(out["message_id"], out["position"])
-        .isin({(int(m), int(p)) for m, p in clicks})
-        .astype(int)
-    )
+    hit = is_clicked(out["message_id"].tolist(), out["position"].tolist(), clicked)
+    out["clicked"] = hit.astype(int)
     return out.sort_values(["message_id", "position"], ignore_index=True)
-
-
-def _slot_keys(messages: pd.Series, positions: pd.Series) -> pd.Series:
-    """(message id, position) per slot, as one series of tuples."""
-    return pd.Series(list(zip(messages.tolist(), positions.tolist(), strict=True)))
 
 
 def item_facts(engine: Engine) -> pd.DataFrame:
