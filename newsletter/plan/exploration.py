@@ -35,6 +35,11 @@ class ThompsonBank:
 
     items: Array  # candidate item indices (into the catalogue), shape (K,)
     top: Array  # shape (draws, L): per draw, catalogue item indices best first
+    rare: Array | None = None  # per candidate, shown to fewer than max_exposures (None: all)
+
+    def rarely_shown(self) -> Array:
+        """The candidates still short of evidence (catalogue indices)."""
+        return self.items if self.rare is None else self.items[np.asarray(self.rare, bool)]
 
     @property
     def draws(self) -> int:
@@ -69,24 +74,27 @@ def thompson_bank(
     draws: int = 256,
     prior_mean: Array | None = None,
     prior_strength: float = 2.0,
+    max_exposures: int | None = None,
 ) -> ThompsonBank:
     """Draw `draws` CTR samples per candidate from its Beta posterior and keep each draw's top.
 
     ``prior_mean`` (per candidate) and ``prior_strength`` set the Beta prior (default: the
-    uniform Beta(1, 1)).
+    uniform Beta(1, 1)); ``max_exposures`` marks the candidates shown fewer times as rare.
     """
     items = np.asarray(items, dtype=np.int64)
     clicks = np.clip(np.asarray(clicks, dtype=np.float64), 0, None)
     exposures = np.maximum(np.asarray(exposures, dtype=np.float64), clicks)
+    rare = None if max_exposures is None else exposures < max_exposures
     if len(items) == 0:
-        return ThompsonBank(items=items, top=np.zeros((draws, 0), dtype=np.int64))
+        return ThompsonBank(items=items, top=np.zeros((draws, 0), dtype=np.int64), rare=rare)
     mean = np.full(len(items), 0.5) if prior_mean is None else np.asarray(prior_mean, float)
     a, b = prior_strength * mean, prior_strength * (1.0 - mean)
     samples = rng.beta(a + clicks, b + exposures - clicks, size=(draws, len(items)))
     width = min(TOP_PER_DRAW, len(items))
     part = np.argpartition(-samples, width - 1, axis=1)[:, :width]
     order = np.argsort(-np.take_along_axis(samples, part, axis=1), axis=1, kind="stable")
-    return ThompsonBank(items=items, top=items[np.take_along_axis(part, order, axis=1)])
+    top = items[np.take_along_axis(part, order, axis=1)]
+    return ThompsonBank(items=items, top=top, rare=rare)
 
 
 def winners(bank: ThompsonBank, excluded: Array) -> Array:
@@ -104,22 +112,54 @@ def winners(bank: ThompsonBank, excluded: Array) -> Array:
 
 
 def explore(
-    bank: ThompsonBank, excluded: Array, *, rng: np.random.Generator
+    bank: ThompsonBank,
+    excluded: Array,
+    *,
+    rng: np.random.Generator,
+    personal: Array | None = None,
+    bank_share: float = 1.0,
 ) -> tuple[Array, Array]:
     """Pick one exploration item per message and its propensity (item -1 when none is left).
 
-    `excluded` (messages x catalogue items, bool) is updated in place with the picks.
+    With ``personal`` (messages x M candidate item indices, -1 = none), the slot is a mixture:
+    with probability ``bank_share`` the bank's pick, otherwise a uniform draw from the
+    message's own candidates not excluded (when only one part has an item, that part). The
+    propensity is the mixture's exact probability of the chosen item. `excluded` (messages x
+    catalogue items, bool) is updated in place with the picks.
     """
     n = excluded.shape[0]
-    if n == 0 or bank.top.shape[1] == 0:
+    no_personal = personal is None or personal.shape[1] == 0
+    if n == 0 or (bank.top.shape[1] == 0 and no_personal):
         return np.full(n, -1, dtype=np.int64), np.zeros(n)
     win = winners(bank, excluded)
-    chosen = win[np.arange(n), rng.integers(0, bank.draws, size=n)]
-    propensity = (win == chosen[:, None]).mean(axis=1)
-    propensity[chosen < 0] = 0.0
-    rows = np.flatnonzero(chosen >= 0)
-    excluded[rows, chosen[rows]] = True
+    rows = np.arange(n)
+    from_bank = win[rows, rng.integers(0, max(bank.draws, 1), size=n)] if win.size else None
+    chosen = np.full(n, -1, dtype=np.int64) if from_bank is None else from_bank
+    bank_ok = (win >= 0).any(axis=1) if win.size else np.zeros(n, bool)
+    p_bank = np.zeros(n)
+    if personal is not None and not no_personal:
+        free = (personal >= 0) & ~excluded[rows[:, None], np.maximum(personal, 0)]
+        count = free.sum(axis=1)
+        pick = _uniform_free(free, rng)
+        mine = np.where(count > 0, personal[rows, pick], -1)
+        share = np.where(bank_ok & (count > 0), bank_share, bank_ok.astype(np.float64))
+        chosen = np.where(rng.random(n) < share, chosen, mine)
+        in_mine = (personal == chosen[:, None]).any(axis=1) & (chosen >= 0)
+        p_mine = np.where(in_mine, 1.0 / np.maximum(count, 1), 0.0) * (1.0 - share)
+    else:
+        share, p_mine = np.ones(n), np.zeros(n)
+    if win.size:
+        p_bank = (win == chosen[:, None]).mean(axis=1) * share
+    propensity = np.where(chosen >= 0, p_bank + p_mine, 0.0)
+    picked = np.flatnonzero(chosen >= 0)
+    excluded[picked, chosen[picked]] = True
     return chosen, propensity
+
+
+def _uniform_free(free: Array, rng: np.random.Generator) -> Array:
+    """Per row, the column of a uniformly drawn True entry of `free` (0 for an empty row)."""
+    keys = np.where(free, rng.random(free.shape), -1.0)
+    return keys.argmax(axis=1)
 
 
 def explore_counts(

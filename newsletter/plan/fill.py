@@ -1,11 +1,20 @@
 """Fill the slots of a batch of messages: sections, exploration, the popularity holdout.
 
-Personalized messages: each gets ``explore_counts`` exploration slots (Thompson sampling,
-:mod:`newsletter.plan.exploration`), and the remaining slots are split over the campaign's
-sections; the exploration slots are taken from the largest section quota. Sections are
-filled in order with candidates not already in the message; a section short of candidates
-leaves its slots to a backfill pass over every section's remaining candidates, and what is
-still missing comes from the source's fallback (popular, then newest live items). Items never
+Personalized messages: each gets ``explore_counts`` exploration slots, and the remaining
+slots are split over the campaign's sections. An exploration slot is, with probability
+``BANK_SHARE``, the Thompson bank's pick (:mod:`newsletter.plan.exploration`: items the whole
+audience has seen little of), otherwise a uniform draw from the reader's own next candidates:
+the rarely shown items of the exploration pool that the ranker rates for this reader but that
+the message would not show without exploration. The logged propensity is the mixture's
+probability of the pick. A bank-only policy explores items at random for the reader, and its
+slots click a fraction of the rest of the email; the reader's own part gives a new item its
+first exposures among the people likely to want it, while the bank keeps every pool item
+possible (what off-policy estimates of other policies need).
+
+The exploration slots are taken from the largest section quota. Sections are filled in order
+with candidates not already in the message; a section short of candidates leaves its slots to
+a backfill pass over every section's remaining candidates, and what is still missing comes
+from the source's fallback (popular, then newest live items). Items never
 repeat inside a message. Deterministic slots have propensity 1; exploration slots carry the
 probability the policy chose them. Popular-arm messages take the popularity ranking.
 """
@@ -21,9 +30,14 @@ import scipy.sparse as sp
 
 from newsletter.plan.campaigns import CampaignConfig
 from newsletter.plan.exploration import ThompsonBank, explore, explore_counts
-from newsletter.plan.slots import Candidates, SlotSource, sentence_for
+from newsletter.plan.slots import WIDE, Candidates, SlotSource, sentence_for
 
 Array = np.ndarray
+# An exploration slot is the Thompson bank's pick with this probability, else a uniform draw
+# from the subscriber's own next candidates in the exploration pool (at most PERSONAL of
+# them): items the ranker rates for this reader but the email would not have shown.
+BANK_SHARE = 0.5
+PERSONAL = 16
 
 
 class PlannedSlot(NamedTuple):
@@ -54,8 +68,10 @@ def exploration_picks(
     users: Array,
     counts: Array,
     rng: np.random.Generator,
+    personal: Array | None = None,
 ) -> tuple[Array, Array]:
-    """Per message, up to counts[b] exploration items (-1 = none) and their propensities."""
+    """Per message, up to counts[b] exploration items (-1 = none) and their propensities;
+    with ``personal`` candidates, each slot mixes the bank and them (``BANK_SHARE``)."""
     width = int(counts.max()) if len(counts) else 0
     items = np.full((len(users), width), -1, dtype=np.int64)
     props = np.zeros((len(users), width))
@@ -63,9 +79,29 @@ def exploration_picks(
     for j in range(width):
         rows = np.flatnonzero(counts > j)
         block = excluded[rows]
-        items[rows, j], props[rows, j] = explore(bank, block, rng=rng)
+        mine = None if personal is None else personal[rows]
+        items[rows, j], props[rows, j] = explore(
+            bank, block, rng=rng, personal=mine, bank_share=BANK_SHARE
+        )
         excluded[rows] = block
     return items, props
+
+
+def personal_candidates(
+    ranked: Array, bank: ThompsonBank, unexplored: list[list[PlannedSlot]]
+) -> Array:
+    """Per message, the rarely shown items of the exploration pool among its ranked candidates
+    that the message would not show without exploration (``unexplored``), best first, at most
+    ``PERSONAL``."""
+    rare = bank.rarely_shown()
+    pool = np.zeros(int(max(ranked.max(initial=0), rare.max(initial=0))) + 1, bool)
+    pool[rare] = True
+    out = np.full((len(ranked), PERSONAL), -1, dtype=np.int64)
+    for b, row in enumerate(ranked.tolist()):
+        shown = {slot.item for slot in unexplored[b]}
+        mine = [i for i in row if i >= 0 and pool[i] and i not in shown][:PERSONAL]
+        out[b, : len(mine)] = mine
+    return out
 
 
 def popular_picks(source: SlotSource, users: Array, counts: Array) -> tuple[Array, Array]:
@@ -203,10 +239,6 @@ def fill_personalized(
     counts = explore_counts(
         len(users), n_items=config.n_items, share=config.exploration_share, rng=rng
     )
-    if config.exploration_policy == "popular":
-        picks, props = popular_picks(source, users, counts)
-    else:
-        picks, props = exploration_picks(bank, history, users, counts, rng)
     base = config.section_quotas()
     rows = [
         _Rows.of(source.candidates(s.kind, users, q + config.n_items))
@@ -214,20 +246,30 @@ def fill_personalized(
     ]
     fallback = [_Rows.of(c) for c in source.fallback(users, config.n_items)]
     quotas: dict[int, list[int]] = {}
-    pick_rows, prop_rows = picks.tolist(), props.tolist()
-    return [
-        assemble(
+
+    def message(b: int, picks: list[int], props: list[float]) -> list[PlannedSlot]:
+        return assemble(
             b,
             config=config,
             rows=rows,
-            picks=pick_rows[b],
-            props=prop_rows[b],
+            picks=picks,
+            props=props,
             means=means,
             quotas=quotas,
             fallback=fallback,
         )
-        for b in range(len(users))
-    ]
+
+    if config.exploration_policy == "popular":
+        picks, props = popular_picks(source, users, counts)
+    elif counts.any():
+        ranked = source.candidates("top_picks", users, WIDE).items
+        unexplored = [message(b, [], []) for b in range(len(users))]
+        personal = personal_candidates(ranked, bank, unexplored)
+        picks, props = exploration_picks(bank, history, users, counts, rng, personal)
+    else:
+        picks, props = exploration_picks(bank, history, users, counts, rng)
+    pick_rows, prop_rows = picks.tolist(), props.tolist()
+    return [message(b, pick_rows[b], prop_rows[b]) for b in range(len(users))]
 
 
 def fill_popular(

@@ -287,6 +287,7 @@ def fit_model(engine: Any, plan: RunPlan, factory: SlotSourceFactory) -> RunMode
         rng=rng,
         prior_mean=x.prior_mean,
         prior_strength=x.prior_strength,
+        max_exposures=config.explore_max_exposures,
     )
     return RunModel(matrices.subscriber_ids, matrices.item_ids, parts, bank, x.means)
 

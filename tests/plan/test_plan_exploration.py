@@ -83,3 +83,50 @@ def test_informative_prior_explores_plausible_items_first() -> None:
     assert ((p > 0) & (p <= 1)).all()
     baseline, _ = explore(uniform, excluded.copy(), rng=np.random.default_rng(4))
     assert (baseline >= 50).mean() < 0.25
+
+
+def test_mixed_with_personal_candidates_logs_the_mixture_probability() -> None:
+    """Bank over items 0-2 (uniform), personal lists {3, 4} or {1, 5} (5 excluded in half the
+    rows), bank share 0.3: the logged propensity of every pick is its exact mixture
+    probability, and matches how often it is picked."""
+    rng = np.random.default_rng(5)
+    bank = thompson_bank(
+        items=np.arange(3), clicks=np.zeros(3), exposures=np.zeros(3), rng=rng, draws=600
+    )
+    n = 40_000
+    personal = np.where(np.arange(n)[:, None] % 2 == 0, [[3, 4, -1]], [[1, 5, -1]])
+    excluded = np.zeros((n, 6), dtype=bool)
+    excluded[1::4, 5] = True  # a quarter of the rows: the list {1, 5} has only 1 left
+    picks, props = explore(bank, excluded, rng=rng, personal=personal, bank_share=0.3)
+    shares = {i: float(np.mean(bank.top[:, 0] == i)) for i in range(3)}
+    groups = {
+        "even": np.arange(n) % 2 == 0,
+        "odd, 5 free": np.arange(n) % 4 == 3,
+        "odd, 5 excluded": np.arange(n) % 4 == 1,
+    }
+    expected = {
+        "even": {0: 0.3 * shares[0], 1: 0.3 * shares[1], 2: 0.3 * shares[2], 3: 0.35, 4: 0.35},
+        "odd, 5 free": {0: 0.3 * shares[0], 1: 0.3 * shares[1] + 0.35, 2: 0.3 * shares[2], 5: 0.35},
+        "odd, 5 excluded": {0: 0.3 * shares[0], 1: 0.3 * shares[1] + 0.7, 2: 0.3 * shares[2]},
+    }
+    for name, rows in groups.items():
+        for item, p in expected[name].items():
+            hit = rows & (picks == item)
+            np.testing.assert_allclose(props[hit], p)
+            assert abs(hit.sum() / rows.sum() - p) < 0.02, (name, item)
+        assert set(np.unique(picks[rows]).tolist()) == set(expected[name])
+    assert excluded[np.arange(n), picks].all()  # the picks are now excluded
+
+
+def test_personal_candidates_alone_when_the_bank_is_empty() -> None:
+    rng = np.random.default_rng(6)
+    empty = thompson_bank(
+        items=np.zeros(0, dtype=np.int64), clicks=np.zeros(0), exposures=np.zeros(0), rng=rng
+    )
+    excluded = np.zeros((3, 4), dtype=bool)
+    excluded[0, 2] = True
+    personal = np.array([[2, 3], [2, 3], [-1, -1]])
+    picks, props = explore(empty, excluded, rng=rng, personal=personal, bank_share=0.5)
+    assert picks[0] == 3 and props[0] == 1.0
+    assert picks[1] in (2, 3) and props[1] == 0.5
+    assert picks[2] == -1 and props[2] == 0.0
