@@ -96,11 +96,16 @@ def personal_candidates(
     rare = bank.rarely_shown()
     pool = np.zeros(int(max(ranked.max(initial=0), rare.max(initial=0))) + 1, bool)
     pool[rare] = True
-    out = np.full((len(ranked), PERSONAL), -1, dtype=np.int64)
-    for b, row in enumerate(ranked.tolist()):
-        shown = {slot.item for slot in unexplored[b]}
-        mine = [i for i in row if i >= 0 and pool[i] and i not in shown][:PERSONAL]
-        out[b, : len(mine)] = mine
+    width = max((len(slots) for slots in unexplored), default=0)
+    shown = np.full((len(ranked), max(width, 1)), -1, dtype=np.int64)
+    for b, slots in enumerate(unexplored):
+        shown[b, : len(slots)] = [slot.item for slot in slots]
+    keep = (ranked >= 0) & pool[np.maximum(ranked, 0)]
+    keep &= ~(ranked[:, :, None] == shown[:, None, :]).any(axis=2)
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :PERSONAL]
+    out = np.where(np.take_along_axis(keep, order, 1), np.take_along_axis(ranked, order, 1), -1)
+    if out.shape[1] < PERSONAL:
+        out = np.hstack([out, np.full((len(out), PERSONAL - out.shape[1]), -1, dtype=np.int64)])
     return out
 
 
