@@ -128,28 +128,23 @@ def explore(
     catalogue items, bool) is updated in place with the picks.
     """
     n = excluded.shape[0]
-    no_personal = personal is None or personal.shape[1] == 0
-    if n == 0 or (bank.top.shape[1] == 0 and no_personal):
+    mixed = personal is not None and personal.shape[1] > 0
+    if n == 0 or (bank.top.shape[1] == 0 and not mixed):
         return np.full(n, -1, dtype=np.int64), np.zeros(n)
     win = winners(bank, excluded)
     rows = np.arange(n)
-    from_bank = win[rows, rng.integers(0, max(bank.draws, 1), size=n)] if win.size else None
-    chosen = np.full(n, -1, dtype=np.int64) if from_bank is None else from_bank
-    bank_ok = (win >= 0).any(axis=1) if win.size else np.zeros(n, bool)
-    p_bank = np.zeros(n)
-    if personal is not None and not no_personal:
+    chosen = win[rows, rng.integers(0, bank.draws, size=n)]
+    share, p_mine = np.ones(n), np.zeros(n)
+    if personal is not None and mixed:
         free = (personal >= 0) & ~excluded[rows[:, None], np.maximum(personal, 0)]
         count = free.sum(axis=1)
-        pick = _uniform_free(free, rng)
-        mine = np.where(count > 0, personal[rows, pick], -1)
+        mine = np.where(count > 0, personal[rows, _uniform_free(free, rng)], -1)
+        bank_ok = (win >= 0).any(axis=1)
         share = np.where(bank_ok & (count > 0), bank_share, bank_ok.astype(np.float64))
         chosen = np.where(rng.random(n) < share, chosen, mine)
-        in_mine = (personal == chosen[:, None]).any(axis=1) & (chosen >= 0)
+        in_mine = (personal == chosen[:, None]).any(axis=1)
         p_mine = np.where(in_mine, 1.0 / np.maximum(count, 1), 0.0) * (1.0 - share)
-    else:
-        share, p_mine = np.ones(n), np.zeros(n)
-    if win.size:
-        p_bank = (win == chosen[:, None]).mean(axis=1) * share
+    p_bank = (win == chosen[:, None]).mean(axis=1) * share
     propensity = np.where(chosen >= 0, p_bank + p_mine, 0.0)
     picked = np.flatnonzero(chosen >= 0)
     excluded[picked, chosen[picked]] = True

@@ -33,11 +33,8 @@ from newsletter.plan.exploration import ThompsonBank, explore, explore_counts
 from newsletter.plan.slots import WIDE, Candidates, SlotSource, sentence_for
 
 Array = np.ndarray
-# An exploration slot is the Thompson bank's pick with this probability, else a uniform draw
-# from the subscriber's own next candidates in the exploration pool (at most PERSONAL of
-# them): items the ranker rates for this reader but the email would not have shown.
-BANK_SHARE = 0.5
-PERSONAL = 16
+BANK_SHARE = 0.5  # chance an exploration slot is the bank's pick (module docstring)
+PERSONAL = 16  # the reader's own exploration candidates, at most
 
 
 class PlannedSlot(NamedTuple):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from newsletter.plan.campaigns import CampaignConfig
-from newsletter.plan.exploration import thompson_bank
+from newsletter.plan.exploration import ThompsonBank, thompson_bank
 from newsletter.plan.fill import BANK_SHARE, fill_personalized, personal_candidates
 from newsletter.plan.slots import ModelSlotSource, history_matrix
 from newsletter.recommend.base import DAY, InteractionData, ItemCatalog, ScoringModel
@@ -68,7 +68,7 @@ def _setup() -> tuple[ModelSlotSource, CampaignConfig, np.ndarray]:
     return source, config, users
 
 
-def _bank(seed: int):  # type: ignore[no-untyped-def]
+def _bank(seed: int) -> ThompsonBank:
     exposures = np.r_[np.full(5, 500.0), np.zeros(15)]
     return thompson_bank(
         items=np.arange(10, 30),
